@@ -1,0 +1,92 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "carma",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "carmad", targets: ["carmad"]),
+        .executable(name: "carma", targets: ["carma"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // C libraries, each behind a module map and a small shim header.
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
+        .systemLibrary(name: "CISAL", providers: [.apt(["libisal-dev"])]),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLinux"),
+
+        // HTTP over libmicrohttpd; knows nothing of fragments.
+        .target(
+            name: "MicroHTTP",
+            dependencies: ["CMicroHTTPD", "CarmaJSON", .product(name: "Logging", package: "swift-log")]
+        ),
+        // A strict JSON value type, parser and writer shared by server and client.
+        .target(name: "CarmaJSON"),
+        // Registry, payload files, redundancy, index and cache; knows nothing of HTTP.
+        .target(
+            name: "FragmentStore",
+            dependencies: [
+                "CISAL", "CSQLite", "CLinux", "CarmaJSON",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Repair queue, scheduler, recovery tiers, scrub and reconstruction.
+        .target(
+            name: "DreamEngine",
+            dependencies: [
+                "FragmentStore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The HTTP API: routes, JSON models, validation, problem errors, metrics.
+        .target(
+            name: "CarmaService",
+            dependencies: [
+                "MicroHTTP", "FragmentStore", "DreamEngine", "CarmaJSON",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // A small blocking HTTP/1.1 client and the API calls, for the CLI, the harness and tests.
+        .target(name: "CarmaClient", dependencies: ["CarmaJSON"]),
+
+        .executableTarget(
+            name: "carmad",
+            dependencies: [
+                "CarmaService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "carma",
+            dependencies: [
+                "CarmaClient", "CarmaJSON",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .target(name: "CarmaTesting", dependencies: ["CarmaClient", "CarmaJSON"], path: "Tests/CarmaTesting"),
+        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "CarmaTesting"]),
+        .testTarget(name: "CarmaJSONTests", dependencies: ["CarmaJSON"]),
+        .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "CarmaTesting"]),
+        .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "CarmaTesting"]),
+        .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "CarmaTesting"]),
+        .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaTesting", "CarmaJSON"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,143 @@
+/// A JSON document as a value: what the parser produces and the writer prints.
+///
+/// Objects keep their members in the order they were written, so that what a client stored is what it
+/// reads back. Numbers are finite doubles; integers up to 2^53 survive a round trip exactly.
+public enum JSONValue: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+}
+
+/// An ordered JSON object with unique keys.
+public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
+    public private(set) var members: [(key: String, value: JSONValue)]
+
+    public init() {
+        self.members = []
+    }
+
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self.members = []
+        for (key, value) in elements {
+            self[key] = value
+        }
+    }
+
+    public var count: Int { self.members.count }
+    public var isEmpty: Bool { self.members.isEmpty }
+    public var keys: [String] { self.members.map(\.key) }
+
+    /// The member named `key`; setting `nil` removes it, setting a new key appends it.
+    public subscript(key: String) -> JSONValue? {
+        get {
+            self.members.first(where: { $0.key == key })?.value
+        }
+        set {
+            let index = self.members.firstIndex(where: { $0.key == key })
+            switch (index, newValue) {
+            case let (index?, value?): self.members[index].value = value
+            case let (index?, nil): self.members.remove(at: index)
+            case let (nil, value?): self.members.append((key, value))
+            case (nil, nil): break
+            }
+        }
+    }
+
+    public func makeIterator() -> IndexingIterator<[(key: String, value: JSONValue)]> {
+        self.members.makeIterator()
+    }
+
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        guard lhs.members.count == rhs.members.count else { return false }
+        for (l, r) in zip(lhs.members, rhs.members) where l.key != r.key || l.value != r.value {
+            return false
+        }
+        return true
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.members.count)
+        for member in self.members {
+            hasher.combine(member.key)
+            hasher.combine(member.value)
+        }
+    }
+}
+
+extension JSONValue {
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var doubleValue: Double? {
+        if case .number(let n) = self { return n }
+        return nil
+    }
+
+    /// The number as an integer, if it is one exactly.
+    public var intValue: Int? {
+        guard case .number(let n) = self, n.rounded() == n, abs(n) <= 9_007_199_254_740_992 else { return nil }
+        return Int(n)
+    }
+
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    public var objectValue: JSONObject? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    /// The member `key` of an object, or nil for anything else.
+    public subscript(key: String) -> JSONValue? {
+        self.objectValue?[key]
+    }
+
+    /// How deep the value nests: 0 for a scalar, 1 for a flat array or object.
+    public var depth: Int {
+        switch self {
+        case .array(let a): return 1 + (a.map(\.depth).max() ?? 0)
+        case .object(let o): return 1 + (o.members.map(\.value.depth).max() ?? 0)
+        default: return 0
+        }
+    }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral, ExpressibleByDictionaryLiteral
+{
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        var object = JSONObject()
+        for (key, value) in elements { object[key] = value }
+        self = .object(object)
+    }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(nilLiteral: ()) { self = .null }
+}
+
+extension JSONValue {
+    public init(_ value: Int) { self = .number(Double(value)) }
+    public init(_ value: Double) { self = .number(value) }
+    public init(_ value: String) { self = .string(value) }
+    public init(_ strings: [String]) { self = .array(strings.map(JSONValue.string)) }
+}

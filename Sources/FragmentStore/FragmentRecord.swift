@@ -1,0 +1,135 @@
+import CarmaJSON
+
+/// A fragment as its payload file holds it: the client's fields plus what the server keeps.
+///
+/// The record is stored as JSON, and that JSON (with `status` and `checksum` appended) is exactly
+/// what a GET returns, so a read never re-encodes anything.
+public struct FragmentRecord: Sendable, Equatable {
+    public var id: String
+    public var version: UInt64
+    public var content: String
+    public var links: [String]
+    public var tags: [String]
+    public var metadata: JSONObject
+    public var embedding: [Double]?
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+    /// Set on a record rebuilt from context instead of recovered exactly.
+    public var reconstruction: Reconstruction?
+
+    public var size: Int { self.content.utf8.count }
+
+    public init(
+        id: String, version: UInt64, input: FragmentInput, createdAt: Timestamp, updatedAt: Timestamp,
+        reconstruction: Reconstruction? = nil
+    ) {
+        self.id = id
+        self.version = version
+        self.content = input.content
+        self.links = input.links
+        self.tags = input.tags
+        self.metadata = input.metadata
+        self.embedding = input.embedding
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.reconstruction = reconstruction
+    }
+
+    public var input: FragmentInput {
+        FragmentInput(content: self.content, links: self.links, tags: self.tags, metadata: self.metadata, embedding: self.embedding)
+    }
+
+    /// The canonical JSON of the record.
+    public func encode() -> [UInt8] {
+        var object: JSONObject = [
+            "id": .string(self.id),
+            "version": .number(Double(self.version)),
+            "content": .string(self.content),
+            "links": JSONValue(self.links),
+            "tags": JSONValue(self.tags),
+            "metadata": .object(self.metadata),
+        ]
+        if let embedding = self.embedding {
+            object["embedding"] = .array(embedding.map(JSONValue.number))
+        }
+        object["size"] = .number(Double(self.size))
+        object["created_at"] = .string(self.createdAt.rfc3339)
+        object["updated_at"] = .string(self.updatedAt.rfc3339)
+        if let reconstruction = self.reconstruction {
+            object["confidence"] = .number((reconstruction.confidence * 1000).rounded() / 1000)
+            object["sources"] = JSONValue(reconstruction.sources)
+            object["method"] = .string(reconstruction.method)
+            object["reconstructed_at"] = .string(reconstruction.at.rfc3339)
+        }
+        return JSONValue.object(object).bytes
+    }
+
+    /// Parses a record read back from a payload file.
+    public static func decode(_ bytes: [UInt8]) -> FragmentRecord? {
+        guard let value = try? JSONParser.parse(bytes, maxDepth: 128), let object = value.objectValue,
+            let id = object["id"]?.stringValue, let version = object["version"]?.doubleValue,
+            let content = object["content"]?.stringValue,
+            let created = object["created_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
+            let updated = object["updated_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:))
+        else { return nil }
+        let strings: (String) -> [String] = { key in object[key]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+        let input = FragmentInput(
+            content: content, links: strings("links"), tags: strings("tags"),
+            metadata: object["metadata"]?.objectValue ?? [:],
+            embedding: object["embedding"]?.arrayValue?.compactMap(\.doubleValue))
+        var reconstruction: Reconstruction?
+        if let confidence = object["confidence"]?.doubleValue, let method = object["method"]?.stringValue {
+            reconstruction = Reconstruction(
+                confidence: confidence, sources: strings("sources"), method: method,
+                at: object["reconstructed_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)) ?? updated)
+        }
+        return FragmentRecord(id: id, version: UInt64(version), input: input, createdAt: created, updatedAt: updated, reconstruction: reconstruction)
+    }
+}
+
+/// How a reconstructed record came to be.
+public struct Reconstruction: Sendable, Equatable {
+    /// Between 0 and 1: how much of the lost fragment's sketch the rebuilt text recovers.
+    public var confidence: Double
+    /// Ids of the fragments the text was assembled from.
+    public var sources: [String]
+    /// A short name of the method, e.g. `context-extractive-v1`.
+    public var method: String
+    public var at: Timestamp
+
+    public init(confidence: Double, sources: [String], method: String, at: Timestamp) {
+        self.confidence = confidence
+        self.sources = sources
+        self.method = method
+        self.at = at
+    }
+}
+
+extension Timestamp {
+    /// Parses the RFC 3339 form this store writes (`YYYY-MM-DDTHH:MM:SS.mmmZ`).
+    public init?(rfc3339 text: String) {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 24, bytes[4] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"), bytes[23] == UInt8(ascii: "Z") else { return nil }
+        func number(_ range: Range<Int>) -> Int64? {
+            var value: Int64 = 0
+            for i in range {
+                guard (48...57).contains(bytes[i]) else { return nil }
+                value = value * 10 + Int64(bytes[i] - 48)
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+            let millis = number(20..<23)
+        else { return nil }
+        // Days from the civil date (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let monthIndex = (month + 9) % 12
+        let dayOfYear = (153 * monthIndex + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        self.init(milliseconds: ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+    }
+}

@@ -1,0 +1,29 @@
+/// The state of a fragment the store knows.
+public enum FragmentStatus: String, Sendable, CaseIterable, Codable {
+    /// The content is present and its checksum matches.
+    case ok
+    /// Known, but the payload is missing or corrupt; answered with a stub until it is rebuilt.
+    case blank
+    /// Rebuilt approximately from surviving context; not byte-exact, and flagged as such.
+    case reconstructed
+}
+
+/// Why a fragment turned blank.
+public enum BlankReason: String, Sendable, CaseIterable, Codable {
+    /// The payload file is gone.
+    case missing
+    /// The payload file is there but its bytes do not match the stored checksum.
+    case checksumMismatch = "checksum_mismatch"
+    /// The payload file could not be read (an I/O error other than absence).
+    case unreadable
+}
+
+/// How damage was found.
+public enum Detection: String, Sendable, Codable {
+    /// A client read the fragment.
+    case read
+    /// The background scrub verified it.
+    case scrub
+    /// The registry was rebuilt from files and the payload was not among them.
+    case reindex
+}

@@ -1,0 +1,49 @@
+import Foundation
+
+/// A FIFO that a consumer thread drains in batches, blocking while it is empty.
+///
+/// `@unchecked Sendable`: every access to `items` and `closed` happens with `condition` locked.
+final class BlockingQueue<Element>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [Element] = []
+    private var closed = false
+
+    /// Appends; returns false once the queue is closed.
+    @discardableResult
+    func put(_ element: Element) -> Bool {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        guard !self.closed else { return false }
+        self.items.append(element)
+        self.condition.signal()
+        return true
+    }
+
+    /// Waits for at least one element and takes up to `limit`; nil once closed and drained.
+    func takeBatch(limit: Int) -> [Element]? {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        while self.items.isEmpty {
+            if self.closed { return nil }
+            self.condition.wait()
+        }
+        let count = min(limit, self.items.count)
+        let batch = Array(self.items[0..<count])
+        self.items.removeFirst(count)
+        return batch
+    }
+
+    var count: Int {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        return self.items.count
+    }
+
+    /// Refuses new elements; consumers drain what is left and then get nil.
+    func close() {
+        self.condition.lock()
+        self.closed = true
+        self.condition.broadcast()
+        self.condition.unlock()
+    }
+}

@@ -1,0 +1,187 @@
+import CLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The one file that makes file-system calls. It turns errno into FileError.
+
+/// A failed file-system call.
+struct FileError: Error, CustomStringConvertible {
+    enum Kind {
+        case notFound
+        case noSpace
+        case readOnly
+        case other
+    }
+
+    let kind: Kind
+    let errno: Int32
+    let operation: String
+    let path: String
+
+    init(errno code: Int32, _ operation: String, _ path: String) {
+        switch code {
+        case ENOENT, ENOTDIR: self.kind = .notFound
+        case ENOSPC, EDQUOT: self.kind = .noSpace
+        case EROFS, EACCES, EPERM: self.kind = .readOnly
+        default: self.kind = .other
+        }
+        self.errno = code
+        self.operation = operation
+        self.path = path
+    }
+
+    var description: String {
+        "\(self.operation) \(self.path): \(String(cString: strerror(self.errno)))"
+    }
+}
+
+enum FileSystem {
+    /// Reads a whole file.
+    static func read(_ path: String) throws(FileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(errno: errno, "open", path) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw FileError(errno: errno, "stat", path) }
+        let size = Int(info.st_size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        var offset = 0
+        let failure: Int32? = bytes.withUnsafeMutableBytes { buffer in
+            while offset < size {
+                let count = pread(fd, buffer.baseAddress! + offset, size - offset, off_t(offset))
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                if count == 0 { break }
+                offset += count
+            }
+            return nil
+        }
+        if let failure { throw FileError(errno: failure, "read", path) }
+        if offset < size { bytes.removeLast(size - offset) }
+        return bytes
+    }
+
+    /// Creates or truncates `path` and writes `bytes`, creating parent directories as needed.
+    /// Not durable by itself: the caller syncs (one `syncfs` covers a whole batch).
+    static func write(_ path: String, _ bytes: [UInt8], sync: Bool = false) throws(FileError) {
+        var fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0, errno == ENOENT {
+            try makeParents(of: path)
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        }
+        guard fd >= 0 else { throw FileError(errno: errno, "create", path) }
+        var failure: FileError?
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let count = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    failure = FileError(errno: errno, "write", path)
+                    return
+                }
+                offset += count
+            }
+        }
+        if failure == nil, sync, fdatasync(fd) != 0 {
+            failure = FileError(errno: errno, "fdatasync", path)
+        }
+        if close(fd) != 0, failure == nil {
+            failure = FileError(errno: errno, "close", path)
+        }
+        if let failure {
+            unlink(path)
+            throw failure
+        }
+    }
+
+    /// Replaces `path` atomically and durably: a temporary file is written and synced, renamed over
+    /// `path`, and the directory is synced. A reader sees the old file or the new one, never a mix.
+    static func replace(_ path: String, _ bytes: [UInt8]) throws(FileError) {
+        let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try write(temporary, bytes, sync: true)
+        guard rename(temporary, path) == 0 else {
+            let failure = FileError(errno: errno, "rename", path)
+            unlink(temporary)
+            throw failure
+        }
+        try syncDirectory(of: path)
+    }
+
+    static func remove(_ path: String) {
+        unlink(path)
+    }
+
+    static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    static func makeDirectory(_ path: String) throws(FileError) {
+        if mkdir(path, 0o755) != 0, errno != EEXIST {
+            if errno == ENOENT {
+                try makeParents(of: path)
+                if mkdir(path, 0o755) == 0 || errno == EEXIST { return }
+            }
+            throw FileError(errno: errno, "mkdir", path)
+        }
+    }
+
+    static func makeParents(of path: String) throws(FileError) {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        try makeDirectory(String(path[..<slash]))
+    }
+
+    static func syncDirectory(of path: String) throws(FileError) {
+        guard let slash = path.lastIndex(of: "/") else { return }
+        let directory = slash == path.startIndex ? "/" : String(path[..<slash])
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(errno: errno, "open", directory) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw FileError(errno: errno, "fsync", directory) }
+    }
+
+    /// Flushes everything written on the file system holding `directory` (data and names), in one call.
+    static func syncFileSystem(containing directory: String) throws(FileError) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(errno: errno, "open", directory) }
+        defer { close(fd) }
+        guard syncfs(fd) == 0 else { throw FileError(errno: errno, "syncfs", directory) }
+    }
+
+    /// The device number of the file system holding `path`, to tell whether two directories share one.
+    static func device(of path: String) -> UInt64? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return UInt64(info.st_dev)
+    }
+
+    /// Names in a directory, without `.` and `..`; empty if it cannot be read.
+    static func list(_ directory: String) -> [String] {
+        guard let handle = opendir(directory) else { return [] }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Bytes available to unprivileged writers on the file system holding `path`.
+    static func availableBytes(_ path: String) -> Int64? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+}

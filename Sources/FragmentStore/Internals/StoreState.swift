@@ -1,0 +1,71 @@
+/// A fragment in the in-memory index: its registry row, where its body sits in the cache, and when
+/// it was queued for repair.
+struct IndexEntry {
+    var row: FragmentRow
+    var cacheSlot: Int32 = -1
+    var queuedAt: Timestamp?
+
+    var fileKind: PayloadFile.Kind {
+        self.row.status == .reconstructed ? .reconstruction : .original
+    }
+}
+
+/// Everything the read path needs, behind one lock: the index, the cache, and running totals.
+struct StoreState {
+    private(set) var entries: [String: IndexEntry] = [:]
+    var cache: PayloadCache
+    private(set) var counts: [FragmentStatus: Int] = [:]
+    /// Bytes of records in the primary area (the redundancy area holds the originals again).
+    private(set) var recordBytes: Int64 = 0
+
+    init(cacheBytes: Int) {
+        self.cache = PayloadCache(capacityBytes: cacheBytes)
+        for status in FragmentStatus.allCases { self.counts[status] = 0 }
+    }
+
+    subscript(id: String) -> IndexEntry? {
+        self.entries[id]
+    }
+
+    /// Sets or removes an entry, keeping the totals and the cache in step.
+    mutating func set(_ id: String, _ entry: IndexEntry?) {
+        if let old = self.entries[id] {
+            self.counts[old.row.status, default: 0] -= 1
+            self.recordBytes -= Int64(old.row.recordLength)
+            if old.cacheSlot >= 0, entry?.cacheSlot != old.cacheSlot {
+                self.cache.remove(old.cacheSlot)
+            }
+        }
+        if let entry {
+            self.counts[entry.row.status, default: 0] += 1
+            self.recordBytes += Int64(entry.row.recordLength)
+        }
+        self.entries[id] = entry
+    }
+
+    /// Puts a body in the cache for the entry's current version.
+    mutating func cache(_ id: String, version: UInt64, body: [UInt8], recordLength: Int) {
+        guard var entry = self.entries[id], entry.row.version == version else { return }
+        if entry.cacheSlot >= 0 {
+            self.cache.remove(entry.cacheSlot)
+            entry.cacheSlot = -1
+        }
+        let (slot, evicted) = self.cache.insert(id: id, version: version, body: body, recordLength: recordLength)
+        for victim in evicted where victim.id != id {
+            self.entries[victim.id]?.cacheSlot = -1
+        }
+        entry.cacheSlot = slot ?? -1
+        self.entries[id] = entry
+    }
+
+    /// Drops an entry's cached body.
+    mutating func uncache(_ id: String) {
+        guard let slot = self.entries[id]?.cacheSlot, slot >= 0 else { return }
+        self.cache.remove(slot)
+        self.entries[id]?.cacheSlot = -1
+    }
+
+    var count: Int { self.entries.count }
+
+    var ids: Dictionary<String, IndexEntry>.Keys { self.entries.keys }
+}

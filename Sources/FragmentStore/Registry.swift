@@ -1,0 +1,411 @@
+import CarmaJSON
+import Foundation
+
+/// One fragment's row in the registry: what the store knows about it apart from its content.
+public struct FragmentRow: Sendable, Equatable {
+    public var id: String
+    public var version: UInt64
+    public var status: FragmentStatus
+    /// CRC32C of the record currently served (the original, or the reconstruction).
+    public var checksum: UInt32
+    public var recordLength: Int
+    /// UTF-8 bytes of the content.
+    public var size: Int
+    public var links: [String]
+    public var tags: [String]
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+    public var blankReason: BlankReason?
+    public var lostAt: Timestamp?
+    public var detectedBy: Detection?
+    /// For a reconstructed fragment: the checksum and length of the lost original, so that a later
+    /// exact recovery can be verified.
+    public var originalChecksum: UInt32?
+    public var originalLength: Int?
+    public var confidence: Double?
+}
+
+/// Something that happened to a fragment, for its history.
+public struct FragmentEvent: Sendable, Equatable {
+    public var sequence: Int64
+    public var id: String
+    public var at: Timestamp
+    public var kind: String
+    public var detail: JSONObject
+}
+
+/// A fragment waiting for repair.
+public struct RepairTicket: Sendable, Equatable {
+    public var id: String
+    public var priority: RepairPriority
+    public var enqueuedAt: Timestamp
+    public var attempts: Int
+    /// Not to be retried before this time (backoff after a failed attempt).
+    public var notBefore: Timestamp
+    public var reason: String
+    public var lastError: String?
+}
+
+/// Order of the repair queue: lower first.
+public enum RepairPriority: Int, Sendable, Comparable, CaseIterable {
+    /// A client was served a blank for it.
+    case servedBlank = 0
+    /// The scrub found it.
+    case scrub = 1
+    /// Anything else (a reconstruction waiting to become exact, a damaged redundancy copy).
+    case background = 2
+
+    public static func < (lhs: RepairPriority, rhs: RepairPriority) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    public var name: String {
+        switch self {
+        case .servedBlank: return "served_blank"
+        case .scrub: return "scrub"
+        case .background: return "background"
+        }
+    }
+}
+
+/// The SQLite registry: the source of truth for what exists, plus the repair queue, the fragments'
+/// histories and the dream-cycle reports.
+///
+/// One connection writes, used only by the commit thread (SQLite allows one writer at a time anyway);
+/// another, behind a lock, serves reads, which WAL mode lets run beside the writer.
+final class Registry: Sendable {
+    static let schemaVersion = 1
+    let path: String
+    private let reader: LockedConnection
+    /// Used only from the commit thread, and before it starts.
+    nonisolated(unsafe) let writer: SQLiteConnection
+
+    init(path: String) throws(SQLiteError) {
+        self.path = path
+        let writer = try SQLiteConnection(path: path)
+        try writer.execute("PRAGMA journal_mode=WAL")
+        // FULL: a commit is on disk before the PUT that waited for it is acknowledged.
+        try writer.execute("PRAGMA synchronous=FULL")
+        try Self.migrate(writer)
+        self.writer = writer
+        self.reader = LockedConnection(try SQLiteConnection(path: path))
+    }
+
+    private static func migrate(_ db: SQLiteConnection) throws(SQLiteError) {
+        let statement = try db.statement("PRAGMA user_version")
+        let version = try statement.step() ? Int(statement.int(0)) : 0
+        if version >= schemaVersion { return }
+        try db.execute(
+            """
+            CREATE TABLE IF NOT EXISTS fragments (
+                id TEXT PRIMARY KEY,
+                version INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                checksum INTEGER NOT NULL,
+                record_length INTEGER NOT NULL,
+                size INTEGER NOT NULL,
+                links TEXT NOT NULL,
+                tags TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                blank_reason TEXT,
+                lost_at INTEGER,
+                detected_by TEXT,
+                original_checksum INTEGER,
+                original_length INTEGER,
+                confidence REAL
+            ) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS fragments_status ON fragments(status, id);
+            CREATE TABLE IF NOT EXISTS fragment_tags (
+                tag TEXT NOT NULL,
+                id TEXT NOT NULL,
+                PRIMARY KEY (tag, id)
+            ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS repair_queue (
+                id TEXT PRIMARY KEY,
+                priority INTEGER NOT NULL,
+                enqueued_at INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                not_before INTEGER NOT NULL DEFAULT 0,
+                reason TEXT NOT NULL,
+                last_error TEXT
+            ) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS repair_queue_order ON repair_queue(priority, enqueued_at, id);
+            CREATE TABLE IF NOT EXISTS events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id TEXT NOT NULL,
+                at INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                detail TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS events_by_fragment ON events(id, seq);
+            CREATE TABLE IF NOT EXISTS cycles (
+                id INTEGER PRIMARY KEY,
+                trigger TEXT NOT NULL,
+                state TEXT NOT NULL,
+                started_at INTEGER NOT NULL,
+                finished_at INTEGER,
+                report TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS meta (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID;
+            PRAGMA user_version = \(schemaVersion);
+            """)
+    }
+
+    func withReader<T>(_ body: (SQLiteConnection) throws -> T) rethrows -> T {
+        try self.reader.with(body)
+    }
+}
+
+/// A connection shared between threads, one at a time.
+///
+/// `@unchecked Sendable`: the connection is used only while `lock` is held.
+final class LockedConnection: @unchecked Sendable {
+    private let lock = NSLock()
+    private let connection: SQLiteConnection
+
+    init(_ connection: SQLiteConnection) {
+        self.connection = connection
+    }
+
+    func with<T>(_ body: (SQLiteConnection) throws -> T) rethrows -> T {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return try body(self.connection)
+    }
+}
+
+// MARK: - Rows
+
+extension Registry {
+    static let columnNames = [
+        "id", "version", "status", "checksum", "record_length", "size", "links", "tags", "created_at", "updated_at",
+        "blank_reason", "lost_at", "detected_by", "original_checksum", "original_length", "confidence",
+    ]
+    static let fragmentColumns = columnNames.joined(separator: ", ")
+
+    static func row(from s: SQLiteStatement) -> FragmentRow {
+        FragmentRow(
+            id: s.text(0),
+            version: UInt64(s.int(1)),
+            status: FragmentStatus(rawValue: s.text(2)) ?? .blank,
+            checksum: UInt32(truncatingIfNeeded: s.int(3)),
+            recordLength: Int(s.int(4)),
+            size: Int(s.int(5)),
+            links: splitList(s.text(6)),
+            tags: splitList(s.text(7)),
+            createdAt: Timestamp(milliseconds: s.int(8)),
+            updatedAt: Timestamp(milliseconds: s.int(9)),
+            blankReason: s.optionalText(10).flatMap(BlankReason.init(rawValue:)),
+            lostAt: s.isNull(11) ? nil : Timestamp(milliseconds: s.int(11)),
+            detectedBy: s.optionalText(12).flatMap(Detection.init(rawValue:)),
+            originalChecksum: s.isNull(13) ? nil : UInt32(truncatingIfNeeded: s.int(13)),
+            originalLength: s.isNull(14) ? nil : Int(s.int(14)),
+            confidence: s.isNull(15) ? nil : s.double(15))
+    }
+
+    /// Links and tags are stored newline-separated: ids cannot contain a newline and tags may not
+    /// contain control characters, and splitting is far cheaper than JSON at start-up.
+    static func joinList(_ items: [String]) -> String { items.joined(separator: "\n") }
+
+    static func splitList(_ text: String) -> [String] {
+        text.isEmpty ? [] : text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    /// Calls `body` for every fragment row, in no particular order. Used at start-up, before the
+    /// commit thread runs.
+    func forEachFragment(_ body: (FragmentRow) -> Void) throws(SQLiteError) {
+        let statement = try self.writer.statement("SELECT \(Self.fragmentColumns) FROM fragments")
+        while try statement.step() {
+            body(Self.row(from: statement))
+        }
+    }
+
+    func fragment(_ id: String) throws -> FragmentRow? {
+        try self.withReader { db in
+            let statement = try db.statement("SELECT \(Self.fragmentColumns) FROM fragments WHERE id = ?").bind(.text(id))
+            return try statement.step() ? Self.row(from: statement) : nil
+        }
+    }
+
+    /// A page of fragments in id order after `after`, optionally filtered by status and tag.
+    func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws -> [FragmentRow] {
+        try self.withReader { db in
+            var sql = "SELECT \(Self.columnNames.map { "f." + $0 }.joined(separator: ", ")) FROM fragments f"
+            var values: [SQLiteValue] = []
+            var conditions: [String] = []
+            if let tag {
+                sql += " JOIN fragment_tags t ON t.id = f.id AND t.tag = ?"
+                values.append(.text(tag))
+            }
+            if let status {
+                conditions.append("f.status = ?")
+                values.append(.text(status.rawValue))
+            }
+            if let after {
+                conditions.append("f.id > ?")
+                values.append(.text(after))
+            }
+            if !conditions.isEmpty {
+                sql += " WHERE " + conditions.joined(separator: " AND ")
+            }
+            sql += " ORDER BY f.id LIMIT ?"
+            values.append(.int(limit))
+            let statement = try db.statement(sql)
+            statement.bindAll(values)
+            var rows: [FragmentRow] = []
+            while try statement.step() {
+                rows.append(Self.row(from: statement))
+            }
+            return rows
+        }
+    }
+
+    func history(_ id: String, limit: Int) throws -> [FragmentEvent] {
+        try self.withReader { db in
+            let statement = try db.statement("SELECT seq, id, at, kind, detail FROM events WHERE id = ? ORDER BY seq DESC LIMIT ?")
+                .bind(.text(id), .int(limit))
+            var events: [FragmentEvent] = []
+            while try statement.step() {
+                let detail = (try? JSONParser.parse(statement.text(4)))?.objectValue ?? [:]
+                events.append(
+                    FragmentEvent(
+                        sequence: statement.int(0), id: statement.text(1), at: Timestamp(milliseconds: statement.int(2)),
+                        kind: statement.text(3), detail: detail))
+            }
+            return events.reversed()
+        }
+    }
+
+    func maxVersion() throws(SQLiteError) -> UInt64 {
+        let statement = try self.writer.statement("SELECT COALESCE(MAX(CAST(value AS INTEGER)), 0) FROM meta WHERE key = 'max_version'")
+        let stored = try statement.step() ? UInt64(statement.int(0)) : 0
+        let rows = try self.writer.statement("SELECT COALESCE(MAX(version), 0) FROM fragments")
+        let fromRows = try rows.step() ? UInt64(rows.int(0)) : 0
+        return max(stored, fromRows)
+    }
+}
+
+// MARK: - Writes (commit thread only)
+
+extension Registry {
+    /// Inserts or replaces a fragment's row, but only with a newer version than the one stored.
+    /// - Returns: Whether the row was written.
+    @discardableResult
+    func upsert(_ row: FragmentRow) throws(SQLiteError) -> Bool {
+        let statement = try self.writer.statement(
+            """
+            INSERT INTO fragments (\(Self.fragmentColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET
+                version = excluded.version, status = excluded.status, checksum = excluded.checksum,
+                record_length = excluded.record_length, size = excluded.size, links = excluded.links,
+                tags = excluded.tags, created_at = excluded.created_at, updated_at = excluded.updated_at,
+                blank_reason = excluded.blank_reason, lost_at = excluded.lost_at, detected_by = excluded.detected_by,
+                original_checksum = excluded.original_checksum, original_length = excluded.original_length,
+                confidence = excluded.confidence
+            WHERE excluded.version > fragments.version
+            """)
+        statement.bindAll(Self.values(of: row))
+        try statement.run()
+        guard self.writer.changes > 0 else { return false }
+        try self.writer.statement("DELETE FROM fragment_tags WHERE id = ?").bind(.text(row.id)).run()
+        for tag in Set(row.tags) {
+            try self.writer.statement("INSERT OR IGNORE INTO fragment_tags (tag, id) VALUES (?, ?)").bind(.text(tag), .text(row.id)).run()
+        }
+        return true
+    }
+
+    /// Rewrites a row in place whatever its version (repairs, which keep the version).
+    func update(_ row: FragmentRow) throws(SQLiteError) {
+        let statement = try self.writer.statement(
+            """
+            UPDATE fragments SET status = ?, checksum = ?, record_length = ?, blank_reason = ?, lost_at = ?,
+                detected_by = ?, original_checksum = ?, original_length = ?, confidence = ?, updated_at = ?
+            WHERE id = ? AND version = ?
+            """)
+        statement.bindAll([
+            .text(row.status.rawValue), .integer(Int64(row.checksum)), .int(row.recordLength),
+            .optional(row.blankReason?.rawValue), .optional(row.lostAt?.milliseconds), .optional(row.detectedBy?.rawValue),
+            row.originalChecksum.map { .integer(Int64($0)) } ?? .null, row.originalLength.map { .int($0) } ?? .null,
+            row.confidence.map { .real($0) } ?? .null, .integer(row.updatedAt.milliseconds),
+            .text(row.id), .integer(Int64(row.version)),
+        ])
+        try statement.run()
+    }
+
+    /// Removes a fragment and everything kept about it.
+    func delete(_ id: String) throws(SQLiteError) {
+        for table in ["fragments", "fragment_tags", "repair_queue", "events"] {
+            try self.writer.statement("DELETE FROM \(table) WHERE id = ?").bind(.text(id)).run()
+        }
+    }
+
+    /// Records that a version's payload is lost and queues its repair, unless a newer version
+    /// replaced it meanwhile.
+    func markLost(_ row: FragmentRow, priority: RepairPriority, at: Timestamp) throws(SQLiteError) {
+        try self.writer.statement(
+            """
+            UPDATE fragments SET status = 'blank', blank_reason = ?, lost_at = ?, detected_by = ?
+            WHERE id = ? AND version = ? AND status != 'blank'
+            """
+        ).bind(
+            .optional(row.blankReason?.rawValue), .optional(row.lostAt?.milliseconds), .optional(row.detectedBy?.rawValue),
+            .text(row.id), .integer(Int64(row.version))
+        ).run()
+        let exists = try self.writer.statement("SELECT 1 FROM fragments WHERE id = ? AND version = ?").bind(.text(row.id), .integer(Int64(row.version)))
+        if try exists.step() {
+            try self.enqueueRepair(row.id, priority: priority, at: at, reason: row.blankReason?.rawValue ?? "lost")
+        }
+    }
+
+    func dequeueRepair(_ id: String) throws(SQLiteError) {
+        try self.writer.statement("DELETE FROM repair_queue WHERE id = ?").bind(.text(id)).run()
+    }
+
+    /// When each queued fragment was queued.
+    func queuedTimes() throws(SQLiteError) -> [String: Timestamp] {
+        let statement = try self.writer.statement("SELECT id, enqueued_at FROM repair_queue")
+        var times: [String: Timestamp] = [:]
+        while try statement.step() {
+            times[statement.text(0)] = Timestamp(milliseconds: statement.int(1))
+        }
+        return times
+    }
+
+    /// Queues a repair; an id already queued keeps its place and takes the more urgent priority.
+    func enqueueRepair(_ id: String, priority: RepairPriority, at: Timestamp, reason: String) throws(SQLiteError) {
+        try self.writer.statement(
+            """
+            INSERT INTO repair_queue (id, priority, enqueued_at, attempts, not_before, reason) VALUES (?, ?, ?, 0, 0, ?)
+            ON CONFLICT(id) DO UPDATE SET priority = MIN(priority, excluded.priority)
+            """
+        ).bind(.text(id), .int(priority.rawValue), .integer(at.milliseconds), .text(reason)).run()
+    }
+
+    func addEvent(_ id: String, at: Timestamp, kind: String, detail: JSONObject) throws(SQLiteError) {
+        try self.writer.statement("INSERT INTO events (id, at, kind, detail) VALUES (?, ?, ?, ?)")
+            .bind(.text(id), .integer(at.milliseconds), .text(kind), .text(JSONValue.object(detail).serialized)).run()
+    }
+
+    func setMeta(_ key: String, _ value: String) throws(SQLiteError) {
+        try self.writer.statement("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(.text(key), .text(value)).run()
+    }
+
+    func meta(_ key: String) throws(SQLiteError) -> String? {
+        let statement = try self.writer.statement("SELECT value FROM meta WHERE key = ?").bind(.text(key))
+        return try statement.step() ? statement.text(0) : nil
+    }
+
+    static func values(of row: FragmentRow) -> [SQLiteValue] {
+        [
+            .text(row.id), .integer(Int64(row.version)), .text(row.status.rawValue), .integer(Int64(row.checksum)),
+            .int(row.recordLength), .int(row.size), .text(joinList(row.links)), .text(joinList(row.tags)),
+            .integer(row.createdAt.milliseconds), .integer(row.updatedAt.milliseconds),
+            .optional(row.blankReason?.rawValue), .optional(row.lostAt?.milliseconds), .optional(row.detectedBy?.rawValue),
+            row.originalChecksum.map { .integer(Int64($0)) } ?? .null, row.originalLength.map { .int($0) } ?? .null,
+            row.confidence.map { .real($0) } ?? .null,
+        ]
+    }
+}

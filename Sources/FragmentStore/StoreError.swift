@@ -1,0 +1,62 @@
+/// Why a store operation did not happen. Nothing was changed when one is thrown.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable, Equatable {
+        /// The id is unknown or was deleted.
+        case notFound
+        /// The client's precondition (`If-Match`, `If-None-Match`) does not hold.
+        case preconditionFailed
+        /// The input breaks a rule; `field` names the offending field.
+        case invalid
+        /// No space left for the payload or the registry.
+        case diskFull
+        /// The data directory cannot be written.
+        case readOnly
+        /// Any other I/O failure.
+        case io
+        /// The store is closing.
+        case closed
+    }
+
+    public let code: Code
+    public let message: String
+    public let field: String?
+    /// The current version, for a failed precondition.
+    public let currentVersion: UInt64?
+
+    public var description: String { self.message }
+
+    init(_ code: Code, _ message: String, field: String? = nil, currentVersion: UInt64? = nil) {
+        self.code = code
+        self.message = message
+        self.field = field
+        self.currentVersion = currentVersion
+    }
+
+    public static func invalid(field: String, _ message: String) -> StoreError {
+        StoreError(.invalid, message, field: field)
+    }
+
+    static func notFound(_ id: String) -> StoreError {
+        StoreError(.notFound, "no fragment '\(id)'")
+    }
+
+    static func precondition(_ message: String, current: UInt64?) -> StoreError {
+        StoreError(.preconditionFailed, message, currentVersion: current)
+    }
+
+    static let closed = StoreError(.closed, "the store is closed")
+
+    static func from(_ error: FileError, doing action: String) -> StoreError {
+        switch error.kind {
+        case .noSpace: return StoreError(.diskFull, "no space left to \(action)")
+        case .readOnly: return StoreError(.readOnly, "the data directory is read-only; cannot \(action)")
+        default: return StoreError(.io, "cannot \(action): \(error)")
+        }
+    }
+
+    static func from(_ error: SQLiteError, doing action: String) -> StoreError {
+        if error.isFull { return StoreError(.diskFull, "no space left to \(action)") }
+        if error.isReadOnly { return StoreError(.readOnly, "the registry is read-only; cannot \(action)") }
+        return StoreError(.io, "cannot \(action): \(error)")
+    }
+}

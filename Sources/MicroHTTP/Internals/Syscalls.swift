@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// The POSIX calls of the HTTP layer. libmicrohttpd's own calls live in MHDDaemon.swift.
+
+func sysconfProcessors() -> Int {
+    Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+}
+
+func errorText(_ code: Int32) -> String {
+    String(cString: strerror(code))
+}
+
+/// A bound, listening TCP socket.
+struct ListenSocket {
+    let descriptor: Int32
+    let port: Int
+
+    /// Resolves `host` numerically (no DNS), binds with `SO_REUSEADDR` and listens.
+    static func open(host: String, port: Int, backlog: Int32 = 1024) throws(HTTPServerError) -> ListenSocket {
+        var hints = addrinfo()
+        hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE | AI_NUMERICSERV
+        hints.ai_family = AF_UNSPEC
+        #if canImport(Glibc)
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        #else
+        hints.ai_socktype = SOCK_STREAM
+        #endif
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let info = result else {
+            throw .invalidAddress(host)
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+        guard fd >= 0 else { throw .bindFailed(host, port, errno: errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, backlog) == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw .bindFailed(host, port, errno: code)
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let bound = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        var boundPort = port
+        if bound == 0 {
+            if Int32(storage.ss_family) == AF_INET6 {
+                boundPort = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) } }
+            } else {
+                boundPort = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) } }
+            }
+        }
+        return ListenSocket(descriptor: fd, port: boundPort)
+    }
+
+    func close() {
+        _ = Glibc.close(self.descriptor)
+    }
+}
+
+/// Makes writes to a closed socket fail with EPIPE instead of killing the process.
+func ignoreSIGPIPE() {
+    signal(SIGPIPE, SIG_IGN)
+}

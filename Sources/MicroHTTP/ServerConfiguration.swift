@@ -1,0 +1,61 @@
+/// How the HTTP server listens and what it tolerates from clients.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind; `0.0.0.0` or `::` for every interface.
+    public var host: String
+    /// TCP port; 0 picks a free one (read it back from `HTTPServer.port`).
+    public var port: Int
+    /// Worker threads in libmicrohttpd's pool, each with its own epoll loop.
+    public var threads: Int
+    /// Largest request body accepted; a larger `Content-Length` is answered 413 before the body is read.
+    public var maxBodyBytes: Int
+    /// Seconds of inactivity after which a connection is closed (libmicrohttpd's default, 0, never closes).
+    public var connectionTimeoutSeconds: Int
+    /// Open connections in total; past it new ones are refused at accept.
+    public var maxConnections: Int
+    /// Open connections from one IP address; 0 means no per-address limit.
+    public var maxConnectionsPerIP: Int
+    /// Memory per connection for the request line and headers; larger heads get 431.
+    public var maxHeaderBytes: Int
+    /// How long a graceful stop waits for requests in flight before answering them 503.
+    public var drainTimeout: Duration
+
+    /// - Parameters:
+    ///   - host: Default `127.0.0.1`, so nothing is exposed by accident.
+    ///   - port: Default 8080.
+    ///   - threads: Default: the number of online processors.
+    ///   - maxBodyBytes: Default 1 MiB.
+    ///   - connectionTimeoutSeconds: Default 30.
+    ///   - maxConnections: Default 1000 (libmicrohttpd's own ceiling is about 1020 with epoll here).
+    ///   - maxConnectionsPerIP: Default 0, no per-address limit (a reverse proxy is one address).
+    ///   - maxHeaderBytes: Default 64 KiB.
+    ///   - drainTimeout: Default 10 seconds.
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8080,
+        threads: Int = System.processorCount,
+        maxBodyBytes: Int = 1 << 20,
+        connectionTimeoutSeconds: Int = 30,
+        maxConnections: Int = 1000,
+        maxConnectionsPerIP: Int = 0,
+        maxHeaderBytes: Int = 64 << 10,
+        drainTimeout: Duration = .seconds(10)
+    ) {
+        self.host = host
+        self.port = port
+        self.threads = threads
+        self.maxBodyBytes = maxBodyBytes
+        self.connectionTimeoutSeconds = connectionTimeoutSeconds
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerIP = maxConnectionsPerIP
+        self.maxHeaderBytes = maxHeaderBytes
+        self.drainTimeout = drainTimeout
+    }
+}
+
+/// Facts about the machine the server runs on.
+public enum System {
+    /// Online processors, at least 1.
+    public static var processorCount: Int {
+        max(1, sysconfProcessors())
+    }
+}

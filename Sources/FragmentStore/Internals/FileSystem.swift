@@ -112,6 +112,10 @@ enum FileSystem {
         try syncDirectory(of: path)
     }
 
+    static func move(_ from: String, to: String) throws(FileError) {
+        guard rename(from, to) == 0 else { throw FileError(errno: errno, "rename", from) }
+    }
+
     static func remove(_ path: String) {
         unlink(path)
     }

@@ -1,0 +1,206 @@
+import CarmaJSON
+import FragmentStore
+import MicroHTTP
+
+// PUT, GET, HEAD, DELETE /fragments/{id}, GET /fragments and GET /fragments/{id}/history.
+
+extension CarmaService {
+    /// The path's id, or a 400 explaining what is wrong with it.
+    func fragmentID(_ request: HTTPRequest) throws(HTTPError) -> String {
+        let id = request.pathParameters["id"] ?? ""
+        if let reason = FragmentID.validate(id) {
+            throw HTTPError(.badRequest("invalid-id", "Invalid fragment id", detail: reason))
+        }
+        return id
+    }
+
+    func putFragment(_ request: HTTPRequest) -> HTTPResult {
+        let id: String
+        let input: FragmentInput
+        do {
+            id = try self.fragmentID(request)
+            input = try FragmentJSON.input(from: request.body, id: id)
+        } catch {
+            return .response(error.response)
+        }
+        let precondition = Self.precondition(request.headers)
+        let store = self.store
+        return .deferred { complete in
+            store.put(id, input, precondition: precondition) { result in
+                switch result {
+                case .success(let outcome):
+                    var headers: HTTPHeaders = [
+                        "ETag": Self.etag(outcome.fragment),
+                        "X-Fragment-Status": outcome.fragment.status.rawValue,
+                    ]
+                    if outcome.created {
+                        headers.add("Location", "/fragments/\(id)")
+                    }
+                    complete(.json(outcome.created ? 201 : 200, bytes: outcome.fragment.body, headers: headers))
+                case .failure(let error):
+                    complete(.problem(for: error))
+                }
+            }
+        }
+    }
+
+    func getFragment(_ request: HTTPRequest) -> HTTPResult {
+        let id: String
+        do {
+            id = try self.fragmentID(request)
+        } catch {
+            return .response(error.response)
+        }
+        switch self.store.read(id) {
+        case .notFound:
+            return .response(.notFound(id))
+        case .fragment(let fragment):
+            let etag = Self.etag(fragment)
+            if let candidates = request.headers["If-None-Match"], Self.entityTags(candidates).contains(where: { $0 == fragment.version }) {
+                return .response(HTTPResponse(status: 304, headers: ["ETag": etag]))
+            }
+            return .response(.json(200, bytes: fragment.body, headers: ["ETag": etag, "X-Fragment-Status": fragment.status.rawValue]))
+        case .blank(let blank):
+            let eta = self.etaSeconds(for: blank)
+            let headers: HTTPHeaders = [
+                "X-Fragment-Status": "blank",
+                "Cache-Status": "carma; fwd=miss; detail=blank",
+                "Cache-Control": "no-store",
+                "Retry-After": String(eta),
+            ]
+            let body = FragmentJSON.stub(blank, etaSeconds: eta)
+            if Self.prefersStrict(request) {
+                var strictHeaders = headers
+                strictHeaders.add("Preference-Applied", "strict")
+                return .response(.json(503, body, headers: strictHeaders))
+            }
+            return .response(.json(200, body, headers: headers))
+        }
+    }
+
+    func deleteFragment(_ request: HTTPRequest) -> HTTPResult {
+        let id: String
+        do {
+            id = try self.fragmentID(request)
+        } catch {
+            return .response(error.response)
+        }
+        let precondition = Self.precondition(request.headers)
+        let store = self.store
+        return .deferred { complete in
+            store.delete(id, precondition: precondition) { result in
+                switch result {
+                case .success: complete(HTTPResponse(status: 204))
+                case .failure(let error): complete(.problem(for: error))
+                }
+            }
+        }
+    }
+
+    func listFragments(_ request: HTTPRequest) -> HTTPResult {
+        var status: FragmentStatus?
+        if let raw = request.queryValue("status") {
+            guard let parsed = FragmentStatus(rawValue: raw) else {
+                return .response(.badRequest("invalid-query", "Invalid query", detail: "status is one of ok, blank, reconstructed"))
+            }
+            status = parsed
+        }
+        var limit = 100
+        if let raw = request.queryValue("limit") {
+            guard let parsed = Int(raw), (1...1000).contains(parsed) else {
+                return .response(.badRequest("invalid-query", "Invalid query", detail: "limit is an integer from 1 to 1000"))
+            }
+            limit = parsed
+        }
+        let cursor = request.queryValue("cursor")
+        if let cursor, !FragmentID.isValid(cursor) {
+            return .response(.badRequest("invalid-query", "Invalid query", detail: "cursor is not one this server issued"))
+        }
+        let tag = request.queryValue("tag")
+        do {
+            let page = try self.store.list(status: status, tag: tag, after: cursor, limit: limit)
+            return .response(.json(200, [
+                "items": .array(page.rows.map(FragmentJSON.summary)),
+                "next_cursor": page.nextAfter.map(JSONValue.string) ?? .null,
+            ]))
+        } catch {
+            return .response(.problem(for: error))
+        }
+    }
+
+    func history(_ request: HTTPRequest) -> HTTPResult {
+        let id: String
+        do {
+            id = try self.fragmentID(request)
+        } catch {
+            return .response(error.response)
+        }
+        do {
+            guard let events = try self.store.history(id), let row = self.store.row(id) else {
+                return .response(.notFound(id))
+            }
+            return .response(.json(200, [
+                "id": .string(id),
+                "status": .string(row.status.rawValue),
+                "version": .number(Double(row.version)),
+                "events": .array(events.map(FragmentJSON.event)),
+            ]))
+        } catch {
+            return .response(.problem(for: error))
+        }
+    }
+
+    /// Seconds until a blank is likely rebuilt; the dream engine refines this.
+    func etaSeconds(for blank: FragmentStore.BlankFragment) -> Int {
+        30
+    }
+
+    // MARK: - Header helpers
+
+    static func etag(_ fragment: FragmentStore.ServedFragment) -> String {
+        // A reconstruction is not byte-equal to the version it stands for: its tag is weak.
+        fragment.status == .reconstructed ? "W/\"\(fragment.version)\"" : "\"\(fragment.version)\""
+    }
+
+    /// Version numbers named in an `If-Match` / `If-None-Match` list (weak or strong alike).
+    static func entityTags(_ header: String) -> [UInt64] {
+        header.split(separator: ",").compactMap { part in
+            var tag = part.trimmingCharacters(in: " \t")
+            if tag.hasPrefix("W/") { tag = String(tag.dropFirst(2)) }
+            guard tag.count >= 2, tag.hasPrefix("\""), tag.hasSuffix("\"") else { return nil }
+            return UInt64(tag.dropFirst().dropLast())
+        }
+    }
+
+    static func precondition(_ headers: HTTPHeaders) -> WritePrecondition {
+        var precondition = WritePrecondition()
+        if let ifMatch = headers["If-Match"] {
+            if ifMatch.trimmingCharacters(in: " \t") == "*" {
+                precondition.matchAny = true
+            } else {
+                precondition.ifMatch = entityTags(ifMatch)
+            }
+        }
+        if let ifNoneMatch = headers["If-None-Match"], ifNoneMatch.trimmingCharacters(in: " \t") == "*" {
+            precondition.ifNoneMatchAny = true
+        }
+        return precondition
+    }
+
+    /// `Prefer: strict` or `?strict=true`: the client wants a hard failure instead of a blank.
+    static func prefersStrict(_ request: HTTPRequest) -> Bool {
+        if let value = request.queryValue("strict"), value == "true" || value == "1" {
+            return true
+        }
+        return request.headers.values("Prefer").contains { header in
+            header.split(separator: ",").contains { $0.trimmingCharacters(in: " \t").lowercased() == "strict" }
+        }
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in characters: String) -> String {
+        let set = Set(characters)
+        return String(self.drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
+    }
+}

@@ -1,0 +1,68 @@
+import CarmaJSON
+import FragmentStore
+import Logging
+import MicroHTTP
+import Synchronization
+
+/// The CARMA fragment store as an HTTP service: the store, the routes over it, and the server.
+public final class CarmaService: Sendable {
+    public let configuration: ServiceConfiguration
+    public let store: FragmentStore
+    let logger: Logger
+    let authorization: Authorization?
+    private let serverBox = Mutex<HTTPServer?>(nil)
+    let ready = Atomic<Bool>(false)
+
+    /// Opens the store and prepares the routes; `start` begins serving.
+    public init(configuration: ServiceConfiguration, logger: Logger) throws(StoreError) {
+        self.configuration = configuration
+        self.logger = logger
+        self.authorization = configuration.authToken.map(Authorization.init(token:))
+        self.store = try FragmentStore(configuration: configuration.store, logger: logger)
+        let server = HTTPServer(configuration: configuration.server, router: self.makeRouter(), observer: nil, logger: logger)
+        self.serverBox.withLock { $0 = server }
+    }
+
+    public var server: HTTPServer {
+        self.serverBox.withLock { $0! }
+    }
+
+    /// Starts listening.
+    public func start() throws(HTTPServerError) {
+        try self.server.start()
+        self.ready.store(true, ordering: .relaxed)
+        self.logger.info(
+            "carmad listening",
+            metadata: ["http.host": "\(self.configuration.server.host)", "http.port": "\(self.server.port ?? 0)",
+                       "store.fragments": "\(self.store.stats().fragments)", "store.data_dir": "\(self.configuration.store.dataDirectory)"])
+    }
+
+    /// Stops serving (letting requests in flight finish), then closes the store. Blocks.
+    public func shutdown() {
+        self.ready.store(false, ordering: .relaxed)
+        self.server.shutdown()
+        self.store.close()
+    }
+
+    func makeRouter() -> Router {
+        var router = Router()
+        let write = self.authorization?.preflight
+        let read = self.configuration.protectReads ? write : nil
+        router.add(.get, "/healthz") { _ in .response(.json(200, ["status": "ok"])) }
+        router.add(.get, "/readyz") { [unowned self] _ in self.readiness() }
+        router.add(.get, "/fragments", preflight: read) { [unowned self] in self.listFragments($0) }
+        router.add(.put, "/fragments/{id}", body: .json, preflight: write) { [unowned self] in self.putFragment($0) }
+        router.add(.get, "/fragments/{id}", preflight: read) { [unowned self] in self.getFragment($0) }
+        router.add(.delete, "/fragments/{id}", preflight: write) { [unowned self] in self.deleteFragment($0) }
+        router.add(.get, "/fragments/{id}/history", preflight: read) { [unowned self] in self.history($0) }
+        return router
+    }
+
+    private func readiness() -> HTTPResult {
+        guard self.ready.load(ordering: .relaxed) else {
+            return .response(.problem(503, type: "not-ready", title: "Not ready", detail: "starting or shutting down", headers: ["Retry-After": "5"]))
+        }
+        let stats = self.store.stats()
+        return .response(.json(200, ["status": "ready", "fragments": .number(Double(stats.fragments)), "pending_writes": .number(Double(stats.pendingOperations))]))
+    }
+}

@@ -1,0 +1,131 @@
+import CarmaJSON
+import FragmentStore
+import MicroHTTP
+
+/// The JSON shapes of the fragment API: the PUT body in, stubs, summaries and histories out.
+enum FragmentJSON {
+    /// Fields a client may send back unchanged from a GET; they are ignored (the server keeps them).
+    static let readOnlyFields: Set<String> = [
+        "version", "checksum", "status", "size", "created_at", "updated_at", "confidence", "sources", "method",
+        "reconstructed_at", "rebuild_needed",
+    ]
+
+    /// Parses and type-checks a PUT body. Limits are checked by the store.
+    static func input(from body: [UInt8], id: String) throws(HTTPError) -> FragmentInput {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(body, maxDepth: 32)
+        } catch {
+            throw HTTPError(.badRequest("malformed-json", "Malformed JSON", detail: error.description))
+        }
+        guard let object = value.objectValue else {
+            throw .invalid("body", "the body must be a JSON object")
+        }
+        for key in object.keys where !["id", "content", "links", "tags", "metadata", "embedding"].contains(key) && !readOnlyFields.contains(key) {
+            throw .invalid(key, "unknown field '\(key)'")
+        }
+        if let bodyID = object["id"], bodyID.stringValue != id {
+            throw .invalid("id", "the body's id does not match the path")
+        }
+        guard let content = object["content"]?.stringValue else {
+            throw .invalid("content", "content is required and must be a string")
+        }
+        var input = FragmentInput(content: content)
+        input.links = try strings(object["links"], field: "links")
+        input.tags = try strings(object["tags"], field: "tags")
+        switch object["metadata"] {
+        case nil, .null?: break
+        case .object(let metadata)?: input.metadata = metadata
+        default: throw .invalid("metadata", "metadata must be an object")
+        }
+        switch object["embedding"] {
+        case nil, .null?: break
+        case .array(let numbers)?:
+            input.embedding = try numbers.map { (number) throws(HTTPError) -> Double in
+                guard let value = number.doubleValue else { throw .invalid("embedding", "an embedding is an array of numbers") }
+                return value
+            }
+        default: throw .invalid("embedding", "an embedding is an array of numbers")
+        }
+        return input
+    }
+
+    private static func strings(_ value: JSONValue?, field: String) throws(HTTPError) -> [String] {
+        switch value {
+        case nil, .null?: return []
+        case .array(let items)?:
+            return try items.map { (item) throws(HTTPError) -> String in
+                guard let string = item.stringValue else { throw .invalid(field, "\(field) must be an array of strings") }
+                return string
+            }
+        default: throw .invalid(field, "\(field) must be an array of strings")
+        }
+    }
+
+    /// The blank stub: what the registry still knows, minus the lost content.
+    static func stub(_ blank: FragmentStore.BlankFragment, etaSeconds: Int) -> JSONValue {
+        let row = blank.row
+        var object: JSONObject = [
+            "id": .string(row.id),
+            "status": "blank",
+            "rebuild_needed": true,
+            "version": .number(Double(row.version)),
+            "links": JSONValue(row.links),
+            "tags": JSONValue(row.tags),
+            "lost_at": row.lostAt.map { .string($0.rfc3339) } ?? .null,
+            "reason": .string(row.blankReason?.rawValue ?? "missing"),
+            "detected_by": row.detectedBy.map { .string($0.rawValue) } ?? .null,
+        ]
+        object["rebuild"] = [
+            "queued_at": blank.queuedAt.map { .string($0.rfc3339) } ?? .null,
+            "eta_seconds": .number(Double(etaSeconds)),
+        ]
+        return .object(object)
+    }
+
+    /// A fragment in a listing: everything but the content.
+    static func summary(_ row: FragmentRow) -> JSONValue {
+        var object: JSONObject = [
+            "id": .string(row.id),
+            "version": .number(Double(row.version)),
+            "status": .string(row.status.rawValue),
+            "size": .number(Double(row.size)),
+            "checksum": .string(CRC32C.format(row.checksum)),
+            "links": JSONValue(row.links),
+            "tags": JSONValue(row.tags),
+            "created_at": .string(row.createdAt.rfc3339),
+            "updated_at": .string(row.updatedAt.rfc3339),
+        ]
+        if row.status == .blank {
+            object["reason"] = .string(row.blankReason?.rawValue ?? "missing")
+        }
+        if let confidence = row.confidence, row.status == .reconstructed {
+            object["confidence"] = .number(confidence)
+        }
+        return .object(object)
+    }
+
+    static func event(_ event: FragmentEvent) -> JSONValue {
+        var object: JSONObject = [
+            "at": .string(event.at.rfc3339),
+            "kind": .string(event.kind),
+        ]
+        for (key, value) in event.detail {
+            object[key] = value
+        }
+        return .object(object)
+    }
+}
+
+/// A handler's early exit with a ready response.
+struct HTTPError: Error {
+    let response: HTTPResponse
+
+    init(_ response: HTTPResponse) {
+        self.response = response
+    }
+
+    static func invalid(_ field: String, _ detail: String) -> HTTPError {
+        HTTPError(.badRequest("invalid-fragment", "Invalid fragment", detail: detail, extra: ["field": .string(field)]))
+    }
+}

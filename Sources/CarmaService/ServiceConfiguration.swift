@@ -1,0 +1,24 @@
+import FragmentStore
+import MicroHTTP
+
+/// Everything `carmad` can be told, with the defaults a fresh install runs with.
+public struct ServiceConfiguration: Sendable {
+    public var server: ServerConfiguration
+    public var store: StoreConfiguration
+    /// When set, `PUT`, `DELETE` and `POST /dream` need `Authorization: Bearer <token>`.
+    public var authToken: String?
+    /// When true, reads and `/metrics` need the token too.
+    public var protectReads: Bool
+
+    /// - Parameters:
+    ///   - server: Listening and client limits; see `ServerConfiguration`.
+    ///   - store: Data directories, cache and fragment limits; see `StoreConfiguration`.
+    ///   - authToken: Default none: every endpoint is open.
+    ///   - protectReads: Default false.
+    public init(server: ServerConfiguration, store: StoreConfiguration, authToken: String? = nil, protectReads: Bool = false) {
+        self.server = server
+        self.store = store
+        self.authToken = authToken
+        self.protectReads = protectReads
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import CarmaService
+import Foundation
+import FragmentStore
+import Logging
+import MicroHTTP
+
+/// The flags of `carmad`. Each falls back to an environment variable (`CARMA_` and the flag name in
+/// upper case with underscores), then to the documented default.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "Address to listen on (env CARMA_HOST). Default 127.0.0.1; use 0.0.0.0 in a container.")
+    var host: String?
+
+    @Option(help: "TCP port (env CARMA_PORT). Default 8080; 0 picks a free port.")
+    var port: Int?
+
+    @Option(help: "Directory for the registry and the payload files (env CARMA_DATA_DIR). Default ./carma-data.")
+    var dataDir: String?
+
+    @Option(help: "Directory for the second copy of every payload, ideally another volume (env CARMA_REDUNDANCY_DIR). Default <data-dir>/redundancy.")
+    var redundancyDir: String?
+
+    @Option(help: "HTTP worker threads (env CARMA_THREADS). Default: the number of processors.")
+    var threads: Int?
+
+    @Option(help: "Largest request body in bytes (env CARMA_MAX_BODY_BYTES). Default 1048576.")
+    var maxBodyBytes: Int?
+
+    @Option(help: "Seconds of client inactivity before a connection is closed (env CARMA_CONNECTION_TIMEOUT). Default 30.")
+    var connectionTimeout: Int?
+
+    @Option(help: "Open connections in total (env CARMA_MAX_CONNECTIONS). Default 1000.")
+    var maxConnections: Int?
+
+    @Option(help: "Open connections per client address, 0 for no limit (env CARMA_MAX_CONNECTIONS_PER_IP). Default 0.")
+    var maxConnectionsPerIP: Int?
+
+    @Option(help: "File holding the bearer token that PUT, DELETE and POST /dream require (env CARMA_AUTH_TOKEN_FILE). Default: no token.")
+    var authTokenFile: String?
+
+    @Flag(help: "Require the token for reads and /metrics too (env CARMA_PROTECT_READS=1).")
+    var protectReads = false
+
+    @Option(help: "Payload cache size in bytes (env CARMA_CACHE_BYTES). Default 268435456 (256 MiB).")
+    var cacheBytes: Int?
+
+    @Option(help: "Largest fragment content in bytes (env CARMA_MAX_CONTENT_BYTES). Default 524288.")
+    var maxContentBytes: Int?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env CARMA_LOG_LEVEL). Default info.")
+    var logLevel: String?
+
+    @Option(help: "Log format: text or json (env CARMA_LOG_FORMAT). Default text.")
+    var logFormat: String?
+
+    private static let environment = ProcessInfo.processInfo.environment
+
+    private static func env(_ name: String) -> String? {
+        environment[name].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    private static func env(_ name: String) throws -> Int? {
+        guard let text: String = env(name) else { return nil }
+        guard let value = Int(text) else { throw ValidationError("\(name) must be an integer, not '\(text)'") }
+        return value
+    }
+
+    /// The configuration these flags and the environment describe.
+    func configuration() throws -> ServiceConfiguration {
+        var server = ServerConfiguration()
+        server.host = self.host ?? Self.env("CARMA_HOST") ?? server.host
+        server.port = try self.port ?? Self.env("CARMA_PORT") ?? server.port
+        server.threads = try self.threads ?? Self.env("CARMA_THREADS") ?? server.threads
+        server.maxBodyBytes = try self.maxBodyBytes ?? Self.env("CARMA_MAX_BODY_BYTES") ?? server.maxBodyBytes
+        server.connectionTimeoutSeconds = try self.connectionTimeout ?? Self.env("CARMA_CONNECTION_TIMEOUT") ?? server.connectionTimeoutSeconds
+        server.maxConnections = try self.maxConnections ?? Self.env("CARMA_MAX_CONNECTIONS") ?? server.maxConnections
+        server.maxConnectionsPerIP = try self.maxConnectionsPerIP ?? Self.env("CARMA_MAX_CONNECTIONS_PER_IP") ?? server.maxConnectionsPerIP
+        guard (0...65535).contains(server.port) else { throw ValidationError("--port must be 0 to 65535") }
+        guard server.threads >= 1, server.threads <= 256 else { throw ValidationError("--threads must be 1 to 256") }
+        guard server.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+        guard server.connectionTimeoutSeconds >= 1 else { throw ValidationError("--connection-timeout must be at least 1 second") }
+        guard server.maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard server.maxConnectionsPerIP >= 0 else { throw ValidationError("--max-connections-per-ip must not be negative") }
+
+        let dataDirectory = self.dataDir ?? Self.env("CARMA_DATA_DIR") ?? "./carma-data"
+        var store = StoreConfiguration(dataDirectory: dataDirectory, redundancyDirectory: self.redundancyDir ?? Self.env("CARMA_REDUNDANCY_DIR"))
+        store.cacheBytes = try self.cacheBytes ?? Self.env("CARMA_CACHE_BYTES") ?? store.cacheBytes
+        store.limits.maxContentBytes = try self.maxContentBytes ?? Self.env("CARMA_MAX_CONTENT_BYTES") ?? store.limits.maxContentBytes
+        guard store.cacheBytes >= 0 else { throw ValidationError("--cache-bytes must not be negative") }
+
+        var token: String?
+        if let file = self.authTokenFile ?? Self.env("CARMA_AUTH_TOKEN_FILE") {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read the token file \(file)")
+            }
+            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let token, token.utf8.count >= 16 else {
+                throw ValidationError("the token in \(file) must have at least 16 characters")
+            }
+        }
+        let protectReads = self.protectReads || Self.env("CARMA_PROTECT_READS") == "1"
+        if protectReads, token == nil {
+            throw ValidationError("--protect-reads needs --auth-token-file")
+        }
+        return ServiceConfiguration(server: server, store: store, authToken: token, protectReads: protectReads)
+    }
+
+    /// Sets up swift-log as the flags ask.
+    func bootstrapLogging() throws -> Logger {
+        let levelName = self.logLevel ?? Self.env("CARMA_LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: levelName) else { throw ValidationError("unknown log level '\(levelName)'") }
+        let format = self.logFormat ?? Self.env("CARMA_LOG_FORMAT") ?? "text"
+        switch format {
+        case "json": LoggingSystem.bootstrap { label in var handler = JSONLogHandler(label: label); handler.logLevel = level; return handler }
+        case "text": LoggingSystem.bootstrap { label in var handler = StreamLogHandler.standardError(label: label); handler.logLevel = level; return handler }
+        default: throw ValidationError("unknown log format '\(format)' (text or json)")
+        }
+        return Logger(label: "carmad")
+    }
+}

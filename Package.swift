@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "CarmaTesting"]),
         .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "CarmaTesting"]),
         .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "CarmaTesting"]),
-        .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaTesting", "CarmaJSON"]),
+        .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaTesting", "CarmaJSON", "carmad", "carma"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -25,7 +25,10 @@ public struct JSONLogHandler: LogHandler {
             line += ",\(Self.quote(key)):\(Self.quote(merged[key]!.description))"
         }
         line += "}\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        // write(2), not FileHandle.write, which traps when the write fails (a full disk under the
+        // log file must not take the service down).
+        var bytes = Array(line.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 
     static func quote(_ text: String) -> String {

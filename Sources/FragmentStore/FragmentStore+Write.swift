@@ -222,8 +222,8 @@ extension FragmentStore {
                 }
                 self.clearInflight(row.id, version: row.version)
             case .delete(let delete, let previous, let version):
-                delete.completion(.success(()))
                 self.removeFiles(delete.id, version: previous.version)
+                delete.completion(.success(()))
                 self.clearInflight(delete.id, version: version)
             case .change(let change):
                 change.afterCommit?()

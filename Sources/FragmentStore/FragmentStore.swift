@@ -339,3 +339,4 @@ extension FragmentStore {
             pendingOperations: self.pipeline.pending)
     }
 }
+

@@ -37,8 +37,10 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
     func match(_ raw: [Substring]) -> Match {
         guard raw.count == self.segments.count else { return .noMatch }
         for (segment, part) in zip(self.segments, raw) {
-            if case .literal(let literal) = segment, literal != part {
-                return .noMatch
+            switch segment {
+            case .literal(let literal) where literal != part: return .noMatch
+            case .parameter where part.isEmpty: return .noMatch
+            default: continue
             }
         }
         var parameters: [String: String] = [:]

@@ -1,0 +1,176 @@
+import CarmaJSON
+import Foundation
+import Testing
+
+@testable import FragmentStore
+
+@Suite("Fragment store")
+struct StoreTests {
+    @Test("a stored fragment reads back byte-exact, from the cache and from disk")
+    func roundTrip() throws {
+        let test = try TestStore()
+        let content = "Grüße, 世界 — \u{1F600} and a quote \" and a newline\n"
+        let outcome = try test.put("a", content, links: ["b", "c"], tags: ["t"])
+        #expect(outcome.created)
+        for attempt in 0..<2 {
+            guard case .fragment(let fragment) = test.store.read("a") else {
+                Issue.record("not readable on attempt \(attempt)")
+                return
+            }
+            let json = try JSONParser.parse(fragment.body)
+            #expect(json["content"]?.stringValue == content)
+            #expect(json["links"] == ["b", "c"])
+            #expect(json["status"] == "ok")
+            #expect(json["checksum"]?.stringValue == CRC32C.format(fragment.checksum))
+            try test.reopen(cacheBytes: 0)
+        }
+    }
+
+    @Test("versions only go up and replacing reports an update")
+    func versions() throws {
+        let test = try TestStore()
+        let first = try test.put("a", "one")
+        let second = try test.put("a", "two")
+        #expect(!second.created)
+        #expect(second.fragment.version > first.fragment.version)
+        try test.delete("a")
+        let third = try test.put("a", "three")
+        #expect(third.created)
+        #expect(third.fragment.version > second.fragment.version)
+    }
+
+    @Test("If-Match and If-None-Match hold or nothing changes")
+    func preconditions() throws {
+        let test = try TestStore()
+        let first = try test.put("a", "one")
+        #expect(throws: StoreError.self) { try test.put("a", "x", precondition: WritePrecondition(ifMatch: [first.fragment.version + 1])) }
+        #expect(throws: StoreError.self) { try test.put("a", "x", precondition: WritePrecondition(ifNoneMatchAny: true)) }
+        #expect(throws: StoreError.self) { try test.put("new", "x", precondition: WritePrecondition(matchAny: true)) }
+        #expect(test.store.row("a")?.version == first.fragment.version)
+        #expect(test.store.row("new") == nil)
+        let second = try test.put("a", "two", precondition: WritePrecondition(ifMatch: [first.fragment.version]))
+        #expect(second.fragment.version > first.fragment.version)
+    }
+
+    @Test("a deleted fragment is gone, files included, and an unknown one is not found")
+    func deletion() throws {
+        let test = try TestStore()
+        try test.put("a", "one")
+        let paths = test.payloadPaths("a")
+        try test.delete("a")
+        guard case .notFound = test.store.read("a") else {
+            Issue.record("deleted fragment still readable")
+            return
+        }
+        #expect(!FileManager.default.fileExists(atPath: paths.primary))
+        #expect(!FileManager.default.fileExists(atPath: paths.redundancy))
+        #expect(throws: StoreError.self) { try test.delete("a") }
+        guard case .notFound = test.store.read("never") else {
+            Issue.record("unknown id readable")
+            return
+        }
+        #expect(test.store.stats().fragments == 0)
+    }
+
+    @Test("a missing payload turns the fragment blank, durably and queued for repair")
+    func missingPayload() throws {
+        let test = try TestStore(cacheBytes: 0)
+        try test.put("a", "one", links: ["b"], tags: ["t"])
+        try FileManager.default.removeItem(atPath: test.payloadPaths("a").primary)
+        guard case .blank(let blank) = test.store.read("a") else {
+            Issue.record("expected a blank")
+            return
+        }
+        #expect(blank.row.blankReason == .missing)
+        #expect(blank.row.links == ["b"])
+        #expect(blank.queuedAt != nil)
+        try test.reopen(cacheBytes: 0)
+        #expect(test.store.row("a")?.status == .blank)
+        let events = try #require(try test.store.history("a")).map(\.kind)
+        #expect(events == ["created", "lost", "queued"])
+    }
+
+    @Test("a flipped byte turns the fragment blank with reason checksum_mismatch")
+    func corruptPayload() throws {
+        let test = try TestStore(cacheBytes: 0)
+        try test.put("a", "some content worth keeping")
+        let path = test.payloadPaths("a").primary
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count - 5] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        guard case .blank(let blank) = test.store.read("a") else {
+            Issue.record("corrupt payload was served")
+            return
+        }
+        #expect(blank.row.blankReason == .checksumMismatch)
+    }
+
+    @Test("listing filters by status and tag and pages with a cursor")
+    func listing() throws {
+        let test = try TestStore(cacheBytes: 0)
+        for index in 0..<25 {
+            try test.put(String(format: "f%02d", index), "content \(index)", tags: index % 2 == 0 ? ["even"] : ["odd"])
+        }
+        try FileManager.default.removeItem(atPath: test.payloadPaths("f03").primary)
+        _ = test.store.read("f03")
+        var seen: [String] = []
+        var after: String?
+        repeat {
+            let page = try test.store.list(status: nil, tag: "even", after: after, limit: 5)
+            seen += page.rows.map(\.id)
+            after = page.nextAfter
+        } while after != nil
+        #expect(seen == stride(from: 0, to: 25, by: 2).map { String(format: "f%02d", $0) })
+        #expect(try test.store.list(status: .blank, tag: nil, after: nil, limit: 10).rows.map(\.id) == ["f03"])
+    }
+
+    @Test("the registry is rebuilt from the payload files when it is lost")
+    func reindex() throws {
+        let test = try TestStore(cacheBytes: 0)
+        try test.put("a", "alpha", links: ["b"], tags: ["x"])
+        try test.put("b", "beta")
+        try test.put("c", "gamma")
+        let versionA = test.store.row("a")!.version
+        try FileManager.default.removeItem(atPath: test.payloadPaths("c").primary)
+        test.store.close()
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: "\(test.directory.path)/registry.sqlite3\(suffix)")
+        }
+        try test.reopen(cacheBytes: 0)
+        #expect(test.store.row("a")?.version == versionA)
+        #expect(test.store.row("a")?.links == ["b"])
+        #expect(test.store.row("a")?.status == .ok)
+        #expect(test.store.row("c")?.status == .blank)
+        guard case .fragment(let fragment) = test.store.read("a") else {
+            Issue.record("a not readable after reindex")
+            return
+        }
+        #expect(try JSONParser.parse(fragment.body)["content"] == "alpha")
+        // New versions continue above the rebuilt ones.
+        #expect(try test.put("d", "delta").fragment.version > versionA)
+    }
+
+    @Test("many writers on the same ids: every write lands and versions only go up")
+    func concurrentWriters() throws {
+        let test = try TestStore()
+        let store = test.store
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            var last: UInt64 = 0
+            for round in 0..<50 {
+                let outcome = try! wait { done in store.put("shared-\(round % 4)", FragmentInput(content: "w\(worker) r\(round)"), completion: done) }
+                #expect(outcome.fragment.version > last)
+                last = outcome.fragment.version
+                if case .fragment(let fragment) = store.read("shared-\(round % 4)") {
+                    let json = try! JSONParser.parse(fragment.body)
+                    #expect(json["content"]?.stringValue?.hasPrefix("w") == true)
+                } else {
+                    Issue.record("torn or missing read")
+                }
+            }
+        }
+        let stats = store.stats()
+        #expect(stats.fragments == 4)
+        #expect(stats.committedOperations >= 400)
+        #expect(stats.commits < stats.committedOperations, "group commit should batch concurrent writes")
+    }
+}

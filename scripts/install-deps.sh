@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building (and, with --test, testing) carmad needs on Debian 12. Idempotent: it only
+# calls apt-get or pip when something is missing. Run as root (or with sudo available).
+set -euo pipefail
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+apt_packages=(libmicrohttpd-dev libisal-dev libsqlite3-dev pkg-config)
+if [ "$want_test" = 1 ]; then
+  # graphviz: the DOT output is checked with dot(1); procps for pkill in scripts.
+  apt_packages+=(graphviz procps)
+fi
+
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$want_test" = 1 ]; then
+  python_modules=(openapi_spec_validator prometheus_client schemathesis yaml)
+  python_packages=(openapi-spec-validator prometheus_client schemathesis PyYAML)
+  need_pip=0
+  for module in "${python_modules[@]}"; do
+    python3 -c "import $module" >/dev/null 2>&1 || need_pip=1
+  done
+  if [ "$need_pip" = 1 ]; then
+    echo "installing Python test tools: ${python_packages[*]}" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}"
+  fi
+fi

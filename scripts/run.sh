@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs carmad on its embedded default (SQLite registry and payload files under ./carma-data), after
+# installing the system libraries and building a release binary. Flags are passed to carmad.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+swift build -c release --product carmad
+swift build -c release --product carma
+exec .build/release/carmad "$@"

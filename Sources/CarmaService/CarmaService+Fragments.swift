@@ -150,9 +150,9 @@ extension CarmaService {
         }
     }
 
-    /// Seconds until a blank is likely rebuilt; the dream engine refines this.
+    /// Seconds until a blank is likely rebuilt, from the scheduler and the recent repair rate.
     func etaSeconds(for blank: FragmentStore.BlankFragment) -> Int {
-        30
+        self.engine.etaSeconds()
     }
 
     // MARK: - Header helpers

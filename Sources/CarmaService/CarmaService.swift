@@ -1,4 +1,5 @@
 import CarmaJSON
+import DreamEngine
 import FragmentStore
 import Logging
 import MicroHTTP
@@ -8,6 +9,8 @@ import Synchronization
 public final class CarmaService: Sendable {
     public let configuration: ServiceConfiguration
     public let store: FragmentStore
+    public let engine: DreamEngine
+    let foreground: Foreground
     let logger: Logger
     let authorization: Authorization?
     private let serverBox = Mutex<HTTPServer?>(nil)
@@ -19,7 +22,11 @@ public final class CarmaService: Sendable {
         self.logger = logger
         self.authorization = configuration.authToken.map(Authorization.init(token:))
         self.store = try FragmentStore(configuration: configuration.store, logger: logger)
-        let server = HTTPServer(configuration: configuration.server, router: self.makeRouter(), observer: nil, logger: logger)
+        self.foreground = Foreground()
+        self.engine = DreamEngine(
+            store: self.store, configuration: configuration.dream, reconstructor: nil, foreground: self.foreground, logger: logger)
+        let server = HTTPServer(configuration: configuration.server, router: self.makeRouter(), observer: self.foreground, logger: logger)
+        self.foreground.attach(server)
         self.serverBox.withLock { $0 = server }
     }
 
@@ -37,10 +44,12 @@ public final class CarmaService: Sendable {
                        "store.fragments": "\(self.store.stats().fragments)", "store.data_dir": "\(self.configuration.store.dataDirectory)"])
     }
 
-    /// Stops serving (letting requests in flight finish), then closes the store. Blocks.
+    /// Stops serving (letting requests in flight finish), stops the dream engine, then closes the
+    /// store. Blocks. (carmad does the same through its service group.)
     public func shutdown() {
         self.ready.store(false, ordering: .relaxed)
         self.server.shutdown()
+        self.engine.stop()
         self.store.close()
     }
 
@@ -55,6 +64,9 @@ public final class CarmaService: Sendable {
         router.add(.get, "/fragments/{id}", preflight: read) { [unowned self] in self.getFragment($0) }
         router.add(.delete, "/fragments/{id}", preflight: write) { [unowned self] in self.deleteFragment($0) }
         router.add(.get, "/fragments/{id}/history", preflight: read) { [unowned self] in self.history($0) }
+        router.add(.post, "/dream", body: .optionalJSON, preflight: write) { [unowned self] in self.startDream($0) }
+        router.add(.get, "/dream", preflight: read) { [unowned self] _ in .response(.json(200, self.engine.status())) }
+        router.add(.get, "/dream/{cycle}", preflight: read) { [unowned self] in self.dreamReport($0) }
         return router
     }
 

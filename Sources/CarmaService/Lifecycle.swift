@@ -6,11 +6,12 @@ import ServiceLifecycle
 // accepting first and the store closes last.
 
 extension CarmaService {
-    /// The services for a ServiceGroup, in start order: the store (closed last), then HTTP (stopped
-    /// first, draining requests in flight).
+    /// The services for a ServiceGroup, in start order: the store (closed last), the dream engine,
+    /// then HTTP (stopped first, draining requests in flight).
     public var services: [ServiceGroupConfiguration.ServiceConfiguration] {
         [
             .init(service: StoreLifecycle(service: self)),
+            .init(service: DreamLifecycle(service: self)),
             .init(service: HTTPLifecycle(service: self)),
         ]
     }
@@ -22,6 +23,16 @@ struct StoreLifecycle: Service {
     func run() async throws {
         try? await gracefulShutdown()
         await offloaded { self.service.store.close() }
+    }
+}
+
+struct DreamLifecycle: Service {
+    let service: CarmaService
+
+    func run() async throws {
+        self.service.engine.start()
+        try? await gracefulShutdown()
+        await offloaded { self.service.engine.stop() }
     }
 }
 

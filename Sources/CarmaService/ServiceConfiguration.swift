@@ -1,3 +1,4 @@
+import DreamEngine
 import FragmentStore
 import MicroHTTP
 
@@ -5,6 +6,7 @@ import MicroHTTP
 public struct ServiceConfiguration: Sendable {
     public var server: ServerConfiguration
     public var store: StoreConfiguration
+    public var dream: DreamConfiguration
     /// When set, `PUT`, `DELETE` and `POST /dream` need `Authorization: Bearer <token>`.
     public var authToken: String?
     /// When true, reads and `/metrics` need the token too.
@@ -13,11 +15,16 @@ public struct ServiceConfiguration: Sendable {
     /// - Parameters:
     ///   - server: Listening and client limits; see `ServerConfiguration`.
     ///   - store: Data directories, cache and fragment limits; see `StoreConfiguration`.
+    ///   - dream: Dream-cycle schedule, budgets and politeness; see `DreamConfiguration`.
     ///   - authToken: Default none: every endpoint is open.
     ///   - protectReads: Default false.
-    public init(server: ServerConfiguration, store: StoreConfiguration, authToken: String? = nil, protectReads: Bool = false) {
+    public init(
+        server: ServerConfiguration, store: StoreConfiguration, dream: DreamConfiguration = DreamConfiguration(),
+        authToken: String? = nil, protectReads: Bool = false
+    ) {
         self.server = server
         self.store = store
+        self.dream = dream
         self.authToken = authToken
         self.protectReads = protectReads
     }

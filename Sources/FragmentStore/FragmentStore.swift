@@ -79,6 +79,7 @@ public final class FragmentStore: Sendable {
                 }
             }
             self.lastVersion.store(try self.registry.maxVersion(), ordering: .relaxed)
+            self.registry.writer.resetAll()
         } catch {
             throw .from(error, doing: "load the registry")
         }
@@ -211,10 +212,8 @@ extension FragmentStore {
         entry.row.lostAt = now
         entry.row.detectedBy = detectedBy
         entry.queuedAt = entry.queuedAt ?? now
-        if entry.cacheSlot >= 0 {
-            state.cache.remove(entry.cacheSlot)
-            entry.cacheSlot = -1
-        }
+        // A cached body stays: reads answer the blank (status comes first), and the bytes remain the
+        // cheapest source for an exact repair if they match the stored checksum.
         state.set(id, entry)
         return BlankFragment(row: entry.row, queuedAt: entry.queuedAt)
     }
@@ -292,6 +291,7 @@ final class StoreCounters: Sendable {
     let missingDetected = Atomic<Int>(0)
     let checksumDetected = Atomic<Int>(0)
     let unreadableDetected = Atomic<Int>(0)
+    let redundancyDamage = Atomic<Int>(0)
     let commits = Atomic<Int>(0)
     let committedOperations = Atomic<Int>(0)
 
@@ -315,12 +315,19 @@ public struct StoreStats: Sendable {
     public var cacheMisses: Int
     /// Damage found, by kind (`missing`, `checksum_mismatch`, `unreadable`).
     public var damageDetected: [BlankReason: Int]
+    /// Damaged redundancy copies found by the scrub.
+    public var redundancyDamageDetected: Int
     public var commits: Int
     public var committedOperations: Int
     public var pendingOperations: Int
 }
 
 extension FragmentStore {
+    /// Fragments currently blank (cheap: one lock, no allocation).
+    public var blankCount: Int {
+        self.state.withLock { $0.counts[.blank] ?? 0 }
+    }
+
     public func stats() -> StoreStats {
         let (count, byStatus, bytes, cacheBytes, cacheEntries) = self.state.withLock { state in
             (state.count, state.counts, state.recordBytes, state.cache.bytes, state.cache.count)
@@ -334,6 +341,7 @@ extension FragmentStore {
                 .checksumMismatch: self.counters.checksumDetected.load(ordering: .relaxed),
                 .unreadable: self.counters.unreadableDetected.load(ordering: .relaxed),
             ],
+            redundancyDamageDetected: self.counters.redundancyDamage.load(ordering: .relaxed),
             commits: self.counters.commits.load(ordering: .relaxed),
             committedOperations: self.counters.committedOperations.load(ordering: .relaxed),
             pendingOperations: self.pipeline.pending)

@@ -85,6 +85,7 @@ final class Registry: Sendable {
         // FULL: a commit is on disk before the PUT that waited for it is acknowledged.
         try writer.execute("PRAGMA synchronous=FULL")
         try Self.migrate(writer)
+        writer.resetAll()
         self.writer = writer
         self.reader = LockedConnection(try SQLiteConnection(path: path))
     }
@@ -171,7 +172,10 @@ final class LockedConnection: @unchecked Sendable {
 
     func with<T>(_ body: (SQLiteConnection) throws -> T) rethrows -> T {
         self.lock.lock()
-        defer { self.lock.unlock() }
+        defer {
+            self.connection.resetAll()
+            self.lock.unlock()
+        }
         return try body(self.connection)
     }
 }
@@ -407,5 +411,118 @@ extension Registry {
             row.originalChecksum.map { .integer(Int64($0)) } ?? .null, row.originalLength.map { .int($0) } ?? .null,
             row.confidence.map { .real($0) } ?? .null,
         ]
+    }
+}
+
+// MARK: - Repair queue and cycle reports
+
+extension Registry {
+    /// Queued repairs due by `now`, most urgent first.
+    func readyRepairs(now: Timestamp, limit: Int) throws -> [RepairTicket] {
+        try self.withReader { db in
+            let statement = try db.statement(
+                """
+                SELECT id, priority, enqueued_at, attempts, not_before, reason, last_error FROM repair_queue
+                WHERE not_before <= ? ORDER BY priority, enqueued_at, id LIMIT ?
+                """
+            ).bind(.integer(now.milliseconds), .int(limit))
+            var tickets: [RepairTicket] = []
+            while try statement.step() {
+                tickets.append(
+                    RepairTicket(
+                        id: statement.text(0), priority: RepairPriority(rawValue: Int(statement.int(1))) ?? .background,
+                        enqueuedAt: Timestamp(milliseconds: statement.int(2)), attempts: Int(statement.int(3)),
+                        notBefore: Timestamp(milliseconds: statement.int(4)), reason: statement.text(5), lastError: statement.optionalText(6)))
+            }
+            return tickets
+        }
+    }
+
+    /// Queued repairs: all of them, and those due by `now`.
+    func queueDepth(now: Timestamp) throws -> (total: Int, ready: Int) {
+        try self.withReader { db in
+            let statement = try db.statement("SELECT COUNT(*), COALESCE(SUM(not_before <= ?), 0) FROM repair_queue").bind(.integer(now.milliseconds))
+            guard try statement.step() else { return (0, 0) }
+            return (Int(statement.int(0)), Int(statement.int(1)))
+        }
+    }
+
+    /// Ids in order after `after`, for the scrub's walk.
+    func ids(after: String?, limit: Int) throws -> [String] {
+        try self.withReader { db in
+            let statement = try db.statement("SELECT id FROM fragments WHERE id > ? ORDER BY id LIMIT ?").bind(.text(after ?? ""), .int(limit))
+            var ids: [String] = []
+            while try statement.step() { ids.append(statement.text(0)) }
+            return ids
+        }
+    }
+
+    /// Puts a repaired version back to `ok`, unless a newer version replaced it.
+    /// - Returns: Whether the row changed.
+    func markRestored(_ id: String, version: UInt64, checksum: UInt32, recordLength: Int) throws(SQLiteError) -> Bool {
+        try self.writer.statement(
+            """
+            UPDATE fragments SET status = 'ok', checksum = ?, record_length = ?, blank_reason = NULL, lost_at = NULL,
+                detected_by = NULL, original_checksum = NULL, original_length = NULL, confidence = NULL
+            WHERE id = ? AND version = ? AND status != 'ok'
+            """
+        ).bind(.integer(Int64(checksum)), .int(recordLength), .text(id), .integer(Int64(version))).run()
+        return self.writer.changes > 0
+    }
+
+    /// Records a reconstruction of a blank version.
+    func markReconstructed(_ row: FragmentRow) throws(SQLiteError) -> Bool {
+        try self.writer.statement(
+            """
+            UPDATE fragments SET status = 'reconstructed', checksum = ?, record_length = ?, original_checksum = ?,
+                original_length = ?, confidence = ?
+            WHERE id = ? AND version = ? AND status = 'blank'
+            """
+        ).bind(
+            .integer(Int64(row.checksum)), .int(row.recordLength), row.originalChecksum.map { .integer(Int64($0)) } ?? .null,
+            row.originalLength.map { .int($0) } ?? .null, row.confidence.map { .real($0) } ?? .null,
+            .text(row.id), .integer(Int64(row.version))
+        ).run()
+        return self.writer.changes > 0
+    }
+
+    /// Keeps a ticket for later: counts the attempt and sets when to try again.
+    func postponeRepair(_ id: String, priority: RepairPriority?, notBefore: Timestamp, error: String) throws(SQLiteError) {
+        try self.writer.statement(
+            """
+            UPDATE repair_queue SET attempts = attempts + 1, not_before = ?, last_error = ?, priority = COALESCE(?, priority)
+            WHERE id = ?
+            """
+        ).bind(.integer(notBefore.milliseconds), .text(error), priority.map { .int($0.rawValue) } ?? .null, .text(id)).run()
+    }
+
+    func saveCycle(id: Int64, trigger: String, state: String, startedAt: Timestamp, finishedAt: Timestamp?, report: JSONValue) throws(SQLiteError) {
+        try self.writer.statement(
+            """
+            INSERT INTO cycles (id, trigger, state, started_at, finished_at, report) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at, report = excluded.report
+            """
+        ).bind(.integer(id), .text(trigger), .text(state), .integer(startedAt.milliseconds), .optional(finishedAt?.milliseconds), .text(report.serialized)).run()
+    }
+
+    /// A stored cycle report.
+    func cycleReport(_ id: Int64) throws -> JSONValue? {
+        try self.withReader { db in
+            let statement = try db.statement("SELECT report FROM cycles WHERE id = ?").bind(.integer(id))
+            guard try statement.step() else { return nil }
+            return try? JSONParser.parse(statement.text(0), maxDepth: 64)
+        }
+    }
+
+    /// The most recent cycle reports, newest first.
+    func recentCycles(limit: Int) throws -> [JSONValue] {
+        try self.withReader { db in
+            let statement = try db.statement("SELECT report FROM cycles ORDER BY id DESC LIMIT ?").bind(.int(limit))
+            var reports: [JSONValue] = []
+            while try statement.step() {
+                if let report = try? JSONParser.parse(statement.text(0), maxDepth: 64) { reports.append(report) }
+            }
+            return reports
+        }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CarmaService
+import DreamEngine
 import Foundation
 import FragmentStore
 import Logging
@@ -47,6 +48,36 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Largest fragment content in bytes (env CARMA_MAX_CONTENT_BYTES). Default 524288.")
     var maxContentBytes: Int?
 
+    @Option(help: "Seconds between scheduled dream cycles at first (env CARMA_DREAM_INTERVAL). Default 300.")
+    var dreamInterval: Double?
+
+    @Option(help: "Interval growth per consecutive clean cycle: base × (1 + n × growth) (env CARMA_DREAM_GROWTH). Default 1.0.")
+    var dreamGrowth: Double?
+
+    @Option(help: "Longest interval between scheduled cycles, seconds (env CARMA_DREAM_MAX_INTERVAL). Default 3600.")
+    var dreamMaxInterval: Double?
+
+    @Option(help: "Start a cycle early once repairs are due and no request came for this many seconds (env CARMA_DREAM_IDLE_DELAY). Default 2.")
+    var dreamIdleDelay: Double?
+
+    @Option(help: "Most repairs per cycle (env CARMA_DREAM_MAX_REPAIRS). Default 100000.")
+    var dreamMaxRepairs: Int?
+
+    @Option(help: "Most seconds per cycle (env CARMA_DREAM_MAX_SECONDS). Default 300.")
+    var dreamMaxSeconds: Double?
+
+    @Option(help: "Fragments the scrub verifies per cycle (env CARMA_SCRUB_PER_CYCLE). Default 5000.")
+    var scrubPerCycle: Int?
+
+    @Option(help: "Share of time background repair may use, 0 < d ≤ 1 (env CARMA_DREAM_DUTY_CYCLE). Default 0.5.")
+    var dreamDutyCycle: Double?
+
+    @Option(help: "First retry delay after a failed repair, seconds, doubling per attempt (env CARMA_DREAM_RETRY_BASE). Default 30.")
+    var dreamRetryBase: Double?
+
+    @Option(help: "Lowest confidence at which a reconstruction is accepted (env CARMA_RECONSTRUCTION_FLOOR). Default 0.35.")
+    var reconstructionFloor: Double?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env CARMA_LOG_LEVEL). Default info.")
     var logLevel: String?
 
@@ -62,6 +93,12 @@ struct ServerOptions: ParsableArguments {
     private static func env(_ name: String) throws -> Int? {
         guard let text: String = env(name) else { return nil }
         guard let value = Int(text) else { throw ValidationError("\(name) must be an integer, not '\(text)'") }
+        return value
+    }
+
+    private static func double(_ name: String) throws -> Double? {
+        guard let text: String = env(name) else { return nil }
+        guard let value = Double(text), value.isFinite else { throw ValidationError("\(name) must be a number, not '\(text)'") }
         return value
     }
 
@@ -88,6 +125,26 @@ struct ServerOptions: ParsableArguments {
         store.limits.maxContentBytes = try self.maxContentBytes ?? Self.env("CARMA_MAX_CONTENT_BYTES") ?? store.limits.maxContentBytes
         guard store.cacheBytes >= 0 else { throw ValidationError("--cache-bytes must not be negative") }
 
+        var dream = DreamConfiguration()
+        dream.baseInterval = try self.dreamInterval ?? Self.double("CARMA_DREAM_INTERVAL") ?? dream.baseInterval
+        dream.growth = try self.dreamGrowth ?? Self.double("CARMA_DREAM_GROWTH") ?? dream.growth
+        dream.maxInterval = try self.dreamMaxInterval ?? Self.double("CARMA_DREAM_MAX_INTERVAL") ?? dream.maxInterval
+        dream.idleDelay = try self.dreamIdleDelay ?? Self.double("CARMA_DREAM_IDLE_DELAY") ?? dream.idleDelay
+        dream.maxRepairsPerCycle = try self.dreamMaxRepairs ?? Self.env("CARMA_DREAM_MAX_REPAIRS") ?? dream.maxRepairsPerCycle
+        dream.maxCycleSeconds = try self.dreamMaxSeconds ?? Self.double("CARMA_DREAM_MAX_SECONDS") ?? dream.maxCycleSeconds
+        dream.scrubPerCycle = try self.scrubPerCycle ?? Self.env("CARMA_SCRUB_PER_CYCLE") ?? dream.scrubPerCycle
+        dream.dutyCycle = try self.dreamDutyCycle ?? Self.double("CARMA_DREAM_DUTY_CYCLE") ?? dream.dutyCycle
+        dream.retryBase = try self.dreamRetryBase ?? Self.double("CARMA_DREAM_RETRY_BASE") ?? dream.retryBase
+        dream.confidenceFloor = try self.reconstructionFloor ?? Self.double("CARMA_RECONSTRUCTION_FLOOR") ?? dream.confidenceFloor
+        guard dream.baseInterval > 0, dream.maxInterval >= dream.baseInterval else { throw ValidationError("--dream-interval must be above 0 and at most --dream-max-interval") }
+        guard dream.growth >= 0 else { throw ValidationError("--dream-growth must not be negative") }
+        guard dream.idleDelay >= 0 else { throw ValidationError("--dream-idle-delay must not be negative") }
+        guard dream.maxRepairsPerCycle >= 1, dream.maxCycleSeconds > 0 else { throw ValidationError("--dream-max-repairs and --dream-max-seconds must be positive") }
+        guard dream.scrubPerCycle >= 0 else { throw ValidationError("--scrub-per-cycle must not be negative") }
+        guard dream.dutyCycle > 0, dream.dutyCycle <= 1 else { throw ValidationError("--dream-duty-cycle must be above 0 and at most 1") }
+        guard dream.retryBase > 0 else { throw ValidationError("--dream-retry-base must be above 0") }
+        guard (0...1).contains(dream.confidenceFloor) else { throw ValidationError("--reconstruction-floor must be between 0 and 1") }
+
         var token: String?
         if let file = self.authTokenFile ?? Self.env("CARMA_AUTH_TOKEN_FILE") {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
@@ -102,7 +159,7 @@ struct ServerOptions: ParsableArguments {
         if protectReads, token == nil {
             throw ValidationError("--protect-reads needs --auth-token-file")
         }
-        return ServiceConfiguration(server: server, store: store, authToken: token, protectReads: protectReads)
+        return ServiceConfiguration(server: server, store: store, dream: dream, authToken: token, protectReads: protectReads)
     }
 
     /// Sets up swift-log as the flags ask.

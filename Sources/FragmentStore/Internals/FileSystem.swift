@@ -99,6 +99,14 @@ enum FileSystem {
         }
     }
 
+    /// Writes `bytes` to a new temporary file next to `path` (not synced) and returns its name, for a
+    /// batch that syncs once and then renames each file into place.
+    static func writeTemporary(for path: String, _ bytes: [UInt8]) throws(FileError) -> String {
+        let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try write(temporary, bytes)
+        return temporary
+    }
+
     /// Replaces `path` atomically and durably: a temporary file is written and synced, renamed over
     /// `path`, and the directory is synced. A reader sees the old file or the new one, never a mix.
     static func replace(_ path: String, _ bytes: [UInt8]) throws(FileError) {

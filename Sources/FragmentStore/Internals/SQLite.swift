@@ -67,11 +67,21 @@ final class SQLiteConnection {
         try self.execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
+            self.resetAll()
             try self.execute("COMMIT")
             return result
         } catch {
+            self.resetAll()
             try? self.execute("ROLLBACK")
             throw error
+        }
+    }
+
+    /// Resets every cached statement. A statement left on a row keeps its read transaction, and so
+    /// its snapshot, open: later reads would not see new commits and WAL checkpoints would stall.
+    func resetAll() {
+        for statement in self.statements.values {
+            statement.reset()
         }
     }
 
@@ -96,7 +106,7 @@ final class SQLiteStatement {
         sqlite3_finalize(self.raw)
     }
 
-    fileprivate func reset() {
+    func reset() {
         sqlite3_reset(self.raw)
         sqlite3_clear_bindings(self.raw)
     }

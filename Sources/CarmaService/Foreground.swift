@@ -1,0 +1,39 @@
+import DreamEngine
+import MicroHTTP
+import Synchronization
+
+/// How busy the HTTP side is, for the dream engine's politeness and idle starts; also the server's
+/// observer, so it sees every request end.
+final class Foreground: ForegroundActivity, HTTPServerObserver {
+    private let server = Mutex<HTTPServer?>(nil)
+    private let epoch = ContinuousClock.now
+    /// Nanoseconds since `epoch` at which the last request ended.
+    private let lastRequestEnded = Atomic<Int64>(0)
+    /// Called for every finished request (metrics).
+    let onRequest: (@Sendable (String, HTTPMethod, Int, Duration) -> Void)?
+
+    init(onRequest: (@Sendable (String, HTTPMethod, Int, Duration) -> Void)? = nil) {
+        self.onRequest = onRequest
+    }
+
+    func attach(_ server: HTTPServer) {
+        self.server.withLock { $0 = server }
+    }
+
+    var requestsInFlight: Int {
+        self.server.withLock { $0?.inFlightRequests ?? 0 }
+    }
+
+    var secondsIdle: Double {
+        if self.requestsInFlight > 0 { return 0 }
+        let now = ContinuousClock.now - self.epoch
+        let nanoseconds = now.components.seconds * 1_000_000_000 + now.components.attoseconds / 1_000_000_000
+        return Double(nanoseconds - self.lastRequestEnded.load(ordering: .relaxed)) / 1e9
+    }
+
+    func requestFinished(route: String, method: HTTPMethod, status: Int, duration: Duration) {
+        let now = ContinuousClock.now - self.epoch
+        self.lastRequestEnded.store(now.components.seconds * 1_000_000_000 + now.components.attoseconds / 1_000_000_000, ordering: .relaxed)
+        self.onRequest?(route, method, status, duration)
+    }
+}

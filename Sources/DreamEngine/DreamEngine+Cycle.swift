@@ -1,0 +1,335 @@
+import CarmaJSON
+import Foundation
+import FragmentStore
+import Logging
+
+// One dream cycle: repair what is queued, scrub a slice of the store, repair what the scrub found.
+
+extension DreamEngine {
+    /// The recovery tiers, cheapest first.
+    enum Tier: String {
+        /// The primary file verifies after all (a transient error, or restored by hand).
+        case primary
+        /// The payload cache still holds the exact bytes.
+        case cache
+        /// The second copy in the redundancy directory.
+        case redundancy
+        /// Rebuilt from context: approximate, flagged.
+        case reconstruction
+        /// Nothing usable: stays blank, retried later.
+        case none
+    }
+
+    func run(_ initial: CycleReport) {
+        let started = ContinuousClock.now
+        let deadline = started + .milliseconds(Int64(initial.budget.maxSeconds * 1000))
+        // Damage found by reads is recorded in the background: let it land before looking at the queue.
+        self.store.flush()
+        let depth = self.store.repairQueueDepth()
+        self.update { $0.queueAtStart = depth.total }
+        self.observer?.cycleStarted(trigger: initial.trigger)
+        self.store.saveCycleReport(
+            id: initial.id, trigger: initial.trigger.rawValue, state: "running", startedAt: initial.startedAt, finishedAt: nil,
+            report: initial.json(), wait: false)
+        self.logger.info(
+            "dream cycle started",
+            metadata: ["cycle.id": "\(initial.id)", "cycle.trigger": "\(initial.trigger.rawValue)", "repair_queue.depth": "\(depth.total)",
+                       "repair_queue.ready": "\(depth.ready)"])
+
+        var budget = Budget(repairsLeft: initial.budget.maxRepairs, scrubLeft: initial.budget.scrubFragments, deadline: deadline)
+        var repaired = self.phase("repair") { self.repairPhase(cycle: initial.id, budget: &budget) }
+        let scrubFound = self.phase("scrub") { self.scrubPhase(budget: &budget) }
+        if scrubFound > 0 {
+            repaired += self.phase("repair_scrub_finds") { self.repairPhase(cycle: initial.id, budget: &budget) }
+        }
+
+        let elapsed = ContinuousClock.now - started
+        let seconds = Self.seconds(elapsed)
+        var final = self.currentReport ?? initial
+        final.state = self.isStopping ? .interrupted : .finished
+        if final.state == .interrupted { final.stopReason = "shutdown" }
+        final.finishedAt = .now
+        final.durationMilliseconds = seconds * 1000
+        self.store.saveCycleReport(
+            id: final.id, trigger: final.trigger.rawValue, state: final.state.rawValue, startedAt: final.startedAt,
+            finishedAt: final.finishedAt, report: final.json(), wait: true)
+        self.cycleEnded(final, repairsPerSecond: repaired > 0 && seconds > 0 ? Double(repaired) / seconds : nil)
+        self.observer?.cycleFinished(final, seconds: seconds)
+        self.observer?.scrubbed(progress: self.scrubProgress)
+        var metadata: Logger.Metadata = [
+            "cycle.id": "\(final.id)", "cycle.trigger": "\(final.trigger.rawValue)", "cycle.state": "\(final.state.rawValue)",
+            "cycle.duration_ms": "\(Int(seconds * 1000))", "cycle.scrubbed": "\(final.scrubbed)",
+        ]
+        for (outcome, count) in final.outcomes { metadata["cycle.\(outcome)"] = "\(count)" }
+        for (kind, count) in final.detected { metadata["cycle.detected.\(kind)"] = "\(count)" }
+        self.logger.info("dream cycle finished", metadata: metadata)
+    }
+
+    struct Budget {
+        var repairsLeft: Int
+        var scrubLeft: Int
+        let deadline: ContinuousClock.Instant
+
+        var timeLeft: Bool { ContinuousClock.now < self.deadline }
+    }
+
+    /// Runs a phase and records its duration and counts in the report.
+    private func phase(_ name: String, _ body: () -> Int) -> Int {
+        let startedAt = Timestamp.now
+        let started = ContinuousClock.now
+        let before = self.currentReport
+        let count = body()
+        let after = self.currentReport
+        var counts: [String: Int] = ["processed": count]
+        if let before, let after {
+            for (outcome, value) in after.outcomes where value != before.outcomes[outcome] {
+                counts[outcome] = value - (before.outcomes[outcome] ?? 0)
+            }
+            for (kind, value) in after.detected where value != before.detected[kind] {
+                counts["detected_\(kind)"] = value - (before.detected[kind] ?? 0)
+            }
+        }
+        let duration = Self.seconds(ContinuousClock.now - started) * 1000
+        self.update { $0.phases.append(CycleReport.Phase(name: name, startedAt: startedAt, durationMilliseconds: duration, counts: counts)) }
+        return count
+    }
+
+    // MARK: Repair
+
+    /// Works through due tickets in batches until the queue, the budget or the time runs out.
+    /// Returns the number of fragments recovered exactly or reconstructed.
+    private func repairPhase(cycle: Int64, budget: inout Budget) -> Int {
+        var handled = Set<String>()
+        var repaired = 0
+        while budget.repairsLeft > 0, budget.timeLeft, !self.isStopping {
+            let tickets: [RepairTicket]
+            do {
+                tickets = try self.store.readyRepairs(limit: min(self.configuration.batchSize, budget.repairsLeft) + handled.count)
+            } catch {
+                self.logger.error("cannot read the repair queue", metadata: ["error": "\(error)"])
+                break
+            }
+            let fresh = tickets.filter { !handled.contains($0.id) }.prefix(min(self.configuration.batchSize, budget.repairsLeft))
+            if fresh.isEmpty { break }
+            var restorations: [(Restoration, ContinuousClock.Instant)] = []
+            for ticket in fresh {
+                if self.isStopping || !budget.timeLeft { break }
+                handled.insert(ticket.id)
+                budget.repairsLeft -= 1
+                let unitStarted = ContinuousClock.now
+                switch self.repairOne(ticket, cycle: cycle, started: unitStarted) {
+                case .restore(let restoration): restorations.append((restoration, unitStarted))
+                case .reconstructed: repaired += 1
+                case .handled: break
+                }
+                self.pace(since: unitStarted)
+            }
+            repaired += self.commit(restorations)
+        }
+        return repaired
+    }
+
+    enum TicketOutcome {
+        /// Exact bytes found: commit with the batch.
+        case restore(Restoration)
+        case reconstructed
+        /// Dropped, postponed or failed; already recorded.
+        case handled
+    }
+
+    /// Finds exact bytes for one ticket, or handles it fully (reconstruction, postponement, drop).
+    private func repairOne(_ ticket: RepairTicket, cycle: Int64, started: ContinuousClock.Instant) -> TicketOutcome {
+        guard let target = self.store.repairTarget(ticket.id) else {
+            // Deleted on purpose since it was queued: nothing to rebuild, ever.
+            self.store.dropRepair(ticket.id)
+            self.record(ticket.id, tier: nil, outcome: "skipped", started: started, detail: ["reason": "deleted"])
+            return .handled
+        }
+        if target.row.status == .ok {
+            self.store.dropRepair(ticket.id)
+            self.record(ticket.id, tier: nil, outcome: "skipped", started: started, detail: ["reason": "already ok"])
+            return .handled
+        }
+        let exact: (Tier, [UInt8], String)? =
+            self.store.exactRecordFromPrimary(target).map { (.primary, $0, "primary payload file") }
+            ?? self.store.exactRecordFromCache(target).map { (.cache, $0, "payload cache") }
+            ?? self.store.exactRecordFromRedundancy(target).map { (.redundancy, $0, "redundancy copy in \(self.store.redundancyRoot)") }
+        if let (tier, record, source) = exact {
+            let milliseconds = Self.seconds(ContinuousClock.now - started) * 1000
+            return .restore(Restoration(target: target, record: record, tier: tier.rawValue, source: source, cycle: cycle, durationMilliseconds: milliseconds))
+        }
+        let attempt = ticket.attempts + 1
+        if target.row.status == .reconstructed {
+            // Already rebuilt approximately; keep looking for an exact source in later cycles.
+            let retryAt = Timestamp.now.adding(milliseconds: Int64(self.configuration.retryDelay(attempt: attempt) * 1000))
+            try? self.store.postponeRepair(target, reason: "no exact source yet", attempt: attempt, retryAt: retryAt, cycle: cycle, recordEvent: false)
+            self.record(ticket.id, tier: Tier.none.rawValue, outcome: "still_reconstructed", started: started, detail: ["next_try_at": .string(retryAt.rfc3339)])
+            return .handled
+        }
+        if let reconstructor = self.reconstructor {
+            if let rebuilt = reconstructor.reconstruct(target, from: self.store) {
+                if rebuilt.confidence >= self.configuration.confidenceFloor {
+                    let retryAt = Timestamp.now.adding(milliseconds: Int64(self.configuration.retryDelay(attempt: attempt) * 1000))
+                    do {
+                        if try self.store.saveReconstruction(target, rebuilt, cycle: cycle, retryAt: retryAt) {
+                            self.observer?.reconstructed(confidence: rebuilt.confidence)
+                            self.record(
+                                ticket.id, tier: Tier.reconstruction.rawValue, outcome: "reconstructed", started: started,
+                                detail: ["confidence": .number((rebuilt.confidence * 1000).rounded() / 1000), "sources": JSONValue(rebuilt.sources), "method": .string(rebuilt.method)])
+                            return .reconstructed
+                        }
+                        return .handled
+                    } catch {
+                        return self.fail(target, ticket: ticket, reason: "cannot store the reconstruction: \(error)", cycle: cycle, started: started)
+                    }
+                }
+                return self.fail(
+                    target, ticket: ticket,
+                    reason: "no exact source; reconstruction confidence \((rebuilt.confidence * 1000).rounded() / 1000) is below the floor \(self.configuration.confidenceFloor)",
+                    cycle: cycle, started: started)
+            }
+            return self.fail(target, ticket: ticket, reason: "no exact source and no surviving context to rebuild from", cycle: cycle, started: started)
+        }
+        return self.fail(target, ticket: ticket, reason: "no exact source (payload and redundancy copy both lost)", cycle: cycle, started: started)
+    }
+
+    private func fail(_ target: RepairTarget, ticket: RepairTicket, reason: String, cycle: Int64, started: ContinuousClock.Instant) -> TicketOutcome {
+        let attempt = ticket.attempts + 1
+        let retryAt = Timestamp.now.adding(milliseconds: Int64(self.configuration.retryDelay(attempt: attempt) * 1000))
+        do {
+            try self.store.postponeRepair(target, reason: reason, attempt: attempt, retryAt: retryAt, cycle: cycle, recordEvent: true)
+        } catch {
+            self.logger.error("cannot postpone a repair", metadata: ["fragment.id": "\(target.id)", "error": "\(error)"])
+        }
+        self.record(
+            target.id, tier: Tier.none.rawValue, outcome: "failed", started: started,
+            detail: ["reason": .string(reason), "attempt": .number(Double(attempt)), "next_try_at": .string(retryAt.rfc3339)])
+        return .handled
+    }
+
+    /// Commits a batch of exact restorations in one group and records each outcome.
+    private func commit(_ batch: [(Restoration, ContinuousClock.Instant)]) -> Int {
+        guard !batch.isEmpty else { return 0 }
+        let started = ContinuousClock.now
+        let results: [Bool]
+        do {
+            results = try self.store.restore(batch.map(\.0))
+        } catch {
+            self.logger.error("cannot commit restored payloads", metadata: ["error": "\(error)", "batch": "\(batch.count)"])
+            for (restoration, unitStarted) in batch {
+                self.record(restoration.target.id, tier: restoration.tier, outcome: "failed", started: unitStarted, detail: ["reason": .string("\(error)")])
+            }
+            return 0
+        }
+        self.pace(since: started)
+        var recovered = 0
+        for ((restoration, unitStarted), applied) in zip(batch, results) {
+            if applied {
+                recovered += 1
+                self.record(
+                    restoration.target.id, tier: restoration.tier, outcome: "recovered", started: unitStarted,
+                    detail: ["source": .string(restoration.source), "was": .string(restoration.target.row.status.rawValue)])
+            } else {
+                self.record(restoration.target.id, tier: restoration.tier, outcome: "skipped", started: unitStarted, detail: ["reason": "changed meanwhile"])
+            }
+        }
+        return recovered
+    }
+
+    private func record(_ id: String, tier: String?, outcome: String, started: ContinuousClock.Instant, detail: JSONObject) {
+        let seconds = Self.seconds(ContinuousClock.now - started)
+        if let tier { self.observer?.repairFinished(tier: tier, outcome: outcome, seconds: seconds) }
+        self.update {
+            $0.record(CycleReport.Event(id: id, action: "repair", tier: tier, outcome: outcome, durationMilliseconds: seconds * 1000, detail: detail))
+        }
+    }
+
+    // MARK: Scrub
+
+    /// Verifies the next slice of fragments; returns how many it found damaged.
+    private func scrubPhase(budget: inout Budget) -> Int {
+        var damaged = 0
+        var verified = 0
+        var emptyPasses = 0
+        // At most one full pass per cycle: verifying a fragment twice in one cycle finds nothing new.
+        budget.scrubLeft = min(budget.scrubLeft, self.store.stats().fragments)
+        while budget.scrubLeft > 0, budget.timeLeft, !self.isStopping {
+            let cursor = self.withScrubState { cursor, _, _ in cursor }
+            let ids: [String]
+            do {
+                ids = try self.store.scrubIDs(after: cursor, limit: min(256, budget.scrubLeft))
+            } catch {
+                self.logger.error("scrub cannot walk the registry", metadata: ["error": "\(error)"])
+                break
+            }
+            if ids.isEmpty {
+                // End of a pass: start again from the beginning (at most once per phase if empty).
+                self.withScrubState { cursor, pass, scrubbed in
+                    cursor = nil
+                    pass += 1
+                    scrubbed = 0
+                }
+                emptyPasses += 1
+                if emptyPasses > 1 || verified == 0 && cursor == nil { break }
+                continue
+            }
+            for id in ids {
+                if budget.scrubLeft == 0 || !budget.timeLeft || self.isStopping { break }
+                let started = ContinuousClock.now
+                let finding = self.store.scrub(id)
+                budget.scrubLeft -= 1
+                verified += 1
+                self.withScrubState { cursor, _, scrubbed in
+                    cursor = id
+                    scrubbed += 1
+                }
+                switch finding {
+                case .intact, .skipped:
+                    break
+                case .damaged(let reason):
+                    damaged += 1
+                    self.noteScrub(id, kind: reason.rawValue, outcome: "queued", started: started)
+                case .redundancyRepaired(let reason):
+                    self.noteScrub(id, kind: "redundancy_\(reason == .missing ? "missing" : "corrupt")", outcome: "redundancy_repaired", started: started)
+                case .redundancyDamaged(let reason):
+                    self.noteScrub(id, kind: "redundancy_\(reason == .missing ? "missing" : "corrupt")", outcome: "redundancy_unrepaired", started: started)
+                }
+                self.pace(since: started)
+            }
+            self.update { $0.scrubbed = verified }
+        }
+        self.update { $0.scrubbed = verified }
+        self.observer?.scrubbed(progress: self.scrubProgress)
+        return damaged
+    }
+
+    private func noteScrub(_ id: String, kind: String, outcome: String, started: ContinuousClock.Instant) {
+        let milliseconds = Self.seconds(ContinuousClock.now - started) * 1000
+        self.update {
+            $0.detected[kind, default: 0] += 1
+            $0.record(CycleReport.Event(id: id, action: "scrub", tier: nil, outcome: outcome, durationMilliseconds: milliseconds, detail: ["kind": .string(kind)]))
+        }
+    }
+
+    // MARK: Politeness
+
+    /// Sleeps in proportion to the work just done (the duty cycle), then waits a little while
+    /// foreground requests are in flight.
+    func pace(since started: ContinuousClock.Instant) {
+        let work = Self.seconds(ContinuousClock.now - started)
+        let duty = min(1, max(0.01, self.configuration.dutyCycle))
+        if duty < 1 {
+            let rest = min(0.25, work * (1 / duty - 1))
+            if rest > 0 { usleep(UInt32(rest * 1_000_000)) }
+        }
+        var waited = 0.0
+        while waited < self.configuration.foregroundBackoff, self.foreground.requestsInFlight > 0 {
+            usleep(200)
+            waited += 0.0002
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

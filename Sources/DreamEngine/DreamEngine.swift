@@ -1,0 +1,298 @@
+import CarmaJSON
+import Foundation
+import FragmentStore
+import Logging
+
+/// What the engine needs to know about the foreground, to stay out of its way.
+public protocol ForegroundActivity: Sendable {
+    /// Requests being served right now.
+    var requestsInFlight: Int { get }
+    /// Seconds since the last request (0 while one is in flight).
+    var secondsIdle: Double { get }
+}
+
+/// Told what the engine does, for metrics.
+public protocol DreamObserver: Sendable {
+    func cycleStarted(trigger: CycleTrigger)
+    func cycleFinished(_ report: CycleReport, seconds: Double)
+    func repairFinished(tier: String, outcome: String, seconds: Double)
+    func reconstructed(confidence: Double)
+    func scrubbed(progress: Double)
+}
+
+/// The dream engine: a background thread that runs dream cycles — on request, on a progressive
+/// schedule, or early when repairs wait and the service is idle — and in each cycle works through
+/// the persistent repair queue and a slice of scrub, cheapest recovery tier first.
+///
+/// `@unchecked Sendable`: every mutable field is read and written with `condition` locked.
+public final class DreamEngine: @unchecked Sendable {
+    let store: FragmentStore
+    public let configuration: DreamConfiguration
+    let reconstructor: (any Reconstructor)?
+    let foreground: any ForegroundActivity
+    let observer: (any DreamObserver)?
+    let logger: Logger
+
+    private let condition = NSCondition()
+    private let epoch = ContinuousClock.now
+    private var scheduler: Scheduler
+    private var current: CycleReport?
+    private var pending: CycleReport?
+    private var recent: [CycleReport] = []
+    private var stopping = false
+    private var running = false
+    private var finished = false
+    private var nextCycleID: Int64
+    private var readyRepairs = (count: 0, checkedAt: -Double.infinity)
+    /// Exact and reconstructed repairs per second, smoothed over cycles.
+    private var repairRate: Double = 200
+    var scrubCursor: String?
+    var scrubPass = 0
+    var scrubbedThisPass = 0
+
+    /// - Parameters:
+    ///   - store: The store to repair.
+    ///   - configuration: Schedule, budgets and politeness.
+    ///   - reconstructor: The context reconstruction tier; nil leaves fragments without an exact source blank.
+    ///   - foreground: How busy the service is.
+    ///   - observer: Metrics.
+    ///   - logger: One line per cycle start and end.
+    public init(
+        store: FragmentStore, configuration: DreamConfiguration, reconstructor: (any Reconstructor)?,
+        foreground: any ForegroundActivity, observer: (any DreamObserver)? = nil, logger: Logger
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.reconstructor = reconstructor
+        self.foreground = foreground
+        self.observer = observer
+        self.logger = logger
+        self.scheduler = Scheduler(configuration: configuration, now: 0)
+        self.nextCycleID = store.lastCycleID() + 1
+        // A cycle that was running when the process stopped did not finish: say so.
+        for report in store.recentCycleReports(limit: 20) where report["state"] == "running" {
+            guard case .object(var object) = report, let id = report["id"]?.intValue else { continue }
+            object["state"] = "interrupted"
+            object["stop_reason"] = "the process stopped during the cycle"
+            store.saveCycleReport(
+                id: Int64(id), trigger: report["trigger"]?.stringValue ?? "manual", state: "interrupted",
+                startedAt: report["started_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)) ?? .now, finishedAt: nil,
+                report: .object(object), wait: true)
+        }
+    }
+
+    /// Seconds on the engine's monotonic clock.
+    func now() -> Double {
+        let elapsed = ContinuousClock.now - self.epoch
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    // MARK: Lifecycle
+
+    /// Starts the engine's thread.
+    public func start() {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        guard !self.running else { return }
+        self.running = true
+        self.scheduler = Scheduler(configuration: self.configuration, now: self.now())
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "carma-dream"
+        thread.start()
+    }
+
+    /// Interrupts a running cycle at the next unit of work and waits for the thread to end.
+    public func stop() {
+        self.condition.lock()
+        self.stopping = true
+        self.condition.broadcast()
+        while self.running && !self.finished {
+            self.condition.wait()
+        }
+        self.condition.unlock()
+    }
+
+    var isStopping: Bool {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        return self.stopping
+    }
+
+    private func loop() {
+        while true {
+            self.condition.lock()
+            if self.stopping {
+                self.finished = true
+                self.condition.broadcast()
+                self.condition.unlock()
+                return
+            }
+            if let report = self.pending {
+                self.pending = nil
+                self.current = report
+                self.scheduler.cycleStarted()
+                self.condition.unlock()
+                self.run(report)
+                continue
+            }
+            let now = self.now()
+            let needsReadyCheck = now - self.readyRepairs.checkedAt >= 1
+            self.condition.unlock()
+
+            if needsReadyCheck {
+                let ready = self.store.repairQueueDepth().ready
+                self.condition.lock()
+                self.readyRepairs = (ready, now)
+                self.condition.unlock()
+            }
+
+            self.condition.lock()
+            let decision = self.scheduler.decide(
+                now: now, manualRequested: false, readyRepairs: self.readyRepairs.count, idleFor: self.foreground.secondsIdle)
+            switch decision {
+            case .start(let trigger):
+                let report = CycleReport(id: self.nextCycleID, trigger: trigger, startedAt: .now, budget: self.configuration.defaultBudget)
+                self.nextCycleID += 1
+                self.current = report
+                self.scheduler.cycleStarted()
+                self.condition.unlock()
+                self.run(report)
+            case .wait(let until):
+                if !self.stopping, self.pending == nil {
+                    let seconds = max(0.01, min(until - now, 0.5))
+                    _ = self.condition.wait(until: Date().addingTimeInterval(seconds))
+                }
+                self.condition.unlock()
+            }
+        }
+    }
+
+    // MARK: Requests
+
+    /// Starts a cycle now, or returns the one already running (or about to run).
+    /// - Returns: The cycle (without events) and whether this call created it.
+    public func requestCycle(budget: CycleBudget?) -> (cycle: JSONValue, created: Bool) {
+        self.condition.lock()
+        if let existing = self.current ?? self.pending {
+            self.condition.unlock()
+            return (existing.json(includeEvents: false), false)
+        }
+        let report = CycleReport(id: self.nextCycleID, trigger: .manual, startedAt: .now, budget: budget ?? self.configuration.defaultBudget)
+        self.nextCycleID += 1
+        self.pending = report
+        self.condition.broadcast()
+        self.condition.unlock()
+        self.store.saveCycleReport(id: report.id, trigger: "manual", state: "running", startedAt: report.startedAt, finishedAt: nil, report: report.json(), wait: false)
+        return (report.json(includeEvents: false), true)
+    }
+
+    /// Updates the running cycle's report.
+    func update(_ body: (inout CycleReport) -> Void) {
+        self.condition.lock()
+        if self.current != nil {
+            body(&self.current!)
+        }
+        self.condition.unlock()
+    }
+
+    var currentReport: CycleReport? {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        return self.current
+    }
+
+    func cycleEnded(_ report: CycleReport, repairsPerSecond: Double?) {
+        self.condition.lock()
+        self.current = nil
+        self.recent.append(report)
+        if self.recent.count > 20 { self.recent.removeFirst(self.recent.count - 20) }
+        if let repairsPerSecond, repairsPerSecond > 0 {
+            self.repairRate = 0.5 * self.repairRate + 0.5 * repairsPerSecond
+        }
+        self.readyRepairs.checkedAt = -.infinity
+        self.scheduler.cycleFinished(now: self.now(), foundDamage: report.foundDamage)
+        self.condition.broadcast()
+        self.condition.unlock()
+    }
+
+    /// A cycle's report: the running one live, else a stored one.
+    public func report(_ id: Int64) -> JSONValue? {
+        self.condition.lock()
+        let live = [self.current, self.pending].compactMap { $0 }.first(where: { $0.id == id }) ?? self.recent.first(where: { $0.id == id })
+        self.condition.unlock()
+        if let live { return live.json() }
+        return self.store.cycleReport(id)
+    }
+
+    /// Seconds until a blank served now is likely rebuilt.
+    public func etaSeconds() -> Int {
+        self.condition.lock()
+        let running = self.current != nil || self.pending != nil
+        let untilNext = max(0, self.scheduler.nextRunAt - self.now())
+        let rate = self.repairRate
+        self.condition.unlock()
+        let wait = running ? 0 : (self.foreground.requestsInFlight <= 1 ? min(untilNext, self.configuration.idleDelay + 1) : untilNext)
+        let work = Double(self.store.blankCount) / max(rate, 1)
+        return max(1, Int((wait + work).rounded(.up)))
+    }
+
+    /// The scheduler's state, the queue, and the recent cycles.
+    public func status() -> JSONValue {
+        let depth = self.store.repairQueueDepth()
+        let fragments = self.store.stats().fragments
+        self.condition.lock()
+        let now = self.now()
+        let current = self.current ?? self.pending
+        let scheduler = self.scheduler
+        let rate = self.repairRate
+        let recent = self.recent
+        let pass = self.scrubPass
+        let scrubbed = self.scrubbedThisPass
+        let cursor = self.scrubCursor
+        self.condition.unlock()
+        let untilNext = max(0, scheduler.nextRunAt - now)
+        var object: JSONObject = [
+            "state": .string(current == nil ? "idle" : "running"),
+            "current_cycle": current.map { $0.json(includeEvents: false) } ?? .null,
+            "next_run_at": .string(Timestamp.now.adding(milliseconds: Int64(untilNext * 1000)).rfc3339),
+            "next_run_in_seconds": .number((untilNext * 10).rounded() / 10),
+            "current_interval_seconds": .number(scheduler.currentInterval),
+            "clean_streak": .number(Double(scheduler.cleanStreak)),
+        ]
+        object["queue"] = [
+            "depth": .number(Double(depth.total)),
+            "ready": .number(Double(depth.ready)),
+            "repair_rate_per_second": .number((rate * 10).rounded() / 10),
+            "eta_seconds": .number(depth.total == 0 ? 0 : (Double(depth.total) / max(rate, 1)).rounded(.up)),
+        ]
+        object["scrub"] = [
+            "pass": .number(Double(pass)),
+            "progress": .number(fragments == 0 ? 1 : min(1, (Double(scrubbed) / Double(fragments) * 1000).rounded() / 1000)),
+            "cursor": cursor.map(JSONValue.string) ?? .null,
+        ]
+        var cycles = recent.reversed().map { $0.json(includeEvents: false) }
+        if cycles.isEmpty {
+            cycles = self.store.recentCycleReports(limit: 10).map { report in
+                guard case .object(var object) = report else { return report }
+                object["events"] = nil
+                return .object(object)
+            }
+        }
+        object["recent_cycles"] = .array(Array(cycles.prefix(10)))
+        return .object(object)
+    }
+
+    /// Scrub progress through the current pass, 0 to 1.
+    var scrubProgress: Double {
+        let fragments = self.store.stats().fragments
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        return fragments == 0 ? 1 : min(1, Double(self.scrubbedThisPass) / Double(fragments))
+    }
+
+    func withScrubState<T>(_ body: (inout String?, inout Int, inout Int) -> T) -> T {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        return body(&self.scrubCursor, &self.scrubPass, &self.scrubbedThisPass)
+    }
+}

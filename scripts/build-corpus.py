@@ -297,6 +297,19 @@ def logical_lines(text):
     return out
 
 
+def ends_with_c(s):
+    """True if s ends with an (unescaped) \\c escape."""
+    s = s.rstrip(" \t")
+    if not s.endswith("\\c"):
+        return False
+    nb = 0
+    j = len(s) - 2
+    while j >= 0 and s[j] == "\\":
+        nb += 1
+        j -= 1
+    return nb % 2 == 1
+
+
 def parse_args(s):
     args = []
     i = 0
@@ -454,18 +467,6 @@ def join_pieces(pieces):
 # The roff interpreter
 # --------------------------------------------------------------------------
 
-class ParseError(Exception):
-    pass
-
-
-MAN_IGNORED = set(
-    "TH RS RE PD DT UC AT in ad na hy nh ne ft ps vs ll ta lt ss cs ev tr rm rr als "
-    "rn do lf pc fam hw ec eo cc c2 ns rs mk rt ls hc chop em wh ch char fchar ftr "
-    "ce bp tl so mso pso pn po fp ft cu ul uf it itc nm nn mc lc tc fc sy pi ab "
-    "open opena close write ig1 cflags hcode hla hlm hpf hym hys kern lg linetabs "
-    "nop? ptr pm psbb shc special sty tkf trf vpt warn warnscale while break continue "
-    "return shift fl ie1 tm tm1 tmc ab de1 di da box boxa ecs ecr nroff troff "
-    "Dd Dt Os Bf Ef Bk Ek Db Sm Ud Xo".split())
 FONT_SPACE = {"B", "I", "SM", "SB", "Em", "Sy"}
 FONT_ALT = {"BR", "RB", "BI", "IB", "IR", "RI"}
 
@@ -498,6 +499,8 @@ class Converter:
         self.mdoc_lists = []
         self.mdoc_enum = []
         self.mdoc_xo = False
+        self.mdoc_spacing = True
+        self.prev_macro_nospace = False
         self.url_stack = []
         self.lines_seen = 0
 
@@ -524,7 +527,6 @@ class Converter:
         self.para_lines = []
         if not lines:
             return
-        # drop common indentation of literal lines
         text = "\n".join(lines)
         if self.ss_prefix:
             text = self.ss_prefix + "\n" + text
@@ -732,13 +734,10 @@ class Converter:
 
     def text_line(self, line):
         s = self.interp(line)
+        self.prev_macro_nospace = False
         if not self.nofill and s[:1] in (" ", "\t"):
             self.br()
-        cont = False
-        m = re.search(r"(\\\\)*\\c[ \t]*$", s)
-        if m and (m.group(1) is not None or not s[:m.start()].endswith("\\")):
-            cont = True
-            s = s[:m.end() - len(m.group(0).lstrip("\\\\").rstrip())] if False else s
+        cont = ends_with_c(s)
         t = unesc(s)
         if not self.nofill:
             t = t.strip(" \t") if not cont else t.lstrip(" \t")
@@ -856,6 +855,8 @@ class Converter:
             self.registers[".$"] = saved
 
     def man_macro(self, name, argstr):
+        if name not in ("br", "sp", "nf", "fi", "in", "ti"):
+            argstr = argstr.replace("\\\\", "\\")   # macro args are read in copy mode
         args = parse_args(argstr)
         if name in ("SH", "SS"):
             title = " ".join(unesc(a) for a in args).strip()
@@ -894,7 +895,7 @@ class Converter:
             if args:
                 self.emit("".join(unesc(a) for a in args))
             return
-        if name in ("br", "ti"):
+        if name in ("br", "ti", "RS", "RE", "in"):
             self.br()
             return
         if name in ("nf", "EX"):
@@ -941,7 +942,7 @@ class Converter:
 
         def add(text, glue=False):
             nonlocal glue_next
-            pieces.append((text, glue or glue_next))
+            pieces.append((text, glue or glue_next or not self.mdoc_spacing))
             if text:
                 glue_next = False
 
@@ -951,8 +952,8 @@ class Converter:
             t = toks[i]
             if t not in MDOC_CALLABLE:
                 txt = unesc(t)
-                add(txt, glue=txt in CLOSE_PUNCT)
-                if txt in OPEN_PUNCT:
+                add(txt, glue=t in CLOSE_PUNCT)
+                if t in OPEN_PUNCT:
                     glue_next = True
                 i += 1
                 continue
@@ -961,12 +962,13 @@ class Converter:
             j = i
             while j < n and toks[j] not in MDOC_CALLABLE:
                 j += 1
-            plain = [unesc(a) for a in toks[i:j]]
-            words = [p for p in plain if p not in CLOSE_PUNCT]
+            raw_plain = toks[i:j]
+            plain = [unesc(a) for a in raw_plain]
+            words = [p for p, r in zip(plain, raw_plain) if r not in CLOSE_PUNCT]
             if m in MDOC_ENCLOSE:
                 rest = toks[i:]
                 k = len(rest)
-                while k > 0 and unesc(rest[k - 1]) in CLOSE_PUNCT:
+                while k > 0 and rest[k - 1] in CLOSE_PUNCT:
                     k -= 1
                 inner = self.mdoc_seq(rest[:k])
                 o, c = MDOC_ENCLOSE[m]
@@ -978,15 +980,15 @@ class Converter:
             i = j
 
             def rest_plain(skip=0):
-                for p in plain[skip:]:
-                    add(p, glue=p in CLOSE_PUNCT)
+                for p, r in zip(plain[skip:], raw_plain[skip:]):
+                    add(p, glue=r in CLOSE_PUNCT)
 
             if m == "Fl":
                 if not words:
                     add("-")
-                for p in plain:
-                    if p in CLOSE_PUNCT or p in OPEN_PUNCT:
-                        add(p, glue=p in CLOSE_PUNCT)
+                for p, r in zip(plain, raw_plain):
+                    if r in CLOSE_PUNCT or r in OPEN_PUNCT:
+                        add(p, glue=r in CLOSE_PUNCT)
                     else:
                         add("-" + p)
             elif m == "Xr":
@@ -1077,17 +1079,21 @@ class Converter:
                     add("#include <" + words[0] + ">")
             elif m == "An":
                 rest_plain(1 if plain and plain[0] in ("-split", "-nosplit") else 0)
-            elif m in ("Sm", "Xo", "Xc", "Es", "En", "Ta"):
-                if m == "Ta":
-                    add("")
-                if m != "Sm":
+            elif m == "Sm":
+                if plain and plain[0] in ("on", "off"):
+                    self.mdoc_spacing = plain[0] == "on"
+                    rest_plain(1)
+                else:
+                    self.mdoc_spacing = not self.mdoc_spacing
                     rest_plain()
+            elif m in ("Xo", "Xc", "Es", "En", "Ta"):
+                rest_plain()
             else:
                 rest_plain()
         return join_pieces(pieces)
 
     def mdoc_macro(self, name, argstr):
-        toks = parse_args(argstr)
+        toks = parse_args(argstr.replace("\\\\", "\\"))
         if name == "Sh":
             title = " ".join(unesc(a) for a in toks).strip()
             if title:
@@ -1187,13 +1193,13 @@ class Converter:
         if name == "Nm" and self.heading.upper() == "SYNOPSIS":
             self.br()
         if name in MDOC_LINE_IGNORED:
-            if name == "Dt" and toks and not self.mdoc_name:
-                pass
             return
         if name in MDOC_CALLABLE:
+            glue = not self.mdoc_spacing and self.prev_macro_nospace
             text = self.mdoc_seq([name] + toks)
             if text:
-                self.emit(text)
+                self.emit(text, glue=glue)
+                self.prev_macro_nospace = not self.mdoc_spacing
             if toks and toks[-1] == "Xc" and self.mdoc_xo:
                 self.mdoc_xo = False
                 self.br()
@@ -1206,7 +1212,7 @@ class Converter:
 
 
 MAN_MACROS = set(
-    "SH SS PP P LP HP TP TQ IP B I SM SB BR RB BI IB IR RI br ti sp nf fi EX EE "
+    "SH SS PP P LP HP TP TQ IP B I SM SB BR RB BI IB IR RI br ti in sp nf fi EX EE "
     "UR UE MT ME URL SY OP YS TH RS RE PD DT UC AT".split())
 MDOC_LINE = set("Sh Ss Pp Lp Nd Bl El It Xc Bd Ed D1 Dl Rs Re Ex Rv Dd Dt Os Bf Ef "
                 "Bk Ek Db Ud Fd".split())
@@ -1519,7 +1525,9 @@ def main(argv=None):
     ap.add_argument("--exclude", default=DEFAULT_EXCLUDE,
                     help="regex of page names to skip (default %(default)r; '' = none)")
     ap.add_argument("--limit-pages", type=int, default=None)
-    ap.add_argument("--min-fragments", type=int, default=10000)
+    ap.add_argument("--min-fragments", type=int, default=10000,
+                    help="stop after the page that reaches this many fragments "
+                         "(default %(default)s; 0 = use all pages)")
     ap.add_argument("--sample-out", default=None)
     ap.add_argument("--sample-size", type=int, default=400)
     ap.add_argument("--sample-max-bytes", type=int, default=390000)
@@ -1539,7 +1547,7 @@ def main(argv=None):
     for c in pages:
         if args.limit_pages is not None and len(used) >= args.limit_pages:
             break
-        if total >= args.min_fragments:
+        if args.min_fragments > 0 and total >= args.min_fragments:
             break
         if c.get("error"):
             failed.append(c["path"])
@@ -1548,8 +1556,7 @@ def main(argv=None):
             conv = Converter()
             secs = conv.run(c["text"])
             frs = build_fragments(secs)
-        except (ParseError, RecursionError, ValueError, IndexError, KeyError,
-                TypeError, AttributeError) as e:
+        except Exception as e:  # noqa: BLE001 - a broken page must not stop the build
             failed.append("%s (%s: %s)" % (c["path"], type(e).__name__, e))
             continue
         if not frs:
@@ -1573,7 +1580,8 @@ def main(argv=None):
         used.append((c, frs, see_also))
         total += len(frs)
         c.pop("text", None)
-    if total < args.min_fragments:
+    limited = args.limit_pages is not None and len(used) >= args.limit_pages
+    if total < args.min_fragments and not limited:
         print("WARNING: only %d fragments available (wanted at least %d)"
               % (total, args.min_fragments), file=sys.stderr)
 
@@ -1595,43 +1603,35 @@ def main(argv=None):
             return resolve_key(aliases[key], depth + 1)
         return None
 
+    alias_by_digit = {}
+    for (an, aext) in sorted(aliases):
+        alias_by_digit.setdefault((an, aext[0]), []).append((an, aext))
+
     resolve_cache = {}
 
     def resolve(name, sec):
+        """Page dict for a reference name(sec), or None."""
         ck = (name, sec)
         if ck in resolve_cache:
             return resolve_cache[ck]
         res = None
-        for nm in (name, name.lower()):
+        names = [name] if name == name.lower() else [name, name.lower()]
+        for nm in names:
             res = resolve_key((nm, sec)) or by_key_lower.get((nm.lower(), sec.lower()))
-            if res:
-                break
-            lst = by_digit.get((nm, sec[0]))
-            if lst:
-                exact = [p for p in lst if p["ext"] == sec[0]]
-                res = (exact or lst)[0]
-                break
-            for (an, aext), tgt in sorted(aliases.items()):
-                pass
-        if res is None:
-            # aliases with only a matching section digit (e.g. "foo(1)" -> foo.1ssl)
-            for nm in (name, name.lower()):
-                for ext in sorted({sec, sec[0]}):
-                    cand = [k for k in alias_by_digit.get((nm, sec[0]), [])]
-                    for ak in cand:
-                        res = resolve_key(ak)
-                        if res:
-                            break
-                    if res:
+            if res is None:
+                lst = by_digit.get((nm, sec[0]))
+                if lst:
+                    exact = [p for p in lst if p["ext"] == sec[0]]
+                    res = (exact or lst)[0]
+            if res is None:
+                for ak in alias_by_digit.get((nm, sec[0]), []):
+                    res = resolve_key(ak)
+                    if res is not None:
                         break
-                if res:
-                    break
+            if res is not None:
+                break
         resolve_cache[ck] = res
         return res
-
-    alias_by_digit = {}
-    for (an, aext) in sorted(aliases):
-        alias_by_digit.setdefault((an, aext[0]), []).append((an, aext))
 
     # ---- assemble fragments and links ----
     frags = []
@@ -1720,6 +1720,8 @@ def main(argv=None):
                 seeds.append(p["prefix"])
         if not seeds and page_frags:
             seeds = [max(page_frags, key=lambda p: (len(neighbours[p]), p))]
+        # very long pages (bash, git-config, ...) would eat the whole budget
+        max_page = max(8, args.sample_size // 10)
         chosen = []
         count = 0
         size = 0
@@ -1731,7 +1733,8 @@ def main(argv=None):
                 continue
             visited.add(p)
             n = len(page_frags[p])
-            if count + n > args.sample_size or size + page_bytes[p] > args.sample_max_bytes:
+            if n > max_page or count + n > args.sample_size or \
+                    size + page_bytes[p] > args.sample_max_bytes:
                 continue
             chosen.append(p)
             count += n

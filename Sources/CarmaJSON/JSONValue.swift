@@ -26,6 +26,14 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
         }
     }
 
+    /// An object from key/value pairs; a repeated key keeps its last value.
+    public init(_ pairs: [(String, JSONValue)]) {
+        self.members = []
+        for (key, value) in pairs {
+            self[key] = value
+        }
+    }
+
     public var count: Int { self.members.count }
     public var isEmpty: Bool { self.members.isEmpty }
     public var keys: [String] { self.members.map(\.key) }

@@ -61,6 +61,7 @@ extension CarmaService {
             }
             return .response(.json(200, bytes: fragment.body, headers: ["ETag": etag, "X-Fragment-Status": fragment.status.rawValue]))
         case .blank(let blank):
+            self.metrics.blankServed()
             let eta = self.etaSeconds(for: blank)
             let headers: HTTPHeaders = [
                 "X-Fragment-Status": "blank",

@@ -11,6 +11,7 @@ public final class CarmaService: Sendable {
     public let store: FragmentStore
     public let engine: DreamEngine
     let foreground: Foreground
+    let metrics: ServiceMetrics
     let logger: Logger
     let authorization: Authorization?
     private let serverBox = Mutex<HTTPServer?>(nil)
@@ -22,9 +23,12 @@ public final class CarmaService: Sendable {
         self.logger = logger
         self.authorization = configuration.authToken.map(Authorization.init(token:))
         self.store = try FragmentStore(configuration: configuration.store, logger: logger)
-        self.foreground = Foreground()
+        let metrics = ServiceMetrics()
+        self.metrics = metrics
+        self.foreground = Foreground(onRequest: { metrics.requestFinished(route: $0, method: $1, status: $2, duration: $3) })
         self.engine = DreamEngine(
-            store: self.store, configuration: configuration.dream, reconstructor: nil, foreground: self.foreground, logger: logger)
+            store: self.store, configuration: configuration.dream, reconstructor: nil, foreground: self.foreground, observer: metrics,
+            logger: logger)
         let server = HTTPServer(configuration: configuration.server, router: self.makeRouter(), observer: self.foreground, logger: logger)
         self.foreground.attach(server)
         self.serverBox.withLock { $0 = server }
@@ -59,6 +63,11 @@ public final class CarmaService: Sendable {
         let read = self.configuration.protectReads ? write : nil
         router.add(.get, "/healthz") { _ in .response(.json(200, ["status": "ok"])) }
         router.add(.get, "/readyz") { [unowned self] _ in self.readiness() }
+        router.add(.get, "/metrics", preflight: read) { [unowned self] _ in
+            .response(HTTPResponse(
+                status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"],
+                body: self.metrics.exposition(store: self.store, engine: self.engine)))
+        }
         router.add(.get, "/fragments", preflight: read) { [unowned self] in self.listFragments($0) }
         router.add(.put, "/fragments/{id}", body: .json, preflight: write) { [unowned self] in self.putFragment($0) }
         router.add(.get, "/fragments/{id}", preflight: read) { [unowned self] in self.getFragment($0) }
@@ -67,6 +76,7 @@ public final class CarmaService: Sendable {
         router.add(.post, "/dream", body: .optionalJSON, preflight: write) { [unowned self] in self.startDream($0) }
         router.add(.get, "/dream", preflight: read) { [unowned self] _ in .response(.json(200, self.engine.status())) }
         router.add(.get, "/dream/{cycle}", preflight: read) { [unowned self] in self.dreamReport($0) }
+        router.add(.get, "/topology", preflight: read) { [unowned self] in self.topology($0) }
         return router
     }
 

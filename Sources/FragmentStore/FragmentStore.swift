@@ -223,6 +223,11 @@ extension FragmentStore {
         self.state.withLock { $0[id]?.row }
     }
 
+    /// The rows of several fragments at once (nil for unknown ids), under one lock.
+    public func rows(_ ids: [String]) -> [FragmentRow?] {
+        self.state.withLock { state in ids.map { state[$0]?.row } }
+    }
+
     /// The served JSON: the record with its closing brace replaced by `status` and `checksum`.
     static func servedBody(record: [UInt8], status: FragmentStatus, checksum: UInt32) -> [UInt8] {
         var body = record
@@ -323,6 +328,14 @@ public struct StoreStats: Sendable {
 }
 
 extension FragmentStore {
+    /// Bytes held by each area: payload records in the primary and redundancy areas (headers not
+    /// counted), and the registry's database files.
+    public func diskUsage() -> (primary: Int64, redundancy: Int64, registry: Int64) {
+        let (primary, exact) = self.state.withLock { ($0.recordBytes, $0.exactBytes) }
+        let registry = ["", "-wal", "-shm"].reduce(Int64(0)) { $0 + (FileSystem.size(self.configuration.registryPath + $1) ?? 0) }
+        return (primary, exact, registry)
+    }
+
     /// Fragments currently blank (cheap: one lock, no allocation).
     public var blankCount: Int {
         self.state.withLock { $0.counts[.blank] ?? 0 }

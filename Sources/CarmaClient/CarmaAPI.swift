@@ -1,4 +1,5 @@
 import CarmaJSON
+import Foundation
 
 /// Calls to a CARMA server over one keep-alive connection, reconnecting once if the server closed it.
 ///
@@ -63,6 +64,26 @@ public final class CarmaAPI {
             throw ClientError("GET \(path): \(response.status) \(response.text.prefix(300))")
         }
         return try response.json()
+    }
+
+    /// Starts a dream cycle (or joins the running one) and waits for its report.
+    public func dream(budget: JSONValue? = nil, timeoutSeconds: Double = 300) throws -> JSONValue {
+        let response = try self.request("POST", "/dream", json: budget)
+        guard response.status == 202, let id = try response.json()["id"]?.intValue else {
+            throw ClientError("POST /dream answered \(response.status): \(response.text)")
+        }
+        return try self.waitForCycle(id, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// Polls a cycle's report until it is no longer running.
+    public func waitForCycle(_ id: Int, timeoutSeconds: Double = 300) throws -> JSONValue {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            let report = try self.json("/dream/\(id)")
+            if report["state"] != "running" { return report }
+            usleep(50_000)
+        }
+        throw ClientError("cycle \(id) still running after \(timeoutSeconds) s")
     }
 
     public func close() {

@@ -65,7 +65,7 @@ public final class HTTPConnection {
 
     private func connect(sourceAddress: String?) throws(ClientError) {
         var hints = addrinfo()
-        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV
+        hints.ai_flags = AI_NUMERICSERV
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?

@@ -3,26 +3,6 @@ import CarmaJSON
 import Foundation
 
 extension CarmaAPI {
-    /// Starts a dream cycle (or joins the running one) and waits for its report.
-    public func dream(budget: JSONValue? = nil, timeoutSeconds: Double = 300) throws -> JSONValue {
-        let response = try self.request("POST", "/dream", json: budget)
-        guard response.status == 202, let id = try response.json()["id"]?.intValue else {
-            throw ClientError("POST /dream answered \(response.status): \(response.text)")
-        }
-        return try self.waitForCycle(id, timeoutSeconds: timeoutSeconds)
-    }
-
-    /// Polls a cycle's report until it is no longer running.
-    public func waitForCycle(_ id: Int, timeoutSeconds: Double = 300) throws -> JSONValue {
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while Date() < deadline {
-            let report = try self.json("/dream/\(id)")
-            if report["state"] != "running" { return report }
-            usleep(50_000)
-        }
-        throw ClientError("cycle \(id) still running after \(timeoutSeconds) s")
-    }
-
     /// Stores fragments `prefix0 … prefix(n-1)` with distinct, checkable content.
     public func seed(_ count: Int, prefix: String = "f", size: Int = 300) throws -> [String: String] {
         var contents: [String: String] = [:]

@@ -1,0 +1,208 @@
+import ArgumentParser
+import CarmaClient
+import CarmaJSON
+import Foundation
+
+@main
+struct Carma: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "carma",
+        abstract: "Client for the CARMA fragment store: everyday calls, corpus import, load generation and the resilience experiment.",
+        subcommands: [
+            Put.self, Get.self, Delete.self, List.self, History.self, Query.self, Dream.self, Status.self, Import.self,
+            Load.self,
+        ])
+}
+
+/// Where the server is, shared by every subcommand.
+struct ServerOption: ParsableArguments {
+    @Option(name: .customLong("server"), help: "Base URL of carmad (env CARMA_SERVER). Default http://127.0.0.1:8080.")
+    var url: String?
+
+    @Option(help: "File holding the bearer token for writes (env CARMA_AUTH_TOKEN_FILE).")
+    var tokenFile: String?
+
+    var endpoint: (host: String, port: Int) {
+        get throws {
+            let raw = self.url ?? ProcessInfo.processInfo.environment["CARMA_SERVER"] ?? "http://127.0.0.1:8080"
+            guard raw.hasPrefix("http://") else { throw ValidationError("--server must be an http:// URL") }
+            let rest = raw.dropFirst("http://".count).split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
+            let parts = rest.split(separator: ":")
+            guard let host = parts.first, parts.count <= 2 else { throw ValidationError("cannot read host and port from \(raw)") }
+            let port = parts.count == 2 ? Int(parts[1]) : 80
+            guard let port else { throw ValidationError("bad port in \(raw)") }
+            return (host == "localhost" ? "127.0.0.1" : String(host), port)
+        }
+    }
+
+    func api(timeoutSeconds: Int = 60) throws -> CarmaAPI {
+        let (host, port) = try self.endpoint
+        var token: String?
+        if let file = self.tokenFile ?? ProcessInfo.processInfo.environment["CARMA_AUTH_TOKEN_FILE"] {
+            token = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return CarmaAPI(host: host, port: port, token: token, timeoutSeconds: timeoutSeconds)
+    }
+}
+
+/// Prints a response: the body (pretty if JSON) and, for failures, the status; exits non-zero on 4xx/5xx.
+func show(_ response: ClientResponse, headers: [String] = []) throws {
+    for name in headers {
+        if let value = response.header(name) { print("\(name): \(value)") }
+    }
+    if let json = try? response.json() {
+        print(Pretty.print(json))
+    } else if !response.body.isEmpty {
+        print(response.text)
+    }
+    if response.status >= 400 {
+        FileHandle.standardError.write(Data("HTTP \(response.status)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+enum Pretty {
+    /// Indented JSON for people.
+    static func print(_ value: JSONValue, indent: String = "") -> String {
+        switch value {
+        case .array(let items) where !items.isEmpty:
+            let inner = indent + "  "
+            return "[\n" + items.map { inner + Self.print($0, indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+        case .object(let object) where !object.isEmpty:
+            let inner = indent + "  "
+            return "{\n" + object.members.map { inner + JSONValue.string($0.key).serialized + ": " + Self.print($0.value, indent: inner) }.joined(separator: ",\n") + "\n\(indent)}"
+        default:
+            return value.serialized
+        }
+    }
+}
+
+struct Put: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Store a fragment.")
+    @OptionGroup var server: ServerOption
+    @Argument(help: "Fragment id.") var id: String
+    @Option(help: "The text (or use --file).") var content: String?
+    @Option(help: "Read the text from a file ('-' for standard input).") var file: String?
+    @Option(name: .customLong("link"), help: "Id of a related fragment (repeatable).") var links: [String] = []
+    @Option(name: .customLong("tag"), help: "A tag (repeatable).") var tags: [String] = []
+    @Option(help: "Metadata as a JSON object.") var metadata: String?
+    @Option(help: "Only replace this version (If-Match).") var ifVersion: Int?
+
+    func run() throws {
+        var text = self.content
+        if let file = self.file {
+            let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
+            text = String(decoding: data, as: UTF8.self)
+        }
+        guard let text else { throw ValidationError("give --content or --file") }
+        var body: JSONObject = ["content": .string(text), "links": JSONValue(self.links), "tags": JSONValue(self.tags)]
+        if let metadata = self.metadata {
+            body["metadata"] = try JSONParser.parse(metadata)
+        }
+        let headers = self.ifVersion.map { [("If-Match", "\"\($0)\"")] } ?? []
+        try show(try self.server.api().put(self.id, .object(body), headers: headers), headers: ["ETag"])
+    }
+}
+
+struct Get: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read a fragment (a blank stub if it is being rebuilt).")
+    @OptionGroup var server: ServerOption
+    @Argument var id: String
+    @Flag(help: "Fail (503) instead of answering a blank stub.") var strict = false
+
+    func run() throws {
+        let headers = self.strict ? [("Prefer", "strict")] : []
+        try show(try self.server.api().get(self.id, headers: headers), headers: ["X-Fragment-Status", "ETag"])
+    }
+}
+
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete a fragment on purpose (it will not be rebuilt).")
+    @OptionGroup var server: ServerOption
+    @Argument var id: String
+
+    func run() throws {
+        try show(try self.server.api().delete(self.id))
+    }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List fragments.")
+    @OptionGroup var server: ServerOption
+    @Option(help: "ok, blank or reconstructed.") var status: String?
+    @Option var tag: String?
+    @Option var limit = 100
+    @Option var cursor: String?
+
+    func run() throws {
+        var query = ["limit=\(self.limit)"]
+        if let status { query.append("status=\(status)") }
+        if let tag { query.append("tag=\(Self.encode(tag))") }
+        if let cursor { query.append("cursor=\(cursor)") }
+        try show(try self.server.api().request("GET", "/fragments?" + query.joined(separator: "&")))
+    }
+
+    static func encode(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text
+    }
+}
+
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "What happened to a fragment.")
+    @OptionGroup var server: ServerOption
+    @Argument var id: String
+
+    func run() throws {
+        try show(try self.server.api().request("GET", "/fragments/\(self.id)/history"))
+    }
+}
+
+struct Query: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ranked retrieval by text.")
+    @OptionGroup var server: ServerOption
+    @Argument(help: "The query text.") var text: String
+    @Option var k = 5
+    @Option(name: .customLong("tag"), help: "Only fragments with this tag (repeatable).") var tags: [String] = []
+
+    func run() throws {
+        var body: JSONObject = ["text": .string(self.text), "k": .number(Double(self.k))]
+        if !self.tags.isEmpty { body["tags"] = JSONValue(self.tags) }
+        try show(try self.server.api().request("POST", "/query", json: .object(body)))
+    }
+}
+
+struct Dream: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start a dream cycle (or join the running one).")
+    @OptionGroup var server: ServerOption
+    @Flag(help: "Wait for the cycle to finish and print its report.") var wait = false
+    @Option var maxRepairs: Int?
+    @Option var maxSeconds: Double?
+    @Option var scrubFragments: Int?
+
+    func run() throws {
+        var budget = JSONObject()
+        if let maxRepairs { budget["max_repairs"] = .number(Double(maxRepairs)) }
+        if let maxSeconds { budget["max_seconds"] = .number(maxSeconds) }
+        if let scrubFragments { budget["scrub_fragments"] = .number(Double(scrubFragments)) }
+        let api = try self.server.api()
+        if self.wait {
+            var report = try api.dream(budget: budget.isEmpty ? nil : .object(budget))
+            if case .object(var object) = report, let events = object["events"]?.arrayValue, events.count > 20 {
+                object["events"] = .array(Array(events.prefix(20)) + [.string("… \(events.count - 20) more")])
+                report = .object(object)
+            }
+            print(Pretty.print(report))
+        } else {
+            try show(try api.request("POST", "/dream", json: budget.isEmpty ? nil : .object(budget)), headers: ["Location"])
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The dream scheduler's state and the repair queue.")
+    @OptionGroup var server: ServerOption
+
+    func run() throws {
+        try show(try self.server.api().request("GET", "/dream"))
+    }
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import CarmaClient
+import CarmaJSON
+import Foundation
+import Synchronization
+
+struct Load: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate load: PUT fragments or GET them, from many connections, and report throughput and latency.",
+        discussion: "PUT writes ids <prefix><n> with --size bytes of content; GET reads random ids among the first --count of them.")
+
+    @OptionGroup var server: ServerOption
+    @Argument(help: "put or get.") var mode: String
+    @Option(help: "Fragments to write (put), or ids to pick from (get).") var count = 10_000
+    @Option(help: "Id prefix.") var prefix = "load-"
+    @Option(help: "Content size in bytes (put).") var size = 1024
+    @Option(help: "Concurrent connections.") var connections = 64
+    @Option(help: "Seconds to run (get); put stops after --count.") var duration = 10.0
+    @Option(help: "Write the summary as JSON here.") var json: String?
+
+    func run() throws {
+        guard ["put", "get"].contains(self.mode) else { throw ValidationError("mode is put or get") }
+        let (host, port) = try self.server.endpoint
+        let token = try self.server.api().token
+        let driver = LoadDriver(host: host, port: port, token: token, connections: self.connections)
+        let count = self.count, prefix = self.prefix, connections = self.connections
+        let filler = String(repeating: "x", count: max(0, self.size - 40))
+        let deadline = Date().addingTimeInterval(self.duration)
+        let result: (samples: [LoadDriver.Sample], failures: [String], seconds: Double)
+        if self.mode == "put" {
+            result = driver.run { worker, sequence in
+                let n = sequence * connections + worker
+                guard n < count else { return nil }
+                let content = "fragment \(prefix)\(n) " + filler
+                return ("PUT", "/fragments/\(prefix)\(n)", ["content": .string(content)], { $0.status == 201 || $0.status == 200 })
+            }
+        } else {
+            result = driver.run { worker, _ in
+                guard Date() < deadline else { return nil }
+                return ("GET", "/fragments/\(prefix)\(Int.random(in: 0..<count))", JSONValue?.none, { $0.status == 200 })
+            }
+        }
+        let summary = LatencySummary(result.samples.map(\.latency))
+        let failed = result.samples.filter { !$0.ok }.count
+        let report: JSONValue = [
+            "mode": .string(self.mode), "connections": .number(Double(self.connections)),
+            "requests": .number(Double(result.samples.count)), "failed": .number(Double(failed)),
+            "seconds": .number((result.seconds * 1000).rounded() / 1000),
+            "requests_per_second": .number((Double(result.samples.count) / result.seconds).rounded()),
+            "latency": summary.json,
+        ]
+        print(Pretty.print(report))
+        for failure in result.failures.prefix(5) { FileHandle.standardError.write(Data("failure: \(failure)\n".utf8)) }
+        if let path = self.json { try Data(report.bytes).write(to: URL(fileURLWithPath: path)) }
+        if failed > 0 { throw ExitCode(1) }
+    }
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load a JSONL corpus (one fragment a line: id, content, links, tags, metadata) into the store.")
+
+    @OptionGroup var server: ServerOption
+    @Argument(help: "The JSONL file.") var file: String
+    @Option(help: "Concurrent connections.") var connections = 32
+
+    func run() throws {
+        let corpus = try Corpus.load(self.file)
+        let (host, port) = try self.server.endpoint
+        let driver = LoadDriver(host: host, port: port, token: try self.server.api().token, connections: self.connections)
+        let connections = self.connections
+        let fragments = corpus.fragments
+        let result = driver.run { worker, sequence in
+            let index = sequence * connections + worker
+            guard index < fragments.count else { return nil }
+            let fragment = fragments[index]
+            return ("PUT", "/fragments/\(fragment.id)", fragment.body, { $0.status == 201 || $0.status == 200 })
+        }
+        let failed = result.samples.filter { !$0.ok }.count
+        print("imported \(result.samples.count - failed) of \(fragments.count) fragments in \(String(format: "%.1f", result.seconds)) s (\(Int(Double(result.samples.count) / result.seconds)) per second)")
+        for failure in result.failures.prefix(5) { FileHandle.standardError.write(Data("failure: \(failure)\n".utf8)) }
+        if failed > 0 { throw ExitCode(1) }
+    }
+}
+
+/// A JSONL corpus: one fragment per line.
+struct Corpus {
+    struct Fragment {
+        var id: String
+        var content: String
+        var links: [String]
+        var tags: [String]
+        var body: JSONValue
+    }
+
+    var fragments: [Fragment]
+
+    static func load(_ path: String) throws -> Corpus {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        var fragments: [Fragment] = []
+        var lineNumber = 0
+        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+            lineNumber += 1
+            let value: JSONValue
+            do {
+                value = try JSONParser.parse(Array(line))
+            } catch {
+                throw ValidationError("\(path):\(lineNumber): \(error)")
+            }
+            guard let id = value["id"]?.stringValue, let content = value["content"]?.stringValue else {
+                throw ValidationError("\(path):\(lineNumber): a line needs id and content")
+            }
+            var body: JSONObject = ["content": .string(content)]
+            for key in ["links", "tags", "metadata"] {
+                if let member = value[key] { body[key] = member }
+            }
+            fragments.append(
+                Fragment(
+                    id: id, content: content, links: value["links"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                    tags: value["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [], body: .object(body)))
+        }
+        return Corpus(fragments: fragments)
+    }
+}

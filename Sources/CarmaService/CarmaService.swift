@@ -61,7 +61,8 @@ public final class CarmaService: Sendable {
         var router = Router()
         let write = self.authorization?.preflight
         let read = self.configuration.protectReads ? write : nil
-        router.add(.get, "/healthz") { _ in .response(.json(200, ["status": "ok"])) }
+        let healthy = HTTPResponse.json(200, ["status": "ok"])
+        router.add(.get, "/healthz") { _ in .response(healthy) }
         router.add(.get, "/readyz") { [unowned self] _ in self.readiness() }
         router.add(.get, "/metrics", preflight: read) { [unowned self] _ in
             .response(HTTPResponse(

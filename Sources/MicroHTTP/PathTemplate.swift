@@ -33,22 +33,35 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
         case noMatch
     }
 
-    /// Matches raw (still percent-encoded) path segments, decoding parameter values.
-    func match(_ raw: [Substring]) -> Match {
-        guard raw.count == self.segments.count else { return .noMatch }
-        for (segment, part) in zip(self.segments, raw) {
-            switch segment {
-            case .literal(let literal) where literal != part: return .noMatch
-            case .parameter where part.isEmpty: return .noMatch
-            default: continue
+    /// Matches a raw (still percent-encoded) path after its leading `/`, decoding parameter values.
+    /// Walks the bytes in place: no array of segments is built for a request.
+    func match(_ path: Substring) -> Match {
+        let utf8 = path.utf8
+        var position = utf8.startIndex
+        var parameters: [(String, Substring)] = []
+        for (offset, segment) in self.segments.enumerated() {
+            if offset > 0 {
+                // Every segment after the first starts after a slash.
+                guard position < utf8.endIndex, utf8[position] == UInt8(ascii: "/") else { return .noMatch }
+                position = utf8.index(after: position)
             }
+            let end = utf8[position...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+            let part = path[position..<end]
+            switch segment {
+            case .literal(let literal):
+                guard part.utf8.elementsEqual(literal.utf8) else { return .noMatch }
+            case .parameter(let name):
+                guard !part.isEmpty else { return .noMatch }
+                parameters.append((name, part))
+            }
+            position = end
         }
-        var parameters: [String: String] = [:]
-        for (segment, part) in zip(self.segments, raw) {
-            guard case .parameter(let name) = segment else { continue }
-            guard let value = PercentEncoding.decode(part) else { return .malformed }
-            parameters[name] = value
+        guard position == utf8.endIndex else { return .noMatch }
+        var decoded: [String: String] = [:]
+        for (name, raw) in parameters {
+            guard let value = PercentEncoding.decode(raw) else { return .malformed }
+            decoded[name] = value
         }
-        return .matched(parameters)
+        return .matched(decoded)
     }
 }

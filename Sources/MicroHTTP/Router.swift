@@ -54,7 +54,7 @@ public struct Router: Sendable {
     /// Finds the route for a request method and a raw path (without the query).
     public func resolve(_ method: HTTPMethod, path: String) -> Resolution {
         guard path.utf8.first == UInt8(ascii: "/") else { return .notFound }
-        let raw = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        let raw = path.dropFirst()
         var malformed: PathTemplate?
         for group in self.groups {
             switch group.template.match(raw) {

@@ -36,6 +36,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Open connections per client address, 0 for no limit (env CARMA_MAX_CONNECTIONS_PER_IP). Default 0.")
     var maxConnectionsPerIP: Int?
 
+    @Option(help: "Memory per connection for the request line and headers; larger heads get 431 (env CARMA_MAX_HEADER_BYTES). Default 8192.")
+    var maxHeaderBytes: Int?
+
     @Option(help: "File holding the bearer token that PUT, DELETE and POST /dream require (env CARMA_AUTH_TOKEN_FILE). Default: no token.")
     var authTokenFile: String?
 
@@ -112,6 +115,8 @@ struct ServerOptions: ParsableArguments {
         server.connectionTimeoutSeconds = try self.connectionTimeout ?? Self.env("CARMA_CONNECTION_TIMEOUT") ?? server.connectionTimeoutSeconds
         server.maxConnections = try self.maxConnections ?? Self.env("CARMA_MAX_CONNECTIONS") ?? server.maxConnections
         server.maxConnectionsPerIP = try self.maxConnectionsPerIP ?? Self.env("CARMA_MAX_CONNECTIONS_PER_IP") ?? server.maxConnectionsPerIP
+        server.maxHeaderBytes = try self.maxHeaderBytes ?? Self.env("CARMA_MAX_HEADER_BYTES") ?? server.maxHeaderBytes
+        guard server.maxHeaderBytes >= 4096, server.maxHeaderBytes <= 1 << 20 else { throw ValidationError("--max-header-bytes must be 4096 to 1048576") }
         guard (0...65535).contains(server.port) else { throw ValidationError("--port must be 0 to 65535") }
         guard server.threads >= 1, server.threads <= 256 else { throw ValidationError("--threads must be 1 to 256") }
         guard server.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }

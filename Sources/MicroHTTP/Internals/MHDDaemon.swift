@@ -149,7 +149,7 @@ private let completedHandler: MHD_RequestCompletedCallback = { cls, _, conCls, t
 /// Collects header fields or query arguments into a Swift array passed as `cls`.
 private let collectValues: MHD_KeyValueIterator = { cls, _, key, value in
     guard let cls, let key else { return .YES }
-    let box = cls.assumingMemoryBound(to: [(String, String)].self)
+    let box = cls.assumingMemoryBound(to: [(name: String, value: String)].self)
     box.pointee.append((String(cString: key), value.map { String(cString: $0) } ?? ""))
     return .YES
 }
@@ -267,17 +267,16 @@ extension RequestContext {
 }
 
 private func begin(core: ServerCore, connection: OpaquePointer, url: UnsafePointer<CChar>, method: UnsafePointer<CChar>) -> RequestContext {
-    var headerFields: [(String, String)] = []
+    var headerFields: [(name: String, value: String)] = []
     headerFields.reserveCapacity(8)
     _ = withUnsafeMutablePointer(to: &headerFields) { MHD_get_connection_values(connection, .HEADER_KIND, collectValues, $0) }
-    var headers = HTTPHeaders()
-    for (name, value) in headerFields { headers.add(name, value) }
+    let headers = HTTPHeaders(fields: headerFields)
 
     let path = String(cString: url)
     var request = HTTPRequest(method: HTTPMethod(rawValue: String(cString: method)), path: path, headers: headers)
     let context = RequestContext(connection: connection, request: request)
 
-    var rawArguments: [(String, String)] = []
+    var rawArguments: [(name: String, value: String)] = []
     _ = withUnsafeMutablePointer(to: &rawArguments) { MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, collectValues, $0) }
     for (name, value) in rawArguments {
         guard let name = PercentEncoding.decode(Substring(name), plusIsSpace: true),

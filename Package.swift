@@ -33,11 +33,13 @@ let package = Package(
         ),
         // A strict JSON value type, parser and writer shared by server and client.
         .target(name: "CarmaJSON"),
+        // Tokenizing, sketches and the in-memory retrieval index; no dependencies.
+        .target(name: "CarmaText"),
         // Registry, payload files, redundancy, index and cache; knows nothing of HTTP.
         .target(
             name: "FragmentStore",
             dependencies: [
-                "CISAL", "CSQLite", "CLinux", "CarmaJSON",
+                "CISAL", "CSQLite", "CLinux", "CarmaJSON", "CarmaText",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -45,7 +47,7 @@ let package = Package(
         .target(
             name: "DreamEngine",
             dependencies: [
-                "FragmentStore",
+                "FragmentStore", "CarmaText",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "CarmaService",
             dependencies: [
-                "MicroHTTP", "FragmentStore", "DreamEngine", "CarmaJSON",
+                "MicroHTTP", "FragmentStore", "DreamEngine", "CarmaJSON", "CarmaText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -83,6 +85,7 @@ let package = Package(
         .target(name: "CarmaTesting", dependencies: ["CarmaClient", "CarmaJSON"], path: "Tests/CarmaTesting"),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "CarmaTesting"]),
         .testTarget(name: "CarmaJSONTests", dependencies: ["CarmaJSON"]),
+        .testTarget(name: "CarmaTextTests", dependencies: ["CarmaText"]),
         .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "CarmaTesting"]),
         .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "CarmaTesting"]),
         .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "CarmaTesting"]),

@@ -27,7 +27,7 @@ public final class CarmaService: Sendable {
         self.metrics = metrics
         self.foreground = Foreground(onRequest: { metrics.requestFinished(route: $0, method: $1, status: $2, duration: $3) })
         self.engine = DreamEngine(
-            store: self.store, configuration: configuration.dream, reconstructor: nil, foreground: self.foreground, observer: metrics,
+            store: self.store, configuration: configuration.dream, reconstructor: ContextReconstructor(), foreground: self.foreground, observer: metrics,
             logger: logger)
         let server = HTTPServer(configuration: configuration.server, router: self.makeRouter(), observer: self.foreground, logger: logger)
         self.foreground.attach(server)
@@ -74,6 +74,8 @@ public final class CarmaService: Sendable {
         router.add(.get, "/fragments/{id}", preflight: read) { [unowned self] in self.getFragment($0) }
         router.add(.delete, "/fragments/{id}", preflight: write) { [unowned self] in self.deleteFragment($0) }
         router.add(.get, "/fragments/{id}/history", preflight: read) { [unowned self] in self.history($0) }
+        router.add(.get, "/fragments/{id}/context", preflight: read) { [unowned self] in self.context($0) }
+        router.add(.post, "/query", body: .json, preflight: read) { [unowned self] in self.query($0) }
         router.add(.post, "/dream", body: .optionalJSON, preflight: write) { [unowned self] in self.startDream($0) }
         router.add(.get, "/dream", preflight: read) { [unowned self] _ in .response(.json(200, self.engine.status())) }
         router.add(.get, "/dream/{cycle}", preflight: read) { [unowned self] in self.dreamReport($0) }

@@ -1,4 +1,5 @@
 import CarmaJSON
+import CarmaText
 
 /// A client's condition on the version it replaces or deletes.
 public struct WritePrecondition: Sendable, Equatable {
@@ -36,6 +37,7 @@ public struct WritePrecondition: Sendable, Equatable {
 struct PutOperation: Sendable {
     let id: String
     let input: FragmentInput
+    let sketch: Sketch
     let precondition: WritePrecondition
     let completion: @Sendable (Result<FragmentStore.PutOutcome, StoreError>) -> Void
 }
@@ -68,7 +70,9 @@ extension FragmentStore {
         } catch {
             return completion(.failure(error))
         }
-        if !self.pipeline.submit(.put(PutOperation(id: id, input: input, precondition: precondition, completion: completion))) {
+        // Sketching is CPU work: done here, on the caller's thread, not on the serial file thread.
+        let sketch = self.sketch(input.content)
+        if !self.pipeline.submit(.put(PutOperation(id: id, input: input, sketch: sketch, precondition: precondition, completion: completion))) {
             completion(.failure(.closed))
         }
     }
@@ -95,6 +99,10 @@ extension FragmentStore {
         case .put(let put):
             let current = self.currentRow(put.id)
             if let failure = put.precondition.check(current, id: put.id) {
+                put.completion(.failure(failure))
+                return nil
+            }
+            if let embedding = put.input.embedding, let failure = self.acceptEmbeddingDimension(embedding.count) {
                 put.completion(.failure(failure))
                 return nil
             }
@@ -154,9 +162,12 @@ extension FragmentStore {
                 try self.registry.writer.transaction {
                     for (index, operation) in batch.enumerated() {
                         switch operation {
-                        case .put(_, let row, _, let previous):
+                        case .put(let put, let row, _, let previous):
                             applied[index] = try self.registry.upsert(row)
                             guard applied[index] else { continue }
+                            try self.registry.saveSketch(
+                                row.id, version: row.version, sketch: put.sketch.encode(),
+                                embedding: put.input.embedding.map(Self.encodeEmbedding))
                             if let previous, previous.status != .ok {
                                 try self.registry.dequeueRepair(row.id)
                             }
@@ -204,6 +215,18 @@ extension FragmentStore {
         }
         self.counters.commits.add(1, ordering: .relaxed)
         self.counters.committedOperations.add(batch.count, ordering: .relaxed)
+        self.text.withLock { index in
+            for (position, operation) in batch.enumerated() {
+                switch operation {
+                case .put(let put, let row, _, _) where applied[position]:
+                    index.upsert(id: row.id, sketch: put.sketch, tags: row.tags, links: row.links, embedding: put.input.embedding?.map(Float.init))
+                case .delete(let delete, _, _):
+                    index.remove(delete.id)
+                default:
+                    continue
+                }
+            }
+        }
 
         for (index, operation) in batch.enumerated() {
             switch operation {

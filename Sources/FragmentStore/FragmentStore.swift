@@ -1,4 +1,5 @@
 import CarmaJSON
+import CarmaText
 import Logging
 import Synchronization
 
@@ -23,6 +24,12 @@ public final class FragmentStore: Sendable {
     let inflight = Mutex<[String: Inflight]>([:])
     let pipeline: CommitPipeline
     let counters = StoreCounters()
+    /// Sketches of every fragment, for queries, context and reconstruction.
+    let text = Mutex(TextIndex())
+    /// Whether the text index has been loaded (it loads in the background after start-up).
+    let textReady = Atomic<Bool>(false)
+    /// The embedding dimension of this store, fixed by the first fragment stored with one.
+    let embeddingDimension = Mutex<Int?>(nil)
 
     struct Inflight {
         var version: UInt64
@@ -63,6 +70,7 @@ public final class FragmentStore: Sendable {
         }
         try self.loadIndex()
         self.pipeline.start(store: self)
+        self.loadTextIndexInBackground()
     }
 
     private func loadIndex() throws(StoreError) {
@@ -79,6 +87,8 @@ public final class FragmentStore: Sendable {
                 }
             }
             self.lastVersion.store(try self.registry.maxVersion(), ordering: .relaxed)
+            let dimension = try self.registry.meta("embedding_dimension").flatMap { Int($0) }
+            self.embeddingDimension.withLock { $0 = dimension }
             self.registry.writer.resetAll()
         } catch {
             throw .from(error, doing: "load the registry")

@@ -72,7 +72,7 @@ public enum RepairPriority: Int, Sendable, Comparable, CaseIterable {
 /// One connection writes, used only by the commit thread (SQLite allows one writer at a time anyway);
 /// another, behind a lock, serves reads, which WAL mode lets run beside the writer.
 final class Registry: Sendable {
-    static let schemaVersion = 1
+    static let schemaVersion = 2
     let path: String
     private let reader: LockedConnection
     /// Used only from the commit thread, and before it starts.
@@ -94,6 +94,23 @@ final class Registry: Sendable {
         let statement = try db.statement("PRAGMA user_version")
         let version = try statement.step() ? Int(statement.int(0)) : 0
         if version >= schemaVersion { return }
+        if version < 1 {
+            try Self.createVersion1(db)
+        }
+        // Version 2: sketches (what is kept of each text for retrieval and reconstruction).
+        try db.execute(
+            """
+            CREATE TABLE IF NOT EXISTS sketches (
+                id TEXT PRIMARY KEY,
+                version INTEGER NOT NULL,
+                sketch BLOB NOT NULL,
+                embedding BLOB
+            ) WITHOUT ROWID;
+            PRAGMA user_version = \(schemaVersion);
+            """)
+    }
+
+    private static func createVersion1(_ db: SQLiteConnection) throws(SQLiteError) {
         try db.execute(
             """
             CREATE TABLE IF NOT EXISTS fragments (
@@ -150,7 +167,7 @@ final class Registry: Sendable {
                 key TEXT PRIMARY KEY,
                 value TEXT NOT NULL
             ) WITHOUT ROWID;
-            PRAGMA user_version = \(schemaVersion);
+            PRAGMA user_version = 1;
             """)
     }
 
@@ -340,7 +357,7 @@ extension Registry {
 
     /// Removes a fragment and everything kept about it.
     func delete(_ id: String) throws(SQLiteError) {
-        for table in ["fragments", "fragment_tags", "repair_queue", "events"] {
+        for table in ["fragments", "fragment_tags", "repair_queue", "events", "sketches"] {
             try self.writer.statement("DELETE FROM \(table) WHERE id = ?").bind(.text(id)).run()
         }
     }
@@ -523,6 +540,30 @@ extension Registry {
                 if let report = try? JSONParser.parse(statement.text(0), maxDepth: 64) { reports.append(report) }
             }
             return reports
+        }
+    }
+}
+
+// MARK: - Sketches
+
+extension Registry {
+    func saveSketch(_ id: String, version: UInt64, sketch: [UInt8], embedding: [UInt8]?) throws(SQLiteError) {
+        try self.writer.statement(
+            """
+            INSERT INTO sketches (id, version, sketch, embedding) VALUES (?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET version = excluded.version, sketch = excluded.sketch, embedding = excluded.embedding
+            """
+        ).bind(.text(id), .integer(Int64(version)), .blob(sketch), embedding.map(SQLiteValue.blob) ?? .null).run()
+    }
+
+    /// Every stored sketch, read on the reader connection (so a background load does not hold up
+    /// the commit thread).
+    func forEachSketch(_ body: (String, [UInt8], [UInt8]?) -> Void) throws {
+        try self.withReader { db in
+            let statement = try db.statement("SELECT id, sketch, embedding FROM sketches")
+            while try statement.step() {
+                body(statement.text(0), statement.blob(1), statement.isNull(2) ? nil : statement.blob(2))
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import CarmaJSON
+import CarmaText
 import Logging
 
 /// Rebuilds the registry's fragment rows from the payload and redundancy files, for when the registry
@@ -81,8 +82,14 @@ struct Reindexer {
 
         let now = Timestamp.now
         var rows: [(FragmentRow, queue: Bool)] = []
+        // Sketches come back from the texts that survive. Term statistics are gone with the registry,
+        // so terms are chosen by count alone until a fragment is written again.
+        var sketches: [String: (Sketch, [UInt8]?)] = [:]
         for (id, candidate) in candidates {
             let record = (candidate.primaryRecord ?? candidate.redundancyRecord).flatMap(FragmentRecord.decode)
+            if let record {
+                sketches[id] = (Sketch.make(record.content, idf: { _ in 1 }), record.embedding.map(FragmentStore.encodeEmbedding))
+            }
             var row = FragmentRow(
                 id: id, version: candidate.header.version, status: .ok, checksum: candidate.header.recordChecksum,
                 recordLength: candidate.header.recordLength, size: record?.size ?? 0, links: record?.links ?? [],
@@ -123,6 +130,9 @@ struct Reindexer {
             try self.registry.writer.transaction {
                 for (row, queue) in rows {
                     try self.registry.upsert(row)
+                    if let (sketch, embedding) = sketches[row.id] {
+                        try self.registry.saveSketch(row.id, version: row.version, sketch: sketch.encode(), embedding: embedding)
+                    }
                     try self.registry.addEvent(row.id, at: now, kind: "reindexed", detail: ["version": .number(Double(row.version)), "status": .string(row.status.rawValue)])
                     if queue {
                         try self.registry.enqueueRepair(row.id, priority: .scrub, at: now, reason: row.blankReason?.rawValue ?? "reindex")

@@ -1,0 +1,124 @@
+import CarmaJSON
+import FragmentStore
+import MicroHTTP
+
+// POST /query and GET /fragments/{id}/context.
+
+extension CarmaService {
+    func query(_ request: HTTPRequest) -> HTTPResult {
+        let started = ContinuousClock.now
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(request.body, maxDepth: 8)
+        } catch {
+            return .response(.badRequest("malformed-json", "Malformed JSON", detail: error.description))
+        }
+        func invalid(_ field: String, _ detail: String) -> HTTPResult {
+            .response(.badRequest("invalid-query", "Invalid query", detail: detail, extra: ["field": .string(field)]))
+        }
+        guard let object = value.objectValue else { return invalid("body", "the body must be a JSON object") }
+        for key in object.keys where !["text", "embedding", "k", "tags"].contains(key) {
+            return invalid(key, "unknown field '\(key)'")
+        }
+        var text: String?
+        if let raw = object["text"], !raw.isNull {
+            guard let string = raw.stringValue, !string.isEmpty, string.utf8.count <= 65536 else {
+                return invalid("text", "text is a non-empty string of at most 65536 bytes")
+            }
+            text = string
+        }
+        var embedding: [Double]?
+        if let raw = object["embedding"], !raw.isNull {
+            guard let numbers = raw.arrayValue?.compactMap(\.doubleValue), numbers.count == raw.arrayValue?.count, !numbers.isEmpty,
+                numbers.count <= self.configuration.store.limits.maxEmbeddingDimension
+            else { return invalid("embedding", "embedding is an array of numbers") }
+            embedding = numbers
+        }
+        guard text != nil || embedding != nil else { return invalid("text", "give text, embedding or both") }
+        var k = 10
+        if let raw = object["k"] {
+            guard let value = raw.intValue, (1...100).contains(value) else { return invalid("k", "k is an integer from 1 to 100") }
+            k = value
+        }
+        var tags: [String] = []
+        if let raw = object["tags"], !raw.isNull {
+            guard let items = raw.arrayValue, items.count <= 16, let strings = Optional(items.compactMap(\.stringValue)), strings.count == items.count else {
+                return invalid("tags", "tags is an array of at most 16 strings")
+            }
+            tags = strings
+        }
+        let hits: [FragmentStore.QueryHit]
+        do {
+            hits = try self.store.query(text: text, embedding: embedding, k: k, tags: tags)
+        } catch {
+            return .response(.problem(for: error))
+        }
+        var results: [JSONValue] = []
+        for hit in hits {
+            var result: JSONObject = [
+                "id": .string(hit.id),
+                "score": .number((hit.score * 10000).rounded() / 10000),
+                "version": .number(Double(hit.row.version)),
+                "tags": JSONValue(hit.row.tags),
+                "links": JSONValue(hit.row.links),
+            ]
+            if hit.row.status != .blank, let (content, status) = self.store.content(hit.id) {
+                result["status"] = .string(status.rawValue)
+                result["content"] = .string(content)
+                if status == .reconstructed, let confidence = self.store.row(hit.id)?.confidence {
+                    result["confidence"] = .number(confidence)
+                }
+            } else {
+                // A blank: flagged, without content, as a GET would answer it.
+                result["status"] = "blank"
+                result["rebuild_needed"] = true
+            }
+            results.append(.object(result))
+        }
+        let elapsed = ContinuousClock.now - started
+        let (fragments, terms) = self.store.textIndexSize
+        return .response(.json(200, [
+            "results": .array(results),
+            "took_ms": .number(Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000),
+            "index": ["ready": .bool(self.store.textIndexReady), "fragments": .number(Double(fragments)), "terms": .number(Double(terms))],
+        ]))
+    }
+
+    func context(_ request: HTTPRequest) -> HTTPResult {
+        let id: String
+        do {
+            id = try self.fragmentID(request)
+        } catch {
+            return .response(error.response)
+        }
+        guard let row = self.store.row(id) else { return .response(.notFound(id)) }
+        var k = 5
+        if let raw = request.queryValue("k") {
+            guard let value = Int(raw), (0...50).contains(value) else {
+                return .response(.badRequest("invalid-query", "Invalid query", detail: "k is an integer from 0 to 50"))
+            }
+            k = value
+        }
+        func describe(_ ids: [String]) -> JSONValue {
+            let rows = self.store.rows(ids)
+            return .array(zip(ids, rows).map { id, row in
+                ["id": .string(id), "status": .string(row?.status.rawValue ?? "unknown")]
+            })
+        }
+        var similar: [JSONValue] = []
+        if k > 0, let sketch = self.store.sketch(of: id) {
+            let hits = self.store.similar(to: sketch.vector, k: k, excluding: [id])
+            let rows = self.store.rows(hits.map(\.id))
+            similar = zip(hits, rows).map { hit, row in
+                ["id": .string(hit.id), "status": .string(row?.status.rawValue ?? "unknown"), "score": .number((hit.score * 10000).rounded() / 10000)]
+            }
+        }
+        return .response(.json(200, [
+            "id": .string(id),
+            "status": .string(row.status.rawValue),
+            "links": describe(row.links),
+            "backlinks": describe(self.store.backlinks(id)),
+            "similar": .array(similar),
+        ]))
+    }
+}

@@ -1,0 +1,130 @@
+import CarmaText
+import FragmentStore
+
+/// Rebuilds a lost fragment from the fragments still alive around it, guided by its sketch.
+///
+/// Sources, in order of trust: the fragments it linked to, those linking to it, those two links away,
+/// and the most similar fragments by sketch vector and by characteristic terms. Their text is cut into
+/// sentences, and sentences are picked greedily for how much of the lost fragment's weighted terms
+/// they add (with diminishing returns for terms already covered), until the original length is
+/// reached. Only `ok` fragments serve as sources, never other reconstructions.
+///
+/// Confidence is the mean of two measures against the sketch: the share of the sketch's term weight
+/// the text contains, and the cosine between the text's sketch vector and the lost one's.
+/// Deterministic for the same store contents; bounded by `maxSources` and `maxSentences`.
+public struct ContextReconstructor: Reconstructor {
+    public let method = "context-extractive-v1"
+    public let maxSources: Int
+    public let maxSentences: Int
+
+    public init(maxSources: Int = 24, maxSentences: Int = 2000) {
+        self.maxSources = maxSources
+        self.maxSentences = maxSentences
+    }
+
+    struct Candidate {
+        var id: String
+        var prior: Double
+    }
+
+    struct Sentence {
+        var source: Int
+        var position: Int
+        var text: String
+        var terms: Set<UInt32>
+        var bytes: Int
+    }
+
+    public func reconstruct(_ target: RepairTarget, from store: FragmentStore) -> RebuiltFragment? {
+        guard let sketch = store.sketch(of: target.id), !sketch.terms.isEmpty else { return nil }
+        var weights: [UInt32: Double] = [:]
+        for term in sketch.terms { weights[term.hash] = Double(term.count) * max(store.idf(term.hash), 0.05) }
+        let totalWeight = weights.values.reduce(0, +)
+        guard totalWeight > 0 else { return nil }
+
+        let candidates = self.candidates(for: target, sketch: sketch, store: store)
+        var sources: [(id: String, prior: Double)] = []
+        var sentences: [Sentence] = []
+        for candidate in candidates {
+            guard sources.count < self.maxSources, sentences.count < self.maxSentences else { break }
+            guard let (content, status) = store.content(candidate.id), status == .ok else { continue }
+            let index = sources.count
+            sources.append((candidate.id, candidate.prior))
+            for (position, text) in Tokenizer.sentences(content).enumerated() where sentences.count < self.maxSentences {
+                let terms = Set(Tokenizer.hashes(text))
+                guard !terms.isEmpty else { continue }
+                sentences.append(Sentence(source: index, position: position, text: text, terms: terms, bytes: text.utf8.count))
+            }
+        }
+        guard !sentences.isEmpty else { return nil }
+
+        // Greedy selection by marginal weighted coverage per square root of length.
+        var remaining = weights
+        var chosen: [Int] = []
+        var used = Set<Int>()
+        var seenTexts = Set<String>()
+        var bytes = 0
+        let budget = max(sketch.bytes, 1)
+        while bytes < budget {
+            var best: (index: Int, gain: Double)?
+            for (index, sentence) in sentences.enumerated() where !used.contains(index) {
+                var covered = 0.0
+                for term in sentence.terms { covered += remaining[term] ?? 0 }
+                guard covered > 0 else { continue }
+                let gain = covered * sources[sentence.source].prior / Double(sentence.bytes + 20).squareRoot()
+                if best == nil || gain > best!.gain { best = (index, gain) }
+            }
+            guard let pick = best, pick.gain > 1e-6 else { break }
+            used.insert(pick.index)
+            let sentence = sentences[pick.index]
+            // The same line often appears in several pages (shared options, notices): keep one.
+            guard seenTexts.insert(sentence.text).inserted else { continue }
+            if bytes > 0, bytes + sentence.bytes > budget + budget / 4 { break }
+            chosen.append(pick.index)
+            bytes += sentence.bytes + 1
+            for term in sentence.terms where remaining[term] != nil { remaining[term]! *= 0.25 }
+        }
+        guard !chosen.isEmpty else { return nil }
+
+        // Keep each source's sentences in their own order, sources in order of trust.
+        chosen.sort { (sentences[$0].source, sentences[$0].position) < (sentences[$1].source, sentences[$1].position) }
+        let text = chosen.map { sentences[$0].text }.joined(separator: "\n")
+        var contributors: [String] = []
+        for index in chosen where !contributors.contains(sources[sentences[index].source].id) {
+            contributors.append(sources[sentences[index].source].id)
+        }
+
+        let present = Set(Tokenizer.hashes(text))
+        let coverage = weights.filter { present.contains($0.key) }.values.reduce(0, +) / totalWeight
+        let rebuilt = Sketch.make(text, idf: { store.idf($0) })
+        let cosine = max(0, Sketch.cosine(rebuilt.vector, sketch.vector))
+        let confidence = min(1, max(0, 0.5 * coverage + 0.5 * cosine))
+        return RebuiltFragment(content: text, confidence: confidence, sources: contributors, method: self.method)
+    }
+
+    /// Candidate sources with a prior weight, deduplicated (highest prior wins), most trusted first.
+    func candidates(for target: RepairTarget, sketch: Sketch, store: FragmentStore) -> [Candidate] {
+        var priors: [String: Double] = [:]
+        func offer(_ id: String, _ prior: Double) {
+            guard id != target.id, prior > 0 else { return }
+            priors[id] = max(priors[id] ?? 0, prior)
+        }
+        let links = target.row.links
+        for id in links { offer(id, 1.0) }
+        let backlinks = store.backlinks(target.id)
+        for id in backlinks { offer(id, 0.9) }
+        for row in store.rows(links + backlinks).compactMap({ $0 }) {
+            for id in row.links.prefix(16) { offer(id, 0.5) }
+        }
+        let excluded: Set<String> = [target.id]
+        for hit in store.similar(to: sketch.vector, k: 8, excluding: excluded) where hit.score > 0.2 {
+            offer(hit.id, 0.8 * hit.score)
+        }
+        let related = store.related(to: sketch, k: 8, excluding: excluded)
+        if let top = related.first?.score, top > 0 {
+            for hit in related { offer(hit.id, 0.8 * hit.score / top) }
+        }
+        return priors.map { Candidate(id: $0.key, prior: $0.value) }
+            .sorted { $0.prior != $1.prior ? $0.prior > $1.prior : $0.id < $1.id }
+    }
+}

@@ -39,18 +39,31 @@ public enum Tokenizer {
         flush()
     }
 
-    /// Strips a few common English suffixes; never shortens a word below three characters.
+    /// Strips a few common English suffixes, then a final "e", so that "file", "files", "filed" and
+    /// "filing" all become "fil". Never leaves fewer than three characters; leaves non-ASCII alone.
     static func stem(_ word: String) -> String {
-        guard word.unicodeScalars.allSatisfy({ $0.isASCII }), word.utf8.count > 4 else { return word }
-        for suffix in ["ations", "ation", "ings", "ing", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"] {
-            if word.hasSuffix(suffix), word.utf8.count - suffix.utf8.count >= 3 {
-                var stem = String(word.dropLast(suffix.count))
-                if suffix == "ies" || suffix == "ied" { stem += "y" }
-                if suffix == "s", word.hasSuffix("ss") { return word }
-                return stem
+        guard word.unicodeScalars.allSatisfy({ $0.isASCII }), word.utf8.count >= 4 else { return word }
+        var stem = word
+        if word.utf8.count > 4 {
+            for suffix in ["ations", "ation", "ings", "ing", "ies", "ied", "es", "ers", "er", "ed", "ly", "s"] {
+                guard word.hasSuffix(suffix), word.utf8.count - suffix.utf8.count >= 3 else { continue }
+                let base = String(word.dropLast(suffix.utf8.count))
+                switch suffix {
+                case "ies", "ied": stem = base + "y"
+                case "es":
+                    // Only after s, x, z, ch or sh ("classes", "boxes"); otherwise it is a plain "s".
+                    guard ["s", "x", "z", "ch", "sh"].contains(where: { base.hasSuffix($0) }) else { continue }
+                    stem = base
+                case "s":
+                    guard !word.hasSuffix("ss"), !word.hasSuffix("us") else { continue }
+                    stem = base
+                default: stem = base
+                }
+                break
             }
         }
-        return word
+        if stem.hasSuffix("e"), stem.utf8.count >= 4 { stem.removeLast() }
+        return stem
     }
 
     /// FNV-1a, 32 bits.

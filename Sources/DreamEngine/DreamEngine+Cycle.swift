@@ -40,6 +40,8 @@ extension DreamEngine {
         var repaired = self.phase("repair") { self.repairPhase(cycle: initial.id, budget: &budget) }
         let scrubFound = self.phase("scrub") { self.scrubPhase(budget: &budget) }
         if scrubFound > 0 {
+            // The scrub queues what it finds in the background: let that land first.
+            self.store.flush()
             repaired += self.phase("repair_scrub_finds") { self.repairPhase(cycle: initial.id, budget: &budget) }
         }
 

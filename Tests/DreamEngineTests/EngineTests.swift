@@ -28,13 +28,17 @@ struct FixedReconstructor: Reconstructor {
 
 /// A store and an engine on a temporary directory.
 final class EngineFixture {
+    /// Cycles only when a test asks: no schedule, no idle starts; fast retries; no throttling.
+    static let manualOnly = DreamConfiguration(
+        baseInterval: 1e6, maxInterval: 1e6, idleDelay: 1e9, dutyCycle: 1, foregroundBackoff: 0, retryBase: 0.2)
+
     let directory = TemporaryDirectory("engine")
     var store: FragmentStore
     var engine: DreamEngine
     let configuration: DreamConfiguration
     let reconstructor: (any Reconstructor)?
 
-    init(cacheBytes: Int = 0, configuration: DreamConfiguration = DreamConfiguration(dutyCycle: 1, foregroundBackoff: 0, retryBase: 0.2), reconstructor: (any Reconstructor)? = nil) throws {
+    init(cacheBytes: Int = 0, configuration: DreamConfiguration = EngineFixture.manualOnly, reconstructor: (any Reconstructor)? = nil) throws {
         self.configuration = configuration
         self.reconstructor = reconstructor
         self.store = try FragmentStore(configuration: StoreConfiguration(dataDirectory: self.directory.path, cacheBytes: cacheBytes), logger: Logger(label: "test"))

@@ -60,11 +60,14 @@ struct DreamLiveTests {
         #expect(try api.json("/dream")["queue"]?["depth"] == 0)
     }
 
-    @Test("payload and redundancy copy both gone: blank with a reason, no crash, retried later")
+    @Test("payload and redundancy copy both gone, no usable reconstruction: blank with a reason, no crash, retried later")
     func bothCopiesGone() throws {
         let directory = TemporaryDirectory("live")
         defer { directory.remove() }
-        let server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0", "--dream-retry-base", "1"] + manualDreamOnly)
+        // A confidence floor of 1 refuses every reconstruction, so the fragment has no way back.
+        let server = try ServerProcess(
+            dataDirectory: directory.path,
+            extraArguments: ["--cache-bytes", "0", "--dream-retry-base", "1", "--reconstruction-floor", "1"] + manualDreamOnly)
         let api = server.api()
         _ = try api.seed(5)
         try PayloadFiles.delete(PayloadFiles.paths(of: "f2", dataDirectory: directory.path)[0])

@@ -48,6 +48,12 @@ public struct JSONWriter {
 
     public mutating func writeString(_ s: String) {
         self.bytes.append(UInt8(ascii: "\""))
+        // Most strings need no escaping: copy them whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            self.bytes.append(contentsOf: s.utf8)
+            self.bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in s.utf8 {
             switch byte {
             case UInt8(ascii: "\""): self.bytes.append(contentsOf: [0x5C, 0x22])

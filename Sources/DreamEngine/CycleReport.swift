@@ -45,6 +45,8 @@ public struct CycleReport: Sendable {
     public var events: [Event] = []
     public var eventsTruncated = false
     public var stopReason: String?
+    /// Redundancy segments removed and live copies moved by compaction.
+    public var compaction: (segments: Int, copies: Int)?
 
     public static let maxEvents = 20_000
 
@@ -106,6 +108,9 @@ public struct CycleReport: Sendable {
         }
         object["repairs"] = .object(repairs)
         object["outcomes"] = Self.counts(self.outcomes)
+        if let compaction = self.compaction {
+            object["compaction"] = ["segments_removed": .number(Double(compaction.segments)), "copies_moved": .number(Double(compaction.copies))]
+        }
         if let stopReason = self.stopReason {
             object["stop_reason"] = .string(stopReason)
         }

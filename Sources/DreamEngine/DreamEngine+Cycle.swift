@@ -37,12 +37,23 @@ extension DreamEngine {
                        "repair_queue.ready": "\(depth.ready)"])
 
         var budget = Budget(repairsLeft: initial.budget.maxRepairs, scrubLeft: initial.budget.scrubFragments, deadline: deadline)
-        var repaired = self.phase("repair") { self.repairPhase(cycle: initial.id, budget: &budget) }
-        let scrubFound = self.phase("scrub") { self.scrubPhase(budget: &budget) }
+        var repaired = self.phase("repair", counting: "repaired") { self.repairPhase(cycle: initial.id, budget: &budget) }
+        let scrubFound = self.phase("scrub", counting: "damaged_found") { self.scrubPhase(budget: &budget) }
         if scrubFound > 0 {
             // The scrub queues what it finds in the background: let that land first.
             self.store.flush()
-            repaired += self.phase("repair_scrub_finds") { self.repairPhase(cycle: initial.id, budget: &budget) }
+            repaired += self.phase("repair_scrub_finds", counting: "repaired") { self.repairPhase(cycle: initial.id, budget: &budget) }
+        }
+
+        if budget.timeLeft, !self.isStopping {
+            // Background chore: reclaim redundancy segments that are mostly superseded copies.
+            _ = self.phase("compact", counting: "copies_moved") {
+                let (segments, copies) = self.store.compactRedundancy()
+                self.update { report in
+                    if segments > 0 { report.compaction = (segments, copies) }
+                }
+                return copies
+            }
         }
 
         let elapsed = ContinuousClock.now - started
@@ -76,13 +87,13 @@ extension DreamEngine {
     }
 
     /// Runs a phase and records its duration and counts in the report.
-    private func phase(_ name: String, _ body: () -> Int) -> Int {
+    private func phase(_ name: String, counting countName: String, _ body: () -> Int) -> Int {
         let startedAt = Timestamp.now
         let started = ContinuousClock.now
         let before = self.currentReport
         let count = body()
         let after = self.currentReport
-        var counts: [String: Int] = ["processed": count]
+        var counts: [String: Int] = [countName: count]
         if let before, let after {
             for (outcome, value) in after.outcomes where value != before.outcomes[outcome] {
                 counts[outcome] = value - (before.outcomes[outcome] ?? 0)

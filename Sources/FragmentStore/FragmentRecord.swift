@@ -39,29 +39,44 @@ public struct FragmentRecord: Sendable, Equatable {
         FragmentInput(content: self.content, links: self.links, tags: self.tags, metadata: self.metadata, embedding: self.embedding)
     }
 
-    /// The canonical JSON of the record.
+    /// The canonical JSON of the record, written directly (no intermediate JSON tree: this runs for
+    /// every PUT).
     public func encode() -> [UInt8] {
-        var object: JSONObject = [
-            "id": .string(self.id),
-            "version": .number(Double(self.version)),
-            "content": .string(self.content),
-            "links": JSONValue(self.links),
-            "tags": JSONValue(self.tags),
-            "metadata": .object(self.metadata),
-        ]
+        var writer = JSONWriter(capacity: self.content.utf8.count + 256)
+        writer.writeRaw("{\"id\":")
+        writer.writeString(self.id)
+        writer.writeRaw(",\"version\":")
+        writer.writeNumber(Double(self.version))
+        writer.writeRaw(",\"content\":")
+        writer.writeString(self.content)
+        writer.writeRaw(",\"links\":")
+        writer.write(JSONValue(self.links))
+        writer.writeRaw(",\"tags\":")
+        writer.write(JSONValue(self.tags))
+        writer.writeRaw(",\"metadata\":")
+        writer.write(.object(self.metadata))
         if let embedding = self.embedding {
-            object["embedding"] = .array(embedding.map(JSONValue.number))
+            writer.writeRaw(",\"embedding\":")
+            writer.write(.array(embedding.map(JSONValue.number)))
         }
-        object["size"] = .number(Double(self.size))
-        object["created_at"] = .string(self.createdAt.rfc3339)
-        object["updated_at"] = .string(self.updatedAt.rfc3339)
+        writer.writeRaw(",\"size\":")
+        writer.writeNumber(Double(self.size))
+        writer.writeRaw(",\"created_at\":")
+        writer.writeString(self.createdAt.rfc3339)
+        writer.writeRaw(",\"updated_at\":")
+        writer.writeString(self.updatedAt.rfc3339)
         if let reconstruction = self.reconstruction {
-            object["confidence"] = .number((reconstruction.confidence * 1000).rounded() / 1000)
-            object["sources"] = JSONValue(reconstruction.sources)
-            object["method"] = .string(reconstruction.method)
-            object["reconstructed_at"] = .string(reconstruction.at.rfc3339)
+            writer.writeRaw(",\"confidence\":")
+            writer.writeNumber((reconstruction.confidence * 1000).rounded() / 1000)
+            writer.writeRaw(",\"sources\":")
+            writer.write(JSONValue(reconstruction.sources))
+            writer.writeRaw(",\"method\":")
+            writer.writeString(reconstruction.method)
+            writer.writeRaw(",\"reconstructed_at\":")
+            writer.writeString(reconstruction.at.rfc3339)
         }
-        return JSONValue.object(object).bytes
+        writer.writeRaw("}")
+        return writer.bytes
     }
 
     /// Parses a record read back from a payload file.

@@ -28,10 +28,10 @@ extension FragmentStore {
         }
         let registry: Registry
         let primary: PayloadDirectory
-        let redundancy: PayloadDirectory
+        let redundancy: RedundancyLog
         do {
             primary = try PayloadDirectory(root: configuration.payloadDirectory)
-            redundancy = try PayloadDirectory(root: configuration.redundancyDirectory)
+            redundancy = try RedundancyLog(root: configuration.redundancyDirectory)
         } catch {
             throw .from(error, doing: "open the payload directories")
         }

@@ -123,9 +123,9 @@ extension FragmentStore {
 
     /// The redundancy copy, if it is intact.
     public func exactRecordFromRedundancy(_ target: RepairTarget) -> [UInt8]? {
-        guard case .record(let record) = self.redundancy.read(id: target.id, version: target.version, kind: .original, checksum: target.exactChecksum) else {
-            return nil
-        }
+        guard let location = target.row.redundancy,
+            case .record(let record) = self.redundancy.read(location, id: target.id, version: target.version, checksum: target.exactChecksum)
+        else { return nil }
         return record
     }
 
@@ -140,41 +140,46 @@ extension FragmentStore {
     public func restore(_ items: [Restoration]) throws(StoreError) -> [Bool] {
         guard !items.isEmpty else { return [] }
         var moves: [(temporary: String, final: String)] = []
-        var wroteRedundancy = false
+        var copies: [Int: RedundancyLocation] = [:]
         do {
-            for item in items {
+            var missingCopies: [Int] = []
+            for (index, item) in items.enumerated() {
                 let target = item.target
-                let payload = PayloadFile.encode(kind: .original, id: target.id, version: target.version, record: item.record, recordChecksum: target.exactChecksum)
                 if item.tier != "primary" {
                     let path = self.primary.path(id: target.id, version: target.version, kind: .original)
+                    let payload = PayloadFile.encode(kind: .original, id: target.id, version: target.version, record: item.record, recordChecksum: target.exactChecksum)
                     moves.append((try FileSystem.writeTemporary(for: path, payload), path))
                 }
                 if item.tier != "redundancy", self.exactRecordFromRedundancy(target) == nil {
-                    let path = self.redundancy.path(id: target.id, version: target.version, kind: .original)
-                    moves.append((try FileSystem.writeTemporary(for: path, payload), path))
-                    wroteRedundancy = true
+                    missingCopies.append(index)
                 }
             }
+            let locations = try self.redundancy.append(missingCopies.map {
+                RedundancyLog.Entry(id: items[$0].target.id, version: items[$0].target.version, record: items[$0].record, checksum: items[$0].target.exactChecksum)
+            })
+            for (index, location) in zip(missingCopies, locations) { copies[index] = location }
             try self.primary.sync()
-            if wroteRedundancy, !self.sharedFileSystem { try self.redundancy.sync() }
+            if !copies.isEmpty, !self.sharedFileSystem { try self.redundancy.sync() }
             for move in moves {
                 try FileSystem.move(move.temporary, to: move.final)
             }
             try self.primary.sync()
-            if wroteRedundancy, !self.sharedFileSystem { try self.redundancy.sync() }
         } catch {
             for move in moves { FileSystem.remove(move.temporary) }
             throw .from(error, doing: "write restored payloads")
         }
 
         let applied = Mutex<[Bool]>([Bool](repeating: false, count: items.count))
+        let newCopies = copies
         let now = Timestamp.now
         try self.commitAndWait(
             RegistryChange(apply: { registry in
                 var results = [Bool](repeating: false, count: items.count)
                 for (index, item) in items.enumerated() {
                     let target = item.target
-                    results[index] = try registry.markRestored(target.id, version: target.version, checksum: target.exactChecksum, recordLength: target.exactLength)
+                    results[index] = try registry.markRestored(
+                        target.id, version: target.version, checksum: target.exactChecksum, recordLength: target.exactLength,
+                        redundancy: newCopies[index] ?? target.row.redundancy)
                     guard results[index] else { continue }
                     try registry.dequeueRepair(target.id)
                     var detail: JSONObject = [
@@ -201,6 +206,7 @@ extension FragmentStore {
                 entry.row.originalChecksum = nil
                 entry.row.originalLength = nil
                 entry.row.confidence = nil
+                entry.row.redundancy = copies[index] ?? entry.row.redundancy
                 entry.queuedAt = nil
                 state.set(target.id, entry)
                 state.cache(target.id, version: target.version, body: Self.servedBody(record: item.record, status: .ok, checksum: target.exactChecksum), recordLength: item.record.count)
@@ -316,7 +322,7 @@ extension FragmentStore {
         }
         guard target.row.status == .ok, case .record(let record) = served else { return .intact }
         let copyDamage: BlankReason?
-        switch self.redundancy.read(id: id, version: target.version, kind: .original, checksum: target.exactChecksum) {
+        switch target.row.redundancy.map({ self.redundancy.read($0, id: id, version: target.version, checksum: target.exactChecksum) }) ?? .missing {
         case .record: copyDamage = nil
         case .missing: copyDamage = .missing
         case .corrupt: copyDamage = .checksumMismatch
@@ -324,21 +330,76 @@ extension FragmentStore {
         }
         guard let copyDamage else { return .intact }
         self.counters.redundancyDamage.add(1, ordering: .relaxed)
+        let location: RedundancyLocation
         do {
-            try self.redundancy.replace(id: id, version: target.version, kind: .original, record: record, checksum: target.exactChecksum)
+            location = try self.redundancy.append([RedundancyLog.Entry(id: id, version: target.version, record: record, checksum: target.exactChecksum)])[0]
+            try self.redundancy.sync()
         } catch {
             self.logger.warning("cannot rewrite a redundancy copy", metadata: ["fragment.id": "\(id)", "error": "\(error)"])
             return .redundancyDamaged(copyDamage)
         }
+        self.moveRedundancy(target.row, to: location, event: ["reason": .string(copyDamage.rawValue), "detected_by": "scrub"])
+        return .redundancyRepaired(copyDamage)
+    }
+
+    /// Points a version at its new redundancy copy (durably, in the background) and releases the old.
+    func moveRedundancy(_ row: FragmentRow, to location: RedundancyLocation, event: JSONObject?) {
         let now = Timestamp.now
+        let applied = self.state.withLock { state -> Bool in
+            guard var entry = state[row.id], entry.row.version == row.version else { return false }
+            entry.row.redundancy = location
+            state.set(row.id, entry)
+            return true
+        }
+        guard applied else {
+            self.redundancy.release(location, length: Self.copyLength(id: row.id, row: row))
+            return
+        }
+        if let old = row.redundancy {
+            self.redundancy.release(old, length: Self.copyLength(id: row.id, row: row))
+        }
         self.pipeline.submit(
             .change(
                 RegistryChange(apply: { registry in
-                    try registry.addEvent(
-                        id, at: now, kind: "redundancy_repaired",
-                        detail: ["version": .number(Double(target.version)), "reason": .string(copyDamage.rawValue), "detected_by": "scrub"])
+                    guard try registry.setRedundancy(row.id, version: row.version, location), var detail = event else { return }
+                    detail["version"] = .number(Double(row.version))
+                    try registry.addEvent(row.id, at: now, kind: "redundancy_repaired", detail: detail)
                 })))
-        return .redundancyRepaired(copyDamage)
+    }
+
+    /// Rewrites the live copies of mostly-garbage redundancy segments into the current one and deletes
+    /// the old segments. Returns the segments removed and the copies moved.
+    public func compactRedundancy(threshold: Double = 0.5, maxSegments: Int = 4) -> (segments: Int, copies: Int) {
+        let candidates = self.redundancy.compactionCandidates(threshold: threshold).prefix(maxSegments)
+        guard !candidates.isEmpty else { return (0, 0) }
+        let segments = Set(candidates.map(\.segment))
+        let rows: [FragmentRow] = self.state.withLock { state in
+            state.ids.compactMap { id in
+                guard let row = state[id]?.row, let location = row.redundancy, segments.contains(location.segment) else { return nil }
+                return row
+            }
+        }
+        var moved = 0
+        for row in rows {
+            let target = RepairTarget(row: row, exactChecksum: row.originalChecksum ?? row.checksum, exactLength: row.originalLength ?? row.recordLength)
+            // A copy that no longer verifies is left for the scrub to rewrite from the payload.
+            guard let record = self.exactRecordFromRedundancy(target),
+                let location = try? self.redundancy.append([RedundancyLog.Entry(id: row.id, version: row.version, record: record, checksum: target.exactChecksum)]).first
+            else { continue }
+            self.moveRedundancy(row, to: location, event: nil)
+            moved += 1
+        }
+        do {
+            try self.redundancy.sync()
+        } catch {
+            self.logger.warning("cannot sync compacted redundancy copies; keeping the old segments", metadata: ["error": "\(error)"])
+            return (0, moved)
+        }
+        self.flush()
+        for segment in segments where !self.state.withLock({ state in state.ids.contains { state[$0]?.row.redundancy?.segment == segment } }) {
+            self.redundancy.removeSegment(segment)
+        }
+        return (segments.count, moved)
     }
 
     // MARK: Cycle reports

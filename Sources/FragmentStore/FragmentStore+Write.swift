@@ -92,70 +92,127 @@ extension FragmentStore {
         return self.state.withLock { $0[id]?.row }
     }
 
-    /// File stage: check, version and write one operation. Returns nil when it already completed
-    /// (a failed precondition or a failed write).
-    func prepare(_ operation: PipelineOperation) -> PreparedOperation? {
-        switch operation {
-        case .put(let put):
-            let current = self.currentRow(put.id)
-            if let failure = put.precondition.check(current, id: put.id) {
-                put.completion(.failure(failure))
-                return nil
+    /// A PUT between the version check and the file writes.
+    private struct PlannedPut {
+        let put: PutOperation
+        var row: FragmentRow
+        let record: [UInt8]
+        let previous: FragmentRow?
+    }
+
+    /// File stage for one batch: in order, check preconditions and assign versions (so that later
+    /// operations see earlier ones); then write every payload file of the batch in parallel. Returns
+    /// what goes on to the commit, in order; operations that already completed (a failed
+    /// precondition or write) are left out.
+    func prepare(_ batch: [PipelineOperation]) -> [PreparedOperation] {
+        enum Step {
+            case planned(Int)
+            case ready(PreparedOperation)
+        }
+        var steps: [Step] = []
+        var plans: [PlannedPut] = []
+        for operation in batch {
+            switch operation {
+            case .put(let put):
+                let current = self.currentRow(put.id)
+                if let failure = put.precondition.check(current, id: put.id) {
+                    put.completion(.failure(failure))
+                    continue
+                }
+                if let embedding = put.input.embedding, let failure = self.acceptEmbeddingDimension(embedding.count) {
+                    put.completion(.failure(failure))
+                    continue
+                }
+                let version = self.lastVersion.add(1, ordering: .relaxed).newValue
+                let now = Timestamp.now
+                let record = FragmentRecord(id: put.id, version: version, input: put.input, createdAt: current?.createdAt ?? now, updatedAt: now)
+                let bytes = record.encode()
+                let row = FragmentRow(
+                    id: put.id, version: version, status: .ok, checksum: CRC32C.checksum(bytes), recordLength: bytes.count,
+                    size: record.size, links: put.input.links, tags: put.input.tags, createdAt: record.createdAt, updatedAt: now)
+                self.inflight.withLock { $0[put.id] = Inflight(version: version, row: row) }
+                steps.append(.planned(plans.count))
+                plans.append(PlannedPut(put: put, row: row, record: bytes, previous: current))
+            case .delete(let delete):
+                guard let current = self.currentRow(delete.id) else {
+                    delete.completion(.failure(.notFound(delete.id)))
+                    continue
+                }
+                if let failure = delete.precondition.check(current, id: delete.id) {
+                    delete.completion(.failure(failure))
+                    continue
+                }
+                let version = self.lastVersion.add(1, ordering: .relaxed).newValue
+                self.inflight.withLock { $0[delete.id] = Inflight(version: version, row: nil) }
+                steps.append(.ready(.delete(delete, previous: current, version: version)))
+            case .change(let change):
+                steps.append(.ready(.change(change)))
+            case .barrier(let signal):
+                steps.append(.ready(.barrier(signal)))
             }
-            if let embedding = put.input.embedding, let failure = self.acceptEmbeddingDimension(embedding.count) {
-                put.completion(.failure(failure))
-                return nil
-            }
-            let version = self.lastVersion.add(1, ordering: .relaxed).newValue
-            let now = Timestamp.now
-            let record = FragmentRecord(id: put.id, version: version, input: put.input, createdAt: current?.createdAt ?? now, updatedAt: now)
-            let bytes = record.encode()
-            let checksum = CRC32C.checksum(bytes)
+        }
+
+        // One new file per fragment in the primary area; all the batch's redundancy copies in one
+        // append to the current segment.
+        var failed: [Int: FileError] = [:]
+        for (index, plan) in plans.enumerated() {
             do {
-                try self.primary.write(id: put.id, version: version, kind: .original, record: bytes, checksum: checksum)
-                try self.redundancy.write(id: put.id, version: version, kind: .original, record: bytes, checksum: checksum)
+                try self.primary.write(id: plan.row.id, version: plan.row.version, kind: .original, record: plan.record, checksum: plan.row.checksum)
             } catch {
-                self.removeFiles(put.id, version: version)
-                put.completion(.failure(.from(error, doing: "store '\(put.id)'")))
-                return nil
+                failed[index] = error
             }
-            let row = FragmentRow(
-                id: put.id, version: version, status: .ok, checksum: checksum, recordLength: bytes.count, size: record.size,
-                links: put.input.links, tags: put.input.tags, createdAt: record.createdAt, updatedAt: now)
-            self.inflight.withLock { $0[put.id] = Inflight(version: version, row: row) }
-            return .put(put, row: row, record: bytes, previous: current)
-        case .delete(let delete):
-            guard let current = self.currentRow(delete.id) else {
-                delete.completion(.failure(.notFound(delete.id)))
-                return nil
+        }
+        let copies = plans.indices.filter { failed[$0] == nil }
+        do {
+            let locations = try self.redundancy.append(copies.map {
+                RedundancyLog.Entry(id: plans[$0].row.id, version: plans[$0].row.version, record: plans[$0].record, checksum: plans[$0].row.checksum)
+            })
+            for (index, location) in zip(copies, locations) {
+                plans[index].row.redundancy = location
             }
-            if let failure = delete.precondition.check(current, id: delete.id) {
-                delete.completion(.failure(failure))
-                return nil
+        } catch {
+            for index in copies { failed[index] = error }
+        }
+
+        var ready: [PreparedOperation] = []
+        ready.reserveCapacity(steps.count)
+        for step in steps {
+            switch step {
+            case .planned(let index):
+                let plan = plans[index]
+                if let error = failed[index] {
+                    self.removeFiles(plan.row.id, version: plan.row.version)
+                    self.clearInflight(plan.row.id, version: plan.row.version)
+                    plan.put.completion(.failure(.from(error, doing: "store '\(plan.row.id)'")))
+                    continue
+                }
+                ready.append(.put(plan.put, row: plan.row, record: plan.record, previous: plan.previous))
+            case .ready(let operation):
+                ready.append(operation)
             }
-            let version = self.lastVersion.add(1, ordering: .relaxed).newValue
-            self.inflight.withLock { $0[delete.id] = Inflight(version: version, row: nil) }
-            return .delete(delete, previous: current, version: version)
-        case .change(let change):
-            return .change(change)
-        case .barrier(let signal):
-            return .barrier(signal)
+        }
+        return ready
+    }
+
+    /// Sync stage: makes every payload file written so far durable, names included, with one
+    /// `syncfs` per file system. Returns the failure, if any, for the commit stage to report.
+    func sync(_ batch: [PreparedOperation]) -> StoreError? {
+        guard batch.contains(where: { if case .put = $0 { return true } else { return false } }) else { return nil }
+        do {
+            try self.primary.sync()
+            if !self.sharedFileSystem {
+                try self.redundancy.sync()
+            }
+            return nil
+        } catch {
+            return .from(error, doing: "sync payload files")
         }
     }
 
-    /// Commit stage: make a batch durable, then visible, then acknowledge it.
-    func commit(_ batch: [PreparedOperation]) {
-        var failure: StoreError?
-        if batch.contains(where: { if case .put = $0 { return true } else { return false } }) {
-            do {
-                try self.primary.sync()
-                if !self.sharedFileSystem {
-                    try self.redundancy.sync()
-                }
-            } catch {
-                failure = .from(error, doing: "sync payload files")
-            }
-        }
+    /// Commit stage: with the batch's files durable, commit its registry rows in one transaction,
+    /// make it visible, then acknowledge it.
+    func commit(_ batch: [PreparedOperation], syncFailure: StoreError?) {
+        var failure = syncFailure
         var applied = [Bool](repeating: false, count: batch.count)
         if failure == nil {
             do {
@@ -163,7 +220,7 @@ extension FragmentStore {
                     for (index, operation) in batch.enumerated() {
                         switch operation {
                         case .put(let put, let row, _, let previous):
-                            applied[index] = try self.registry.upsert(row)
+                            applied[index] = try self.registry.upsert(row, previousTags: previous?.tags)
                             guard applied[index] else { continue }
                             try self.registry.saveSketch(
                                 row.id, version: row.version, sketch: put.sketch.encode(),
@@ -238,14 +295,14 @@ extension FragmentStore {
                     put.completion(.success(PutOutcome(created: previous == nil, fragment: ServedFragment(
                         body: Self.servedBody(record: record, status: .ok, checksum: row.checksum),
                         version: row.version, status: .ok, checksum: row.checksum))))
-                    self.removeFiles(row.id, version: row.version)
+                    self.discard(row)
                 }
                 if let previous, previous.version != row.version {
-                    self.removeFiles(row.id, version: previous.version)
+                    self.discard(previous)
                 }
                 self.clearInflight(row.id, version: row.version)
             case .delete(let delete, let previous, let version):
-                self.removeFiles(delete.id, version: previous.version)
+                self.discard(previous)
                 delete.completion(.success(()))
                 self.clearInflight(delete.id, version: version)
             case .change(let change):
@@ -261,7 +318,7 @@ extension FragmentStore {
         for operation in batch {
             switch operation {
             case .put(let put, let row, _, _):
-                self.removeFiles(row.id, version: row.version)
+                self.discard(row)
                 self.clearInflight(row.id, version: row.version)
                 put.completion(.failure(failure))
             case .delete(let delete, _, let version):
@@ -276,7 +333,7 @@ extension FragmentStore {
     }
 
     /// Forgets a pending operation once it is committed or failed, unless a later one took its place.
-    private func clearInflight(_ id: String, version: UInt64) {
+    func clearInflight(_ id: String, version: UInt64) {
         self.inflight.withLock { pending in
             if pending[id]?.version == version {
                 pending[id] = nil
@@ -284,10 +341,18 @@ extension FragmentStore {
         }
     }
 
-    /// Removes every file of one version, in both areas.
+    /// Drops a version that is superseded, deleted or failed: its primary files go, its redundancy
+    /// copy becomes garbage for compaction.
+    func discard(_ row: FragmentRow) {
+        self.removeFiles(row.id, version: row.version)
+        if let location = row.redundancy {
+            self.redundancy.release(location, length: Self.copyLength(id: row.id, row: row))
+        }
+    }
+
+    /// Removes the primary files of one version.
     func removeFiles(_ id: String, version: UInt64) {
         self.primary.remove(id: id, version: version, kind: .original)
         self.primary.remove(id: id, version: version, kind: .reconstruction)
-        self.redundancy.remove(id: id, version: version, kind: .original)
     }
 }

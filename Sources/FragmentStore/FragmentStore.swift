@@ -14,7 +14,7 @@ public final class FragmentStore: Sendable {
     let logger: Logger
     let registry: Registry
     let primary: PayloadDirectory
-    let redundancy: PayloadDirectory
+    let redundancy: RedundancyLog
     /// Whether the two areas share a file system (then one sync covers both).
     let sharedFileSystem: Bool
     let state: Mutex<StoreState>
@@ -47,7 +47,7 @@ public final class FragmentStore: Sendable {
         do {
             try FileSystem.makeDirectory(configuration.dataDirectory)
             self.primary = try PayloadDirectory(root: configuration.payloadDirectory)
-            self.redundancy = try PayloadDirectory(root: configuration.redundancyDirectory)
+            self.redundancy = try RedundancyLog(root: configuration.redundancyDirectory, segmentBytes: UInt64(configuration.redundancySegmentBytes))
         } catch {
             throw .from(error, doing: "create the data directories")
         }
@@ -84,6 +84,11 @@ public final class FragmentStore: Sendable {
                 for (id, var entry) in entries {
                     entry.queuedAt = queued[id]
                     state.set(id, entry)
+                }
+            }
+            for (id, entry) in entries {
+                if let location = entry.row.redundancy {
+                    self.redundancy.retain(location, length: Self.copyLength(id: id, row: entry.row))
                 }
             }
             self.lastVersion.store(try self.registry.maxVersion(), ordering: .relaxed)
@@ -233,6 +238,11 @@ extension FragmentStore {
         self.state.withLock { $0[id]?.row }
     }
 
+    /// Bytes a redundancy copy of this row's exact record takes in a segment.
+    static func copyLength(id: String, row: FragmentRow) -> Int {
+        PayloadFile.headerSize + id.utf8.count + (row.originalLength ?? row.recordLength)
+    }
+
     /// The rows of several fragments at once (nil for unknown ids), under one lock.
     public func rows(_ ids: [String]) -> [FragmentRow?] {
         self.state.withLock { state in ids.map { state[$0]?.row } }
@@ -338,12 +348,12 @@ public struct StoreStats: Sendable {
 }
 
 extension FragmentStore {
-    /// Bytes held by each area: payload records in the primary and redundancy areas (headers not
-    /// counted), and the registry's database files.
+    /// Bytes held by each area: payload records in the primary area (headers not counted), the
+    /// redundancy segments (garbage included, until compaction), and the registry's database files.
     public func diskUsage() -> (primary: Int64, redundancy: Int64, registry: Int64) {
-        let (primary, exact) = self.state.withLock { ($0.recordBytes, $0.exactBytes) }
+        let primary = self.state.withLock { $0.recordBytes }
         let registry = ["", "-wal", "-shm"].reduce(Int64(0)) { $0 + (FileSystem.size(self.configuration.registryPath + $1) ?? 0) }
-        return (primary, exact, registry)
+        return (primary, self.redundancy.bytes, registry)
     }
 
     /// Fragments currently blank (cheap: one lock, no allocation).

@@ -23,6 +23,8 @@ public struct FragmentRow: Sendable, Equatable {
     public var originalChecksum: UInt32?
     public var originalLength: Int?
     public var confidence: Double?
+    /// Where the redundancy copy of the exact record is.
+    public var redundancy: RedundancyLocation?
 }
 
 /// Something that happened to a fragment, for its history.
@@ -72,9 +74,10 @@ public enum RepairPriority: Int, Sendable, Comparable, CaseIterable {
 /// One connection writes, used only by the commit thread (SQLite allows one writer at a time anyway);
 /// another, behind a lock, serves reads, which WAL mode lets run beside the writer.
 final class Registry: Sendable {
-    static let schemaVersion = 2
+    static let schemaVersion = 3
     let path: String
     private let reader: LockedConnection
+    private let checkpointer: LockedConnection
     /// Used only from the commit thread, and before it starts.
     nonisolated(unsafe) let writer: SQLiteConnection
 
@@ -84,10 +87,23 @@ final class Registry: Sendable {
         try writer.execute("PRAGMA journal_mode=WAL")
         // FULL: a commit is on disk before the PUT that waited for it is acknowledged.
         try writer.execute("PRAGMA synchronous=FULL")
+        // Checkpoints run on their own connection (see `checkpoint()`), not inside a group commit.
+        try writer.execute("PRAGMA wal_autocheckpoint=0")
         try Self.migrate(writer)
         writer.resetAll()
         self.writer = writer
         self.reader = LockedConnection(try SQLiteConnection(path: path))
+        self.checkpointer = LockedConnection(try SQLiteConnection(path: path))
+    }
+
+    /// Copies committed WAL pages into the database file (PASSIVE: never waits for the writer).
+    /// - Returns: Frames left in the WAL afterwards.
+    @discardableResult
+    func checkpoint() -> Int {
+        (try? self.checkpointer.with { db in
+            let statement = try db.statement("PRAGMA wal_checkpoint(PASSIVE)")
+            return try statement.step() ? Int(statement.int(1) - statement.int(2)) : 0
+        }) ?? 0
     }
 
     private static func migrate(_ db: SQLiteConnection) throws(SQLiteError) {
@@ -97,15 +113,24 @@ final class Registry: Sendable {
         if version < 1 {
             try Self.createVersion1(db)
         }
-        // Version 2: sketches (what is kept of each text for retrieval and reconstruction).
+        if version < 2 {
+            // Sketches: what is kept of each text for retrieval and reconstruction.
+            try db.execute(
+                """
+                CREATE TABLE IF NOT EXISTS sketches (
+                    id TEXT PRIMARY KEY,
+                    version INTEGER NOT NULL,
+                    sketch BLOB NOT NULL,
+                    embedding BLOB
+                ) WITHOUT ROWID;
+                PRAGMA user_version = 2;
+                """)
+        }
+        // Version 3: redundancy copies live in segment files; each row says where its copy is.
         try db.execute(
             """
-            CREATE TABLE IF NOT EXISTS sketches (
-                id TEXT PRIMARY KEY,
-                version INTEGER NOT NULL,
-                sketch BLOB NOT NULL,
-                embedding BLOB
-            ) WITHOUT ROWID;
+            ALTER TABLE fragments ADD COLUMN redundancy_segment INTEGER;
+            ALTER TABLE fragments ADD COLUMN redundancy_offset INTEGER;
             PRAGMA user_version = \(schemaVersion);
             """)
     }
@@ -148,7 +173,7 @@ final class Registry: Sendable {
             ) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS repair_queue_order ON repair_queue(priority, enqueued_at, id);
             CREATE TABLE IF NOT EXISTS events (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                seq INTEGER PRIMARY KEY,
                 id TEXT NOT NULL,
                 at INTEGER NOT NULL,
                 kind TEXT NOT NULL,
@@ -203,6 +228,7 @@ extension Registry {
     static let columnNames = [
         "id", "version", "status", "checksum", "record_length", "size", "links", "tags", "created_at", "updated_at",
         "blank_reason", "lost_at", "detected_by", "original_checksum", "original_length", "confidence",
+        "redundancy_segment", "redundancy_offset",
     ]
     static let fragmentColumns = columnNames.joined(separator: ", ")
 
@@ -223,7 +249,8 @@ extension Registry {
             detectedBy: s.optionalText(12).flatMap(Detection.init(rawValue:)),
             originalChecksum: s.isNull(13) ? nil : UInt32(truncatingIfNeeded: s.int(13)),
             originalLength: s.isNull(14) ? nil : Int(s.int(14)),
-            confidence: s.isNull(15) ? nil : s.double(15))
+            confidence: s.isNull(15) ? nil : s.double(15),
+            redundancy: s.isNull(16) ? nil : RedundancyLocation(segment: UInt32(truncatingIfNeeded: s.int(16)), offset: UInt64(s.int(17))))
     }
 
     /// Links and tags are stored newline-separated: ids cannot contain a newline and tags may not
@@ -312,47 +339,35 @@ extension Registry {
 
 extension Registry {
     /// Inserts or replaces a fragment's row, but only with a newer version than the one stored.
+    /// - Parameter previousTags: The tags of the row it replaces, if any (tag rows are rewritten only
+    ///   when the tags change).
     /// - Returns: Whether the row was written.
     @discardableResult
-    func upsert(_ row: FragmentRow) throws(SQLiteError) -> Bool {
+    func upsert(_ row: FragmentRow, previousTags: [String]?) throws(SQLiteError) -> Bool {
         let statement = try self.writer.statement(
             """
-            INSERT INTO fragments (\(Self.fragmentColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO fragments (\(Self.fragmentColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET
                 version = excluded.version, status = excluded.status, checksum = excluded.checksum,
                 record_length = excluded.record_length, size = excluded.size, links = excluded.links,
                 tags = excluded.tags, created_at = excluded.created_at, updated_at = excluded.updated_at,
                 blank_reason = excluded.blank_reason, lost_at = excluded.lost_at, detected_by = excluded.detected_by,
                 original_checksum = excluded.original_checksum, original_length = excluded.original_length,
-                confidence = excluded.confidence
+                confidence = excluded.confidence, redundancy_segment = excluded.redundancy_segment,
+                redundancy_offset = excluded.redundancy_offset
             WHERE excluded.version > fragments.version
             """)
         statement.bindAll(Self.values(of: row))
         try statement.run()
         guard self.writer.changes > 0 else { return false }
-        try self.writer.statement("DELETE FROM fragment_tags WHERE id = ?").bind(.text(row.id)).run()
+        if let previousTags, Set(previousTags) == Set(row.tags) { return true }
+        if previousTags?.isEmpty == false {
+            try self.writer.statement("DELETE FROM fragment_tags WHERE id = ?").bind(.text(row.id)).run()
+        }
         for tag in Set(row.tags) {
             try self.writer.statement("INSERT OR IGNORE INTO fragment_tags (tag, id) VALUES (?, ?)").bind(.text(tag), .text(row.id)).run()
         }
         return true
-    }
-
-    /// Rewrites a row in place whatever its version (repairs, which keep the version).
-    func update(_ row: FragmentRow) throws(SQLiteError) {
-        let statement = try self.writer.statement(
-            """
-            UPDATE fragments SET status = ?, checksum = ?, record_length = ?, blank_reason = ?, lost_at = ?,
-                detected_by = ?, original_checksum = ?, original_length = ?, confidence = ?, updated_at = ?
-            WHERE id = ? AND version = ?
-            """)
-        statement.bindAll([
-            .text(row.status.rawValue), .integer(Int64(row.checksum)), .int(row.recordLength),
-            .optional(row.blankReason?.rawValue), .optional(row.lostAt?.milliseconds), .optional(row.detectedBy?.rawValue),
-            row.originalChecksum.map { .integer(Int64($0)) } ?? .null, row.originalLength.map { .int($0) } ?? .null,
-            row.confidence.map { .real($0) } ?? .null, .integer(row.updatedAt.milliseconds),
-            .text(row.id), .integer(Int64(row.version)),
-        ])
-        try statement.run()
     }
 
     /// Removes a fragment and everything kept about it.
@@ -427,6 +442,7 @@ extension Registry {
             .optional(row.blankReason?.rawValue), .optional(row.lostAt?.milliseconds), .optional(row.detectedBy?.rawValue),
             row.originalChecksum.map { .integer(Int64($0)) } ?? .null, row.originalLength.map { .int($0) } ?? .null,
             row.confidence.map { .real($0) } ?? .null,
+            row.redundancy.map { .integer(Int64($0.segment)) } ?? .null, row.redundancy.map { .integer(Int64($0.offset)) } ?? .null,
         ]
     }
 }
@@ -476,14 +492,27 @@ extension Registry {
 
     /// Puts a repaired version back to `ok`, unless a newer version replaced it.
     /// - Returns: Whether the row changed.
-    func markRestored(_ id: String, version: UInt64, checksum: UInt32, recordLength: Int) throws(SQLiteError) -> Bool {
+    func markRestored(_ id: String, version: UInt64, checksum: UInt32, recordLength: Int, redundancy: RedundancyLocation?) throws(SQLiteError) -> Bool {
         try self.writer.statement(
             """
             UPDATE fragments SET status = 'ok', checksum = ?, record_length = ?, blank_reason = NULL, lost_at = NULL,
-                detected_by = NULL, original_checksum = NULL, original_length = NULL, confidence = NULL
+                detected_by = NULL, original_checksum = NULL, original_length = NULL, confidence = NULL,
+                redundancy_segment = ?, redundancy_offset = ?
             WHERE id = ? AND version = ? AND status != 'ok'
             """
-        ).bind(.integer(Int64(checksum)), .int(recordLength), .text(id), .integer(Int64(version))).run()
+        ).bind(
+            .integer(Int64(checksum)), .int(recordLength), redundancy.map { .integer(Int64($0.segment)) } ?? .null,
+            redundancy.map { .integer(Int64($0.offset)) } ?? .null, .text(id), .integer(Int64(version))
+        ).run()
+        return self.writer.changes > 0
+    }
+
+    /// Points a version's row at a new redundancy copy (rewritten by the scrub, or moved by compaction).
+    /// - Returns: Whether the row (still at that version) changed.
+    @discardableResult
+    func setRedundancy(_ id: String, version: UInt64, _ location: RedundancyLocation) throws(SQLiteError) -> Bool {
+        try self.writer.statement("UPDATE fragments SET redundancy_segment = ?, redundancy_offset = ? WHERE id = ? AND version = ?")
+            .bind(.integer(Int64(location.segment)), .integer(Int64(location.offset)), .text(id), .integer(Int64(version))).run()
         return self.writer.changes > 0
     }
 

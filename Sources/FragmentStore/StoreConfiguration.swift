@@ -9,6 +9,8 @@ public struct StoreConfiguration: Sendable {
     public var limits: FragmentLimits
     /// Most operations one group commit takes.
     public var maxBatch: Int
+    /// Size at which a redundancy segment is sealed and a new one started.
+    public var redundancySegmentBytes: Int
 
     /// - Parameters:
     ///   - dataDirectory: Created if missing.
@@ -16,18 +18,21 @@ public struct StoreConfiguration: Sendable {
     ///   - cacheBytes: Default 256 MiB.
     ///   - limits: Default `FragmentLimits()`.
     ///   - maxBatch: Default 512.
+    ///   - redundancySegmentBytes: Default 64 MiB.
     public init(
         dataDirectory: String,
         redundancyDirectory: String? = nil,
         cacheBytes: Int = 256 << 20,
         limits: FragmentLimits = FragmentLimits(),
-        maxBatch: Int = 512
+        maxBatch: Int = 512,
+        redundancySegmentBytes: Int = 64 << 20
     ) {
         self.dataDirectory = dataDirectory
         self.redundancyDirectory = redundancyDirectory ?? "\(dataDirectory)/redundancy"
         self.cacheBytes = cacheBytes
         self.limits = limits
         self.maxBatch = maxBatch
+        self.redundancySegmentBytes = redundancySegmentBytes
     }
 
     var registryPath: String { "\(self.dataDirectory)/registry.sqlite3" }

@@ -3,7 +3,7 @@ import Foundation
 /// Finds and damages a running server's payload files the way a disk would, without knowing how
 /// the store names them: every payload file starts with a header that carries the fragment's id.
 public enum PayloadFiles {
-    /// The payload files (primary area, or `redundancy`) whose header names `id`.
+    /// The payload files whose header names `id` (primary area by default).
     public static func paths(of id: String, dataDirectory: String, area: String = "payloads") -> [String] {
         let root = area.hasPrefix("/") ? area : "\(dataDirectory)/\(area)"
         return index(root: root)[id] ?? []

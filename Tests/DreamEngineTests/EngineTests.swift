@@ -72,9 +72,16 @@ final class EngineFixture {
         if let error = failure.withLock({ $0 }) { throw error }
     }
 
-    func path(_ id: String, redundancy: Bool = false) -> String {
+    func path(_ id: String) -> String {
         let row = self.store.row(id)!
-        return (redundancy ? self.store.redundancy : self.store.primary).path(id: id, version: row.version, kind: .original)
+        return self.store.primary.path(id: id, version: row.version, kind: .original)
+    }
+
+    /// Ruins every redundancy copy of `id`; returns what is needed to put them back.
+    @discardableResult
+    func destroyCopies(_ id: String) throws -> [(RedundancyCopies.Copy, Data)] {
+        self.store.flush()
+        return try RedundancyCopies.destroy(id, dataDirectory: self.directory.path)
     }
 
     /// Runs one cycle to the end and returns its report.
@@ -142,14 +149,12 @@ struct EngineTests {
     func redundancyRewritten() throws {
         let fixture = try EngineFixture()
         try fixture.put("a", "primary is fine")
-        let copy = fixture.path("a", redundancy: true)
-        try PayloadFiles.flipByte(copy)
+        try fixture.destroyCopies("a")
         let report = try fixture.dream()
         #expect(report["detected"]?["redundancy_corrupt"] == 1)
-        guard case .record = fixture.store.redundancy.read(id: "a", version: fixture.store.row("a")!.version, kind: .original, checksum: fixture.store.row("a")!.checksum) else {
-            Issue.record("redundancy copy still damaged")
-            return
-        }
+        let target = try #require(fixture.store.repairTarget("a"))
+        #expect(fixture.store.exactRecordFromRedundancy(target) != nil, "the copy was rewritten")
+        #expect(try #require(try fixture.store.history("a")).map(\.kind).last == "redundancy_repaired")
     }
 
     @Test("with both copies gone and no reconstruction, it stays blank with a reason and is retried later")
@@ -157,7 +162,7 @@ struct EngineTests {
         let fixture = try EngineFixture()
         try fixture.put("lost", "gone for good")
         try FileManager.default.removeItem(atPath: fixture.path("lost"))
-        try FileManager.default.removeItem(atPath: fixture.path("lost", redundancy: true))
+        try fixture.destroyCopies("lost")
         _ = fixture.store.read("lost")
         let first = try fixture.dream()
         #expect(first["outcomes"]?["failed"] == 1)
@@ -182,9 +187,8 @@ struct EngineTests {
         let fixture = try EngineFixture(reconstructor: FixedReconstructor(confidence: 0.8))
         try fixture.put("n", "neighbour")
         try fixture.put("x", "the original text", links: ["n"])
-        let copy = try Data(contentsOf: URL(fileURLWithPath: fixture.path("x", redundancy: true)))
         try FileManager.default.removeItem(atPath: fixture.path("x"))
-        try FileManager.default.removeItem(atPath: fixture.path("x", redundancy: true))
+        let copy = try fixture.destroyCopies("x")
         _ = fixture.store.read("x")
         let report = try fixture.dream()
         #expect(report["outcomes"]?["reconstructed"] == 1)
@@ -198,7 +202,7 @@ struct EngineTests {
         #expect(json["sources"] == ["n"])
         #expect(json["confidence"] == 0.8)
         // The redundancy copy comes back (a volume remounted): the next due cycle restores it exactly.
-        try copy.write(to: URL(fileURLWithPath: fixture.path("x", redundancy: true)))
+        try RedundancyCopies.restore(copy)
         usleep(300_000)
         let healed = try fixture.dream()
         #expect(healed["repairs"]?["redundancy"]?["recovered"] == 1)
@@ -212,7 +216,7 @@ struct EngineTests {
         let low = try EngineFixture(reconstructor: FixedReconstructor(confidence: 0.1))
         try low.put("y", "text")
         try FileManager.default.removeItem(atPath: low.path("y"))
-        try FileManager.default.removeItem(atPath: low.path("y", redundancy: true))
+        try low.destroyCopies("y")
         _ = low.store.read("y")
         let lowReport = try low.dream()
         #expect(lowReport["outcomes"]?["failed"] == 1)

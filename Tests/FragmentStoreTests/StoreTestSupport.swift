@@ -37,11 +37,10 @@ final class TestStore {
         try wait { done in self.store.delete(id, precondition: precondition, completion: done) }
     }
 
-    /// Paths of a fragment's current payload file in each area.
-    func payloadPaths(_ id: String) -> (primary: String, redundancy: String) {
+    /// The path of a fragment's current primary payload file.
+    func payloadPaths(_ id: String) -> (primary: String, redundancy: RedundancyLocation?) {
         let row = self.store.row(id)!
-        return (self.store.primary.path(id: id, version: row.version, kind: .original),
-                self.store.redundancy.path(id: id, version: row.version, kind: .original))
+        return (self.store.primary.path(id: id, version: row.version, kind: .original), row.redundancy)
     }
 }
 

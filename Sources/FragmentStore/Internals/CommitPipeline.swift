@@ -38,43 +38,68 @@ enum PreparedOperation: @unchecked Sendable {
     case barrier(@Sendable () -> Void)
 }
 
-/// The two threads of the group commit.
+/// The three threads of the group commit, each a stage working on a different batch at once.
 ///
-/// The *file* thread takes submitted operations in order, checks preconditions, assigns versions and
-/// writes payload files (primary and redundancy). The *commit* thread takes whole batches of prepared
-/// operations, makes their files durable with one sync per file system, commits their registry rows
-/// in one SQLite transaction, updates the index, and only then completes them. While one batch is
-/// being synced, the next one's files are being written.
+/// The *file* thread takes submitted operations in order, checks preconditions and assigns versions,
+/// then writes the batch's payload files (primary and redundancy) in parallel. The *sync* thread makes
+/// everything written so far durable with one `syncfs` per file system. The *commit* thread commits
+/// the synced batch's registry rows in one SQLite transaction, updates the index, and only then
+/// completes the operations. A fourth thread checkpoints the SQLite WAL in the background.
 final class CommitPipeline: Sendable {
     private let intake = BlockingQueue<PipelineOperation>()
     private let prepared = BlockingQueue<PreparedOperation>()
+    private let synced = BlockingQueue<(operations: [PreparedOperation], failure: StoreError?)>()
     private let threadCount = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
     private let stoppedSignal = DispatchSemaphore(value: 0)
+    private let checkpointSignal = DispatchSemaphore(value: 0)
 
     func start(store: FragmentStore) {
         let fileThread = Thread { [intake, prepared] in
             while let batch = intake.takeBatch(limit: store.configuration.maxBatch) {
-                for operation in batch {
-                    if let ready = store.prepare(operation) {
-                        prepared.put(ready)
-                    }
-                }
+                prepared.put(contentsOf: store.prepare(batch))
             }
             prepared.close()
             self.threadFinished()
         }
         fileThread.name = "carma-store-files"
-        let commitThread = Thread { [prepared] in
+        let syncThread = Thread { [prepared, synced] in
             while let batch = prepared.takeBatch(limit: store.configuration.maxBatch) {
-                store.commit(batch)
+                synced.put((batch, store.sync(batch)))
+            }
+            synced.close()
+            self.threadFinished()
+        }
+        syncThread.name = "carma-store-sync"
+        let commitThread = Thread { [synced] in
+            while let batches = synced.takeBatch(limit: 8) {
+                // Consecutive synced batches commit together; a sync failure fails only its own batch.
+                var operations: [PreparedOperation] = []
+                for batch in batches {
+                    if let failure = batch.failure {
+                        store.commit(batch.operations, syncFailure: failure)
+                    } else {
+                        operations += batch.operations
+                    }
+                }
+                if !operations.isEmpty { store.commit(operations, syncFailure: nil) }
             }
             self.threadFinished()
         }
         commitThread.name = "carma-store-commit"
-        self.threadCount.store(2, ordering: .relaxed)
+        let checkpointThread = Thread { [self] in
+            while !self.stopped.load(ordering: .relaxed) {
+                _ = self.checkpointSignal.wait(timeout: .now() + .milliseconds(500))
+                store.registry.checkpoint()
+            }
+            self.threadFinished()
+        }
+        checkpointThread.name = "carma-store-checkpoint"
+        self.threadCount.store(4, ordering: .relaxed)
         fileThread.start()
+        syncThread.start()
         commitThread.start()
+        checkpointThread.start()
     }
 
     private func threadFinished() {
@@ -89,7 +114,7 @@ final class CommitPipeline: Sendable {
 
     /// Operations submitted and not yet completed.
     var pending: Int {
-        self.intake.count + self.prepared.count
+        self.intake.count + self.prepared.count + self.synced.count
     }
 
     /// Blocks until everything submitted before the call is committed.
@@ -105,6 +130,7 @@ final class CommitPipeline: Sendable {
         guard !self.stopped.exchange(true, ordering: .relaxed) else { return }
         let count = self.threadCount.load(ordering: .relaxed)
         self.intake.close()
+        self.checkpointSignal.signal()
         for _ in 0..<count {
             self.stoppedSignal.wait()
         }

@@ -65,6 +65,59 @@ enum FileSystem {
         return bytes
     }
 
+    /// Reads `count` bytes at `offset` (fewer at the end of the file).
+    static func read(_ path: String, at offset: UInt64, count: Int) throws(FileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(errno: errno, "open", path) }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        let failure: Int32? = bytes.withUnsafeMutableBytes { buffer in
+            while done < count {
+                let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                if n == 0 { break }
+                done += n
+            }
+            return nil
+        }
+        if let failure { throw FileError(errno: failure, "read", path) }
+        if done < count { bytes.removeLast(count - done) }
+        return bytes
+    }
+
+    /// Opens (creating) a file for writing at explicit offsets.
+    static func openAppend(_ path: String) throws(FileError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError(errno: errno, "create", path) }
+        return fd
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64, path: String) throws(FileError) {
+        var failure: FileError?
+        bytes.withUnsafeBytes { buffer in
+            var done = 0
+            while done < buffer.count {
+                let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = FileError(errno: errno, "write", path)
+                    return
+                }
+                done += n
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    static func closeDescriptor(_ fd: Int32) {
+        close(fd)
+    }
+
     /// Creates or truncates `path` and writes `bytes`, creating parent directories as needed.
     /// Not durable by itself: the caller syncs (one `syncfs` covers a whole batch).
     static func write(_ path: String, _ bytes: [UInt8], sync: Bool = false) throws(FileError) {

@@ -1,7 +1,9 @@
 /// A directory of payload files (the primary area or the redundancy area).
 ///
-/// A fragment's file lives at `<root>/<h[0..2]>/<h[2..4]>/<h[0..32]>-<version>.<ext>`, where `h` is the
-/// hex SHA-256 of its id. Each version gets a new file that is never rewritten in place, so the registry
+/// A fragment's file lives at `<root>/<h[0..2]>/<h[0..32]>-<version>.<ext>`, where `h` is the hex
+/// SHA-256 of its id: 256 directories, which ext4's hashed directories serve well into millions of
+/// files, and which exist after the first few hundred writes (a second level made nearly every early
+/// write pay for two mkdirs). Each version gets a new file that is never rewritten in place, so the registry
 /// row is the single commit point: a crash before the registry commit leaves only an orphan file,
 /// never a half-replaced one.
 struct PayloadDirectory: Sendable {
@@ -21,10 +23,8 @@ struct PayloadDirectory: Sendable {
     }
 
     func path(hash: String, version: UInt64, kind: PayloadFile.Kind) -> String {
-        let utf8 = Array(hash.utf8)
-        let first = String(decoding: utf8[0..<2], as: UTF8.self)
-        let second = String(decoding: utf8[2..<4], as: UTF8.self)
-        return "\(self.root)/\(first)/\(second)/\(hash)-\(version).\(kind == .original ? "frag" : "recon")"
+        let first = String(decoding: Array(hash.utf8)[0..<2], as: UTF8.self)
+        return "\(self.root)/\(first)/\(hash)-\(version).\(kind == .original ? "frag" : "recon")"
     }
 
     enum ReadOutcome {
@@ -74,11 +74,8 @@ struct PayloadDirectory: Sendable {
     func allFiles(_ body: (String, String) -> Void) {
         for first in FileSystem.list(self.root) where first.utf8.count == 2 {
             let firstPath = "\(self.root)/\(first)"
-            for second in FileSystem.list(firstPath) where second.utf8.count == 2 {
-                let secondPath = "\(firstPath)/\(second)"
-                for name in FileSystem.list(secondPath) {
-                    body("\(secondPath)/\(name)", name)
-                }
+            for name in FileSystem.list(firstPath) {
+                body("\(firstPath)/\(name)", name)
             }
         }
     }

@@ -61,6 +61,15 @@ enum PayloadFile {
         return bytes
     }
 
+    /// The whole file's length from its first 32 bytes (magic checked, lengths bounded), or nil.
+    static func totalLength(header: [UInt8]) -> Int? {
+        guard header.count >= headerSize, Array(header[0..<4]) == magic else { return nil }
+        let idLength = Int(read(header, at: 8, width: 2))
+        let recordLength = Int(read(header, at: 12, width: 4))
+        guard idLength <= 1024, recordLength <= 1 << 30 else { return nil }
+        return headerSize + idLength + recordLength
+    }
+
     /// Reads the header and verifies both checksums; returns the header and the record bytes.
     static func decode(_ bytes: [UInt8]) -> Result<(Header, [UInt8]), DecodeError> {
         guard bytes.count >= headerSize else { return .failure(.truncated) }

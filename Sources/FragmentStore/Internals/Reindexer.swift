@@ -8,7 +8,7 @@ import Logging
 struct Reindexer {
     let registry: Registry
     let primary: PayloadDirectory
-    let redundancy: PayloadDirectory
+    let redundancy: RedundancyLog
     let logger: Logger
 
     struct Summary {
@@ -30,18 +30,17 @@ struct Reindexer {
         var header: PayloadFile.Header
         var primaryRecord: [UInt8]?
         var redundancyRecord: [UInt8]?
+        var redundancyLocation: RedundancyLocation?
         var primaryDamaged = false
         var reconstruction: (header: PayloadFile.Header, record: [UInt8])?
     }
-
-    private enum Area { case primary, redundancy }
 
     func run() throws(StoreError) -> Summary {
         var summary = Summary()
         var candidates: [String: Candidate] = [:]
         var reconstructions: [String: (PayloadFile.Header, [UInt8])] = [:]
 
-        func visit(_ path: String, _ name: String, area: Area) {
+        func visit(_ path: String, _ name: String) {
             guard !name.contains(".tmp-"), name.hasSuffix(".frag") || name.hasSuffix(".recon") else { return }
             summary.files += 1
             guard let bytes = try? FileSystem.read(path) else {
@@ -52,7 +51,7 @@ struct Reindexer {
             switch decoded {
             case .success(let (header, record)):
                 if header.kind == .reconstruction {
-                    if area == .primary, reconstructions[header.id].map({ $0.0.version < header.version }) ?? true {
+                    if reconstructions[header.id].map({ $0.0.version < header.version }) ?? true {
                         reconstructions[header.id] = (header, record)
                     }
                     return
@@ -63,7 +62,7 @@ struct Reindexer {
                 } else if header.version < candidate.header.version {
                     return
                 }
-                if area == .primary { candidate.primaryRecord = record } else { candidate.redundancyRecord = record }
+                candidate.primaryRecord = record
                 candidates[header.id] = candidate
             case .failure(.recordChecksum(let header)):
                 // The header is intact (its own checksum matched), so the id and version are known.
@@ -71,14 +70,28 @@ struct Reindexer {
                 guard header.kind == .original else { return }
                 var candidate = candidates[header.id] ?? Candidate(header: header)
                 if header.version > candidate.header.version { candidate = Candidate(header: header) }
-                if header.version == candidate.header.version, area == .primary { candidate.primaryDamaged = true }
+                if header.version == candidate.header.version { candidate.primaryDamaged = true }
                 candidates[header.id] = candidate
             case .failure:
                 summary.unreadable += 1
             }
         }
-        self.primary.allFiles { visit($0, $1, area: .primary) }
-        self.redundancy.allFiles { visit($0, $1, area: .redundancy) }
+        self.primary.allFiles { visit($0, $1) }
+        // Redundancy copies: the newest intact copy of each version (a copy may have been rewritten).
+        let scanned = self.redundancy.scan { header, record, location in
+            guard header.kind == .original else { return }
+            var candidate = candidates[header.id] ?? Candidate(header: header)
+            if header.version > candidate.header.version {
+                candidate = Candidate(header: header)
+            } else if header.version < candidate.header.version {
+                return
+            }
+            candidate.redundancyRecord = record
+            candidate.redundancyLocation = location
+            candidates[header.id] = candidate
+        }
+        summary.files += scanned.copies
+        summary.unreadable += scanned.damaged
 
         let now = Timestamp.now
         var rows: [(FragmentRow, queue: Bool)] = []
@@ -94,6 +107,7 @@ struct Reindexer {
                 id: id, version: candidate.header.version, status: .ok, checksum: candidate.header.recordChecksum,
                 recordLength: candidate.header.recordLength, size: record?.size ?? 0, links: record?.links ?? [],
                 tags: record?.tags ?? [], createdAt: record?.createdAt ?? now, updatedAt: record?.updatedAt ?? now)
+            row.redundancy = candidate.redundancyLocation
             if candidate.primaryRecord == nil {
                 row.status = .blank
                 row.blankReason = candidate.primaryDamaged ? .checksumMismatch : .missing
@@ -129,7 +143,7 @@ struct Reindexer {
         do {
             try self.registry.writer.transaction {
                 for (row, queue) in rows {
-                    try self.registry.upsert(row)
+                    try self.registry.upsert(row, previousTags: nil)
                     if let (sketch, embedding) = sketches[row.id] {
                         try self.registry.saveSketch(row.id, version: row.version, sketch: sketch.encode(), embedding: embedding)
                     }

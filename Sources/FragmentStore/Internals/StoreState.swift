@@ -17,8 +17,6 @@ struct StoreState {
     private(set) var counts: [FragmentStatus: Int] = [:]
     /// Bytes of records in the primary area (the redundancy area holds the originals again).
     private(set) var recordBytes: Int64 = 0
-    /// Bytes of the exact (original) records, which the redundancy area holds.
-    private(set) var exactBytes: Int64 = 0
 
     init(cacheBytes: Int) {
         self.cache = PayloadCache(capacityBytes: cacheBytes)
@@ -34,7 +32,6 @@ struct StoreState {
         if let old = self.entries[id] {
             self.counts[old.row.status, default: 0] -= 1
             self.recordBytes -= Int64(old.row.recordLength)
-            self.exactBytes -= Int64(old.row.originalLength ?? old.row.recordLength)
             if old.cacheSlot >= 0, entry?.cacheSlot != old.cacheSlot {
                 self.cache.remove(old.cacheSlot)
             }
@@ -42,7 +39,6 @@ struct StoreState {
         if let entry {
             self.counts[entry.row.status, default: 0] += 1
             self.recordBytes += Int64(entry.row.recordLength)
-            self.exactBytes += Int64(entry.row.originalLength ?? entry.row.recordLength)
         }
         self.entries[id] = entry
     }

@@ -220,11 +220,10 @@ extension FragmentStore {
                     for (index, operation) in batch.enumerated() {
                         switch operation {
                         case .put(let put, let row, _, let previous):
-                            applied[index] = try self.registry.upsert(row, previousTags: previous?.tags)
-                            guard applied[index] else { continue }
-                            try self.registry.saveSketch(
-                                row.id, version: row.version, sketch: put.sketch.encode(),
+                            applied[index] = try self.registry.upsert(
+                                row, previousTags: previous?.tags, sketch: put.sketch.encode(),
                                 embedding: put.input.embedding.map(Self.encodeEmbedding))
+                            guard applied[index] else { continue }
                             if let previous, previous.status != .ok {
                                 try self.registry.dequeueRepair(row.id)
                             }

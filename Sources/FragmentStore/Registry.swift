@@ -74,12 +74,14 @@ public enum RepairPriority: Int, Sendable, Comparable, CaseIterable {
 /// One connection writes, used only by the commit thread (SQLite allows one writer at a time anyway);
 /// another, behind a lock, serves reads, which WAL mode lets run beside the writer.
 final class Registry: Sendable {
-    static let schemaVersion = 3
+    static let schemaVersion = 1
     let path: String
     private let reader: LockedConnection
     private let checkpointer: LockedConnection
     /// Used only from the commit thread, and before it starts.
     nonisolated(unsafe) let writer: SQLiteConnection
+    /// The last event sequence number (events are ordered by it); commit thread only.
+    nonisolated(unsafe) var eventSequence: Int64 = 0
 
     init(path: String) throws(SQLiteError) {
         self.path = path
@@ -90,6 +92,8 @@ final class Registry: Sendable {
         // Checkpoints run on their own connection (see `checkpoint()`), not inside a group commit.
         try writer.execute("PRAGMA wal_autocheckpoint=0")
         try Self.migrate(writer)
+        let sequence = try writer.statement("SELECT COALESCE(MAX(seq), 0) FROM events")
+        self.eventSequence = try sequence.step() ? sequence.int(0) : 0
         writer.resetAll()
         self.writer = writer
         self.reader = LockedConnection(try SQLiteConnection(path: path))
@@ -106,36 +110,22 @@ final class Registry: Sendable {
         }) ?? 0
     }
 
+    /// A passive checkpoint never catches up with a busy writer, and a WAL that never restarts keeps
+    /// growing (every commit then extends the file, which makes its fsync slow). Past `limit` bytes
+    /// the commit thread, between group commits, checkpoints everything and restarts the WAL from
+    /// its beginning, so that later commits overwrite it in place.
+    func restartWALIfLarge(limit: Int64 = 32 << 20) {
+        guard (FileSystem.size(self.path + "-wal") ?? 0) > limit else { return }
+        _ = try? self.writer.execute("PRAGMA wal_checkpoint(RESTART)")
+    }
+
     private static func migrate(_ db: SQLiteConnection) throws(SQLiteError) {
         let statement = try db.statement("PRAGMA user_version")
         let version = try statement.step() ? Int(statement.int(0)) : 0
         if version >= schemaVersion { return }
-        if version < 1 {
-            try Self.createVersion1(db)
-        }
-        if version < 2 {
-            // Sketches: what is kept of each text for retrieval and reconstruction.
-            try db.execute(
-                """
-                CREATE TABLE IF NOT EXISTS sketches (
-                    id TEXT PRIMARY KEY,
-                    version INTEGER NOT NULL,
-                    sketch BLOB NOT NULL,
-                    embedding BLOB
-                ) WITHOUT ROWID;
-                PRAGMA user_version = 2;
-                """)
-        }
-        // Version 3: redundancy copies live in segment files; each row says where its copy is.
-        try db.execute(
-            """
-            ALTER TABLE fragments ADD COLUMN redundancy_segment INTEGER;
-            ALTER TABLE fragments ADD COLUMN redundancy_offset INTEGER;
-            PRAGMA user_version = \(schemaVersion);
-            """)
-    }
-
-    private static func createVersion1(_ db: SQLiteConnection) throws(SQLiteError) {
+        // Every write of a PUT touches few B-tree pages on purpose: WAL frames are whole pages, and a
+        // random key per index is a page per index per fragment. So the sketch lives in the row, the
+        // status index only covers fragments that are not ok, and events are keyed by (id, seq).
         try db.execute(
             """
             CREATE TABLE IF NOT EXISTS fragments (
@@ -154,9 +144,13 @@ final class Registry: Sendable {
                 detected_by TEXT,
                 original_checksum INTEGER,
                 original_length INTEGER,
-                confidence REAL
+                confidence REAL,
+                redundancy_segment INTEGER,
+                redundancy_offset INTEGER,
+                sketch BLOB,
+                embedding BLOB
             ) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS fragments_status ON fragments(status, id);
+            CREATE INDEX IF NOT EXISTS fragments_damaged ON fragments(status, id) WHERE status != 'ok';
             CREATE TABLE IF NOT EXISTS fragment_tags (
                 tag TEXT NOT NULL,
                 id TEXT NOT NULL,
@@ -173,13 +167,13 @@ final class Registry: Sendable {
             ) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS repair_queue_order ON repair_queue(priority, enqueued_at, id);
             CREATE TABLE IF NOT EXISTS events (
-                seq INTEGER PRIMARY KEY,
                 id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
                 at INTEGER NOT NULL,
                 kind TEXT NOT NULL,
-                detail TEXT NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS events_by_fragment ON events(id, seq);
+                detail TEXT NOT NULL,
+                PRIMARY KEY (id, seq)
+            ) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS cycles (
                 id INTEGER PRIMARY KEY,
                 trigger TEXT NOT NULL,
@@ -192,7 +186,7 @@ final class Registry: Sendable {
                 key TEXT PRIMARY KEY,
                 value TEXT NOT NULL
             ) WITHOUT ROWID;
-            PRAGMA user_version = 1;
+            PRAGMA user_version = \(schemaVersion);
             """)
     }
 
@@ -288,8 +282,8 @@ extension Registry {
                 values.append(.text(tag))
             }
             if let status {
-                conditions.append("f.status = ?")
-                values.append(.text(status.rawValue))
+                // A literal status lets SQLite use the partial index of damaged fragments.
+                conditions.append(status == .ok ? "f.status = 'ok'" : "f.status = '\(status.rawValue)' AND f.status != 'ok'")
             }
             if let after {
                 conditions.append("f.id > ?")
@@ -343,10 +337,10 @@ extension Registry {
     ///   when the tags change).
     /// - Returns: Whether the row was written.
     @discardableResult
-    func upsert(_ row: FragmentRow, previousTags: [String]?) throws(SQLiteError) -> Bool {
+    func upsert(_ row: FragmentRow, previousTags: [String]?, sketch: [UInt8], embedding: [UInt8]?) throws(SQLiteError) -> Bool {
         let statement = try self.writer.statement(
             """
-            INSERT INTO fragments (\(Self.fragmentColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO fragments (\(Self.fragmentColumns), sketch, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET
                 version = excluded.version, status = excluded.status, checksum = excluded.checksum,
                 record_length = excluded.record_length, size = excluded.size, links = excluded.links,
@@ -354,10 +348,10 @@ extension Registry {
                 blank_reason = excluded.blank_reason, lost_at = excluded.lost_at, detected_by = excluded.detected_by,
                 original_checksum = excluded.original_checksum, original_length = excluded.original_length,
                 confidence = excluded.confidence, redundancy_segment = excluded.redundancy_segment,
-                redundancy_offset = excluded.redundancy_offset
+                redundancy_offset = excluded.redundancy_offset, sketch = excluded.sketch, embedding = excluded.embedding
             WHERE excluded.version > fragments.version
             """)
-        statement.bindAll(Self.values(of: row))
+        statement.bindAll(Self.values(of: row) + [.blob(sketch), embedding.map(SQLiteValue.blob) ?? .null])
         try statement.run()
         guard self.writer.changes > 0 else { return false }
         if let previousTags, Set(previousTags) == Set(row.tags) { return true }
@@ -372,7 +366,7 @@ extension Registry {
 
     /// Removes a fragment and everything kept about it.
     func delete(_ id: String) throws(SQLiteError) {
-        for table in ["fragments", "fragment_tags", "repair_queue", "events", "sketches"] {
+        for table in ["fragments", "fragment_tags", "repair_queue", "events"] {
             try self.writer.statement("DELETE FROM \(table) WHERE id = ?").bind(.text(id)).run()
         }
     }
@@ -420,8 +414,9 @@ extension Registry {
     }
 
     func addEvent(_ id: String, at: Timestamp, kind: String, detail: JSONObject) throws(SQLiteError) {
-        try self.writer.statement("INSERT INTO events (id, at, kind, detail) VALUES (?, ?, ?, ?)")
-            .bind(.text(id), .integer(at.milliseconds), .text(kind), .text(JSONValue.object(detail).serialized)).run()
+        self.eventSequence += 1
+        try self.writer.statement("INSERT INTO events (id, seq, at, kind, detail) VALUES (?, ?, ?, ?, ?)")
+            .bind(.text(id), .integer(self.eventSequence), .integer(at.milliseconds), .text(kind), .text(JSONValue.object(detail).serialized)).run()
     }
 
     func setMeta(_ key: String, _ value: String) throws(SQLiteError) {
@@ -576,20 +571,11 @@ extension Registry {
 // MARK: - Sketches
 
 extension Registry {
-    func saveSketch(_ id: String, version: UInt64, sketch: [UInt8], embedding: [UInt8]?) throws(SQLiteError) {
-        try self.writer.statement(
-            """
-            INSERT INTO sketches (id, version, sketch, embedding) VALUES (?, ?, ?, ?)
-            ON CONFLICT(id) DO UPDATE SET version = excluded.version, sketch = excluded.sketch, embedding = excluded.embedding
-            """
-        ).bind(.text(id), .integer(Int64(version)), .blob(sketch), embedding.map(SQLiteValue.blob) ?? .null).run()
-    }
-
     /// Every stored sketch, read on the reader connection (so a background load does not hold up
     /// the commit thread).
     func forEachSketch(_ body: (String, [UInt8], [UInt8]?) -> Void) throws {
         try self.withReader { db in
-            let statement = try db.statement("SELECT id, sketch, embedding FROM sketches")
+            let statement = try db.statement("SELECT id, sketch, embedding FROM fragments WHERE sketch IS NOT NULL")
             while try statement.step() {
                 body(statement.text(0), statement.blob(1), statement.isNull(2) ? nil : statement.blob(2))
             }

@@ -83,6 +83,7 @@ final class CommitPipeline: Sendable {
                     }
                 }
                 if !operations.isEmpty { store.commit(operations, syncFailure: nil) }
+                store.registry.restartWALIfLarge()
             }
             self.threadFinished()
         }

@@ -143,10 +143,8 @@ struct Reindexer {
         do {
             try self.registry.writer.transaction {
                 for (row, queue) in rows {
-                    try self.registry.upsert(row, previousTags: nil)
-                    if let (sketch, embedding) = sketches[row.id] {
-                        try self.registry.saveSketch(row.id, version: row.version, sketch: sketch.encode(), embedding: embedding)
-                    }
+                    let (sketch, embedding) = sketches[row.id] ?? (Sketch.make("", idf: { _ in 1 }), nil)
+                    try self.registry.upsert(row, previousTags: nil, sketch: sketch.encode(), embedding: embedding)
                     try self.registry.addEvent(row.id, at: now, kind: "reindexed", detail: ["version": .number(Double(row.version)), "status": .string(row.status.rawValue)])
                     if queue {
                         try self.registry.enqueueRepair(row.id, priority: .scrub, at: now, reason: row.blankReason?.rawValue ?? "reindex")

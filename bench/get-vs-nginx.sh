@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-5}
 COUNT=${COUNT:-10000}
 build_release
-rm -rf "$WORK/get" && mkdir -p "$WORK/get/www"
+fresh_dir "$WORK/get" && mkdir -p "$WORK/get/www"
 manual=(--dream-interval 3600 --dream-max-interval 3600 --dream-idle-delay 100000)
 start_carmad 18081 "$WORK/get/data" "${manual[@]}"
 "$CARMA" load put --server http://127.0.0.1:18081 --prefix f --count "$COUNT" --size 1000 --connections 32 >/dev/null
@@ -29,7 +29,7 @@ done
 # Degraded: delete 5% of the payload files, restart (cold cache), read everything once so the
 # damage is detected, then measure again. The dream engine is held off so blanks stay blanks.
 stop_carmad
-find "$WORK/get/data/payloads" -name '*.frag' | shuf --random-source=<(yes) | head -n $((COUNT / 20)) | xargs rm -f
+find "$WORK/get/data/payloads" -name "*.frag" | sort | shuf -n $((COUNT / 20)) --random-source=<(yes) | xargs rm -f
 start_carmad 18081 "$WORK/get/data" "${manual[@]}"
 "$CARMA" load get --server http://127.0.0.1:18081 --prefix f --count "$COUNT" --duration 5 --connections 16 >/dev/null || true
 blanks=$(curl -fsS "http://127.0.0.1:18081/metrics" | awk '/^carma_fragments\{status="blank"\}/ {print $2}')

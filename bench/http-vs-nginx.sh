@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-5}
 build_release
-rm -rf "$WORK/http" && mkdir -p "$WORK/http/www"
+fresh_dir "$WORK/http" && mkdir -p "$WORK/http/www"
 start_carmad 18081 "$WORK/http/data"
 curl -fsS http://127.0.0.1:18081/healthz >"$WORK/http/www/healthz"
 start_nginx 18082 "$WORK/http/www"

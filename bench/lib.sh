@@ -13,6 +13,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# fresh_dir DIR: an empty directory. ext4 avoids reusing inodes freed in the last ~30 s and scans
+# past them when creating files, so after removing many files, wait before measuring anything.
+fresh_dir() {
+  if [ -e "$1" ]; then
+    rm -rf "$1"
+    sync
+    sleep "${SETTLE_SECONDS:-35}"
+  fi
+  mkdir -p "$1"
+}
+
 need() {
   local missing=()
   for package in "$@"; do dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package"); done

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-3}
 need redis-server redis-tools
 build_release
-rm -rf "$WORK/put" && mkdir -p "$WORK/put/redis"
+fresh_dir "$WORK/put" && mkdir -p "$WORK/put/redis"
 start_carmad 18081 "$WORK/put/data" --dream-interval 3600 --dream-max-interval 3600 --dream-idle-delay 100000
 redis-server --port 16379 --dir "$WORK/put/redis" --appendonly yes --appendfsync always --save "" --daemonize no >"$WORK/redis.log" 2>&1 &
 PIDS+=("$!")

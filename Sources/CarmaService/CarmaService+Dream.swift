@@ -45,9 +45,10 @@ extension CarmaService {
     }
 
     func dreamReport(_ request: HTTPRequest) -> HTTPResult {
-        guard let raw = request.pathParameters["cycle"], let id = Int64(raw), id > 0 else {
+        guard let raw = request.pathParameters["cycle"], let value = HTTPResponse.strictInteger(raw), value > 0 else {
             return .response(.badRequest("invalid-cycle", "Invalid cycle id", detail: "a cycle id is a positive integer"))
         }
+        let id = Int64(value)
         guard let report = self.engine.report(id) else {
             return .response(.problem(404, type: "cycle-not-found", title: "Cycle not found", detail: "no dream cycle \(id)"))
         }

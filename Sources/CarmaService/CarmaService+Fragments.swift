@@ -25,7 +25,7 @@ extension CarmaService {
         }
         let precondition = Self.precondition(request.headers)
         let store = self.store
-        return .deferred { complete in
+        return .deferred { [unowned self] complete in
             store.put(id, input, precondition: precondition) { result in
                 switch result {
                 case .success(let outcome):
@@ -38,10 +38,19 @@ extension CarmaService {
                     }
                     complete(.json(outcome.created ? 201 : 200, bytes: outcome.fragment.body, headers: headers))
                 case .failure(let error):
-                    complete(.problem(for: error))
+                    complete(self.writeProblem(error, id: id))
                 }
             }
         }
+    }
+
+    /// The problem for a failed write; a failed precondition carries the current ETag.
+    func writeProblem(_ error: StoreError, id: String) -> HTTPResponse {
+        var response = HTTPResponse.problem(for: error)
+        if error.code == .preconditionFailed, let row = self.store.row(id) {
+            response.headers.set("ETag", row.status == .reconstructed ? "W/\"\(row.version)\"" : "\"\(row.version)\"")
+        }
+        return response
     }
 
     func getFragment(_ request: HTTPRequest) -> HTTPResult {
@@ -88,11 +97,11 @@ extension CarmaService {
         }
         let precondition = Self.precondition(request.headers)
         let store = self.store
-        return .deferred { complete in
+        return .deferred { [unowned self] complete in
             store.delete(id, precondition: precondition) { result in
                 switch result {
                 case .success: complete(HTTPResponse(status: 204))
-                case .failure(let error): complete(.problem(for: error))
+                case .failure(let error): complete(self.writeProblem(error, id: id))
                 }
             }
         }
@@ -108,7 +117,7 @@ extension CarmaService {
         }
         var limit = 100
         if let raw = request.queryValue("limit") {
-            guard let parsed = Int(raw), (1...1000).contains(parsed) else {
+            guard let parsed = HTTPResponse.strictInteger(raw), (1...1000).contains(parsed) else {
                 return .response(.badRequest("invalid-query", "Invalid query", detail: "limit is an integer from 1 to 1000"))
             }
             limit = parsed

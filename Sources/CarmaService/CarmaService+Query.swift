@@ -51,6 +51,7 @@ extension CarmaService {
         do {
             hits = try self.store.query(text: text, embedding: embedding, k: k, tags: tags)
         } catch {
+            if error.code == .invalid { return invalid(error.field ?? "body", error.message) }
             return .response(.problem(for: error))
         }
         var results: [JSONValue] = []
@@ -66,7 +67,7 @@ extension CarmaService {
                 result["status"] = .string(status.rawValue)
                 result["content"] = .string(content)
                 if status == .reconstructed, let confidence = self.store.row(hit.id)?.confidence {
-                    result["confidence"] = .number(confidence)
+                    result["confidence"] = .number((confidence * 1000).rounded() / 1000)
                 }
             } else {
                 // A blank: flagged, without content, as a GET would answer it.
@@ -94,7 +95,7 @@ extension CarmaService {
         guard let row = self.store.row(id) else { return .response(.notFound(id)) }
         var k = 5
         if let raw = request.queryValue("k") {
-            guard let value = Int(raw), (0...50).contains(value) else {
+            guard let value = HTTPResponse.strictInteger(raw), (0...50).contains(value) else {
                 return .response(.badRequest("invalid-query", "Invalid query", detail: "k is an integer from 0 to 50"))
             }
             k = value

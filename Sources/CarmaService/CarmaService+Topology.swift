@@ -15,28 +15,33 @@ extension CarmaService {
         }
         var limit = Self.topologyDefaultLimit
         if let raw = request.queryValue("limit") {
-            guard let value = Int(raw), (1...Self.topologyMaxLimit).contains(value) else {
+            guard let value = HTTPResponse.strictInteger(raw), (1...Self.topologyMaxLimit).contains(value) else {
                 return .response(.badRequest("invalid-query", "Invalid query", detail: "limit is an integer from 1 to \(Self.topologyMaxLimit)"))
             }
             limit = value
         }
         var depth = 2
         if let raw = request.queryValue("depth") {
-            guard let value = Int(raw), (0...10).contains(value) else {
+            guard let value = HTTPResponse.strictInteger(raw), (0...10).contains(value) else {
                 return .response(.badRequest("invalid-query", "Invalid query", detail: "depth is an integer from 0 to 10"))
             }
             depth = value
         }
-        let graph: Graph
+        var graph: Graph
         if let around = request.queryValue("around") {
             guard FragmentID.isValid(around), self.store.row(around) != nil else {
                 return .response(.notFound(around))
             }
             graph = self.neighbourhood(of: around, depth: depth, limit: limit)
         } else {
+            let after = request.queryValue("after")
+            if let after, !FragmentID.isValid(after) {
+                return .response(.badRequest("invalid-query", "Invalid query", detail: "after is a fragment id"))
+            }
             do {
-                let ids = try self.store.scrubIDs(after: request.queryValue("after"), limit: limit)
-                graph = self.graph(ids: ids, limit: limit)
+                let ids = try self.store.scrubIDs(after: after, limit: limit + 1)
+                graph = self.graph(ids: Array(ids.prefix(limit)))
+                graph.truncated = ids.count > limit
             } catch {
                 return .response(.problem(for: error))
             }
@@ -68,12 +73,12 @@ extension CarmaService {
             }
             frontier = next
         }
-        var graph = self.graph(ids: order, limit: limit)
-        graph.truncated = graph.truncated || truncated
+        var graph = self.graph(ids: order)
+        graph.truncated = truncated
         return graph
     }
 
-    private func graph(ids: [String], limit: Int) -> Graph {
+    private func graph(ids: [String]) -> Graph {
         let rows = self.store.rows(ids)
         let included = Set(ids)
         var graph = Graph()
@@ -91,7 +96,6 @@ extension CarmaService {
                 }
             }
         }
-        graph.truncated = ids.count >= limit
         return graph
     }
 

@@ -15,11 +15,7 @@ extension HTTPResponse {
             if let current = error.currentVersion {
                 extra["current_version"] = .number(Double(current))
             }
-            var headers = HTTPHeaders()
-            if let current = error.currentVersion {
-                headers.add("ETag", "\"\(current)\"")
-            }
-            return .problem(412, type: "precondition-failed", title: "Precondition failed", detail: error.message, headers: headers, extra: extra)
+            return .problem(412, type: "precondition-failed", title: "Precondition failed", detail: error.message, extra: extra)
         case .invalid:
             var extra: JSONObject = [:]
             if let field = error.field {
@@ -39,6 +35,12 @@ extension HTTPResponse {
 
     static func badRequest(_ type: String, _ title: String, detail: String, extra: JSONObject = [:]) -> HTTPResponse {
         .problem(400, type: type, title: title, detail: detail, extra: extra)
+    }
+
+    /// A query parameter that must be a plain decimal integer ("+5", " 5" and "5.0" are not).
+    static func strictInteger(_ text: String) -> Int? {
+        guard !text.isEmpty, text.utf8.count <= 12, text.utf8.allSatisfy({ (48...57).contains($0) }) else { return nil }
+        return Int(text)
     }
 
     static func notFound(_ id: String) -> HTTPResponse {

@@ -89,6 +89,14 @@ extension FragmentInput {
             if embedding.isEmpty || embedding.count > limits.maxEmbeddingDimension {
                 throw .invalid(field: "embedding", "an embedding has 1 to \(limits.maxEmbeddingDimension) numbers")
             }
+            if !Self.fitsFloat(embedding) {
+                throw .invalid(field: "embedding", "embedding values must be finite 32-bit floats")
+            }
         }
+    }
+
+    /// Whether every value survives conversion to a 32-bit float (embeddings are kept as Float).
+    public static func fitsFloat(_ values: [Double]) -> Bool {
+        values.allSatisfy { Float($0).isFinite }
     }
 }

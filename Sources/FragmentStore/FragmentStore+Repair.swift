@@ -223,7 +223,9 @@ extension FragmentStore {
     /// - Returns: Whether it was applied (false when the fragment changed meanwhile).
     public func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool {
         let now = Timestamp.now
-        let reconstruction = Reconstruction(confidence: rebuilt.confidence, sources: rebuilt.sources, method: rebuilt.method, at: now)
+        // Rounded once here so that records, rows, listings and queries all say the same number.
+        let confidence = (rebuilt.confidence * 1000).rounded() / 1000
+        let reconstruction = Reconstruction(confidence: confidence, sources: rebuilt.sources, method: rebuilt.method, at: now)
         let record = FragmentRecord(
             id: target.id, version: target.version,
             input: FragmentInput(content: rebuilt.content, links: target.row.links, tags: target.row.tags),
@@ -241,7 +243,7 @@ extension FragmentStore {
         row.recordLength = bytes.count
         row.originalChecksum = target.exactChecksum
         row.originalLength = target.exactLength
-        row.confidence = rebuilt.confidence
+        row.confidence = confidence
         let finalRow = row
         let applied = Mutex(false)
         try self.commitAndWait(

@@ -97,6 +97,9 @@ extension FragmentStore {
         if let embedding, let dimension = self.embeddingDimension.withLock({ $0 }), embedding.count != dimension {
             throw .invalid(field: "embedding", "this store's embeddings have \(dimension) dimensions, not \(embedding.count)")
         }
+        if let embedding, !FragmentInput.fitsFloat(embedding) {
+            throw .invalid(field: "embedding", "embedding values must be finite 32-bit floats")
+        }
         let required = Set(tags)
         let accept: (String, [String]) -> Bool = { _, fragmentTags in required.isEmpty || required.isSubset(of: fragmentTags) }
         let pool = max(k * 4, 50)
@@ -113,11 +116,16 @@ extension FragmentStore {
             }
             return (textHits, vectorHits)
         }
+        // Scores end up in [0, 1]: BM25 scaled by the best text score, cosine mapped from [-1, 1].
         var combined: [String: Double] = [:]
-        let parts = [textHits, vectorHits].filter { !$0.isEmpty }
+        let parts = [
+            textHits.map { ($0.id, $0.score / max(textHits.first?.score ?? 1, 1e-12)) },
+            vectorHits.map { ($0.id, ($0.score + 1) / 2) },
+        ].filter { !$0.isEmpty }
         for hits in parts {
-            let best = max(hits.first?.score ?? 1, 1e-9)
-            for hit in hits { combined[hit.id, default: 0] += hit.score / best / Double(parts.count) }
+            for (id, score) in hits where score.isFinite {
+                combined[id, default: 0] += min(1, max(0, score)) / Double(parts.count)
+            }
         }
         let ranked = combined.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(k)
         let rows = self.rows(ranked.map(\.key))

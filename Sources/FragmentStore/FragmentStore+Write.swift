@@ -238,6 +238,11 @@ extension FragmentStore {
                             continue
                         }
                     }
+                    // Versions are never reused, also after the newest fragment was deleted and the
+                    // process restarted.
+                    if batch.contains(where: { if case .change = $0 { return false } else if case .barrier = $0 { return false } else { return true } }) {
+                        try self.registry.setMeta("max_version", String(self.lastVersion.load(ordering: .relaxed)))
+                    }
                 }
             } catch let error as SQLiteError {
                 failure = .from(error, doing: "commit to the registry")

@@ -42,7 +42,15 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
         self.fields.makeIterator()
     }
 
+    /// ASCII case-insensitive equality, without allocating (header names are ASCII tokens).
     static func same(_ a: String, _ b: String) -> Bool {
-        a.utf8.count == b.utf8.count && a.lowercased() == b.lowercased()
+        let x = a.utf8, y = b.utf8
+        guard x.count == y.count else { return false }
+        for (p, q) in zip(x, y) where p != q {
+            let lp = (p >= 65 && p <= 90) ? p + 32 : p
+            let lq = (q >= 65 && q <= 90) ? q + 32 : q
+            if lp != lq { return false }
+        }
+        return true
     }
 }

@@ -1,7 +1,8 @@
 /// A route path such as `/fragments/{id}/history`: literal segments and named parameters.
 public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
     enum Segment: Sendable, Hashable {
-        case literal(String)
+        /// The segment's bytes, compared byte for byte with the raw path.
+        case literal([UInt8])
         case parameter(String)
     }
 
@@ -16,7 +17,7 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
             if part.hasPrefix("{"), part.hasSuffix("}") {
                 return .parameter(String(part.dropFirst().dropLast()))
             }
-            return .literal(String(part))
+            return .literal(Array(part.utf8))
         }
     }
 
@@ -33,32 +34,35 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
         case noMatch
     }
 
-    /// Matches a raw (still percent-encoded) path after its leading `/`, decoding parameter values.
-    /// Walks the bytes in place: no array of segments is built for a request.
-    func match(_ path: Substring) -> Match {
-        let utf8 = path.utf8
-        var position = utf8.startIndex
-        var parameters: [(String, Substring)] = []
+    /// Matches a raw (still percent-encoded) path, given as its UTF-8 bytes, decoding parameter values.
+    /// Works on the bytes in place: a request's path is matched against every template without
+    /// building strings, except for the parameter values of the template that matches.
+    func match(_ bytes: UnsafeBufferPointer<UInt8>) -> Match {
+        let count = bytes.count
+        guard count > 0, bytes[0] == UInt8(ascii: "/") else { return .noMatch }
+        var position = 1
+        var parameters: [(name: String, range: Range<Int>)] = []
         for (offset, segment) in self.segments.enumerated() {
             if offset > 0 {
-                // Every segment after the first starts after a slash.
-                guard position < utf8.endIndex, utf8[position] == UInt8(ascii: "/") else { return .noMatch }
-                position = utf8.index(after: position)
+                guard position < count, bytes[position] == UInt8(ascii: "/") else { return .noMatch }
+                position += 1
             }
-            let end = utf8[position...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
-            let part = path[position..<end]
+            var end = position
+            while end < count, bytes[end] != UInt8(ascii: "/") { end += 1 }
             switch segment {
             case .literal(let literal):
-                guard part.utf8.elementsEqual(literal.utf8) else { return .noMatch }
+                guard end - position == literal.count else { return .noMatch }
+                for index in 0..<literal.count where bytes[position + index] != literal[index] { return .noMatch }
             case .parameter(let name):
-                guard !part.isEmpty else { return .noMatch }
-                parameters.append((name, part))
+                guard end > position else { return .noMatch }
+                parameters.append((name, position..<end))
             }
             position = end
         }
-        guard position == utf8.endIndex else { return .noMatch }
+        guard position == count else { return .noMatch }
         var decoded: [String: String] = [:]
-        for (name, raw) in parameters {
+        for (name, range) in parameters {
+            let raw = Substring(String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self))
             guard let value = PercentEncoding.decode(raw) else { return .malformed }
             decoded[name] = value
         }

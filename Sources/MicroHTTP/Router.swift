@@ -53,11 +53,14 @@ public struct Router: Sendable {
 
     /// Finds the route for a request method and a raw path (without the query).
     public func resolve(_ method: HTTPMethod, path: String) -> Resolution {
-        guard path.utf8.first == UInt8(ascii: "/") else { return .notFound }
-        let raw = path.dropFirst()
+        var path = path
+        return path.withUTF8 { self.resolve(method, bytes: $0) }
+    }
+
+    private func resolve(_ method: HTTPMethod, bytes: UnsafeBufferPointer<UInt8>) -> Resolution {
         var malformed: PathTemplate?
         for group in self.groups {
-            switch group.template.match(raw) {
+            switch group.template.match(bytes) {
             case .noMatch:
                 continue
             case .malformed:

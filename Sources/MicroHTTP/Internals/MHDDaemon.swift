@@ -87,7 +87,10 @@ final class MHDDaemon: @unchecked Sendable {
             connection_timeout_seconds: UInt32(max(0, configuration.connectionTimeoutSeconds)),
             connection_limit: UInt32(max(1, configuration.maxConnections)),
             per_ip_connection_limit: UInt32(max(0, configuration.maxConnectionsPerIP)),
-            connection_memory_limit: max(4096, configuration.maxHeaderBytes)
+            // The pool also holds the response's header buffer: with 2 KiB beyond the request-head limit,
+            // every head up to the limit is answered. (A head that fills the whole pool leaves
+            // libmicrohttpd 0.9.75 no room even for its 431, and it closes the connection instead.)
+            connection_memory_limit: max(4096, configuration.maxHeaderBytes) + 2048
         )
         guard let daemon = carma_mhd_start(&settings, accessHandler, reference.toOpaque(), completedHandler, reference.toOpaque()) else {
             reference.release()

@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "carma",
             dependencies: [
-                "CarmaClient", "CarmaJSON",
+                "CarmaClient", "CarmaJSON", "CarmaText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

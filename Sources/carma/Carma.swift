@@ -10,7 +10,7 @@ struct Carma: ParsableCommand {
         abstract: "Client for the CARMA fragment store: everyday calls, corpus import, load generation and the resilience experiment.",
         subcommands: [
             Put.self, Get.self, Delete.self, List.self, History.self, Query.self, Dream.self, Status.self, Import.self,
-            Load.self,
+            Load.self, Experiment.self,
         ])
 }
 

@@ -37,12 +37,14 @@ extension DreamEngine {
                        "repair_queue.ready": "\(depth.ready)"])
 
         var budget = Budget(repairsLeft: initial.budget.maxRepairs, scrubLeft: initial.budget.scrubFragments, deadline: deadline)
-        var repaired = self.phase("repair", counting: "repaired") { self.repairPhase(cycle: initial.id, budget: &budget) }
+        // A ticket is handled at most once per cycle, also when its retry comes due during the cycle.
+        var handled = Set<String>()
+        var repaired = self.phase("repair", counting: "repaired") { self.repairPhase(cycle: initial.id, budget: &budget, handled: &handled) }
         let scrubFound = self.phase("scrub", counting: "damaged_found") { self.scrubPhase(budget: &budget) }
         if scrubFound > 0 {
             // The scrub queues what it finds in the background: let that land first.
             self.store.flush()
-            repaired += self.phase("repair_scrub_finds", counting: "repaired") { self.repairPhase(cycle: initial.id, budget: &budget) }
+            repaired += self.phase("repair_scrub_finds", counting: "repaired") { self.repairPhase(cycle: initial.id, budget: &budget, handled: &handled) }
         }
 
         if budget.timeLeft, !self.isStopping {
@@ -111,8 +113,7 @@ extension DreamEngine {
 
     /// Works through due tickets in batches until the queue, the budget or the time runs out.
     /// Returns the number of fragments recovered exactly or reconstructed.
-    private func repairPhase(cycle: Int64, budget: inout Budget) -> Int {
-        var handled = Set<String>()
+    private func repairPhase(cycle: Int64, budget: inout Budget, handled: inout Set<String>) -> Int {
         var repaired = 0
         while budget.repairsLeft > 0, budget.timeLeft, !self.isStopping {
             let tickets: [RepairTicket]

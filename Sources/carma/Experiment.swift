@@ -185,6 +185,16 @@ struct Experiment: ParsableCommand {
                 outcome.sketchCosine = TextSimilarity.sketchCosine(content, original)
                 outcome.confidence = json["confidence"]?.doubleValue
                 outcome.sources = json["sources"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                // Two baselines, scored the same way: a fixed template naming the fragment and its links
+                // (what an earlier prototype answered), and a copy of the most similar surviving fragment.
+                let template = "Fragment \(id) (lost; linked to \((links[id] ?? []).joined(separator: ", ")))."
+                outcome.baselines["template"] = Self.scores(template, original)
+                let context = try api.json("/fragments/\(id)/context?k=10")
+                if let nearest = context["similar"]?.arrayValue?.first(where: { $0["status"] == "ok" })?["id"]?.stringValue,
+                    let copy = originals[nearest]
+                {
+                    outcome.baselines["copy_most_similar"] = Self.scores(copy, original)
+                }
             }
             let history = try api.json("/fragments/\(id)/history")
             if let event = history["events"]?.arrayValue?.last(where: { ["recovered", "reconstructed"].contains($0["kind"]?.stringValue ?? "") }),
@@ -218,6 +228,13 @@ struct Experiment: ParsableCommand {
             "lose_redundancy": .number(self.loseRedundancy), "queries": .number(Double(self.queries)),
             "search_share": .number(self.searchShare), "concurrency": .number(Double(self.concurrency)),
             "seed": .number(Double(self.seed)),
+        ]
+    }
+
+    static func scores(_ candidate: String, _ original: String) -> [String: Double] {
+        [
+            "token_f1": TextSimilarity.tokenF1(candidate, original), "rouge_l": TextSimilarity.rougeL(candidate, original),
+            "sketch_cosine": TextSimilarity.sketchCosine(candidate, original),
         ]
     }
 
@@ -445,6 +462,8 @@ struct FragmentOutcome {
     var sources: [String] = []
     var secondsToRecover: Double?
     var repairMilliseconds: Double?
+    /// Baseline name → measure → score, for reconstructed fragments.
+    var baselines: [String: [String: Double]] = [:]
 }
 
 /// Renders the link graph around the focus fragment to SVG with Graphviz, when `dot` is installed.
@@ -461,7 +480,7 @@ final class TopologyPictures {
     }
 
     func render(_ name: String) {
-        guard let response = try? self.api.request("GET", "/topology?format=dot&around=\(self.focus)&depth=2&limit=150"), response.status == 200 else {
+        guard let response = try? self.api.request("GET", "/topology?format=dot&around=\(self.focus)&depth=2&limit=100"), response.status == 200 else {
             log("cannot fetch the topology for \(name)")
             return
         }

@@ -104,12 +104,21 @@ struct ExperimentReport {
             "seconds_to_recover": Self.distribution(recoverSeconds),
             "repair_ms": Self.distribution(repairMilliseconds),
         ]
+        var baselines = JSONObject()
+        for name in ["template", "copy_most_similar"] {
+            var measures = JSONObject()
+            for measure in ["token_f1", "rouge_l", "sketch_cosine"] {
+                measures[measure] = Self.distribution(rebuilt.compactMap { $0.baselines[name]?[measure] })
+            }
+            baselines[name] = .object(measures)
+        }
         object["similarity"] = [
             "reconstructions": .number(Double(rebuilt.count)),
             "token_f1": Self.distribution(rebuilt.compactMap(\.tokenF1)),
             "rouge_l": Self.distribution(rebuilt.compactMap(\.rougeL)),
             "sketch_cosine": Self.distribution(rebuilt.compactMap(\.sketchCosine)),
             "confidence": Self.distribution(rebuilt.compactMap(\.confidence)),
+            "baselines": .object(baselines),
         ]
         object["integrity"] = [
             "undamaged": .number(Double(undamaged)), "undamaged_exact": .number(Double(undamagedExact)),
@@ -129,6 +138,11 @@ struct ExperimentReport {
             if !outcome.sources.isEmpty { entry["sources"] = JSONValue(outcome.sources) }
             if let value = outcome.secondsToRecover { entry["seconds_to_recover"] = .number(Self.round(value)) }
             if let value = outcome.repairMilliseconds { entry["repair_ms"] = .number(Self.round(value)) }
+            if !outcome.baselines.isEmpty {
+                entry["baselines"] = .object(JSONObject(outcome.baselines.sorted { $0.key < $1.key }.map { name, scores in
+                    (name, JSONValue.object(JSONObject(scores.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.number(Self.round($0.value))) })))
+                }))
+            }
             return .object(entry)
         })
         self.json = .object(object)
@@ -160,6 +174,14 @@ struct ExperimentReport {
             # Resilience experiment
 
             \(self.headline)
+
+            ## Reconstructions against two baselines (mean over the \(rebuilt.count) reconstructed fragments)
+
+            | method | token F1 | ROUGE-L | sketch cosine |
+            |---|---|---|---|
+            | context-extractive-v1 (this store) | \(Self.num(similarity?["token_f1"]?["mean"])) | \(Self.num(similarity?["rouge_l"]?["mean"])) | \(Self.num(similarity?["sketch_cosine"]?["mean"])) |
+            | fixed template naming the fragment | \(Self.num(similarity?["baselines"]?["template"]?["token_f1"]?["mean"])) | \(Self.num(similarity?["baselines"]?["template"]?["rouge_l"]?["mean"])) | \(Self.num(similarity?["baselines"]?["template"]?["sketch_cosine"]?["mean"])) |
+            | copy of the most similar surviving fragment | \(Self.num(similarity?["baselines"]?["copy_most_similar"]?["token_f1"]?["mean"])) | \(Self.num(similarity?["baselines"]?["copy_most_similar"]?["rouge_l"]?["mean"])) | \(Self.num(similarity?["baselines"]?["copy_most_similar"]?["sketch_cosine"]?["mean"])) |
 
             ## Foreground latency by phase
 

@@ -1,16 +1,20 @@
 import ArgumentParser
 import CarmaClient
 import CarmaJSON
+import CarmaText
 import Foundation
 import Synchronization
 
 struct Load: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate load: PUT fragments or GET them, from many connections, and report throughput and latency.",
-        discussion: "PUT writes ids <prefix><n> with --size bytes of content; GET reads random ids among the first --count of them.")
+        abstract: "Generate load from many connections and report throughput and latency.",
+        discussion: """
+            put: writes ids <prefix><n> for n < --count with --size bytes of content. get: reads random ids among the             first --count for --duration seconds. scan: reads each of the first --count ids once. query: POST /query             with random sentences from --corpus for --duration seconds.
+            """)
 
     @OptionGroup var server: ServerOption
-    @Argument(help: "put or get.") var mode: String
+    @Argument(help: "put, get, scan or query.") var mode: String
+    @Option(help: "JSONL corpus whose sentences become queries (query mode).") var corpus: String?
     @Option(help: "Fragments to write (put), or ids to pick from (get).") var count = 10_000
     @Option(help: "Id prefix.") var prefix = "load-"
     @Option(help: "Content size in bytes (put).") var size = 1024
@@ -19,7 +23,7 @@ struct Load: ParsableCommand {
     @Option(help: "Write the summary as JSON here.") var json: String?
 
     func run() throws {
-        guard ["put", "get"].contains(self.mode) else { throw ValidationError("mode is put or get") }
+        guard ["put", "get", "scan", "query"].contains(self.mode) else { throw ValidationError("mode is put, get, scan or query") }
         let (host, port) = try self.server.endpoint
         let token = try self.server.api().token
         let driver = LoadDriver(host: host, port: port, token: token, connections: self.connections)
@@ -33,6 +37,21 @@ struct Load: ParsableCommand {
                 guard n < count else { return nil }
                 let content = "fragment \(prefix)\(n) " + filler
                 return ("PUT", "/fragments/\(prefix)\(n)", ["content": .string(content)], { $0.status == 201 || $0.status == 200 })
+            }
+        } else if self.mode == "scan" {
+            result = driver.run { worker, sequence in
+                let n = sequence * connections + worker
+                guard n < count else { return nil }
+                return ("GET", "/fragments/\(prefix)\(n)", JSONValue?.none, { $0.status == 200 })
+            }
+        } else if self.mode == "query" {
+            guard let path = self.corpus else { throw ValidationError("query mode needs --corpus") }
+            let sentences = try Corpus.load(path).fragments.flatMap { Tokenizer.sentences($0.content).filter { Tokenizer.hashes($0).count >= 4 } }
+            guard !sentences.isEmpty else { throw ValidationError("no sentences in \(path)") }
+            result = driver.run { _, _ in
+                guard Date() < deadline else { return nil }
+                let body: JSONValue = ["text": .string(sentences[Int.random(in: 0..<sentences.count)]), "k": 10]
+                return ("POST", "/query", body, { $0.status == 200 })
             }
         } else {
             result = driver.run { worker, _ in

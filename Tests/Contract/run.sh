@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Contract test: schemathesis checks a running carmad against openapi.yaml (every check, every
+# phase: examples, coverage, fuzzing, stateful), with a fixed seed.
+#
+# Usage (from anywhere, e.g. the repository root):
+#   Tests/Contract/run.sh URL [--token TOKEN]
+#     URL    the server, e.g. http://127.0.0.1:18090
+#     TOKEN  sent as `Authorization: Bearer TOKEN` on every request (for a server started with
+#            --auth-token-file; reads must still work without it unless --protect-reads)
+#
+# The server it expects:
+#   * a fresh data directory, started with the dream engine held off and without a payload cache:
+#       carmad --data-dir DIR --port PORT --dream-interval 3600 --dream-max-interval 3600 \
+#              --dream-idle-delay 100000 --cache-bytes 0 [--auth-token-file FILE]
+#   * seeded by the caller with Tests/Contract/seed.sh URL DIR [--token TOKEN], which stores
+#       alpha  (links beta, gamma; tags greek, first; metadata; embedding [0.1, 0.2, 0.3], which
+#               fixes the store's embedding dimension at 3, as hooks.py assumes)
+#       beta   (links alpha; tag greek)
+#       gamma  (links delta and the unknown id nowhere; tags greek, third)
+#       delta  (no links, no tags)
+#       lost   (links alpha; tag doomed) made blank: its payload file deleted, then read once
+#     so that reads, listings, links, topology, context, queries and blank stubs (200 and the
+#     strict 503) all have data to answer with. The test writes to the store (PUT, DELETE,
+#     POST /dream), so seed a fresh server for every run.
+#
+# Tunables (environment): CONTRACT_MAX_EXAMPLES (default 60 per operation and phase),
+# CONTRACT_SEED (default 20261130), CONTRACT_WORKERS (default 2), CONTRACT_KEEP=1 keeps the
+# reports even when the run passes.
+#
+# Nothing is written outside one mktemp directory under $TMPDIR (schemathesis runs with that as
+# its working directory, so Hypothesis' ./.hypothesis lands there too): the full output, a JUnit
+# report and a VCR cassette of every request. It is removed after a passing run and kept (its path
+# printed) after a failing one. Exit status: 0 when every check passed, 1 on any failure or error,
+# 2 when the test could not start.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+spec=$root/openapi.yaml
+
+if [ $# -lt 1 ]; then
+  echo "usage: $0 URL [--token TOKEN]" >&2
+  exit 2
+fi
+url=${1%/}
+shift
+token=
+if [ "${1:-}" = "--token" ]; then
+  token=${2:-}
+  [ -n "$token" ] || { echo "--token needs a value" >&2; exit 2; }
+  shift 2
+fi
+[ $# -eq 0 ] || { echo "unknown argument: $1" >&2; exit 2; }
+
+max_examples=${CONTRACT_MAX_EXAMPLES:-60}
+seed=${CONTRACT_SEED:-20261130}
+workers=${CONTRACT_WORKERS:-2}
+
+# schemathesis 4 (the configuration uses its keys); 4.32.5 is the version this was written for.
+st=(schemathesis)
+if ! version=$(schemathesis --version 2>/dev/null) || [[ "$version" != *" 4."* ]]; then
+  venv=${TMPDIR:-/tmp}/carma-contract-venv-4.32.5
+  if [ ! -x "$venv/bin/schemathesis" ]; then
+    echo "contract: installing schemathesis 4.32.5 into $venv" >&2
+    { python3 -m venv "$venv" && "$venv/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5; } >&2 ||
+      { echo "contract: cannot install schemathesis (pip install schemathesis==4.32.5)" >&2; exit 2; }
+  fi
+  st=("$venv/bin/schemathesis")
+  version=$("${st[@]}" --version)
+fi
+
+if ! curl -sf -o /dev/null --max-time 5 "$url/healthz"; then
+  echo "contract: no carmad answers at $url/healthz" >&2
+  exit 2
+fi
+auth=()
+[ -n "$token" ] && auth=(-H "Authorization: Bearer $token")
+if [ "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$url/fragments/alpha")" != 200 ]; then
+  echo "contract: warning: GET /fragments/alpha is not 200; was the server seeded with seed.sh?" >&2
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/carma-contract.XXXXXX") || exit 2
+args=(
+  run "$spec"
+  --url "$url"
+  --checks all
+  --seed "$seed"
+  --max-examples "$max_examples"
+  --workers "$workers"
+  --request-timeout 20
+  --report junit,vcr
+  --report-dir "$work/report"
+  --no-color
+)
+[ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+
+echo "contract: $version, $url, seed $seed, max-examples $max_examples, workers $workers"
+started=$(date +%s)
+(
+  cd "$work" &&
+    CARMA_CONTRACT_DIR=$here "${st[@]}" --config-file "$here/schemathesis.toml" "${args[@]}"
+) >"$work/output.txt" 2>&1
+status=$?
+elapsed=$(($(date +%s) - started))
+
+# Short summary: the phase results and schemathesis' own summary; on failure also the failures.
+grep -E '^ *(✅|❌|⚠️|🚫|⏭) ' "$work/output.txt" | grep -v -E 'Loaded specification|API capabilities' | sed 's/^ */  /' || true
+if [ $status -ne 0 ]; then
+  sed -n '/=== FAILURES ===/,/=== SUMMARY ===/p;/=== ERRORS ===/,/=== SUMMARY ===/p' "$work/output.txt" | head -300
+fi
+sed -n '/=== SUMMARY ===/,$p' "$work/output.txt" | grep -v -E '^ *(- (VCR|JUnit XML):|Reports:)' | sed '/^$/N;/^\n$/D'
+
+# Operations passed and failed, from the JUnit report (one test case per operation).
+counts=$(python3 - "$work/report" <<'PY' 2>/dev/null
+import glob, sys, xml.etree.ElementTree as ET
+passed = failed = 0
+for path in glob.glob(sys.argv[1] + "/*.xml"):
+    for case in ET.parse(path).getroot().iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+        elif case.find("skipped") is None:
+            passed += 1
+print(passed, failed)
+PY
+) || counts=
+read -r passed failed <<<"${counts:-0 0}"
+if [ $status -eq 0 ] && [ "$failed" != 0 ]; then status=1; fi
+if [ $status -eq 0 ] && [ "$passed" = 0 ]; then
+  echo "contract: schemathesis reported no tested operation" >&2
+  status=1
+fi
+
+echo "contract: ${elapsed}s, operations: $passed passed, $failed failed (schemathesis exit $status)"
+if [ $status -ne 0 ] || [ "${CONTRACT_KEEP:-0}" = 1 ]; then
+  echo "contract: output and reports kept in $work"
+else
+  rm -rf "$work"
+fi
+# The closing line test runners read.
+echo "contract: $passed passed, $failed failed"
+[ $status -eq 0 ] && exit 0 || exit 1

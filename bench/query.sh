@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Query latency at 100,000 fragments (POST /query with a sentence, k=10): one client for latency,
+# 16 for throughput. The fragments are built from real sentences of the man-page corpus, three to
+# eight per fragment, so that term statistics look like real text.
+source "$(dirname "$0")/lib.sh"
+COUNT=${COUNT:-100000}
+build_release
+corpus="$BENCH_ROOT/corpus/manpages.jsonl"
+[ -f "$corpus" ] || python3 "$BENCH_ROOT/scripts/build-corpus.py" --out "$corpus" >/dev/null
+fresh_dir "$WORK/query"
+python3 - "$corpus" "$COUNT" "$WORK/query/mixed.jsonl" <<'PY'
+import json, random, re, sys
+source, count, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+sentences = []
+for line in open(source):
+    for s in re.split(r"(?<=[.!?])\s+|\n", json.loads(line)["content"]):
+        if len(s.split()) >= 5:
+            sentences.append(s.strip())
+random.seed(1)
+with open(out, "w") as f:
+    for i in range(count):
+        text = " ".join(random.sample(sentences, random.randint(3, 8)))
+        f.write(json.dumps({"id": f"q{i}", "content": text, "links": [f"q{random.randrange(count)}"], "tags": [f"t{i % 50}"]}) + "\n")
+PY
+start_carmad 18085 "$WORK/query/data" --dream-interval 3600 --dream-max-interval 3600 --dream-idle-delay 100000
+"$CARMA" import "$WORK/query/mixed.jsonl" --server http://127.0.0.1:18085 --connections 64 >&2
+"$CARMA" load query --server http://127.0.0.1:18085 --corpus "$corpus" --connections 1 --duration 20 --json "$WORK/query/one.json" >/dev/null
+"$CARMA" load query --server http://127.0.0.1:18085 --corpus "$corpus" --connections 16 --duration 20 --json "$WORK/query/sixteen.json" >/dev/null
+python3 - "$WORK/query/one.json" "$WORK/query/sixteen.json" "$RESULTS/query.json" "$COUNT" <<'PY'
+import json, sys
+one, sixteen = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+result = {"fragments": int(sys.argv[4]), "one_client": one, "sixteen_clients": sixteen}
+json.dump(result, open(sys.argv[3], "w"), indent=1)
+print("| POST /query, k=10, %d fragments | queries/s | p50 ms | p99 ms |" % result["fragments"])
+print("|---|---|---|---|")
+for name, r in (("1 client", one), ("16 clients", sixteen)):
+    print("| %s | %d | %.2f | %.2f |" % (name, r["requests_per_second"], r["latency"]["p50_ms"], r["latency"]["p99_ms"]))
+PY

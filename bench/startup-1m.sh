@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# 1,000,000 fragments: how long carmad takes from exec to answering /healthz, and its resident memory
+# then and once the background text index has loaded. Targets: < 5 s and < 1 GiB.
+source "$(dirname "$0")/lib.sh"
+COUNT=${COUNT:-1000000}
+SIZE=${SIZE:-300}
+build_release
+data="$WORK/million/data"
+if [ ! -f "$WORK/million/loaded-$COUNT" ]; then
+  fresh_dir "$WORK/million"
+  start_carmad 18084 "$data" --dream-interval 3600 --dream-max-interval 3600 --dream-idle-delay 100000
+  "$CARMA" load put --server http://127.0.0.1:18084 --prefix m --count "$COUNT" --size "$SIZE" --connections 64 >"$WORK/million/load.json"
+  stop_carmad
+  touch "$WORK/million/loaded-$COUNT"
+fi
+du_data=$(du -sh "$data" | cut -f1)
+sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+samples=()
+for round in 1 2 3; do
+  start=$(date +%s.%N)
+  "$CARMAD" --port 18084 --data-dir "$data" --log-level info --log-format json \
+    --dream-interval 3600 --dream-max-interval 3600 --dream-idle-delay 100000 >"$WORK/million/start-$round.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  until curl -fsS http://127.0.0.1:18084/healthz >/dev/null 2>&1; do sleep 0.02; done
+  ready=$(date +%s.%N)
+  rss_ready=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+  until grep -q "text index loaded" "$WORK/million/start-$round.log"; do sleep 0.2; done
+  indexed=$(date +%s.%N)
+  rss_indexed=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+  fragments=$(curl -fsS http://127.0.0.1:18084/readyz | python3 -c 'import json,sys; print(json.load(sys.stdin)["fragments"])')
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  seconds=$(awk -v a="$start" -v b="$ready" 'BEGIN { printf "%.2f", b - a }')
+  index_seconds=$(awk -v a="$start" -v b="$indexed" 'BEGIN { printf "%.2f", b - a }')
+  echo "round $round: $fragments fragments, serving after $seconds s (RSS $((rss_ready / 1024)) MiB), text index after $index_seconds s (RSS $((rss_indexed / 1024)) MiB)" >&2
+  samples+=("$seconds $((rss_ready / 1024)) $index_seconds $((rss_indexed / 1024))")
+done
+med() { printf '%s\n' "${samples[@]}" | awk -v c="$1" '{print $c}' | sort -g | sed -n 2p; }
+cat >"$RESULTS/startup-1m.json" <<JSON
+{"fragments": $fragments, "content_bytes": $SIZE, "data_dir_size": "$du_data",
+ "seconds_to_serve_median": $(med 1), "rss_mib_serving_median": $(med 2),
+ "seconds_to_text_index_median": $(med 3), "rss_mib_with_text_index_median": $(med 4)}
+JSON
+echo "| 1,000,000 fragments ($du_data on disk) | median of 3 starts |"
+echo "|---|---|"
+echo "| exec to serving /healthz | $(med 1) s |"
+echo "| resident memory then | $(med 2) MiB |"
+echo "| text index loaded (queries see everything) | $(med 3) s, $(med 4) MiB |"

@@ -14,10 +14,13 @@ public enum TmpfsMount {
         _ = run("/bin/umount", ["-l", path])
     }
 
-    /// Remounts read-only or read-write.
-    public static func remount(_ path: String, readOnly: Bool) throws {
-        let status = run("/bin/mount", ["-o", readOnly ? "remount,ro" : "remount,rw", path])
-        if status != 0 { throw ClientError("cannot remount \(path)") }
+    /// Makes `path` read-only for everything opened from now on, by bind-mounting it read-only over
+    /// itself (a file system with files open for writing cannot be remounted read-only). Undo with
+    /// `unmount`.
+    public static func makeReadOnly(_ path: String) throws {
+        guard run("/bin/mount", ["--bind", path, path]) == 0, run("/bin/mount", ["-o", "remount,bind,ro", path]) == 0 else {
+            throw ClientError("cannot bind-mount \(path) read-only (the test needs root)")
+        }
     }
 
     @discardableResult

@@ -64,6 +64,8 @@ let package = Package(
         ),
         // A small blocking HTTP/1.1 client and the API calls, for the CLI, the harness and tests.
         .target(name: "CarmaClient", dependencies: ["CarmaJSON"]),
+        // Damages a store's files as a failing disk would, for the experiment and the tests.
+        .target(name: "CarmaFaults"),
 
         .executableTarget(
             name: "carmad",
@@ -77,19 +79,19 @@ let package = Package(
         .executableTarget(
             name: "carma",
             dependencies: [
-                "CarmaClient", "CarmaJSON", "CarmaText",
+                "CarmaClient", "CarmaFaults", "CarmaJSON", "CarmaText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
-        .target(name: "CarmaTesting", dependencies: ["CarmaClient", "CarmaJSON"], path: "Tests/CarmaTesting"),
+        .target(name: "CarmaTesting", dependencies: ["CarmaClient", "CarmaFaults", "CarmaJSON"], path: "Tests/CarmaTesting"),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "CarmaTesting"]),
         .testTarget(name: "CarmaJSONTests", dependencies: ["CarmaJSON"]),
         .testTarget(name: "CarmaTextTests", dependencies: ["CarmaText"]),
         .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "CarmaTesting"]),
-        .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "CarmaTesting"]),
+        .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "CarmaTesting", "CarmaFaults"]),
         .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "CarmaTesting"]),
-        .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaTesting", "CarmaJSON", "carmad", "carma"]),
+        .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaFaults", "CarmaTesting", "CarmaJSON", "CarmaText", "carmad", "carma"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -115,12 +115,11 @@ extension CarmaService {
             }
             status = parsed
         }
-        var limit = 100
-        if let raw = request.queryValue("limit") {
-            guard let parsed = HTTPResponse.strictInteger(raw), (1...1000).contains(parsed) else {
-                return .response(.badRequest("invalid-query", "Invalid query", detail: "limit is an integer from 1 to 1000"))
-            }
-            limit = parsed
+        let limit: Int
+        do {
+            limit = try request.integer("limit", in: 1...1000, default: 100)
+        } catch {
+            return .response(error.response)
         }
         let cursor = request.queryValue("cursor")
         if let cursor, !FragmentID.isValid(cursor) {

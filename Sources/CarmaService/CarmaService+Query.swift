@@ -93,12 +93,11 @@ extension CarmaService {
             return .response(error.response)
         }
         guard let row = self.store.row(id) else { return .response(.notFound(id)) }
-        var k = 5
-        if let raw = request.queryValue("k") {
-            guard let value = HTTPResponse.strictInteger(raw), (0...50).contains(value) else {
-                return .response(.badRequest("invalid-query", "Invalid query", detail: "k is an integer from 0 to 50"))
-            }
-            k = value
+        let k: Int
+        do {
+            k = try request.integer("k", in: 0...50, default: 5)
+        } catch {
+            return .response(error.response)
         }
         func describe(_ ids: [String]) -> JSONValue {
             let rows = self.store.rows(ids)

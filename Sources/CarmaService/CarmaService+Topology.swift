@@ -13,19 +13,13 @@ extension CarmaService {
         guard format == "json" || format == "dot" else {
             return .response(.badRequest("invalid-query", "Invalid query", detail: "format is json or dot"))
         }
-        var limit = Self.topologyDefaultLimit
-        if let raw = request.queryValue("limit") {
-            guard let value = HTTPResponse.strictInteger(raw), (1...Self.topologyMaxLimit).contains(value) else {
-                return .response(.badRequest("invalid-query", "Invalid query", detail: "limit is an integer from 1 to \(Self.topologyMaxLimit)"))
-            }
-            limit = value
-        }
-        var depth = 2
-        if let raw = request.queryValue("depth") {
-            guard let value = HTTPResponse.strictInteger(raw), (0...10).contains(value) else {
-                return .response(.badRequest("invalid-query", "Invalid query", detail: "depth is an integer from 0 to 10"))
-            }
-            depth = value
+        let limit: Int
+        let depth: Int
+        do {
+            limit = try request.integer("limit", in: 1...Self.topologyMaxLimit, default: Self.topologyDefaultLimit)
+            depth = try request.integer("depth", in: 0...10, default: 2)
+        } catch {
+            return .response(error.response)
         }
         var graph: Graph
         if let around = request.queryValue("around") {

@@ -47,3 +47,16 @@ extension HTTPResponse {
         .problem(404, type: "fragment-not-found", title: "Fragment not found", detail: "no fragment '\(id)'")
     }
 }
+
+extension HTTPRequest {
+    /// An integer query parameter within `range`, or `defaultValue` when absent; a 400 otherwise.
+    func integer(_ name: String, in range: ClosedRange<Int>, default defaultValue: Int) throws(HTTPError) -> Int {
+        guard let raw = self.queryValue(name) else { return defaultValue }
+        guard let value = HTTPResponse.strictInteger(raw), range.contains(value) else {
+            throw HTTPError(.badRequest(
+                "invalid-query", "Invalid query", detail: "\(name) is an integer from \(range.lowerBound) to \(range.upperBound)",
+                extra: ["field": .string(name)]))
+        }
+        return value
+    }
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CarmaClient
+import CarmaFaults
 import CarmaJSON
 import CarmaText
 import Foundation
@@ -131,7 +132,7 @@ struct Experiment: ParsableCommand {
         let damageAt = waitUntil { issued.load(ordering: .relaxed) >= total / 5 }
         // From here on answers may see damage.
         phase.set(.degraded, at: damageAt)
-        let disk = DiskDamage(dataDirectory: self.dataDir, redundancyDirectory: self.redundancyDir ?? "\(self.dataDir)/redundancy")
+        let disk = DiskDamage(dataDirectory: self.dataDir, redundancyDirectory: self.redundancyDir)
         let files = disk.payloadFiles()
         var missingFiles: [String] = []
         for id in deleted {
@@ -143,7 +144,7 @@ struct Experiment: ParsableCommand {
             for path in paths { try disk.flipByte(path) }
         }
         guard missingFiles.isEmpty else { throw ValidationError("no payload file found for \(missingFiles.prefix(5)); is --data-dir carmad's?") }
-        let copiesRuined = try disk.destroyRedundancy(of: redundancyLost)
+        let copiesRuined = try disk.destroyRedundancy(of: redundancyLost).count
         log("damaged \(deleted.count) deleted + \(corrupted.count) corrupted payloads, \(copiesRuined) redundancy copies ruined")
 
         _ = waitUntil { issued.load(ordering: .relaxed) >= total / 2 }

@@ -1,4 +1,5 @@
 import CarmaJSON
+import CarmaFaults
 import CarmaTesting
 import Dispatch
 import Foundation
@@ -79,9 +80,9 @@ final class EngineFixture {
 
     /// Ruins every redundancy copy of `id`; returns what is needed to put them back.
     @discardableResult
-    func destroyCopies(_ id: String) throws -> [(RedundancyCopies.Copy, Data)] {
+    func destroyCopies(_ id: String) throws -> [(DiskDamage.Copy, Data)] {
         self.store.flush()
-        return try RedundancyCopies.destroy(id, dataDirectory: self.directory.path)
+        return try DiskDamage(dataDirectory: self.directory.path).destroyRedundancy(of: [id])
     }
 
     /// Runs one cycle to the end and returns its report.
@@ -202,7 +203,7 @@ struct EngineTests {
         #expect(json["sources"] == ["n"])
         #expect(json["confidence"] == 0.8)
         // The redundancy copy comes back (a volume remounted): the next due cycle restores it exactly.
-        try RedundancyCopies.restore(copy)
+        try DiskDamage(dataDirectory: fixture.directory.path).restore(copy)
         usleep(300_000)
         let healed = try fixture.dream()
         #expect(healed["repairs"]?["redundancy"]?["recovered"] == 1)

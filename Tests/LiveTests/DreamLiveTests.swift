@@ -1,5 +1,6 @@
 import CarmaClient
 import CarmaJSON
+import CarmaFaults
 import CarmaTesting
 import Foundation
 import Synchronization
@@ -15,13 +16,13 @@ struct DreamLiveTests {
         let server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0"] + manualDreamOnly)
         let api = server.api()
         let contents = try api.seed(2000)
-        let files = PayloadFiles.index(root: "\(directory.path)/payloads")
+        let files = DiskDamage(dataDirectory: directory.path).payloadFiles()
         var generator = SeededGenerator(seed: 42)
         let shuffled = contents.keys.sorted().shuffled(using: &generator)
         let deleted = Set(shuffled.prefix(200))
         let corrupted = Set(shuffled.dropFirst(200).prefix(20))
-        for id in deleted { try PayloadFiles.delete(files[id]![0]) }
-        for id in corrupted { try PayloadFiles.flipByte(files[id]![0]) }
+        for id in deleted { try FileManager.default.removeItem(atPath: files[id]![0]) }
+        for id in corrupted { try DiskDamage(dataDirectory: directory.path).flipByte(files[id]![0]) }
 
         var blanks: [String: String] = [:]
         for id in contents.keys.sorted() {
@@ -70,8 +71,8 @@ struct DreamLiveTests {
             extraArguments: ["--cache-bytes", "0", "--dream-retry-base", "1", "--reconstruction-floor", "1"] + manualDreamOnly)
         let api = server.api()
         _ = try api.seed(5)
-        try PayloadFiles.delete(PayloadFiles.paths(of: "f2", dataDirectory: directory.path)[0])
-        try RedundancyCopies.destroy("f2", dataDirectory: directory.path)
+        try FileManager.default.removeItem(atPath: DiskDamage(dataDirectory: directory.path).payloadFiles(of: "f2")[0])
+        try DiskDamage(dataDirectory: directory.path).destroyRedundancy(of: ["f2"])
         #expect(try api.get("f2").header("X-Fragment-Status") == "blank")
         let first = try api.dream()
         #expect(first["outcomes"]?["failed"] == 1)
@@ -97,8 +98,8 @@ struct DreamLiveTests {
         var server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0", "--dream-duty-cycle", "0.01"] + manualDreamOnly)
         var api = server.api()
         let contents = try api.seed(400)
-        let files = PayloadFiles.index(root: "\(directory.path)/payloads")
-        for id in contents.keys.sorted().prefix(300) { try PayloadFiles.delete(files[id]![0]) }
+        let files = DiskDamage(dataDirectory: directory.path).payloadFiles()
+        for id in contents.keys.sorted().prefix(300) { try FileManager.default.removeItem(atPath: files[id]![0]) }
         for id in contents.keys.sorted() { _ = try api.get(id) }
         let started = try api.request("POST", "/dream")
         let cycle = try started.json()["id"]!.intValue!
@@ -132,8 +133,8 @@ struct DreamLiveTests {
         let server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0", "--dream-duty-cycle", "0.2"] + manualDreamOnly)
         let api = server.api()
         let contents = try api.seed(1000)
-        let files = PayloadFiles.index(root: "\(directory.path)/payloads")
-        for id in contents.keys.sorted().prefix(150) { try PayloadFiles.delete(files[id]![0]) }
+        let files = DiskDamage(dataDirectory: directory.path).payloadFiles()
+        for id in contents.keys.sorted().prefix(150) { try FileManager.default.removeItem(atPath: files[id]![0]) }
         let stop = Atomic<Bool>(false)
         let errors = Mutex<[String]>([])
         let served = Atomic<Int>(0)

@@ -1,5 +1,6 @@
 import CarmaClient
 import CarmaJSON
+import CarmaFaults
 import CarmaTesting
 import Foundation
 import Testing
@@ -45,9 +46,9 @@ struct ObservabilityLiveTests {
         let server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0"] + manualDreamOnly)
         let api = server.api()
         _ = try api.seed(50)
-        let files = PayloadFiles.index(root: "\(directory.path)/payloads")
-        for index in 0..<5 { try PayloadFiles.delete(files["f\(index)"]![0]) }
-        for index in 5..<7 { try PayloadFiles.flipByte(files["f\(index)"]![0]) }
+        let files = DiskDamage(dataDirectory: directory.path).payloadFiles()
+        for index in 0..<5 { try FileManager.default.removeItem(atPath: files["f\(index)"]![0]) }
+        for index in 5..<7 { try DiskDamage(dataDirectory: directory.path).flipByte(files["f\(index)"]![0]) }
         for index in 0..<50 { _ = try api.get("f\(index)") }
         for index in 0..<3 { _ = try api.get("f\(index)") }  // blanks served again
         _ = try api.get("never-stored")
@@ -89,7 +90,7 @@ struct ObservabilityLiveTests {
         let server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0"] + manualDreamOnly)
         let api = server.api()
         _ = try api.seed(30)
-        try PayloadFiles.delete(PayloadFiles.paths(of: "f3", dataDirectory: directory.path)[0])
+        try FileManager.default.removeItem(atPath: DiskDamage(dataDirectory: directory.path).payloadFiles(of: "f3")[0])
         _ = try api.get("f3")
 
         let json = try api.json("/topology?limit=10")

@@ -1,5 +1,6 @@
 import CarmaClient
 import CarmaJSON
+import CarmaFaults
 import CarmaTesting
 import CarmaText
 import Foundation
@@ -46,10 +47,10 @@ struct ReconstructionLiveTests {
         try Self.load(corpus, into: api)
         var generator = SeededGenerator(seed: 4)
         let lost = Array(corpus.shuffled(using: &generator).prefix(corpus.count / 20))
-        let primary = PayloadFiles.index(root: "\(directory.path)/payloads")
+        let primary = DiskDamage(dataDirectory: directory.path).payloadFiles()
         for fragment in lost {
-            for path in primary[fragment.id] ?? [] { try PayloadFiles.delete(path) }
-            try RedundancyCopies.destroy(fragment.id, dataDirectory: directory.path)
+            for path in primary[fragment.id] ?? [] { try FileManager.default.removeItem(atPath: path) }
+            try DiskDamage(dataDirectory: directory.path).destroyRedundancy(of: [fragment.id])
             #expect(try api.get(fragment.id).header("X-Fragment-Status") == "blank")
         }
         let report = try api.dream()
@@ -135,7 +136,7 @@ struct ReconstructionLiveTests {
             #expect(result["tags"]?.arrayValue?.contains("section:description") == true)
         }
 
-        try PayloadFiles.delete(PayloadFiles.paths(of: "man1.grep.0", dataDirectory: directory.path)[0])
+        try FileManager.default.removeItem(atPath: DiskDamage(dataDirectory: directory.path).payloadFiles(of: "man1.grep.0")[0])
         _ = try api.get("man1.grep.0")
         let withBlank = try api.request("POST", "/query", json: ["text": "print lines that match patterns", "k": 3]).json()
         let blank = withBlank["results"]?.arrayValue?.first { $0["id"] == "man1.grep.0" }

@@ -1,5 +1,6 @@
 import CarmaClient
 import CarmaJSON
+import CarmaFaults
 import CarmaTesting
 import Foundation
 import Synchronization
@@ -141,8 +142,8 @@ struct RobustnessLiveTests {
         let report = try api.dream()
         #expect(report["detected"]?["redundancy_missing"] == 40, "every old copy found missing")
         // The rewritten copies work: lose payloads now and get them back exactly.
-        let files = PayloadFiles.index(root: directory.path + "/payloads")
-        for id in ["f1", "f2", "after"] { try PayloadFiles.delete(files[id]![0]) }
+        let files = DiskDamage(dataDirectory: directory.path).payloadFiles()
+        for id in ["f1", "f2", "after"] { try FileManager.default.removeItem(atPath: files[id]![0]) }
         for id in ["f1", "f2", "after"] { #expect(try api.get(id).header("X-Fragment-Status") == "blank") }
         let repair = try api.dream()
         #expect(repair["repairs"]?["redundancy"]?["recovered"] == 3)
@@ -261,9 +262,9 @@ struct RobustnessLiveTests {
         for round in 0..<20 {
             let api = server.api()
             // Fresh damage each round, then a cycle interrupted by kill -9 part of the way through.
-            let files = PayloadFiles.index(root: directory.path + "/payloads")
+            let files = DiskDamage(dataDirectory: directory.path).payloadFiles()
             for id in contents.keys.sorted().shuffled(using: &generator).prefix(15) {
-                if let path = files[id]?.first { try PayloadFiles.delete(path) }
+                if let path = files[id]?.first { try FileManager.default.removeItem(atPath: path) }
             }
             for id in contents.keys.sorted() {
                 let response = try api.get(id)

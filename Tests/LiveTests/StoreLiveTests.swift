@@ -1,5 +1,6 @@
 import CarmaClient
 import CarmaJSON
+import CarmaFaults
 import CarmaTesting
 import Foundation
 import Synchronization
@@ -46,8 +47,8 @@ struct StoreLiveTests {
         let api = server.api()
         #expect(try api.put("gone", ["content": "soon deleted", "links": ["rot"], "tags": ["t"]]).status == 201)
         #expect(try api.put("rot", ["content": "soon corrupted"]).status == 201)
-        try PayloadFiles.delete(PayloadFiles.paths(of: "gone", dataDirectory: directory.path)[0])
-        try PayloadFiles.flipByte(PayloadFiles.paths(of: "rot", dataDirectory: directory.path)[0])
+        try FileManager.default.removeItem(atPath: DiskDamage(dataDirectory: directory.path).payloadFiles(of: "gone")[0])
+        try DiskDamage(dataDirectory: directory.path).flipByte(DiskDamage(dataDirectory: directory.path).payloadFiles(of: "rot")[0])
 
         let gone = try api.get("gone")
         #expect(gone.status == 200)
@@ -92,7 +93,7 @@ struct StoreLiveTests {
         #expect(try api.request("GET", "/fragments/typo/history").status == 404)
         #expect(try api.delete("typo").status == 404)
         #expect(try api.json("/fragments")["items"] == [])
-        #expect(PayloadFiles.index(root: "\(directory.path)/payloads").isEmpty)
+        #expect(DiskDamage(dataDirectory: directory.path).payloadFiles().isEmpty)
         #expect(try api.get(".hidden").status == 400)
         #expect(try api.request("GET", "/fragments/a%2F..%2Fb").status == 400)
     }

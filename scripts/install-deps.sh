@@ -26,7 +26,7 @@ fi
 
 if [ "$want_test" = 1 ]; then
   python_modules=(openapi_spec_validator prometheus_client schemathesis yaml)
-  python_packages=(openapi-spec-validator prometheus_client schemathesis PyYAML)
+  python_packages=(openapi-spec-validator prometheus_client "schemathesis==4.32.5" PyYAML)
   need_pip=0
   for module in "${python_modules[@]}"; do
     python3 -c "import $module" >/dev/null 2>&1 || need_pip=1

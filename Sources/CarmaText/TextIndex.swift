@@ -1,24 +1,31 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The in-memory retrieval index over every fragment's sketch: an inverted index from term hashes to
 /// fragments (for ranked text queries, BM25 over the sketch's term counts), the sketch vectors (for
 /// "most similar"), client embeddings (for vector queries), and the reverse of the link graph.
 ///
+/// Documents live in parallel arrays indexed by a slot number, so that the scoring loops read flat
+/// numbers (word counts, liveness, vector bytes) and never copy a document.
+///
 /// Not thread-safe: the store keeps it behind a lock.
 public struct TextIndex: Sendable {
-    struct Document: Sendable {
-        var id: String
-        var sketch: Sketch
-        var tags: [String]
-        var links: [String]
-        var embedding: [Float]?
-        var alive: Bool
-    }
-
     struct Posting: Sendable {
         var document: UInt32
         var count: UInt8
     }
 
-    private var documents: [Document] = []
+    private var ids: [String] = []
+    private var sketches: [Sketch] = []
+    private var tags: [[String]] = []
+    private var links: [[String]] = []
+    private var embeddings: [[Float]?] = []
+    private var words: [Int32] = []
+    private var alive: [Bool] = []
+    /// Every document's sketch vector, `Sketch.dimensions` bytes each, one after the other.
+    private var vectors: [Int8] = []
+
     private var slots: [String: UInt32] = [:]
     private var postings: [UInt32: [Posting]] = [:]
     private var documentFrequency: [UInt32: Int32] = [:]
@@ -46,8 +53,17 @@ public struct TextIndex: Sendable {
     /// Adds or replaces a fragment.
     public mutating func upsert(id: String, sketch: Sketch, tags: [String], links: [String], embedding: [Float]?) {
         self.remove(id)
-        let slot = UInt32(self.documents.count)
-        self.documents.append(Document(id: id, sketch: sketch, tags: tags, links: links, embedding: embedding, alive: true))
+        let slot = UInt32(self.ids.count)
+        self.ids.append(id)
+        self.sketches.append(sketch)
+        self.tags.append(tags)
+        self.links.append(links)
+        self.embeddings.append(embedding)
+        self.words.append(Int32(clamping: sketch.words))
+        self.alive.append(true)
+        var vector = sketch.vector
+        if vector.count != Sketch.dimensions { vector = [Int8](repeating: 0, count: Sketch.dimensions) }
+        self.vectors.append(contentsOf: vector)
         self.slots[id] = slot
         for term in sketch.terms {
             self.postings[term.hash, default: []].append(Posting(document: slot, count: term.count))
@@ -62,35 +78,40 @@ public struct TextIndex: Sendable {
         }
     }
 
-    /// Forgets a fragment (deleted on purpose).
+    /// Forgets a fragment (deleted on purpose, or about to be replaced).
     public mutating func remove(_ id: String) {
         guard let slot = self.slots.removeValue(forKey: id) else { return }
-        let document = self.documents[Int(slot)]
-        self.documents[Int(slot)].alive = false
-        self.documents[Int(slot)].embedding = nil
-        for term in document.sketch.terms {
+        let index = Int(slot)
+        self.alive[index] = false
+        self.embeddings[index] = nil
+        for term in self.sketches[index].terms {
             let remaining = (self.documentFrequency[term.hash] ?? 1) - 1
             self.documentFrequency[term.hash] = remaining > 0 ? remaining : nil
         }
-        for link in Set(document.links) {
+        for link in Set(self.links[index]) {
             self.backlinks[link]?.remove(id)
             if self.backlinks[link]?.isEmpty == true { self.backlinks[link] = nil }
         }
-        self.totalWords -= document.sketch.words
+        self.totalWords -= self.sketches[index].words
         self.dead += 1
-        if self.dead > 1024, self.dead * 4 > self.documents.count {
+        if self.dead > 1024, self.dead * 4 > self.ids.count {
             self.compact()
         }
     }
 
     /// Drops removed documents from the arrays and the postings.
     private mutating func compact() {
-        var renumber = [UInt32](repeating: .max, count: self.documents.count)
-        var kept: [Document] = []
-        kept.reserveCapacity(self.slots.count)
-        for (index, document) in self.documents.enumerated() where document.alive {
-            renumber[index] = UInt32(kept.count)
-            kept.append(document)
+        var renumber = [UInt32](repeating: .max, count: self.ids.count)
+        var next: UInt32 = 0
+        for index in self.ids.indices where self.alive[index] {
+            renumber[index] = next
+            next += 1
+        }
+        func keep<T>(_ array: [T]) -> [T] { array.indices.filter { self.alive[$0] }.map { array[$0] } }
+        var vectors: [Int8] = []
+        vectors.reserveCapacity(Int(next) * Sketch.dimensions)
+        for index in self.ids.indices where self.alive[index] {
+            vectors.append(contentsOf: self.vectors[(index * Sketch.dimensions)..<((index + 1) * Sketch.dimensions)])
         }
         for (term, list) in self.postings {
             let filtered = list.compactMap { posting -> Posting? in
@@ -99,19 +120,26 @@ public struct TextIndex: Sendable {
             }
             self.postings[term] = filtered.isEmpty ? nil : filtered
         }
-        self.documents = kept
-        self.slots = Dictionary(uniqueKeysWithValues: kept.enumerated().map { ($0.element.id, UInt32($0.offset)) })
+        self.ids = keep(self.ids)
+        self.sketches = keep(self.sketches)
+        self.tags = keep(self.tags)
+        self.links = keep(self.links)
+        self.embeddings = keep(self.embeddings)
+        self.words = keep(self.words)
+        self.alive = [Bool](repeating: true, count: Int(next))
+        self.vectors = vectors
+        self.slots = Dictionary(uniqueKeysWithValues: self.ids.enumerated().map { ($0.element, UInt32($0.offset)) })
         self.dead = 0
     }
 
     // MARK: Look-ups
 
     public func sketch(_ id: String) -> Sketch? {
-        self.slots[id].map { self.documents[Int($0)].sketch }
+        self.slots[id].map { self.sketches[Int($0)] }
     }
 
     public func embedding(_ id: String) -> [Float]? {
-        self.slots[id].flatMap { self.documents[Int($0)].embedding }
+        self.slots[id].flatMap { self.embeddings[Int($0)] }
     }
 
     /// Fragments that link to `id`, sorted.
@@ -132,27 +160,52 @@ public struct TextIndex: Sendable {
     public func search(_ query: [UInt32: Int], k: Int, accept: (String, [String]) -> Bool = { _, _ in true }) -> [Hit] {
         guard self.count > 0, k > 0 else { return [] }
         let averageWords = max(1, Double(self.totalWords) / Double(self.count))
-        var scores: [UInt32: Double] = [:]
-        for (term, queryCount) in query {
-            guard let list = self.postings[term] else { continue }
-            let weight = self.idf(term) * Double(queryCount)
-            for posting in list {
-                let document = self.documents[Int(posting.document)]
-                guard document.alive else { continue }
-                let tf = Double(posting.count)
-                let norm = 1.2 * (0.25 + 0.75 * Double(document.sketch.words) / averageWords)
-                scores[posting.document, default: 0] += weight * tf * 2.2 / (tf + norm)
+        // One accumulator per slot, and the slots touched, instead of a dictionary of scores.
+        var scores = [Double](repeating: 0, count: self.ids.count)
+        var touched: [UInt32] = []
+        self.words.withUnsafeBufferPointer { words in
+            self.alive.withUnsafeBufferPointer { alive in
+                scores.withUnsafeMutableBufferPointer { scores in
+                    for (term, queryCount) in query {
+                        guard let list = self.postings[term] else { continue }
+                        let weight = self.idf(term) * Double(queryCount)
+                        for posting in list {
+                            let slot = Int(posting.document)
+                            guard alive[slot] else { continue }
+                            let tf = Double(posting.count)
+                            let norm = 1.2 * (0.25 + 0.75 * Double(words[slot]) / averageWords)
+                            if scores[slot] == 0 { touched.append(posting.document) }
+                            scores[slot] += weight * tf * 2.2 / (tf + norm)
+                        }
+                    }
+                }
             }
         }
-        return self.top(scores.map { ($0.key, $0.value) }, k: k, accept: accept)
+        return self.top(touched.lazy.map { ($0, scores[Int($0)]) }, k: k, accept: accept)
     }
 
     /// The fragments whose sketch vectors are closest to `vector` (cosine).
     public func similar(to vector: [Int8], k: Int, accept: (String, [String]) -> Bool = { _, _ in true }) -> [Hit] {
+        guard vector.count == Sketch.dimensions else { return [] }
         var scored: [(UInt32, Double)] = []
         scored.reserveCapacity(self.count)
-        for (index, document) in self.documents.enumerated() where document.alive {
-            scored.append((UInt32(index), Sketch.cosine(vector, document.sketch.vector)))
+        var queryNorm = 0
+        for value in vector { queryNorm += Int(value) * Int(value) }
+        guard queryNorm > 0 else { return [] }
+        self.vectors.withUnsafeBufferPointer { vectors in
+            vector.withUnsafeBufferPointer { query in
+                for index in self.ids.indices where self.alive[index] {
+                    let base = index * Sketch.dimensions
+                    var dot = 0, norm = 0
+                    for d in 0..<Sketch.dimensions {
+                        let x = Int(vectors[base + d])
+                        dot += x * Int(query[d])
+                        norm += x * x
+                    }
+                    guard norm > 0 else { continue }
+                    scored.append((UInt32(index), Double(dot) / (Double(norm).squareRoot() * Double(queryNorm).squareRoot())))
+                }
+            }
         }
         return self.top(scored, k: k, accept: accept)
     }
@@ -162,8 +215,8 @@ public struct TextIndex: Sendable {
         var scored: [(UInt32, Double)] = []
         let norm = embedding.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
         guard norm > 0 else { return [] }
-        for (index, document) in self.documents.enumerated() where document.alive {
-            guard let other = document.embedding, other.count == embedding.count else { continue }
+        for index in self.ids.indices where self.alive[index] {
+            guard let other = self.embeddings[index], other.count == embedding.count else { continue }
             var dot = 0.0, otherNorm = 0.0
             for i in 0..<other.count {
                 dot += Double(embedding[i]) * Double(other[i])
@@ -177,28 +230,25 @@ public struct TextIndex: Sendable {
 
     /// The `k` best accepted documents, ties broken by id so that results are deterministic. Keeps a
     /// small sorted window instead of sorting every candidate.
-    private func top(_ scored: [(UInt32, Double)], k: Int, accept: (String, [String]) -> Bool) -> [Hit] {
-        var best: [Hit] = []
+    private func top(_ scored: some Sequence<(UInt32, Double)>, k: Int, accept: (String, [String]) -> Bool) -> [Hit] {
+        var best: [(slot: UInt32, score: Double)] = []
         best.reserveCapacity(k + 1)
-        func better(_ a: Hit, _ b: Hit) -> Bool { a.score != b.score ? a.score > b.score : a.id < b.id }
+        func better(_ a: (slot: UInt32, score: Double), _ b: (slot: UInt32, score: Double)) -> Bool {
+            a.score != b.score ? a.score > b.score : self.ids[Int(a.slot)] < self.ids[Int(b.slot)]
+        }
         for (slot, score) in scored {
-            let document = self.documents[Int(slot)]
-            guard document.alive else { continue }
-            if best.count == k, let last = best.last, !better(Hit(id: document.id, score: score), last) { continue }
-            guard accept(document.id, document.tags) else { continue }
-            let hit = Hit(id: document.id, score: score)
+            let candidate = (slot: slot, score: score)
+            guard self.alive[Int(slot)] else { continue }
+            if best.count == k, let last = best.last, !better(candidate, last) { continue }
+            guard accept(self.ids[Int(slot)], self.tags[Int(slot)]) else { continue }
             var low = 0, high = best.count
             while low < high {
                 let middle = (low + high) / 2
-                if better(best[middle], hit) { low = middle + 1 } else { high = middle }
+                if better(best[middle], candidate) { low = middle + 1 } else { high = middle }
             }
-            best.insert(hit, at: low)
+            best.insert(candidate, at: low)
             if best.count > k { best.removeLast() }
         }
-        return best
+        return best.map { Hit(id: self.ids[Int($0.slot)], score: $0.score) }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -6,6 +6,15 @@ public enum FragmentStatus: String, Sendable, CaseIterable, Codable {
     case blank
     /// Rebuilt approximately from surviving context; not byte-exact, and flagged as such.
     case reconstructed
+
+    /// A dense index for per-status counters.
+    var slot: Int {
+        switch self {
+        case .ok: return 0
+        case .blank: return 1
+        case .reconstructed: return 2
+        }
+    }
 }
 
 /// Why a fragment turned blank.

@@ -75,22 +75,20 @@ public final class FragmentStore: Sendable {
 
     private func loadIndex() throws(StoreError) {
         do {
-            var entries: [(String, IndexEntry)] = []
-            try self.registry.forEachFragment { row in
-                entries.append((row.id, IndexEntry(row: row)))
-            }
+            // Straight into the index, one lock for the whole load (start-up time at a million rows).
             let queued = try self.registry.queuedTimes()
-            self.state.withLock { state in
-                for (id, var entry) in entries {
-                    entry.queuedAt = queued[id]
-                    state.set(id, entry)
+            let rows = try self.registry.fragmentCount()
+            var live: [UInt32: UInt64] = [:]
+            try self.state.withLock { (state) throws(SQLiteError) in
+                state.reserve(rows)
+                try self.registry.forEachFragment { row in
+                    if let location = row.redundancy {
+                        live[location.segment, default: 0] += UInt64(Self.copyLength(id: row.id, row: row))
+                    }
+                    state.set(row.id, IndexEntry(row: row, queuedAt: queued[row.id]))
                 }
             }
-            for (id, entry) in entries {
-                if let location = entry.row.redundancy {
-                    self.redundancy.retain(location, length: Self.copyLength(id: id, row: entry.row))
-                }
-            }
+            self.redundancy.retain(live)
             self.lastVersion.store(try self.registry.maxVersion(), ordering: .relaxed)
             let dimension = try self.registry.meta("embedding_dimension").flatMap { Int($0) }
             self.embeddingDimension.withLock { $0 = dimension }
@@ -358,7 +356,7 @@ extension FragmentStore {
 
     /// Fragments currently blank (cheap: one lock, no allocation).
     public var blankCount: Int {
-        self.state.withLock { $0.counts[.blank] ?? 0 }
+        self.state.withLock { $0.count(.blank) }
     }
 
     public func stats() -> StoreStats {

@@ -320,12 +320,20 @@ extension Registry {
         }
     }
 
+    /// The highest version handed out: kept in `meta` by every commit that assigns versions; the rows
+    /// are scanned only when that is missing (a registry rebuilt from files).
     func maxVersion() throws(SQLiteError) -> UInt64 {
-        let statement = try self.writer.statement("SELECT COALESCE(MAX(CAST(value AS INTEGER)), 0) FROM meta WHERE key = 'max_version'")
-        let stored = try statement.step() ? UInt64(statement.int(0)) : 0
+        let statement = try self.writer.statement("SELECT value FROM meta WHERE key = 'max_version'")
+        if try statement.step(), let stored = UInt64(statement.text(0)) {
+            return stored
+        }
         let rows = try self.writer.statement("SELECT COALESCE(MAX(version), 0) FROM fragments")
-        let fromRows = try rows.step() ? UInt64(rows.int(0)) : 0
-        return max(stored, fromRows)
+        return try rows.step() ? UInt64(rows.int(0)) : 0
+    }
+
+    func fragmentCount() throws(SQLiteError) -> Int {
+        let statement = try self.writer.statement("SELECT COUNT(*) FROM fragments")
+        return try statement.step() ? Int(statement.int(0)) : 0
     }
 }
 

@@ -121,9 +121,11 @@ final class RedundancyLog: Sendable {
         return .record(record)
     }
 
-    /// Counts a copy as live (at start-up, for the copies the registry points to).
-    func retain(_ location: RedundancyLocation, length: Int) {
-        self.state.withLock { $0.live[location.segment, default: 0] += UInt64(length) }
+    /// Counts copies as live (at start-up, for the copies the registry points to): bytes per segment.
+    func retain(_ bytes: [UInt32: UInt64]) {
+        self.state.withLock { state in
+            for (segment, count) in bytes { state.live[segment, default: 0] += count }
+        }
     }
 
     /// Counts a copy as garbage (superseded or deleted).

@@ -5,6 +5,11 @@ struct IndexEntry {
     var cacheSlot: Int32 = -1
     var queuedAt: Timestamp?
 
+    init(row: FragmentRow, queuedAt: Timestamp? = nil) {
+        self.row = row
+        self.queuedAt = queuedAt
+    }
+
     var fileKind: PayloadFile.Kind {
         self.row.status == .reconstructed ? .reconstruction : .original
     }
@@ -14,13 +19,25 @@ struct IndexEntry {
 struct StoreState {
     private(set) var entries: [String: IndexEntry] = [:]
     var cache: PayloadCache
-    private(set) var counts: [FragmentStatus: Int] = [:]
+    /// Fragments by status, indexed by `FragmentStatus.slot`.
+    private var statusCounts = [Int](repeating: 0, count: FragmentStatus.allCases.count)
     /// Bytes of records in the primary area (the redundancy area holds the originals again).
     private(set) var recordBytes: Int64 = 0
 
     init(cacheBytes: Int) {
         self.cache = PayloadCache(capacityBytes: cacheBytes)
-        for status in FragmentStatus.allCases { self.counts[status] = 0 }
+    }
+
+    var counts: [FragmentStatus: Int] {
+        Dictionary(uniqueKeysWithValues: FragmentStatus.allCases.map { ($0, self.statusCounts[$0.slot]) })
+    }
+
+    func count(_ status: FragmentStatus) -> Int {
+        self.statusCounts[status.slot]
+    }
+
+    mutating func reserve(_ count: Int) {
+        self.entries.reserveCapacity(count)
     }
 
     subscript(id: String) -> IndexEntry? {
@@ -30,14 +47,14 @@ struct StoreState {
     /// Sets or removes an entry, keeping the totals and the cache in step.
     mutating func set(_ id: String, _ entry: IndexEntry?) {
         if let old = self.entries[id] {
-            self.counts[old.row.status, default: 0] -= 1
+            self.statusCounts[old.row.status.slot] -= 1
             self.recordBytes -= Int64(old.row.recordLength)
             if old.cacheSlot >= 0, entry?.cacheSlot != old.cacheSlot {
                 self.cache.remove(old.cacheSlot)
             }
         }
         if let entry {
-            self.counts[entry.row.status, default: 0] += 1
+            self.statusCounts[entry.row.status.slot] += 1
             self.recordBytes += Int64(entry.row.recordLength)
         }
         self.entries[id] = entry

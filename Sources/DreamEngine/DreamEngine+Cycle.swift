@@ -41,10 +41,11 @@ extension DreamEngine {
         var handled = Set<String>()
         var repaired = self.phase("repair", counting: "repaired") { self.repairPhase(cycle: initial.id, budget: &budget, handled: &handled) }
         let scrubFound = self.phase("scrub", counting: "damaged_found") { self.scrubPhase(budget: &budget) }
-        if scrubFound > 0 {
-            // The scrub queues what it finds in the background: let that land first.
-            self.store.flush()
-            repaired += self.phase("repair_scrub_finds", counting: "repaired") { self.repairPhase(cycle: initial.id, budget: &budget, handled: &handled) }
+        // The scrub queues what it finds in the background: let that land, then repair it, and what
+        // reads found while the scrub ran.
+        self.store.flush()
+        if scrubFound > 0 || self.store.repairQueueDepth().ready > 0 {
+            repaired += self.phase("repair_after_scrub", counting: "repaired") { self.repairPhase(cycle: initial.id, budget: &budget, handled: &handled) }
         }
 
         if budget.timeLeft, !self.isStopping {

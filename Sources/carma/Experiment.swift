@@ -149,7 +149,8 @@ struct Experiment: ParsableCommand {
 
         _ = waitUntil { issued.load(ordering: .relaxed) >= total / 2 }
         pictures.render("topology-damaged")
-        let dreamResponse = try api.request("POST", "/dream")
+        // The cycle scrubs the whole store, so that damage no query happened to read is found too.
+        let dreamResponse = try api.request("POST", "/dream", json: ["scrub_fragments": .number(Double(ids.count))])
         guard dreamResponse.status == 202, let cycleID = try dreamResponse.json()["id"]?.intValue else {
             throw ValidationError("POST /dream answered \(dreamResponse.status): \(dreamResponse.text)")
         }

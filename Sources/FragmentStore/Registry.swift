@@ -264,13 +264,6 @@ extension Registry {
         }
     }
 
-    func fragment(_ id: String) throws -> FragmentRow? {
-        try self.withReader { db in
-            let statement = try db.statement("SELECT \(Self.fragmentColumns) FROM fragments WHERE id = ?").bind(.text(id))
-            return try statement.step() ? Self.row(from: statement) : nil
-        }
-    }
-
     /// A page of fragments in id order after `after`, optionally filtered by status and tag.
     func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws -> [FragmentRow] {
         try self.withReader { db in

@@ -243,16 +243,4 @@ enum FileSystem {
         guard stat(path, &info) == 0 else { return nil }
         return Int64(info.st_size)
     }
-
-    static func isDirectory(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
-    }
-
-    /// Bytes available to unprivileged writers on the file system holding `path`.
-    static func availableBytes(_ path: String) -> Int64? {
-        var info = statvfs()
-        guard statvfs(path, &info) == 0 else { return nil }
-        return Int64(info.f_bavail) * Int64(info.f_frsize)
-    }
 }

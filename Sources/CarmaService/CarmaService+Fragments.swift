@@ -48,7 +48,7 @@ extension CarmaService {
     func writeProblem(_ error: StoreError, id: String) -> HTTPResponse {
         var response = HTTPResponse.problem(for: error)
         if error.code == .preconditionFailed, let row = self.store.row(id) {
-            response.headers.set("ETag", row.status == .reconstructed ? "W/\"\(row.version)\"" : "\"\(row.version)\"")
+            response.headers.set("ETag", Self.etag(version: row.version, status: row.status))
         }
         return response
     }
@@ -71,7 +71,7 @@ extension CarmaService {
             return .response(.json(200, bytes: fragment.body, headers: ["ETag": etag, "X-Fragment-Status": fragment.status.rawValue]))
         case .blank(let blank):
             self.metrics.blankServed()
-            let eta = self.etaSeconds(for: blank)
+            let eta = self.engine.etaSeconds()
             let headers: HTTPHeaders = [
                 "X-Fragment-Status": "blank",
                 "Cache-Status": "carma; fwd=miss; detail=blank",
@@ -159,22 +159,21 @@ extension CarmaService {
         }
     }
 
-    /// Seconds until a blank is likely rebuilt, from the scheduler and the recent repair rate.
-    func etaSeconds(for blank: FragmentStore.BlankFragment) -> Int {
-        self.engine.etaSeconds()
-    }
-
     // MARK: - Header helpers
 
     static func etag(_ fragment: FragmentStore.ServedFragment) -> String {
+        self.etag(version: fragment.version, status: fragment.status)
+    }
+
+    static func etag(version: UInt64, status: FragmentStatus) -> String {
         // A reconstruction is not byte-equal to the version it stands for: its tag is weak.
-        fragment.status == .reconstructed ? "W/\"\(fragment.version)\"" : "\"\(fragment.version)\""
+        status == .reconstructed ? "W/\"\(version)\"" : "\"\(version)\""
     }
 
     /// Version numbers named in an `If-Match` / `If-None-Match` list (weak or strong alike).
     static func entityTags(_ header: String) -> [UInt64] {
         header.split(separator: ",").compactMap { part in
-            var tag = part.trimmingCharacters(in: " \t")
+            var tag = part.trimmingSpaces()
             if tag.hasPrefix("W/") { tag = String(tag.dropFirst(2)) }
             guard tag.count >= 2, tag.hasPrefix("\""), tag.hasSuffix("\"") else { return nil }
             return UInt64(tag.dropFirst().dropLast())
@@ -184,13 +183,13 @@ extension CarmaService {
     static func precondition(_ headers: HTTPHeaders) -> WritePrecondition {
         var precondition = WritePrecondition()
         if let ifMatch = headers["If-Match"] {
-            if ifMatch.trimmingCharacters(in: " \t") == "*" {
+            if ifMatch[...].trimmingSpaces() == "*" {
                 precondition.matchAny = true
             } else {
                 precondition.ifMatch = entityTags(ifMatch)
             }
         }
-        if let ifNoneMatch = headers["If-None-Match"], ifNoneMatch.trimmingCharacters(in: " \t") == "*" {
+        if let ifNoneMatch = headers["If-None-Match"], ifNoneMatch[...].trimmingSpaces() == "*" {
             precondition.ifNoneMatchAny = true
         }
         return precondition
@@ -202,14 +201,7 @@ extension CarmaService {
             return true
         }
         return request.headers.values("Prefer").contains { header in
-            header.split(separator: ",").contains { $0.trimmingCharacters(in: " \t").lowercased() == "strict" }
+            header.split(separator: ",").contains { $0.trimmingSpaces().lowercased() == "strict" }
         }
-    }
-}
-
-extension StringProtocol {
-    func trimmingCharacters(in characters: String) -> String {
-        let set = Set(characters)
-        return String(self.drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
     }
 }

@@ -66,7 +66,7 @@ extension CarmaService {
             if hit.row.status != .blank, let (content, status) = self.store.content(hit.id) {
                 result["status"] = .string(status.rawValue)
                 result["content"] = .string(content)
-                if status == .reconstructed, let confidence = self.store.row(hit.id)?.confidence {
+                if status == .reconstructed, let confidence = hit.row.confidence {
                     result["confidence"] = .number((confidence * 1000).rounded() / 1000)
                 }
             } else {
@@ -80,7 +80,7 @@ extension CarmaService {
         let (fragments, terms) = self.store.textIndexSize
         return .response(.json(200, [
             "results": .array(results),
-            "took_ms": .number(Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000),
+            "took_ms": .number((elapsed / .microseconds(1)).rounded() / 1000),
             "index": ["ready": .bool(self.store.textIndexReady), "fragments": .number(Double(fragments)), "terms": .number(Double(terms))],
         ]))
     }

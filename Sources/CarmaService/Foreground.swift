@@ -26,14 +26,22 @@ final class Foreground: ForegroundActivity, HTTPServerObserver {
 
     var secondsIdle: Double {
         if self.requestsInFlight > 0 { return 0 }
-        let now = ContinuousClock.now - self.epoch
-        let nanoseconds = now.components.seconds * 1_000_000_000 + now.components.attoseconds / 1_000_000_000
-        return Double(nanoseconds - self.lastRequestEnded.load(ordering: .relaxed)) / 1e9
+        return Double(self.nanosecondsSinceEpoch() - self.lastRequestEnded.load(ordering: .relaxed)) / 1e9
+    }
+
+    private func nanosecondsSinceEpoch() -> Int64 {
+        (ContinuousClock.now - self.epoch).nanoseconds
     }
 
     func requestFinished(route: String, method: HTTPMethod, status: Int, duration: Duration) {
-        let now = ContinuousClock.now - self.epoch
-        self.lastRequestEnded.store(now.components.seconds * 1_000_000_000 + now.components.attoseconds / 1_000_000_000, ordering: .relaxed)
+        self.lastRequestEnded.store(self.nanosecondsSinceEpoch(), ordering: .relaxed)
         self.onRequest?(route, method, status, duration)
+    }
+}
+
+extension Duration {
+    /// The whole duration in nanoseconds.
+    var nanoseconds: Int64 {
+        self.components.seconds * 1_000_000_000 + self.components.attoseconds / 1_000_000_000
     }
 }

@@ -107,7 +107,7 @@ final class ServiceMetrics: DreamObserver, Sendable {
             return made
         }
         metrics.counter.increment()
-        metrics.timer.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        metrics.timer.recordNanoseconds(duration.nanoseconds)
     }
 
     func blankServed() {

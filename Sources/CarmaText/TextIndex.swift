@@ -25,6 +25,8 @@ public struct TextIndex: Sendable {
     private var alive: [Bool] = []
     /// Every document's sketch vector, `Sketch.dimensions` bytes each, one after the other.
     private var vectors: [Int8] = []
+    /// The Euclidean norm of each document's sketch vector (0 for an empty one).
+    private var norms: [Double] = []
 
     private var slots: [String: UInt32] = [:]
     private var postings: [UInt32: [Posting]] = [:]
@@ -32,7 +34,6 @@ public struct TextIndex: Sendable {
     private var backlinks: [String: Set<String>] = [:]
     private var dead = 0
     private var totalWords = 0
-    public private(set) var embeddingDimension: Int?
 
     public init() {}
 
@@ -64,6 +65,7 @@ public struct TextIndex: Sendable {
         var vector = sketch.vector
         if vector.count != Sketch.dimensions { vector = [Int8](repeating: 0, count: Sketch.dimensions) }
         self.vectors.append(contentsOf: vector)
+        self.norms.append(Double(vector.reduce(0) { $0 + Int($1) * Int($1) }).squareRoot())
         self.slots[id] = slot
         for term in sketch.terms {
             self.postings[term.hash, default: []].append(Posting(document: slot, count: term.count))
@@ -73,9 +75,6 @@ public struct TextIndex: Sendable {
             self.backlinks[link, default: []].insert(id)
         }
         self.totalWords += sketch.words
-        if let embedding, self.embeddingDimension == nil {
-            self.embeddingDimension = embedding.count
-        }
     }
 
     /// Forgets a fragment (deleted on purpose, or about to be replaced).
@@ -126,6 +125,7 @@ public struct TextIndex: Sendable {
         self.links = keep(self.links)
         self.embeddings = keep(self.embeddings)
         self.words = keep(self.words)
+        self.norms = keep(self.norms)
         self.alive = [Bool](repeating: true, count: Int(next))
         self.vectors = vectors
         self.slots = Dictionary(uniqueKeysWithValues: self.ids.enumerated().map { ($0.element, UInt32($0.offset)) })
@@ -136,10 +136,6 @@ public struct TextIndex: Sendable {
 
     public func sketch(_ id: String) -> Sketch? {
         self.slots[id].map { self.sketches[Int($0)] }
-    }
-
-    public func embedding(_ id: String) -> [Float]? {
-        self.slots[id].flatMap { self.embeddings[Int($0)] }
     }
 
     /// Fragments that link to `id`, sorted.
@@ -189,21 +185,17 @@ public struct TextIndex: Sendable {
         guard vector.count == Sketch.dimensions else { return [] }
         var scored: [(UInt32, Double)] = []
         scored.reserveCapacity(self.count)
-        var queryNorm = 0
-        for value in vector { queryNorm += Int(value) * Int(value) }
+        let queryNorm = Double(vector.reduce(0) { $0 + Int($1) * Int($1) }).squareRoot()
         guard queryNorm > 0 else { return [] }
         self.vectors.withUnsafeBufferPointer { vectors in
             vector.withUnsafeBufferPointer { query in
-                for index in self.ids.indices where self.alive[index] {
+                for index in self.ids.indices where self.alive[index] && self.norms[index] > 0 {
                     let base = index * Sketch.dimensions
-                    var dot = 0, norm = 0
+                    var dot = 0
                     for d in 0..<Sketch.dimensions {
-                        let x = Int(vectors[base + d])
-                        dot += x * Int(query[d])
-                        norm += x * x
+                        dot += Int(vectors[base + d]) * Int(query[d])
                     }
-                    guard norm > 0 else { continue }
-                    scored.append((UInt32(index), Double(dot) / (Double(norm).squareRoot() * Double(queryNorm).squareRoot())))
+                    scored.append((UInt32(index), Double(dot) / (self.norms[index] * queryNorm)))
                 }
             }
         }

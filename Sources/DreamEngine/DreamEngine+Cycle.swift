@@ -176,7 +176,7 @@ extension DreamEngine {
         let attempt = ticket.attempts + 1
         if target.row.status == .reconstructed {
             // Already rebuilt approximately; keep looking for an exact source in later cycles.
-            let retryAt = Timestamp.now.adding(milliseconds: Int64(self.configuration.retryDelay(attempt: attempt) * 1000))
+            let retryAt = self.retryTime(attempt: attempt)
             try? self.store.postponeRepair(target, reason: "no exact source yet", attempt: attempt, retryAt: retryAt, cycle: cycle, recordEvent: false)
             self.record(ticket.id, tier: Tier.none.rawValue, outcome: "still_reconstructed", started: started, detail: ["next_try_at": .string(retryAt.rfc3339)])
             return .handled
@@ -184,7 +184,7 @@ extension DreamEngine {
         if let reconstructor = self.reconstructor {
             if let rebuilt = reconstructor.reconstruct(target, from: self.store) {
                 if rebuilt.confidence >= self.configuration.confidenceFloor {
-                    let retryAt = Timestamp.now.adding(milliseconds: Int64(self.configuration.retryDelay(attempt: attempt) * 1000))
+                    let retryAt = self.retryTime(attempt: attempt)
                     do {
                         if try self.store.saveReconstruction(target, rebuilt, cycle: cycle, retryAt: retryAt) {
                             self.observer?.reconstructed(confidence: rebuilt.confidence)
@@ -208,9 +208,14 @@ extension DreamEngine {
         return self.fail(target, ticket: ticket, reason: "no exact source (payload and redundancy copy both lost)", cycle: cycle, started: started)
     }
 
+    /// When retry number `attempt` is due, from now.
+    private func retryTime(attempt: Int) -> Timestamp {
+        Timestamp.now.adding(milliseconds: Int64(self.configuration.retryDelay(attempt: attempt) * 1000))
+    }
+
     private func fail(_ target: RepairTarget, ticket: RepairTicket, reason: String, cycle: Int64, started: ContinuousClock.Instant) -> TicketOutcome {
         let attempt = ticket.attempts + 1
-        let retryAt = Timestamp.now.adding(milliseconds: Int64(self.configuration.retryDelay(attempt: attempt) * 1000))
+        let retryAt = self.retryTime(attempt: attempt)
         do {
             try self.store.postponeRepair(target, reason: reason, attempt: attempt, retryAt: retryAt, cycle: cycle, recordEvent: true)
         } catch {
@@ -305,9 +310,9 @@ extension DreamEngine {
                     damaged += 1
                     self.noteScrub(id, kind: reason.rawValue, outcome: "queued", started: started)
                 case .redundancyRepaired(let reason):
-                    self.noteScrub(id, kind: "redundancy_\(reason == .missing ? "missing" : "corrupt")", outcome: "redundancy_repaired", started: started)
+                    self.noteScrub(id, kind: Self.redundancyDamageKind(reason), outcome: "redundancy_repaired", started: started)
                 case .redundancyDamaged(let reason):
-                    self.noteScrub(id, kind: "redundancy_\(reason == .missing ? "missing" : "corrupt")", outcome: "redundancy_unrepaired", started: started)
+                    self.noteScrub(id, kind: Self.redundancyDamageKind(reason), outcome: "redundancy_unrepaired", started: started)
                 }
                 self.pace(since: started)
             }
@@ -316,6 +321,11 @@ extension DreamEngine {
         self.update { $0.scrubbed = verified }
         self.observer?.scrubbed(progress: self.scrubProgress)
         return damaged
+    }
+
+    /// The metric and report kind of a damaged redundancy copy.
+    private static func redundancyDamageKind(_ reason: BlankReason) -> String {
+        reason == .missing ? "redundancy_missing" : "redundancy_corrupt"
     }
 
     private func noteScrub(_ id: String, kind: String, outcome: String, started: ContinuousClock.Instant) {

@@ -8,13 +8,23 @@ import Synchronization
 /// What the engine needs to know to repair one fragment.
 public struct RepairTarget: Sendable {
     public var row: FragmentRow
-    /// Checksum and length of the exact record to recover: the original's, also for a fragment that is
-    /// currently served as a reconstruction.
-    public var exactChecksum: UInt32
-    public var exactLength: Int
 
     public var id: String { self.row.id }
     public var version: UInt64 { self.row.version }
+    /// Checksum and length of the exact record to recover: the original's, also for a fragment that is
+    /// currently served as a reconstruction.
+    public var exactChecksum: UInt32 { self.row.exactChecksum }
+    public var exactLength: Int { self.row.exactLength }
+}
+
+extension FragmentRow {
+    /// Checksum and length of the exact record: the original's, also while a reconstruction is served.
+    var exactChecksum: UInt32 { self.originalChecksum ?? self.checksum }
+    var exactLength: Int { self.originalLength ?? self.recordLength }
+    /// The kind of payload file this row's status serves from.
+    var servedKind: PayloadFile.Kind { self.status == .reconstructed ? .reconstruction : .original }
+    /// Bytes the redundancy copy of the exact record takes in its segment.
+    var copyLength: Int { RedundancyLog.copyLength(id: self.id, recordLength: self.exactLength) }
 }
 
 /// An exact record to put back, and where it came from.
@@ -93,7 +103,7 @@ extension FragmentStore {
     public func repairTarget(_ id: String) -> RepairTarget? {
         self.state.withLock { state in
             guard let row = state[id]?.row else { return nil }
-            return RepairTarget(row: row, exactChecksum: row.originalChecksum ?? row.checksum, exactLength: row.originalLength ?? row.recordLength)
+            return RepairTarget(row: row)
         }
     }
 
@@ -124,7 +134,8 @@ extension FragmentStore {
     /// The redundancy copy, if it is intact.
     public func exactRecordFromRedundancy(_ target: RepairTarget) -> [UInt8]? {
         guard let location = target.row.redundancy,
-            case .record(let record) = self.redundancy.read(location, id: target.id, version: target.version, checksum: target.exactChecksum)
+            case .record(let record) = self.redundancy.read(
+                location, id: target.id, version: target.version, recordLength: target.exactLength, checksum: target.exactChecksum)
         else { return nil }
         return record
     }
@@ -252,7 +263,7 @@ extension FragmentStore {
                 applied.withLock { $0 = true }
                 try registry.postponeRepair(target.id, priority: .background, notBefore: retryAt, error: "reconstructed; waiting for an exact source")
                 var detail: JSONObject = [
-                    "version": .number(Double(target.version)), "confidence": .number((rebuilt.confidence * 1000).rounded() / 1000),
+                    "version": .number(Double(target.version)), "confidence": .number(confidence),
                     "sources": JSONValue(rebuilt.sources), "method": .string(rebuilt.method),
                 ]
                 if let cycle { detail["cycle"] = .number(Double(cycle)) }
@@ -310,27 +321,15 @@ extension FragmentStore {
     /// good payload.
     public func scrub(_ id: String) -> ScrubFinding {
         guard let target = self.repairTarget(id), target.row.status != .blank else { return .skipped }
-        let kind: PayloadFile.Kind = target.row.status == .reconstructed ? .reconstruction : .original
-        let served = self.primary.read(id: id, version: target.version, kind: kind, checksum: target.row.checksum)
-        let damage: BlankReason?
-        switch served {
-        case .record: damage = nil
-        case .missing: damage = .missing
-        case .corrupt: damage = .checksumMismatch
-        case .unreadable: damage = .unreadable
-        }
-        if let damage {
+        let served = self.primary.read(id: id, version: target.version, kind: target.row.servedKind, checksum: target.row.checksum)
+        if let damage = served.damage {
             return self.markBlank(id, version: target.version, reason: damage, detectedBy: .scrub, priority: .scrub) == nil ? .skipped : .damaged(damage)
         }
         guard target.row.status == .ok, case .record(let record) = served else { return .intact }
-        let copyDamage: BlankReason?
-        switch target.row.redundancy.map({ self.redundancy.read($0, id: id, version: target.version, checksum: target.exactChecksum) }) ?? .missing {
-        case .record: copyDamage = nil
-        case .missing: copyDamage = .missing
-        case .corrupt: copyDamage = .checksumMismatch
-        case .unreadable: copyDamage = .unreadable
+        let copy = target.row.redundancy.map {
+            self.redundancy.read($0, id: id, version: target.version, recordLength: target.exactLength, checksum: target.exactChecksum)
         }
-        guard let copyDamage else { return .intact }
+        guard let copyDamage = (copy ?? .missing).damage else { return .intact }
         self.counters.redundancyDamage.add(1, ordering: .relaxed)
         let location: RedundancyLocation
         do {
@@ -354,11 +353,11 @@ extension FragmentStore {
             return true
         }
         guard applied else {
-            self.redundancy.release(location, length: Self.copyLength(id: row.id, row: row))
+            self.redundancy.release(location, length: row.copyLength)
             return
         }
         if let old = row.redundancy {
-            self.redundancy.release(old, length: Self.copyLength(id: row.id, row: row))
+            self.redundancy.release(old, length: row.copyLength)
         }
         self.pipeline.submit(
             .change(
@@ -375,15 +374,11 @@ extension FragmentStore {
         let candidates = self.redundancy.compactionCandidates(threshold: threshold).prefix(maxSegments)
         guard !candidates.isEmpty else { return (0, 0) }
         let segments = Set(candidates.map(\.segment))
-        let rows: [FragmentRow] = self.state.withLock { state in
-            state.ids.compactMap { id in
-                guard let row = state[id]?.row, let location = row.redundancy, segments.contains(location.segment) else { return nil }
-                return row
-            }
-        }
+        let copiedThere: (FragmentRow) -> Bool = { row in row.redundancy.map { segments.contains($0.segment) } ?? false }
+        let rows = self.state.withLock { $0.rows(where: copiedThere) }
         var moved = 0
         for row in rows {
-            let target = RepairTarget(row: row, exactChecksum: row.originalChecksum ?? row.checksum, exactLength: row.originalLength ?? row.recordLength)
+            let target = RepairTarget(row: row)
             // A copy that no longer verifies is left for the scrub to rewrite from the payload.
             guard let record = self.exactRecordFromRedundancy(target),
                 let location = try? self.redundancy.append([RedundancyLog.Entry(id: row.id, version: row.version, record: record, checksum: target.exactChecksum)]).first
@@ -398,7 +393,9 @@ extension FragmentStore {
             return (0, moved)
         }
         self.flush()
-        for segment in segments where !self.state.withLock({ state in state.ids.contains { state[$0]?.row.redundancy?.segment == segment } }) {
+        // A copy that could not be moved (it no longer verifies) keeps its segment until the scrub rewrites it.
+        let stillUsed = Set(self.state.withLock { $0.rows(where: copiedThere) }.compactMap(\.redundancy?.segment))
+        for segment in segments.subtracting(stillUsed) {
             self.redundancy.removeSegment(segment)
         }
         return (segments.count, moved)
@@ -428,10 +425,7 @@ extension FragmentStore {
 
     public func lastCycleID() -> Int64 {
         // Read before the commit thread writes cycles, at engine start-up.
-        (try? self.registry.withReader { db in
-            let statement = try db.statement("SELECT COALESCE(MAX(id), 0) FROM cycles")
-            return try statement.step() ? statement.int(0) : 0
-        }) ?? 0
+        (try? self.registry.lastCycleID()) ?? 0
     }
 
     /// Submits a registry change and waits until it is committed.

@@ -48,7 +48,7 @@ extension FragmentStore {
     }
 
     /// Loads every stored sketch into the text index on a thread of its own, so that start-up does
-    /// not wait for it; queries answer "not ready" until it is done.
+    /// not wait for it; until it is done, queries see only what is loaded (`textIndexReady` is false).
     func loadTextIndexInBackground() {
         let thread = Thread { [self] in
             let started = ContinuousClock.now
@@ -73,7 +73,7 @@ extension FragmentStore {
             self.textReady.store(true, ordering: .relaxed)
             self.logger.info(
                 "text index loaded",
-                metadata: ["text.fragments": "\(loaded.count)", "text.load_ms": "\((ContinuousClock.now - started).components.seconds * 1000 + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000)"])
+                metadata: ["text.fragments": "\(loaded.count)", "text.load_ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))"])
         }
         thread.name = "carma-text-index"
         thread.start()

@@ -101,7 +101,8 @@ extension FragmentStore {
     }
 
     /// File stage for one batch: in order, check preconditions and assign versions (so that later
-    /// operations see earlier ones); then write every payload file of the batch in parallel. Returns
+    /// operations see earlier ones); then write the batch's payload files and its redundancy copies
+    /// (one append). Returns
     /// what goes on to the commit, in order; operations that already completed (a failed
     /// precondition or write) are left out.
     func prepare(_ batch: [PipelineOperation]) -> [PreparedOperation] {
@@ -197,7 +198,7 @@ extension FragmentStore {
     /// Sync stage: makes every payload file written so far durable, names included, with one
     /// `syncfs` per file system. Returns the failure, if any, for the commit stage to report.
     func sync(_ batch: [PreparedOperation]) -> StoreError? {
-        guard batch.contains(where: { if case .put = $0 { return true } else { return false } }) else { return nil }
+        guard batch.contains(where: \.wroteFiles) else { return nil }
         do {
             try self.primary.sync()
             if !self.sharedFileSystem {
@@ -240,7 +241,7 @@ extension FragmentStore {
                     }
                     // Versions are never reused, also after the newest fragment was deleted and the
                     // process restarted.
-                    if batch.contains(where: { if case .change = $0 { return false } else if case .barrier = $0 { return false } else { return true } }) {
+                    if batch.contains(where: \.tookVersion) {
                         try self.registry.setMeta("max_version", String(self.lastVersion.load(ordering: .relaxed)))
                     }
                 }
@@ -350,7 +351,7 @@ extension FragmentStore {
     func discard(_ row: FragmentRow) {
         self.removeFiles(row.id, version: row.version)
         if let location = row.redundancy {
-            self.redundancy.release(location, length: Self.copyLength(id: row.id, row: row))
+            self.redundancy.release(location, length: row.copyLength)
         }
     }
 

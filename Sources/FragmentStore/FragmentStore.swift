@@ -7,8 +7,8 @@ import Synchronization
 /// copy of each payload in the redundancy area, and an in-memory index with a payload cache.
 ///
 /// Reads are synchronous and never touch SQLite: an index lookup, then the cache or one file read.
-/// Writes go through a two-stage group commit (files written by one thread, synced and committed in
-/// batches by another), so one `syncfs` and one SQLite commit serve many waiting requests.
+/// Writes go through a three-stage group commit (files written by one thread, synced by a second,
+/// committed in batches by a third), so one `syncfs` and one SQLite commit serve many waiting requests.
 public final class FragmentStore: Sendable {
     public let configuration: StoreConfiguration
     let logger: Logger
@@ -83,7 +83,7 @@ public final class FragmentStore: Sendable {
                 state.reserve(rows)
                 try self.registry.forEachFragment { row in
                     if let location = row.redundancy {
-                        live[location.segment, default: 0] += UInt64(Self.copyLength(id: row.id, row: row))
+                        live[location.segment, default: 0] += UInt64(row.copyLength)
                     }
                     state.set(row.id, IndexEntry(row: row, queuedAt: queued[row.id]))
                 }
@@ -167,19 +167,16 @@ extension FragmentStore {
                 return .fragment(served)
             case .miss(let version, let status, let checksum, let kind):
                 self.counters.cacheMisses.add(1, ordering: .relaxed)
-                let damage: BlankReason
-                switch self.primary.read(id: id, version: version, kind: kind, checksum: checksum) {
-                case .record(let record):
+                let outcome = self.primary.read(id: id, version: version, kind: kind, checksum: checksum)
+                if case .record(let record) = outcome {
                     let body = Self.servedBody(record: record, status: status, checksum: checksum)
                     self.state.withLock { $0.cache(id, version: version, body: body, recordLength: record.count) }
                     return .fragment(ServedFragment(body: body, version: version, status: status, checksum: checksum))
-                case .missing: damage = .missing
-                case .corrupt: damage = .checksumMismatch
-                case .unreadable(let error):
-                    self.logger.warning("payload unreadable", metadata: ["fragment.id": "\(id)", "error": "\(error)"])
-                    damage = .unreadable
                 }
-                if let blank = self.markBlank(id, version: version, reason: damage, detectedBy: .read, priority: .servedBlank) {
+                if case .unreadable(let error) = outcome {
+                    self.logger.warning("payload unreadable", metadata: ["fragment.id": "\(id)", "error": "\(error)"])
+                }
+                if let damage = outcome.damage, let blank = self.markBlank(id, version: version, reason: damage, detectedBy: .read, priority: .servedBlank) {
                     return .blank(blank)
                 }
             }
@@ -234,11 +231,6 @@ extension FragmentStore {
     /// The registry row of a fragment as the index holds it now.
     public func row(_ id: String) -> FragmentRow? {
         self.state.withLock { $0[id]?.row }
-    }
-
-    /// Bytes a redundancy copy of this row's exact record takes in a segment.
-    static func copyLength(id: String, row: FragmentRow) -> Int {
-        PayloadFile.headerSize + id.utf8.count + (row.originalLength ?? row.recordLength)
     }
 
     /// The rows of several fragments at once (nil for unknown ids), under one lock.

@@ -556,6 +556,14 @@ extension Registry {
         }
     }
 
+    /// The highest cycle id stored (0 when none).
+    func lastCycleID() throws -> Int64 {
+        try self.withReader { db in
+            let statement = try db.statement("SELECT COALESCE(MAX(id), 0) FROM cycles")
+            return try statement.step() ? statement.int(0) : 0
+        }
+    }
+
     /// The most recent cycle reports, newest first.
     func recentCycles(limit: Int) throws -> [JSONValue] {
         try self.withReader { db in

@@ -487,7 +487,10 @@ final class TopologyPictures {
             return
         }
         let dotPath = "\(self.out)/\(name).dot"
-        FileManager.default.createFile(atPath: dotPath, contents: Data(response.body))
+        guard FileManager.default.createFile(atPath: dotPath, contents: Data(response.body)) else {
+            log("cannot write \(dotPath)")
+            return
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["dot", "-Ksfdp", "-Goverlap=prism", "-Tsvg", "-o", "\(self.out)/\(name).svg", dotPath]

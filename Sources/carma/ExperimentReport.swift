@@ -211,7 +211,7 @@ struct ExperimentReport {
     static func distribution(_ values: [Double]) -> JSONValue {
         guard !values.isEmpty else { return ["count": 0] }
         let sorted = values.sorted()
-        func at(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))] }
+        func at(_ q: Double) -> Double { percentile(sorted, q) }
         return [
             "count": .number(Double(values.count)), "mean": .number(round(values.reduce(0, +) / Double(values.count))),
             "p50": .number(round(at(0.5))), "p99": .number(round(at(0.99))), "min": .number(round(sorted.first!)),

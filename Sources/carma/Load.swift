@@ -9,7 +9,10 @@ struct Load: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate load from many connections and report throughput and latency.",
         discussion: """
-            put: writes ids <prefix><n> for n < --count with --size bytes of content. get: reads random ids among the             first --count for --duration seconds. scan: reads each of the first --count ids once. query: POST /query             with random sentences from --corpus for --duration seconds.
+            put: writes ids <prefix><n> for n < --count with --size bytes of content. \
+            get: reads random ids among the first --count for --duration seconds. \
+            scan: reads each of the first --count ids once. \
+            query: POST /query with random sentences from --corpus for --duration seconds.
             """)
 
     @OptionGroup var server: ServerOption

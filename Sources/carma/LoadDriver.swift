@@ -87,10 +87,7 @@ struct LatencySummary {
     init(_ seconds: [Double]) {
         let sorted = seconds.sorted()
         self.count = sorted.count
-        func at(_ q: Double) -> Double {
-            guard !sorted.isEmpty else { return 0 }
-            return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))] * 1000
-        }
+        func at(_ q: Double) -> Double { percentile(sorted, q) * 1000 }
         self.p50 = at(0.5)
         self.p90 = at(0.9)
         self.p99 = at(0.99)
@@ -102,6 +99,12 @@ struct LatencySummary {
         func r(_ value: Double) -> JSONValue { .number((value * 1000).rounded() / 1000) }
         return ["count": .number(Double(self.count)), "p50_ms": r(self.p50), "p90_ms": r(self.p90), "p99_ms": r(self.p99), "max_ms": r(self.max), "mean_ms": r(self.mean)]
     }
+}
+
+/// The `q` quantile (0...1) of sorted values, nearest rank; 0 when there are none.
+func percentile(_ sorted: [Double], _ q: Double) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))]
 }
 
 /// Set once to make every worker finish its current request and stop.

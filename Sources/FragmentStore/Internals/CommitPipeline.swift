@@ -36,12 +36,25 @@ enum PreparedOperation: @unchecked Sendable {
     case delete(DeleteOperation, previous: FragmentRow, version: UInt64)
     case change(RegistryChange)
     case barrier(@Sendable () -> Void)
+
+    /// Whether it wrote payload files that must be synced before the commit.
+    var wroteFiles: Bool {
+        if case .put = self { true } else { false }
+    }
+
+    /// Whether it took a version number (a put or a delete).
+    var tookVersion: Bool {
+        switch self {
+        case .put, .delete: true
+        case .change, .barrier: false
+        }
+    }
 }
 
 /// The three threads of the group commit, each a stage working on a different batch at once.
 ///
 /// The *file* thread takes submitted operations in order, checks preconditions and assigns versions,
-/// then writes the batch's payload files (primary and redundancy) in parallel. The *sync* thread makes
+/// then writes the batch's payload files and appends its redundancy copies. The *sync* thread makes
 /// everything written so far durable with one `syncfs` per file system. The *commit* thread commits
 /// the synced batch's registry rows in one SQLite transaction, updates the index, and only then
 /// completes the operations. A fourth thread checkpoints the SQLite WAL in the background.
@@ -126,7 +139,7 @@ final class CommitPipeline: Sendable {
         }
     }
 
-    /// Commits what is queued, then stops both threads. Idempotent.
+    /// Commits what is queued, then stops the threads. Idempotent.
     func stop() {
         guard !self.stopped.exchange(true, ordering: .relaxed) else { return }
         let count = self.threadCount.load(ordering: .relaxed)

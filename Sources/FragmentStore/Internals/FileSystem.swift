@@ -45,24 +45,7 @@ enum FileSystem {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw FileError(errno: errno, "stat", path) }
-        let size = Int(info.st_size)
-        var bytes = [UInt8](repeating: 0, count: size)
-        var offset = 0
-        let failure: Int32? = bytes.withUnsafeMutableBytes { buffer in
-            while offset < size {
-                let count = pread(fd, buffer.baseAddress! + offset, size - offset, off_t(offset))
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                if count == 0 { break }
-                offset += count
-            }
-            return nil
-        }
-        if let failure { throw FileError(errno: failure, "read", path) }
-        if offset < size { bytes.removeLast(size - offset) }
-        return bytes
+        return try readFully(fd, at: 0, count: Int(info.st_size), path: path)
     }
 
     /// Reads `count` bytes at `offset` (fewer at the end of the file).
@@ -70,6 +53,11 @@ enum FileSystem {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileError(errno: errno, "open", path) }
         defer { close(fd) }
+        return try readFully(fd, at: offset, count: count, path: path)
+    }
+
+    /// `pread` until `count` bytes are read or the file ends.
+    private static func readFully(_ fd: Int32, at offset: UInt64, count: Int, path: String) throws(FileError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var done = 0
         let failure: Int32? = bytes.withUnsafeMutableBytes { buffer in

@@ -32,6 +32,16 @@ struct PayloadDirectory: Sendable {
         case missing
         case corrupt
         case unreadable(FileError)
+
+        /// What is wrong, as a blank's reason; nil for an intact record.
+        var damage: BlankReason? {
+            switch self {
+            case .record: nil
+            case .missing: .missing
+            case .corrupt: .checksumMismatch
+            case .unreadable: .unreadable
+            }
+        }
     }
 
     /// Reads and verifies a payload: the header must be intact and name this id and version, and the

@@ -99,19 +99,12 @@ final class RedundancyLog: Sendable {
     }
 
     /// Reads and verifies the copy at `location`: it must be an intact payload for this id and
-    /// version matching `checksum`.
-    func read(_ location: RedundancyLocation, id: String, version: UInt64, checksum: UInt32) -> PayloadDirectory.ReadOutcome {
-        let path = self.path(location.segment)
-        let header: [UInt8]
-        do {
-            header = try FileSystem.read(path, at: location.offset, count: PayloadFile.headerSize)
-        } catch {
-            return error.kind == .notFound ? .missing : .unreadable(error)
-        }
-        guard header.count == PayloadFile.headerSize, let length = PayloadFile.totalLength(header: header) else { return .corrupt }
+    /// version whose record is `recordLength` bytes matching `checksum`. The registry knows the
+    /// length, so the copy is read in one `pread`.
+    func read(_ location: RedundancyLocation, id: String, version: UInt64, recordLength: Int, checksum: UInt32) -> PayloadDirectory.ReadOutcome {
         let bytes: [UInt8]
         do {
-            bytes = try FileSystem.read(path, at: location.offset, count: length)
+            bytes = try FileSystem.read(self.path(location.segment), at: location.offset, count: Self.copyLength(id: id, recordLength: recordLength))
         } catch {
             return error.kind == .notFound ? .missing : .unreadable(error)
         }
@@ -119,6 +112,11 @@ final class RedundancyLog: Sendable {
             decoded.recordChecksum == checksum
         else { return .corrupt }
         return .record(record)
+    }
+
+    /// Bytes one copy takes in a segment.
+    static func copyLength(id: String, recordLength: Int) -> Int {
+        PayloadFile.headerSize + id.utf8.count + recordLength
     }
 
     /// Counts copies as live (at start-up, for the copies the registry points to): bytes per segment.
@@ -159,8 +157,6 @@ final class RedundancyLog: Sendable {
             state.live[segment] = nil
         }
     }
-
-    var currentSegment: UInt32 { self.state.withLock { $0.current } }
 
     /// Total bytes in segment files.
     var bytes: Int64 {

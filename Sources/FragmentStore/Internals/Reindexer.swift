@@ -32,13 +32,19 @@ struct Reindexer {
         var redundancyRecord: [UInt8]?
         var redundancyLocation: RedundancyLocation?
         var primaryDamaged = false
-        var reconstruction: (header: PayloadFile.Header, record: [UInt8])?
     }
 
     func run() throws(StoreError) -> Summary {
         var summary = Summary()
         var candidates: [String: Candidate] = [:]
         var reconstructions: [String: (PayloadFile.Header, [UInt8])] = [:]
+
+        /// The candidate a file of `header`'s version updates: a fresh one for a newer version than
+        /// seen so far, the current one for the same version, nil for an older one.
+        func candidate(for header: PayloadFile.Header) -> Candidate? {
+            guard let current = candidates[header.id], header.version <= current.header.version else { return Candidate(header: header) }
+            return header.version == current.header.version ? current : nil
+        }
 
         func visit(_ path: String, _ name: String) {
             guard !name.contains(".tmp-"), name.hasSuffix(".frag") || name.hasSuffix(".recon") else { return }
@@ -56,21 +62,15 @@ struct Reindexer {
                     }
                     return
                 }
-                var candidate = candidates[header.id] ?? Candidate(header: header)
-                if header.version > candidate.header.version {
-                    candidate = Candidate(header: header)
-                } else if header.version < candidate.header.version {
-                    return
-                }
+                guard var candidate = candidate(for: header) else { return }
                 candidate.primaryRecord = record
                 candidates[header.id] = candidate
             case .failure(.recordChecksum(let header)):
                 // The header is intact (its own checksum matched), so the id and version are known.
                 summary.unreadable += 1
                 guard header.kind == .original else { return }
-                var candidate = candidates[header.id] ?? Candidate(header: header)
-                if header.version > candidate.header.version { candidate = Candidate(header: header) }
-                if header.version == candidate.header.version { candidate.primaryDamaged = true }
+                guard var candidate = candidate(for: header) else { return }
+                candidate.primaryDamaged = true
                 candidates[header.id] = candidate
             case .failure:
                 summary.unreadable += 1
@@ -80,12 +80,7 @@ struct Reindexer {
         // Redundancy copies: the newest intact copy of each version (a copy may have been rewritten).
         let scanned = self.redundancy.scan { header, record, location in
             guard header.kind == .original else { return }
-            var candidate = candidates[header.id] ?? Candidate(header: header)
-            if header.version > candidate.header.version {
-                candidate = Candidate(header: header)
-            } else if header.version < candidate.header.version {
-                return
-            }
+            guard var candidate = candidate(for: header) else { return }
             candidate.redundancyRecord = record
             candidate.redundancyLocation = location
             candidates[header.id] = candidate

@@ -10,9 +10,7 @@ struct IndexEntry {
         self.queuedAt = queuedAt
     }
 
-    var fileKind: PayloadFile.Kind {
-        self.row.status == .reconstructed ? .reconstruction : .original
-    }
+    var fileKind: PayloadFile.Kind { self.row.servedKind }
 }
 
 /// Everything the read path needs, behind one lock: the index, the cache, and running totals.
@@ -84,5 +82,8 @@ struct StoreState {
 
     var count: Int { self.entries.count }
 
-    var ids: Dictionary<String, IndexEntry>.Keys { self.entries.keys }
+    /// The rows that satisfy `predicate`, in one pass over the index.
+    func rows(where predicate: (FragmentRow) -> Bool) -> [FragmentRow] {
+        self.entries.values.lazy.map(\.row).filter(predicate)
+    }
 }

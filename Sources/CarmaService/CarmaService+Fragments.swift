@@ -68,7 +68,11 @@ extension CarmaService {
             if let candidates = request.headers["If-None-Match"], Self.entityTags(candidates).contains(where: { $0 == fragment.version }) {
                 return .response(HTTPResponse(status: 304, headers: ["ETag": etag]))
             }
-            return .response(.json(200, bytes: fragment.body, headers: ["ETag": etag, "X-Fragment-Status": fragment.status.rawValue]))
+            var headers = HTTPHeaders(capacity: 3)
+            headers.add("Content-Type", "application/json")
+            headers.add("ETag", etag)
+            headers.add("X-Fragment-Status", fragment.status.rawValue)
+            return .response(HTTPResponse(status: 200, headers: headers, body: fragment.body))
         case .blank(let blank):
             self.metrics.blankServed()
             let eta = self.engine.etaSeconds()
@@ -167,7 +171,26 @@ extension CarmaService {
 
     static func etag(version: UInt64, status: FragmentStatus) -> String {
         // A reconstruction is not byte-equal to the version it stands for: its tag is weak.
-        status == .reconstructed ? "W/\"\(version)\"" : "\"\(version)\""
+        // Written by hand: this runs on every GET, and a tag of up to 15 bytes needs no allocation.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
+            var end = buffer.count
+            buffer[end - 1] = UInt8(ascii: "\"")
+            end -= 1
+            var rest = version
+            repeat {
+                end -= 1
+                buffer[end] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            end -= 1
+            buffer[end] = UInt8(ascii: "\"")
+            if status == .reconstructed {
+                end -= 2
+                buffer[end] = UInt8(ascii: "W")
+                buffer[end + 1] = UInt8(ascii: "/")
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[end...]), as: UTF8.self)
+        }
     }
 
     /// Version numbers named in an `If-Match` / `If-None-Match` list (weak or strong alike).

@@ -34,7 +34,12 @@ final class Foreground: ForegroundActivity, HTTPServerObserver {
     }
 
     func requestFinished(route: String, method: HTTPMethod, status: Int, duration: Duration) {
-        self.lastRequestEnded.store(self.nanosecondsSinceEpoch(), ordering: .relaxed)
+        // Every server thread ends requests all the time: write the shared word only when it moves by
+        // a millisecond or more, so that the threads do not fight over its cache line.
+        let now = self.nanosecondsSinceEpoch()
+        if now - self.lastRequestEnded.load(ordering: .relaxed) >= 1_000_000 {
+            self.lastRequestEnded.store(now, ordering: .relaxed)
+        }
         self.onRequest?(route, method, status, duration)
     }
 }

@@ -40,9 +40,21 @@ final class ServiceMetrics: DreamObserver, Sendable {
         let route: String
         let method: String
         let code: Int
+
+        // Looked up on every request: hash the cheap parts only. Equality still compares the strings,
+        // and the few routes that share a length and a code just share a bucket.
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(self.code &* 1024 &+ self.route.utf8.count &* 16 &+ self.method.utf8.count)
+        }
     }
 
-    static let knownMethods: Set<String> = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"]
+    /// The method as a label: one of the methods the API knows, else `other` (bounded cardinality).
+    static func methodLabel(_ method: HTTPMethod) -> String {
+        switch method.rawValue {
+        case "GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH": method.rawValue
+        default: "other"
+        }
+    }
 
     init() {
         var factory = PrometheusMetricsFactory(registry: self.registry)
@@ -94,7 +106,7 @@ final class ServiceMetrics: DreamObserver, Sendable {
     // MARK: HTTP
 
     func requestFinished(route: String, method: HTTPMethod, status: Int, duration: Duration) {
-        let methodLabel = Self.knownMethods.contains(method.rawValue) ? method.rawValue : "other"
+        let methodLabel = Self.methodLabel(method)
         let key = RequestKey(route: route, method: methodLabel, code: status)
         let metrics = self.requestMetrics.withLock { cache in
             if let existing = cache[key] { return existing }

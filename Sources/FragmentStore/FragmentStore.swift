@@ -152,7 +152,7 @@ extension FragmentStore {
                 }
                 if entry.cacheSlot >= 0 {
                     state.cache.touch(entry.cacheSlot)
-                    let body = state.cache.slot(entry.cacheSlot).body
+                    let body = state.cache.body(entry.cacheSlot)
                     return .hit(ServedFragment(body: body, version: entry.row.version, status: entry.row.status, checksum: entry.row.checksum))
                 }
                 return .miss(version: entry.row.version, status: entry.row.status, checksum: entry.row.checksum, kind: entry.fileKind)

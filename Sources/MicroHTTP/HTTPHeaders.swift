@@ -6,6 +6,12 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
         self.fields = []
     }
 
+    /// Empty, with room for `capacity` fields before the storage grows.
+    public init(capacity: Int) {
+        self.fields = []
+        self.fields.reserveCapacity(capacity)
+    }
+
     init(fields: [(name: String, value: String)]) {
         self.fields = fields
     }

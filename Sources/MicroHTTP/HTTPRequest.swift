@@ -6,7 +6,7 @@ public struct HTTPRequest: Sendable {
     /// The route template that matched, e.g. `/fragments/{id}`.
     public var route: String
     /// Values of the template's `{name}` segments, percent-decoded.
-    public var pathParameters: [String: String]
+    public var pathParameters: PathParameters
     /// Query arguments in order, percent-decoded (`+` is a space).
     public var query: [(name: String, value: String)]
     public var headers: HTTPHeaders
@@ -16,7 +16,7 @@ public struct HTTPRequest: Sendable {
         method: HTTPMethod,
         path: String,
         route: String = "",
-        pathParameters: [String: String] = [:],
+        pathParameters: PathParameters = PathParameters(),
         query: [(name: String, value: String)] = [],
         headers: HTTPHeaders = [:],
         body: [UInt8] = []

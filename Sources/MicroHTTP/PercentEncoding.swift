@@ -5,9 +5,18 @@ public enum PercentEncoding {
     /// Returns nil for a malformed escape or bytes that are not UTF-8, so that the caller answers 400
     /// instead of guessing.
     public static func decode(_ raw: Substring, plusIsSpace: Bool = false) -> String? {
-        let utf8 = raw.utf8
+        var raw = raw
+        return raw.withUTF8 { decode($0, plusIsSpace: plusIsSpace) }
+    }
+
+    /// ``decode(_:plusIsSpace:)`` over raw bytes, e.g. a path segment in place.
+    public static func decode(_ utf8: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool = false) -> String? {
         if !utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && utf8.contains(UInt8(ascii: "+"))) {
-            return String(raw)
+            // The common case, plain ASCII, needs no validation (and skips the generic validator).
+            if utf8.allSatisfy({ $0 < 0x80 }) {
+                return String(decoding: utf8, as: UTF8.self)
+            }
+            return String(validating: utf8, as: UTF8.self)
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(utf8.count)

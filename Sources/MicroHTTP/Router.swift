@@ -1,10 +1,21 @@
 /// One route: a method and a path template, what it accepts as a body, and its handler.
-public struct Route: Sendable {
+///
+/// A class, so that passing the matched route along with a request costs one reference count
+/// rather than one per field.
+public final class Route: Sendable {
     public let method: HTTPMethod
     public let template: PathTemplate
     public let body: BodyPolicy
     public let preflight: HTTPPreflight?
     public let handler: HTTPHandler
+
+    init(method: HTTPMethod, template: PathTemplate, body: BodyPolicy, preflight: HTTPPreflight?, handler: @escaping HTTPHandler) {
+        self.method = method
+        self.template = template
+        self.body = body
+        self.preflight = preflight
+        self.handler = handler
+    }
 }
 
 /// Maps a method and a raw path to a route.
@@ -12,8 +23,11 @@ public struct Route: Sendable {
 /// A `HEAD` request is served by the `GET` route of the same path unless one is registered for `HEAD`;
 /// the server then sends the headers without the body.
 public struct Router: Sendable {
-    /// Routes grouped by template, in registration order.
+    /// Routes grouped by template, fewest parameters first.
     private var groups: [(template: PathTemplate, routes: [Route])] = []
+    /// Each group's shape, in the same order: plain integers, so that ruling a group out costs no
+    /// reference counting.
+    private var shapes: [PathTemplate.Shape] = []
 
     public init() {}
 
@@ -40,11 +54,12 @@ public struct Router: Sendable {
             self.groups.append((template, [route]))
             // Fewest parameters first, so that a literal segment beats a parameter.
             self.groups.sort { $0.template.parameterCount < $1.template.parameterCount }
+            self.shapes = self.groups.map(\.template.shape)
         }
     }
 
     public enum Resolution: Sendable {
-        case found(Route, parameters: [String: String])
+        case found(Route, parameters: PathParameters)
         case notFound
         case methodNotAllowed(route: String, allowed: [HTTPMethod])
         /// The path matched a route but a parameter is not valid percent-encoded UTF-8.
@@ -59,13 +74,15 @@ public struct Router: Sendable {
 
     private func resolve(_ method: HTTPMethod, bytes: UnsafeBufferPointer<UInt8>) -> Resolution {
         var malformed: PathTemplate?
-        for group in self.groups {
-            switch group.template.match(bytes) {
+        let shape = PathTemplate.Shape(path: bytes)
+        for index in self.shapes.indices where self.shapes[index].admits(shape) {
+            switch self.groups[index].template.match(bytes) {
             case .noMatch:
                 continue
             case .malformed:
-                malformed = malformed ?? group.template
+                malformed = malformed ?? self.groups[index].template
             case .matched(let parameters):
+                let group = self.groups[index]
                 if let route = group.routes.first(where: { $0.method == method })
                     ?? (method == .head ? group.routes.first(where: { $0.method == .get }) : nil)
                 {

@@ -120,6 +120,15 @@ struct HandlerTests {
         #expect(test.send(.delete, "/fragments/b", headers: ["If-Match": "\"1\""]).status == 412)
     }
 
+    @Test("entity tags are the version in quotes, weak for a reconstruction")
+    func entityTagFormat() {
+        #expect(CarmaService.etag(version: 0, status: .ok) == "\"0\"")
+        #expect(CarmaService.etag(version: 42, status: .blank) == "\"42\"")
+        #expect(CarmaService.etag(version: 1_234_567, status: .reconstructed) == "W/\"1234567\"")
+        #expect(CarmaService.etag(version: UInt64.max, status: .reconstructed) == "W/\"\(UInt64.max)\"")
+        #expect(CarmaService.entityTags(CarmaService.etag(version: UInt64.max, status: .ok)) == [UInt64.max])
+    }
+
     @Test("a GET with the current ETag in If-None-Match is 304")
     func notModified() throws {
         let test = try TestService()

@@ -74,6 +74,30 @@ struct RouterTests {
         #expect(route.method == .get)
     }
 
+    @Test("templates of every shape are told apart: segment counts and first-segment lengths")
+    func shapes() {
+        let cases: [(String, String?)] = [
+            ("/fragments", "/fragments"), ("/fragments/x", "/fragments/{id}"), ("/fragments/x/history", "/fragments/{id}/history"),
+            ("/dream/7", "/dream/{cycle}"), ("/dream/latest", "/dream/latest"), ("/fragment/x", nil), ("/fragmentsx/x", nil),
+            ("/", nil), ("//", nil), ("/fragments//history", nil),
+        ]
+        for (path, expected) in cases {
+            switch router.resolve(.get, path: path) {
+            case .found(let route, _): #expect(route.template.description == expected, "\(path)")
+            default: #expect(expected == nil, "\(path)")
+            }
+        }
+    }
+
+    @Test("raw UTF-8 in a parameter is taken as it is")
+    func rawBytes() {
+        guard case .found(_, let parameters) = router.resolve(.get, path: "/fragments/café") else {
+            Issue.record("no match")
+            return
+        }
+        #expect(parameters["id"] == "café")
+    }
+
     @Test("a malformed escape in a parameter is reported, not guessed")
     func malformedEscape() {
         for path in ["/fragments/%zz", "/fragments/%4", "/fragments/%ff"] {

@@ -36,6 +36,11 @@ struct PayloadCache {
         self.slots[Int(index)]
     }
 
+    /// A slot's body alone (without copying the rest of the slot).
+    func body(_ index: Int32) -> [UInt8] {
+        self.slots[Int(index)].body
+    }
+
     /// Marks a slot most recently used.
     mutating func touch(_ index: Int32) {
         guard index != self.head else { return }

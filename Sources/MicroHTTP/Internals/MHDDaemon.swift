@@ -273,47 +273,51 @@ private func begin(core: ServerCore, connection: OpaquePointer, url: UnsafePoint
     var headerFields: [(name: String, value: String)] = []
     headerFields.reserveCapacity(8)
     _ = withUnsafeMutablePointer(to: &headerFields) { MHD_get_connection_values(connection, .HEADER_KIND, collectValues, $0) }
-    let headers = HTTPHeaders(fields: headerFields)
-
     let path = String(cString: url)
-    var request = HTTPRequest(method: HTTPMethod(rawValue: String(cString: method)), path: path, headers: headers)
+    var request = HTTPRequest(method: HTTPMethod(rawValue: String(cString: method)), path: path, headers: HTTPHeaders(fields: headerFields))
+    var route: Route?
+    let early = resolve(&request, route: &route, connection: connection, core: core)
+    if let length = request.headers["Content-Length"].flatMap(Int.init), length > 0, early == nil, route?.body.acceptsBody == true {
+        request.body.reserveCapacity(length)
+    }
+    // The request is complete here and moves into the context (built once, not copied field by field).
     let context = RequestContext(connection: connection, request: request)
+    context.route = route
+    context.early = early
+    return context
+}
 
+/// Decodes the query and finds the route; returns the answer to send at once, if any.
+private func resolve(_ request: inout HTTPRequest, route: inout Route?, connection: OpaquePointer, core: ServerCore) -> HTTPResponse? {
     var rawArguments: [(name: String, value: String)] = []
     _ = withUnsafeMutablePointer(to: &rawArguments) { MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, collectValues, $0) }
     for (name, value) in rawArguments {
         guard let name = PercentEncoding.decode(Substring(name), plusIsSpace: true),
             let value = PercentEncoding.decode(Substring(value), plusIsSpace: true)
         else {
-            context.early = .problem(400, type: "malformed-query", title: "Malformed query string", detail: "a query argument is not valid percent-encoded UTF-8")
-            return context
+            return .problem(400, type: "malformed-query", title: "Malformed query string", detail: "a query argument is not valid percent-encoded UTF-8")
         }
         request.query.append((name, value))
     }
 
-    switch core.router.resolve(request.method, path: path) {
+    switch core.router.resolve(request.method, path: request.path) {
     case .notFound:
-        context.early = .problem(404, type: "not-found", title: "Not found", detail: "no resource at this path")
-    case .malformedPath(let route):
-        request.route = route
-        context.early = .problem(400, type: "malformed-path", title: "Malformed path", detail: "a path segment is not valid percent-encoded UTF-8")
-    case .methodNotAllowed(let route, let allowed):
-        request.route = route
+        return .problem(404, type: "not-found", title: "Not found", detail: "no resource at this path")
+    case .malformedPath(let template):
+        request.route = template
+        return .problem(400, type: "malformed-path", title: "Malformed path", detail: "a path segment is not valid percent-encoded UTF-8")
+    case .methodNotAllowed(let template, let allowed):
+        request.route = template
         let allow = allowed.map(\.rawValue).joined(separator: ", ")
-        context.early = .problem(
+        return .problem(
             405, type: "method-not-allowed", title: "Method not allowed",
             detail: "\(request.method) is not allowed here; allowed: \(allow)", headers: ["Allow": allow])
-    case .found(let route, let parameters):
-        request.route = route.template.description
+    case .found(let found, let parameters):
+        request.route = found.template.description
         request.pathParameters = parameters
-        context.route = route
-        context.early = checkHead(request, route: route, core: core)
+        route = found
+        return checkHead(request, route: found, core: core)
     }
-    context.request = request
-    if let length = headers["Content-Length"].flatMap(Int.init), length > 0, context.early == nil, context.route?.body.acceptsBody == true {
-        context.request.body.reserveCapacity(length)
-    }
-    return context
 }
 
 /// The checks that need only the head: body length and type against the route's policy, then the
@@ -368,8 +372,12 @@ private func queue(_ response: HTTPResponse, context: RequestContext, core: Serv
     }
     guard let mhdResponse = created else { return .NO }
     defer { MHD_destroy_response(mhdResponse) }
-    for field in response.headers where MHD_add_response_header(mhdResponse, field.name, field.value) == .NO {
-        core.logger.warning("dropped an invalid response header", metadata: ["http.header": "\(field.name)"])
+    for field in response.headers {
+        // withCString, not the implicit conversion, which would allocate a copy of each string.
+        let added = field.name.withCString { name in field.value.withCString { value in MHD_add_response_header(mhdResponse, name, value) } }
+        if added == .NO {
+            core.logger.warning("dropped an invalid response header", metadata: ["http.header": "\(field.name)"])
+        }
     }
     if core.draining.load(ordering: .relaxed) {
         _ = MHD_add_response_header(mhdResponse, "Connection", "close")

@@ -14,8 +14,8 @@ final class ServiceMetrics: DreamObserver, Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
 
-    /// Request counter and duration histogram per (route, method, code), made on first use.
-    private let requestMetrics = Mutex<[RequestKey: (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer)]>([:])
+    /// Request counts and durations per (route, method, code), kept outside the registry (see there).
+    let requests: RequestStatistics
 
     private let blanksServed: CoreMetrics.Counter
     private let fragments: [FragmentStatus: CoreMetrics.Gauge]
@@ -36,18 +36,6 @@ final class ServiceMetrics: DreamObserver, Sendable {
     /// Store counters already added to their Prometheus counters (the store keeps running totals).
     private let reported = Mutex<[String: Int]>([:])
 
-    private struct RequestKey: Hashable {
-        let route: String
-        let method: String
-        let code: Int
-
-        // Looked up on every request: hash the cheap parts only. Equality still compares the strings,
-        // and the few routes that share a length and a code just share a bucket.
-        func hash(into hasher: inout Hasher) {
-            hasher.combine(self.code &* 1024 &+ self.route.utf8.count &* 16 &+ self.method.utf8.count)
-        }
-    }
-
     /// The method as a label: one of the methods the API knows, else `other` (bounded cardinality).
     static func methodLabel(_ method: HTTPMethod) -> String {
         switch method.rawValue {
@@ -59,11 +47,11 @@ final class ServiceMetrics: DreamObserver, Sendable {
     init() {
         var factory = PrometheusMetricsFactory(registry: self.registry)
         // Sub-millisecond GETs up to multi-second outliers.
-        factory.durationHistogramBuckets["carma_http_request_duration_seconds"] = [
+        self.requests = RequestStatistics(bounds: [
             .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
             .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
             .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(10),
-        ]
+        ])
         factory.durationHistogramBuckets["carma_repair_duration_seconds"] = [
             .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5),
             .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
@@ -106,20 +94,7 @@ final class ServiceMetrics: DreamObserver, Sendable {
     // MARK: HTTP
 
     func requestFinished(route: String, method: HTTPMethod, status: Int, duration: Duration) {
-        let methodLabel = Self.methodLabel(method)
-        let key = RequestKey(route: route, method: methodLabel, code: status)
-        let metrics = self.requestMetrics.withLock { cache in
-            if let existing = cache[key] { return existing }
-            let code = status == 0 ? "aborted" : String(status)
-            let made = (
-                counter: CoreMetrics.Counter(label: "carma_http_requests_total", dimensions: [("route", route), ("method", methodLabel), ("code", code)], factory: self.factory),
-                timer: CoreMetrics.Timer(label: "carma_http_request_duration_seconds", dimensions: [("route", route), ("method", methodLabel), ("code", code)], factory: self.factory)
-            )
-            cache[key] = made
-            return made
-        }
-        metrics.counter.increment()
-        metrics.timer.recordNanoseconds(duration.nanoseconds)
+        self.requests.record(route: route, method: Self.methodLabel(method), code: status, duration: duration)
     }
 
     func blankServed() {
@@ -192,6 +167,7 @@ final class ServiceMetrics: DreamObserver, Sendable {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 << 10)
         self.registry.emit(into: &buffer)
+        self.requests.emit(into: &buffer)
         return buffer
     }
 

@@ -1,5 +1,5 @@
 /// Told about every request the server finished, for metrics and access logs.
-public protocol HTTPServerObserver: Sendable {
+public protocol HTTPServerObserver: AnyObject, Sendable {
     /// - Parameters:
     ///   - route: The route template that matched, or `unmatched`.
     ///   - method: The request method.

@@ -14,15 +14,9 @@ extension CarmaService {
         return id
     }
 
-    func putFragment(_ request: HTTPRequest) -> HTTPResult {
-        let id: String
-        let input: FragmentInput
-        do {
-            id = try self.fragmentID(request)
-            input = try FragmentJSON.input(from: request.body, id: id)
-        } catch {
-            return .response(error.response)
-        }
+    func putFragment(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
+        let id = try self.fragmentID(request)
+        let input = try FragmentJSON.input(from: request.body, id: id)
         let precondition = Self.precondition(request.headers)
         let store = self.store
         return .deferred { [unowned self] complete in
@@ -53,13 +47,8 @@ extension CarmaService {
         return response
     }
 
-    func getFragment(_ request: HTTPRequest) -> HTTPResult {
-        let id: String
-        do {
-            id = try self.fragmentID(request)
-        } catch {
-            return .response(error.response)
-        }
+    func getFragment(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
+        let id = try self.fragmentID(request)
         switch self.store.read(id) {
         case .notFound:
             return .response(.notFound(id))
@@ -92,13 +81,8 @@ extension CarmaService {
         }
     }
 
-    func deleteFragment(_ request: HTTPRequest) -> HTTPResult {
-        let id: String
-        do {
-            id = try self.fragmentID(request)
-        } catch {
-            return .response(error.response)
-        }
+    func deleteFragment(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
+        let id = try self.fragmentID(request)
         let precondition = Self.precondition(request.headers)
         let store = self.store
         return .deferred { [unowned self] complete in
@@ -111,7 +95,7 @@ extension CarmaService {
         }
     }
 
-    func listFragments(_ request: HTTPRequest) -> HTTPResult {
+    func listFragments(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
         var status: FragmentStatus?
         if let raw = request.queryValue("status") {
             guard let parsed = FragmentStatus(rawValue: raw) else {
@@ -119,12 +103,7 @@ extension CarmaService {
             }
             status = parsed
         }
-        let limit: Int
-        do {
-            limit = try request.integer("limit", in: 1...1000, default: 100)
-        } catch {
-            return .response(error.response)
-        }
+        let limit = try request.integer("limit", in: 1...1000, default: 100)
         let cursor = request.queryValue("cursor")
         if let cursor, !FragmentID.isValid(cursor) {
             return .response(.badRequest("invalid-query", "Invalid query", detail: "cursor is not one this server issued"))
@@ -141,13 +120,8 @@ extension CarmaService {
         }
     }
 
-    func history(_ request: HTTPRequest) -> HTTPResult {
-        let id: String
-        do {
-            id = try self.fragmentID(request)
-        } catch {
-            return .response(error.response)
-        }
+    func history(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
+        let id = try self.fragmentID(request)
         do {
             guard let events = try self.store.history(id), let row = self.store.row(id) else {
                 return .response(.notFound(id))

@@ -85,20 +85,10 @@ extension CarmaService {
         ]))
     }
 
-    func context(_ request: HTTPRequest) -> HTTPResult {
-        let id: String
-        do {
-            id = try self.fragmentID(request)
-        } catch {
-            return .response(error.response)
-        }
+    func context(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
+        let id = try self.fragmentID(request)
         guard let row = self.store.row(id) else { return .response(.notFound(id)) }
-        let k: Int
-        do {
-            k = try request.integer("k", in: 0...50, default: 5)
-        } catch {
-            return .response(error.response)
-        }
+        let k = try request.integer("k", in: 0...50, default: 5)
         func describe(_ ids: [String]) -> JSONValue {
             let rows = self.store.rows(ids)
             return .array(zip(ids, rows).map { id, row in

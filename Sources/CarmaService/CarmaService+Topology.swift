@@ -8,19 +8,13 @@ extension CarmaService {
     static let topologyDefaultLimit = 500
     static let topologyMaxLimit = 10_000
 
-    func topology(_ request: HTTPRequest) -> HTTPResult {
+    func topology(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
         let format = request.queryValue("format") ?? "json"
         guard format == "json" || format == "dot" else {
             return .response(.badRequest("invalid-query", "Invalid query", detail: "format is json or dot"))
         }
-        let limit: Int
-        let depth: Int
-        do {
-            limit = try request.integer("limit", in: 1...Self.topologyMaxLimit, default: Self.topologyDefaultLimit)
-            depth = try request.integer("depth", in: 0...10, default: 2)
-        } catch {
-            return .response(error.response)
-        }
+        let limit = try request.integer("limit", in: 1...Self.topologyMaxLimit, default: Self.topologyDefaultLimit)
+        let depth = try request.integer("depth", in: 0...10, default: 2)
         var graph: Graph
         if let around = request.queryValue("around") {
             guard FragmentID.isValid(around), self.store.row(around) != nil else {

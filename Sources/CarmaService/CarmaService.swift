@@ -69,18 +69,30 @@ public final class CarmaService: Sendable {
                 status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"],
                 body: self.metrics.exposition(store: self.store, engine: self.engine)))
         }
-        router.add(.get, "/fragments", preflight: read) { [unowned self] in self.listFragments($0) }
-        router.add(.put, "/fragments/{id}", body: .json, preflight: write) { [unowned self] in self.putFragment($0) }
-        router.add(.get, "/fragments/{id}", preflight: read) { [unowned self] in self.getFragment($0) }
-        router.add(.delete, "/fragments/{id}", preflight: write) { [unowned self] in self.deleteFragment($0) }
-        router.add(.get, "/fragments/{id}/history", preflight: read) { [unowned self] in self.history($0) }
-        router.add(.get, "/fragments/{id}/context", preflight: read) { [unowned self] in self.context($0) }
+        router.add(.get, "/fragments", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.listFragments(request) })
+        router.add(.put, "/fragments/{id}", body: .json, preflight: write, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.putFragment(request) })
+        router.add(.get, "/fragments/{id}", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.getFragment(request) })
+        router.add(.delete, "/fragments/{id}", preflight: write, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.deleteFragment(request) })
+        router.add(.get, "/fragments/{id}/history", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.history(request) })
+        router.add(.get, "/fragments/{id}/context", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.context(request) })
         router.add(.post, "/query", body: .json, preflight: read) { [unowned self] in self.query($0) }
         router.add(.post, "/dream", body: .optionalJSON, preflight: write) { [unowned self] in self.startDream($0) }
         router.add(.get, "/dream", preflight: read) { [unowned self] _ in .response(.json(200, self.engine.status())) }
         router.add(.get, "/dream/{cycle}", preflight: read) { [unowned self] in self.dreamReport($0) }
-        router.add(.get, "/topology", preflight: read) { [unowned self] in self.topology($0) }
+        router.add(.get, "/topology", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.topology(request) })
         return router
+    }
+
+    /// A handler for the router from one that throws its 4xx answer: the request's own faults (a bad
+    /// id, a bad query argument) are thrown where they are found instead of caught in every handler.
+    private static func answering(_ handler: @escaping @Sendable (HTTPRequest) throws(HTTPError) -> HTTPResult) -> HTTPHandler {
+        { request in
+            do throws(HTTPError) {
+                return try handler(request)
+            } catch {
+                return .response(error.response)
+            }
+        }
     }
 
     private func readiness() -> HTTPResult {

@@ -103,6 +103,22 @@ run_wrk() {
   echo "${rps:-0} ${p99:-0} ${non2xx:-0} ${errors:-0}"
 }
 
+# disk_writes: "write_ios sectors" so far on the block device holding $WORK (from /proc/diskstats),
+# or "0 0" when it cannot be told (overlay or tmpfs). Two readings around a run give what it wrote.
+disk_writes() {
+  local source name
+  source=$(df --output=source "$WORK" | tail -1)
+  name=${source#/dev/}
+  awk -v n="$name" '$3 == n {print $8, $10; found=1} END {if (!found) print "0 0"}' /proc/diskstats
+}
+
+# per_op BEFORE AFTER OPS: "ios_per_op kb_per_op" between two disk_writes readings.
+per_op() {
+  awk -v b="$1" -v a="$2" -v n="$3" 'BEGIN {split(b, x, " "); split(a, y, " ");
+    if (n <= 0) {print "0 0"; exit}
+    printf "%.2f %.1f\n", (y[1] - x[1]) / n, (y[2] - x[2]) * 512 / 1024 / n}'
+}
+
 # median of the arguments
 median() {
   printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'

@@ -74,20 +74,27 @@ public final class FragmentStore: Sendable {
     }
 
     private func loadIndex() throws(StoreError) {
-        do {
+        do throws(SQLiteError) {
             // Straight into the index, one lock for the whole load (start-up time at a million rows).
             let queued = try self.registry.queuedTimes()
             let rows = try self.registry.fragmentCount()
             var live: [UInt32: UInt64] = [:]
-            try self.state.withLock { (state) throws(SQLiteError) in
+            // Reading and decoding the rows takes about as long as inserting them into the index, so
+            // a second thread reads while this one inserts (a few chunks in flight, to bound memory).
+            let scan = RegistryScan(registry: self.registry)
+            scan.start()
+            self.state.withLock { state in
                 state.reserve(rows)
-                try self.registry.forEachFragment { row in
-                    if let location = row.redundancy {
-                        live[location.segment, default: 0] += UInt64(row.copyLength)
+                while let chunk = scan.next() {
+                    for row in chunk {
+                        if let location = row.redundancy {
+                            live[location.segment, default: 0] += UInt64(row.copyLength)
+                        }
+                        state.set(row.id, IndexEntry(row: row, queuedAt: queued.isEmpty ? nil : queued[row.id]))
                     }
-                    state.set(row.id, IndexEntry(row: row, queuedAt: queued[row.id]))
                 }
             }
+            if let failure = scan.failure { throw failure }
             self.redundancy.retain(live)
             self.lastVersion.store(try self.registry.maxVersion(), ordering: .relaxed)
             let dimension = try self.registry.meta("embedding_dimension").flatMap { Int($0) }

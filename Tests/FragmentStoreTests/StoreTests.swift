@@ -28,6 +28,36 @@ struct StoreTests {
         }
     }
 
+    @Test("the start-up scan hands over every registry row once, in order, across chunks")
+    func registryScanChunks() throws {
+        let test = try TestStore()
+        let ids = (0..<23).map { "s\($0)" }
+        for id in ids { try test.put(id, "content of \(id)", tags: ["scan"]) }
+        test.store.close()
+        // Chunks of 4 with one in flight: six hand-overs, the reader waiting on the consumer each time.
+        let scan = RegistryScan(registry: test.store.registry, chunkSize: 4, chunksInFlight: 1)
+        scan.start()
+        var seen: [String] = []
+        var sizes: [Int] = []
+        while let chunk = scan.next() {
+            sizes.append(chunk.count)
+            seen += chunk.map(\.id)
+        }
+        #expect(scan.failure == nil)
+        #expect(seen == ids.sorted())
+        #expect(sizes == [4, 4, 4, 4, 4, 3])
+
+        // And a store opened on those rows indexes all of them.
+        try test.reopen(cacheBytes: 0)
+        for id in ids {
+            guard case .fragment(let fragment) = test.store.read(id) else {
+                Issue.record("\(id) not readable after reopening")
+                continue
+            }
+            #expect(try JSONParser.parse(fragment.body)["content"]?.stringValue == "content of \(id)")
+        }
+    }
+
     @Test("versions only go up and replacing reports an update")
     func versions() throws {
         let test = try TestStore()

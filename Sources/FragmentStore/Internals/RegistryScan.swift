@@ -46,8 +46,8 @@ final class RegistryScan: @unchecked Sendable {
         self.chunks.put(chunk)
     }
 
-    /// The next chunk of rows, in the registry's order; nil once all were handed over (or the scan
-    /// failed: see `failure`).
+    /// The next chunk of rows, in the order SQLite returns them; nil once all were handed over (or
+    /// the scan failed: see `failure`).
     func next() -> [FragmentRow]? {
         guard let taken = self.chunks.takeBatch(limit: 1) else { return nil }
         self.room.signal()

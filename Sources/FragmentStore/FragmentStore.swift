@@ -75,12 +75,11 @@ public final class FragmentStore: Sendable {
 
     private func loadIndex() throws(StoreError) {
         do throws(SQLiteError) {
-            // Straight into the index, one lock for the whole load (start-up time at a million rows).
             let queued = try self.registry.queuedTimes()
             let rows = try self.registry.fragmentCount()
             var live: [UInt32: UInt64] = [:]
-            // Reading and decoding the rows takes about as long as inserting them into the index, so
-            // a second thread reads while this one inserts (a few chunks in flight, to bound memory).
+            // Straight into the index, under one lock for the whole load. Reading and decoding the rows
+            // takes about as long as inserting them, so a second thread reads while this one inserts.
             let scan = RegistryScan(registry: self.registry)
             scan.start()
             self.state.withLock { state in
@@ -90,7 +89,7 @@ public final class FragmentStore: Sendable {
                         if let location = row.redundancy {
                             live[location.segment, default: 0] += UInt64(row.copyLength)
                         }
-                        state.set(row.id, IndexEntry(row: row, queuedAt: queued.isEmpty ? nil : queued[row.id]))
+                        state.set(row.id, IndexEntry(row: row, queuedAt: queued[row.id]))
                     }
                 }
             }
@@ -162,7 +161,7 @@ extension FragmentStore {
                     let body = state.cache.body(entry.cacheSlot)
                     return .hit(ServedFragment(body: body, version: entry.row.version, status: entry.row.status, checksum: entry.row.checksum))
                 }
-                return .miss(version: entry.row.version, status: entry.row.status, checksum: entry.row.checksum, kind: entry.fileKind)
+                return .miss(version: entry.row.version, status: entry.row.status, checksum: entry.row.checksum, kind: entry.row.servedKind)
             }
             switch lookup {
             case .notFound:

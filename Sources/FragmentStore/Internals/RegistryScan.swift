@@ -4,13 +4,14 @@ import Foundation
 /// so that start-up can insert one chunk into the index while the next is read and decoded. At most
 /// `chunksInFlight` chunks wait at any time, which bounds the memory the overlap costs.
 final class RegistryScan: @unchecked Sendable {
-    // @unchecked: `failureStorage` is written by the scan thread before it closes the queue and read
-    // by the consumer only after `next()` returned nil; the queue's lock orders the two.
+    // @unchecked: `failure` is written by the scan thread before it closes the queue and read by the
+    // consumer only after `next()` returned nil; the queue's lock orders the two.
     private let registry: Registry
     private let chunks = BlockingQueue<[FragmentRow]>()
     private let room: DispatchSemaphore
     private let chunkSize: Int
-    private var failureStorage: SQLiteError?
+    /// Why the scan stopped early, if it did. Read it after `next()` returned nil.
+    private(set) var failure: SQLiteError?
 
     init(registry: Registry, chunkSize: Int = 4096, chunksInFlight: Int = 8) {
         self.registry = registry
@@ -33,7 +34,7 @@ final class RegistryScan: @unchecked Sendable {
                 }
                 if !chunk.isEmpty { self.hand(chunk) }
             } catch {
-                self.failureStorage = error
+                self.failure = error
             }
             self.chunks.close()
         }
@@ -52,10 +53,5 @@ final class RegistryScan: @unchecked Sendable {
         guard let taken = self.chunks.takeBatch(limit: 1) else { return nil }
         self.room.signal()
         return taken[0]
-    }
-
-    /// Why the scan stopped early, if it did. Read it after `next()` returned nil.
-    var failure: SQLiteError? {
-        self.failureStorage
     }
 }

@@ -9,8 +9,6 @@ struct IndexEntry {
         self.row = row
         self.queuedAt = queuedAt
     }
-
-    var fileKind: PayloadFile.Kind { self.row.servedKind }
 }
 
 /// Everything the read path needs, behind one lock: the index, the cache, and running totals.

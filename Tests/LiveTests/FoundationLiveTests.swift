@@ -83,7 +83,9 @@ struct FoundationLiveTests {
         let started = Date()
         #expect(connection.waitForClose(seconds: 10))
         let elapsed = Date().timeIntervalSince(started)
-        #expect(elapsed >= 0.9 && elapsed < 5, "dropped after \(elapsed) s")
+        // Not before the timeout; how long after it depends on the machine's load, so only the
+        // 10 s wait above bounds it.
+        #expect(elapsed >= 0.9, "dropped after \(elapsed) s")
         // Others are still served.
         #expect(try server.connection().request("GET", "/healthz").status == 200)
     }

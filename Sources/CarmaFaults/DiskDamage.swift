@@ -1,11 +1,21 @@
 import Foundation
 
-/// Damages a store's files the way a failing disk would: payload files deleted, a byte flipped inside
-/// one, redundancy copies overwritten inside their segments. It finds files by the id in their
-/// self-describing headers (32 bytes: "CRMF", …, id length at 8, record length at 12, version at 16;
-/// then the id), so it does not depend on how the store names them. Used by `carma experiment` and by
-/// the tests.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Damages a store's segment logs the way a failing disk would: records zeroed or with a flipped
+/// byte (in place, like a bad sector: a running carmad sees it on its next read), whole segments
+/// deleted, the newest segment's tail cut. It finds records by their self-describing headers
+/// ("CRML", kind at 5, id length at 8, body length at 12, version at 16, then the id at 40), so it
+/// does not depend on the store's index. Used by `carmad faults`, `carma experiment` and the tests.
 public struct DiskDamage: Sendable {
+    /// Which log: the primary one under the data directory, or the redundancy one.
+    public enum Volume: String, Sendable, CaseIterable {
+        case primary
+        case redundancy
+    }
+
     public let dataDirectory: String
     public let redundancyDirectory: String
 
@@ -17,109 +27,161 @@ public struct DiskDamage: Sendable {
         self.redundancyDirectory = redundancyDirectory ?? "\(dataDirectory)/redundancy"
     }
 
-    /// Primary payload files by fragment id.
-    public func payloadFiles() -> [String: [String]] {
-        var result: [String: [String]] = [:]
-        let root = "\(self.dataDirectory)/payloads"
-        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [:] }
-        while let name = enumerator.nextObject() as? String {
-            guard name.hasSuffix(".frag") || name.hasSuffix(".recon") else { continue }
-            let path = "\(root)/\(name)"
-            guard let id = Self.headerID(path) else { continue }
-            result[id, default: []].append(path)
-        }
-        return result
+    public func segmentDirectory(_ volume: Volume) -> String {
+        volume == .primary ? "\(self.dataDirectory)/segments" : "\(self.redundancyDirectory)/segments"
     }
 
-    static func headerID(_ path: String) -> String? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        let head = [UInt8](handle.readData(ofLength: 32 + 256))
-        guard head.count >= 32, head[0..<4].elementsEqual(Array("CRMF".utf8)) else { return nil }
-        let length = Int(head[8]) | Int(head[9]) << 8
-        guard head.count >= 32 + length else { return nil }
-        return String(decoding: head[32..<(32 + length)], as: UTF8.self)
-    }
-
-    /// The primary payload files of one fragment.
-    public func payloadFiles(of id: String) -> [String] {
-        self.payloadFiles()[id] ?? []
-    }
-
-    public func delete(_ path: String) throws {
-        try FileManager.default.removeItem(atPath: path)
-    }
-
-    /// Flips one bit in the record part of a payload file.
-    public func flipByte(_ path: String) throws {
-        var data = try Data(contentsOf: URL(fileURLWithPath: path))
-        guard data.count > 40 else { return }
-        data[data.count - 5] ^= 0x40
-        try data.write(to: URL(fileURLWithPath: path))
-    }
-
-    /// A redundancy copy inside a segment file.
-    public struct Copy: Sendable {
+    /// One record found in a segment.
+    public struct Record: Sendable {
+        public var volume: Volume
         public var path: String
+        public var segment: UInt32
         public var offset: Int
         public var length: Int
-        public var recordOffset: Int
+        public var bodyOffset: Int
+        public var id: String
         public var version: UInt64
+        /// 1 put, 2 delete, 3 reconstruction.
+        public var kind: UInt8
     }
 
-    /// Every redundancy copy with a readable header, by id, in segment order.
-    public func redundancyCopies() -> [String: [Copy]] {
-        var result: [String: [Copy]] = [:]
-        let segments = ((try? FileManager.default.contentsOfDirectory(atPath: self.redundancyDirectory)) ?? []).filter { $0.hasSuffix(".seg") }.sorted()
-        for name in segments {
-            let path = "\(self.redundancyDirectory)/\(name)"
+    /// Segment files of a log, in order.
+    public func segments(_ volume: Volume) -> [(number: UInt32, path: String)] {
+        let directory = self.segmentDirectory(volume)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { name -> (UInt32, String)? in
+            guard name.hasSuffix(".seg"), name.utf8.count == 12, let number = UInt32(name.prefix(8), radix: 16) else { return nil }
+            return (number, "\(directory)/\(name)")
+        }.sorted { $0.0 < $1.0 }
+    }
+
+    /// Every record with a readable header, by id, in log order.
+    public func records(_ volume: Volume) -> [String: [Record]] {
+        var result: [String: [Record]] = [:]
+        for (number, path) in self.segments(volume) {
             guard let bytes = FileManager.default.contents(atPath: path).map({ [UInt8]($0) }) else { continue }
             var offset = 0
-            while offset + 32 <= bytes.count {
-                guard bytes[offset..<(offset + 4)].elementsEqual(Array("CRMF".utf8)) else {
+            while offset + 40 <= bytes.count {
+                guard bytes[offset..<(offset + 4)].elementsEqual(Array("CRML".utf8)) else {
                     offset += 1
                     continue
                 }
                 let idLength = Int(bytes[offset + 8]) | Int(bytes[offset + 9]) << 8
-                let recordLength = (0..<4).reduce(0) { $0 | Int(bytes[offset + 12 + $1]) << ($1 * 8) }
+                let bodyLength = (0..<4).reduce(0) { $0 | Int(bytes[offset + 12 + $1]) << ($1 * 8) }
                 let version = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[offset + 16 + $1]) << UInt64($1 * 8) }
-                let end = offset + 32 + idLength + recordLength
-                guard end <= bytes.count else { break }
-                let id = String(decoding: bytes[(offset + 32)..<(offset + 32 + idLength)], as: UTF8.self)
-                result[id, default: []].append(Copy(path: path, offset: offset, length: end - offset, recordOffset: offset + 32 + idLength, version: version))
+                let end = offset + 40 + idLength + bodyLength
+                guard idLength > 0, idLength <= 200, end <= bytes.count else {
+                    offset += 1
+                    continue
+                }
+                let id = String(decoding: bytes[(offset + 40)..<(offset + 40 + idLength)], as: UTF8.self)
+                result[id, default: []].append(
+                    Record(
+                        volume: volume, path: path, segment: number, offset: offset, length: end - offset, bodyOffset: offset + 40 + idLength,
+                        id: id, version: version, kind: bytes[offset + 5]))
                 offset = end
             }
         }
         return result
     }
 
-    /// Overwrites the records of every redundancy copy of the given ids with zeros, in place like a bad
-    /// sector (the server keeps segments open). Headers stay readable; checksums no longer match.
-    /// - Returns: What each copy held before, to put back with `restore`.
+    /// Saved bytes of damaged records, to put back with `restore` (a volume that comes back).
+    public typealias Saved = [(Record, Data)]
+
+    /// Overwrites every record (header included) of the given ids in a log with zeros: the store finds
+    /// them corrupt (`checksum_mismatch`) on its next read or scrub.
     @discardableResult
-    public func destroyRedundancy(of ids: Set<String>) throws -> [(Copy, Data)] {
-        var saved: [(Copy, Data)] = []
-        for (id, copies) in self.redundancyCopies() where ids.contains(id) {
-            for copy in copies {
-                let handle = try FileHandle(forUpdating: URL(fileURLWithPath: copy.path))
-                try handle.seek(toOffset: UInt64(copy.offset))
-                let original = try handle.read(upToCount: copy.length) ?? Data()
-                try handle.seek(toOffset: UInt64(copy.recordOffset))
-                try handle.write(contentsOf: Data(repeating: 0, count: copy.offset + copy.length - copy.recordOffset))
-                try handle.close()
-                saved.append((copy, original))
+    public func zero(_ ids: Set<String>, in volume: Volume) throws -> Saved {
+        try self.overwrite(ids, in: volume) { record in Data(repeating: 0, count: record.length) }
+    }
+
+    /// Flips one bit in the body of every record of the given ids in a log.
+    @discardableResult
+    public func flip(_ ids: Set<String>, in volume: Volume) throws -> Saved {
+        try self.overwrite(ids, in: volume, from: { $0.bodyOffset == $0.offset + $0.length ? $0.offset : $0.offset + $0.length - 1 }) { record in
+            Data([0x40])
+        }
+    }
+
+    /// The redundancy copies of the given ids zeroed (kept for the existing callers' wording).
+    @discardableResult
+    public func destroyRedundancy(of ids: Set<String>) throws -> Saved {
+        try self.zero(ids, in: .redundancy)
+    }
+
+    private func overwrite(_ ids: Set<String>, in volume: Volume, from start: ((Record) -> Int)? = nil, _ bytes: (Record) -> Data) throws -> Saved {
+        var saved: Saved = []
+        for (id, records) in self.records(volume) where ids.contains(id) {
+            for record in records {
+                let handle = try FileHandle(forUpdating: URL(fileURLWithPath: record.path))
+                defer { try? handle.close() }
+                try handle.seek(toOffset: UInt64(record.offset))
+                let original = try handle.read(upToCount: record.length) ?? Data()
+                let at = start?(record) ?? record.offset
+                var replacement = bytes(record)
+                if start != nil {
+                    // A flip: XOR the byte that is there.
+                    replacement = Data([original[at - record.offset] ^ replacement[0]])
+                }
+                try handle.seek(toOffset: UInt64(at))
+                try handle.write(contentsOf: replacement)
+                saved.append((record, original))
             }
         }
         return saved
     }
 
-    /// Puts back copies saved by `destroyRedundancy` (a volume that comes back).
-    public func restore(_ saved: [(Copy, Data)]) throws {
-        for (copy, original) in saved {
-            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: copy.path))
-            try handle.seek(toOffset: UInt64(copy.offset))
+    /// Puts back records saved by `zero`, `flip` or `destroyRedundancy`.
+    public func restore(_ saved: Saved) throws {
+        for (record, original) in saved {
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: record.path))
+            try handle.seek(toOffset: UInt64(record.offset))
             try handle.write(contentsOf: original)
             try handle.close()
         }
+    }
+
+    /// Deletes a whole segment file: every fragment whose newest record lived there turns `missing`.
+    public func dropSegment(_ number: UInt32, in volume: Volume) throws {
+        guard let path = self.segments(volume).first(where: { $0.number == number })?.path else {
+            throw DamageError("no segment \(number) in the \(volume.rawValue) log")
+        }
+        try FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Cuts `bytes` off the end of the newest segment (a write torn by a crash).
+    public func cutTail(_ bytes: Int, in volume: Volume) throws {
+        guard let path = self.segments(volume).last?.path else { throw DamageError("the \(volume.rawValue) log has no segment") }
+        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+        guard truncate(path, off_t(max(0, size - bytes))) == 0 else { throw DamageError("cannot truncate \(path)") }
+    }
+
+    /// Appends garbage to the newest segment (a half-written record after a crash).
+    public func appendGarbage(_ bytes: [UInt8], in volume: Volume) throws {
+        guard let path = self.segments(volume).last?.path else { throw DamageError("the \(volume.rawValue) log has no segment") }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(bytes))
+    }
+
+    /// Whether a carmad holds the data directory (its `LOCK` file is locked).
+    public var storeIsRunning: Bool {
+        let fd = open("\(self.dataDirectory)/LOCK", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return false
+        }
+        return true
+    }
+}
+
+public struct DamageError: Error, CustomStringConvertible {
+    public let description: String
+
+    init(_ description: String) {
+        self.description = description
     }
 }

@@ -1,4 +1,5 @@
 import CarmaJSON
+import Dispatch
 import FragmentStore
 import MicroHTTP
 
@@ -78,6 +79,8 @@ extension CarmaService {
                 return .response(.json(503, body, headers: strictHeaders))
             }
             return .response(.json(200, body, headers: headers))
+        case .unavailable(let reason):
+            return .response(.problem(for: StoreError.unavailable(reason)))
         }
     }
 
@@ -109,31 +112,51 @@ extension CarmaService {
             return .response(.badRequest("invalid-query", "Invalid query", detail: "cursor is not one this server issued"))
         }
         let tag = request.queryValue("tag")
-        do {
-            let page = try self.store.list(status: status, tag: tag, after: cursor, limit: limit)
-            return .response(.json(200, [
-                "items": .array(page.rows.map(FragmentJSON.summary)),
-                "next_cursor": page.nextAfter.map(JSONValue.string) ?? .null,
-            ]))
-        } catch {
-            return .response(.problem(for: error))
+        let store = self.store
+        let wanted = status
+        return self.afterApplied {
+            do throws(StoreError) {
+                let page = try store.list(status: wanted, tag: tag, after: cursor, limit: limit)
+                return .json(200, [
+                    "items": .array(page.rows.map(FragmentJSON.summary)),
+                    "next_cursor": page.nextAfter.map(JSONValue.string) ?? .null,
+                ])
+            } catch {
+                return .problem(for: error)
+            }
+        }
+    }
+
+    /// Answers once the registry has applied every write acknowledged so far, so that listings and
+    /// histories agree with earlier reads; the HTTP thread never waits for it (the connection is
+    /// suspended meanwhile).
+    func afterApplied(_ answer: @escaping @Sendable () -> HTTPResponse) -> HTTPResult {
+        let store = self.store
+        return .deferred { complete in
+            store.whenApplied {
+                // Not on the apply thread: the answer reads SQLite.
+                DispatchQueue.global().async { complete(answer()) }
+            }
         }
     }
 
     func history(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
         let id = try self.fragmentID(request)
-        do {
-            guard let events = try self.store.history(id), let row = self.store.row(id) else {
-                return .response(.notFound(id))
+        let store = self.store
+        return self.afterApplied {
+            do throws(StoreError) {
+                guard let events = try store.history(id), let row = store.row(id) else {
+                    return .notFound(id)
+                }
+                return .json(200, [
+                    "id": .string(id),
+                    "status": .string(row.status.rawValue),
+                    "version": .number(Double(row.version)),
+                    "events": .array(events.map(FragmentJSON.event)),
+                ])
+            } catch {
+                return .problem(for: error)
             }
-            return .response(.json(200, [
-                "id": .string(id),
-                "status": .string(row.status.rawValue),
-                "version": .number(Double(row.version)),
-                "events": .array(events.map(FragmentJSON.event)),
-            ]))
-        } catch {
-            return .response(.problem(for: error))
         }
     }
 

@@ -27,7 +27,7 @@ extension CarmaService {
                 return .response(.badRequest("invalid-query", "Invalid query", detail: "after is a fragment id"))
             }
             do {
-                let ids = try self.store.scrubIDs(after: after, limit: limit + 1)
+                let ids = try self.store.ids(after: after, limit: limit + 1)
                 graph = self.graph(ids: Array(ids.prefix(limit)))
                 graph.truncated = ids.count > limit
             } catch {

@@ -30,6 +30,10 @@ extension HTTPResponse {
             return .problem(500, type: "storage-error", title: "Storage error", detail: error.message)
         case .closed:
             return .problem(503, type: "shutting-down", title: "Shutting down", detail: error.message, headers: ["Retry-After": "5"])
+        case .unavailable:
+            return .problem(503, type: "temporarily-unavailable", title: "Temporarily unavailable", detail: error.message, headers: ["Retry-After": "1"])
+        case .locked, .previousLayout:
+            return .problem(500, type: "storage-error", title: "Storage error", detail: error.message)
         }
     }
 

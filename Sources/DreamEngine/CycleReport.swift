@@ -45,8 +45,8 @@ public struct CycleReport: Sendable {
     public var events: [Event] = []
     public var eventsTruncated = false
     public var stopReason: String?
-    /// Redundancy segments removed and live copies moved by compaction.
-    public var compaction: (segments: Int, copies: Int)?
+    /// What compaction did: segments removed, live records copied forward, tombstones, space.
+    public var compaction: CompactionSummary?
 
     public static let maxEvents = 20_000
 
@@ -109,7 +109,12 @@ public struct CycleReport: Sendable {
         object["repairs"] = .object(repairs)
         object["outcomes"] = Self.counts(self.outcomes)
         if let compaction = self.compaction {
-            object["compaction"] = ["segments_removed": .number(Double(compaction.segments)), "copies_moved": .number(Double(compaction.copies))]
+            object["compaction"] = [
+                "segments_removed": .number(Double(compaction.segments)), "records_copied": .number(Double(compaction.recordsCopied)),
+                "tombstones_kept": .number(Double(compaction.tombstonesKept)),
+                "tombstones_dropped": .number(Double(compaction.tombstonesDropped)),
+                "bytes_reclaimed": .number(Double(compaction.bytesReclaimed)),
+            ]
         }
         if let stopReason = self.stopReason {
             object["stop_reason"] = .string(stopReason)

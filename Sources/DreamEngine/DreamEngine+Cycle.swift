@@ -6,19 +6,7 @@ import Logging
 // One dream cycle: repair what is queued, scrub a slice of the store, repair what the scrub found.
 
 extension DreamEngine {
-    /// The recovery tiers, cheapest first.
-    enum Tier: String {
-        /// The primary file verifies after all (a transient error, or restored by hand).
-        case primary
-        /// The payload cache still holds the exact bytes.
-        case cache
-        /// The second copy in the redundancy directory.
-        case redundancy
-        /// Rebuilt from context: approximate, flagged.
-        case reconstruction
-        /// Nothing usable: stays blank, retried later.
-        case none
-    }
+    typealias Tier = RepairTier
 
     func run(_ initial: CycleReport) {
         let started = ContinuousClock.now
@@ -49,13 +37,13 @@ extension DreamEngine {
         }
 
         if budget.timeLeft, !self.isStopping {
-            // Background chore: reclaim redundancy segments that are mostly superseded copies.
-            _ = self.phase("compact", counting: "copies_moved") {
-                let (segments, copies) = self.store.compactRedundancy()
+            // Background chore: reclaim log segments that are mostly superseded records.
+            _ = self.phase("compact", counting: "records_copied") {
+                let summary = self.store.compact()
                 self.update { report in
-                    if segments > 0 { report.compaction = (segments, copies) }
+                    if summary.segments > 0 || summary.tombstonesDropped > 0 { report.compaction = summary }
                 }
-                return copies
+                return summary.recordsCopied
             }
         }
 
@@ -166,19 +154,19 @@ extension DreamEngine {
             return .handled
         }
         let exact: (Tier, [UInt8], String)? =
-            self.store.exactRecordFromPrimary(target).map { (.primary, $0, "primary payload file") }
+            self.store.exactRecordFromPrimary(target).map { (.primary, $0, "primary log") }
             ?? self.store.exactRecordFromCache(target).map { (.cache, $0, "payload cache") }
-            ?? self.store.exactRecordFromRedundancy(target).map { (.redundancy, $0, "redundancy copy in \(self.store.redundancyRoot)") }
+            ?? self.store.exactRecordFromRedundancy(target).map { (.redundancy, $0, "redundancy log in \(self.store.redundancyRoot)") }
         if let (tier, record, source) = exact {
             let milliseconds = Self.seconds(ContinuousClock.now - started) * 1000
-            return .restore(Restoration(target: target, record: record, tier: tier.rawValue, source: source, cycle: cycle, durationMilliseconds: milliseconds))
+            return .restore(Restoration(target: target, record: record, tier: tier, source: source, cycle: cycle, durationMilliseconds: milliseconds))
         }
         let attempt = ticket.attempts + 1
         if target.row.status == .reconstructed {
             // Already rebuilt approximately; keep looking for an exact source in later cycles.
             let retryAt = self.retryTime(attempt: attempt)
             try? self.store.postponeRepair(target, reason: "no exact source yet", attempt: attempt, retryAt: retryAt, cycle: cycle, recordEvent: false)
-            self.record(ticket.id, tier: Tier.none.rawValue, outcome: "still_reconstructed", started: started, detail: ["next_try_at": .string(retryAt.rfc3339)])
+            self.record(ticket.id, tier: Tier.none, outcome: "still_reconstructed", started: started, detail: ["next_try_at": .string(retryAt.rfc3339)])
             return .handled
         }
         if let reconstructor = self.reconstructor {
@@ -189,7 +177,7 @@ extension DreamEngine {
                         if try self.store.saveReconstruction(target, rebuilt, cycle: cycle, retryAt: retryAt) {
                             self.observer?.reconstructed(confidence: rebuilt.confidence)
                             self.record(
-                                ticket.id, tier: Tier.reconstruction.rawValue, outcome: "reconstructed", started: started,
+                                ticket.id, tier: Tier.reconstruction, outcome: "reconstructed", started: started,
                                 detail: ["confidence": .number((rebuilt.confidence * 1000).rounded() / 1000), "sources": JSONValue(rebuilt.sources), "method": .string(rebuilt.method)])
                             return .reconstructed
                         }
@@ -222,7 +210,7 @@ extension DreamEngine {
             self.logger.error("cannot postpone a repair", metadata: ["fragment.id": "\(target.id)", "error": "\(error)"])
         }
         self.record(
-            target.id, tier: Tier.none.rawValue, outcome: "failed", started: started,
+            target.id, tier: Tier.none, outcome: "failed", started: started,
             detail: ["reason": .string(reason), "attempt": .number(Double(attempt)), "next_try_at": .string(retryAt.rfc3339)])
         return .handled
     }
@@ -256,53 +244,36 @@ extension DreamEngine {
         return recovered
     }
 
-    private func record(_ id: String, tier: String?, outcome: String, started: ContinuousClock.Instant, detail: JSONObject) {
+    private func record(_ id: String, tier: Tier?, outcome: String, started: ContinuousClock.Instant, detail: JSONObject) {
         let seconds = Self.seconds(ContinuousClock.now - started)
-        if let tier { self.observer?.repairFinished(tier: tier, outcome: outcome, seconds: seconds) }
+        if let tier { self.observer?.repairFinished(tier: tier.rawValue, outcome: outcome, seconds: seconds) }
         self.update {
-            $0.record(CycleReport.Event(id: id, action: "repair", tier: tier, outcome: outcome, durationMilliseconds: seconds * 1000, detail: detail))
+            $0.record(CycleReport.Event(id: id, action: "repair", tier: tier?.rawValue, outcome: outcome, durationMilliseconds: seconds * 1000, detail: detail))
         }
     }
 
     // MARK: Scrub
 
-    /// Verifies the next slice of fragments; returns how many it found damaged.
+    /// Verifies the next slice of records (the primary log, then the redundancy log, segment by
+    /// segment); returns how many fragments it found damaged.
     private func scrubPhase(budget: inout Budget) -> Int {
         var damaged = 0
         var verified = 0
-        var emptyPasses = 0
-        // At most one full pass per cycle: verifying a fragment twice in one cycle finds nothing new.
-        budget.scrubLeft = min(budget.scrubLeft, self.store.stats().fragments)
+        // At most one full pass per cycle: verifying a record twice in one cycle finds nothing new.
+        budget.scrubLeft = min(budget.scrubLeft, 2 * self.store.stats().fragments)
         while budget.scrubLeft > 0, budget.timeLeft, !self.isStopping {
-            let cursor = self.withScrubState { cursor, _, _ in cursor }
-            let ids: [String]
-            do {
-                ids = try self.store.scrubIDs(after: cursor, limit: min(256, budget.scrubLeft))
-            } catch {
-                self.logger.error("scrub cannot walk the registry", metadata: ["error": "\(error)"])
-                break
-            }
-            if ids.isEmpty {
-                // End of a pass: start again from the beginning (at most once per phase if empty).
-                self.withScrubState { cursor, pass, scrubbed in
-                    cursor = nil
+            let started = ContinuousClock.now
+            let slice = self.store.scrub(limit: min(256, budget.scrubLeft))
+            budget.scrubLeft -= max(1, slice.verified)
+            verified += slice.verified
+            self.withScrubState { _, pass, scrubbed in
+                scrubbed += slice.verified
+                if slice.passCompleted {
                     pass += 1
                     scrubbed = 0
                 }
-                emptyPasses += 1
-                if emptyPasses > 1 || verified == 0 && cursor == nil { break }
-                continue
             }
-            for id in ids {
-                if budget.scrubLeft == 0 || !budget.timeLeft || self.isStopping { break }
-                let started = ContinuousClock.now
-                let finding = self.store.scrub(id)
-                budget.scrubLeft -= 1
-                verified += 1
-                self.withScrubState { cursor, _, scrubbed in
-                    cursor = id
-                    scrubbed += 1
-                }
+            for (id, finding) in slice.findings {
                 switch finding {
                 case .intact, .skipped:
                     break
@@ -314,9 +285,10 @@ extension DreamEngine {
                 case .redundancyDamaged(let reason):
                     self.noteScrub(id, kind: Self.redundancyDamageKind(reason), outcome: "redundancy_unrepaired", started: started)
                 }
-                self.pace(since: started)
             }
             self.update { $0.scrubbed = verified }
+            self.pace(since: started)
+            if slice.passCompleted { break }
         }
         self.update { $0.scrubbed = verified }
         self.observer?.scrubbed(progress: self.scrubProgress)

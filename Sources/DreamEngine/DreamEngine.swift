@@ -267,7 +267,7 @@ public final class DreamEngine: @unchecked Sendable {
         ]
         object["scrub"] = [
             "pass": .number(Double(pass)),
-            "progress": .number(fragments == 0 ? 1 : min(1, (Double(scrubbed) / Double(fragments) * 1000).rounded() / 1000)),
+            "progress": .number(fragments == 0 ? 1 : min(1, (Double(scrubbed) / Double(2 * fragments) * 1000).rounded() / 1000)),
             "cursor": cursor.map(JSONValue.string) ?? .null,
         ]
         var cycles = recent.reversed().map { $0.json(includeEvents: false) }
@@ -287,7 +287,8 @@ public final class DreamEngine: @unchecked Sendable {
         let fragments = self.store.stats().fragments
         self.condition.lock()
         defer { self.condition.unlock() }
-        return fragments == 0 ? 1 : min(1, Double(self.scrubbedThisPass) / Double(fragments))
+        // A pass verifies every fragment's record in both logs.
+        return fragments == 0 ? 1 : min(1, Double(self.scrubbedThisPass) / Double(2 * fragments))
     }
 
     func withScrubState<T>(_ body: (inout String?, inout Int, inout Int) -> T) -> T {

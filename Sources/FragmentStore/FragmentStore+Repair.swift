@@ -21,10 +21,22 @@ extension FragmentRow {
     /// Checksum and length of the exact record: the original's, also while a reconstruction is served.
     var exactChecksum: UInt32 { self.originalChecksum ?? self.checksum }
     var exactLength: Int { self.originalLength ?? self.recordLength }
-    /// The kind of payload file this row's status serves from.
-    var servedKind: PayloadFile.Kind { self.status == .reconstructed ? .reconstruction : .original }
-    /// Bytes the redundancy copy of the exact record takes in its segment.
-    var copyLength: Int { RedundancyLog.copyLength(id: self.id, recordLength: self.exactLength) }
+    /// The kind of record this row's status serves from.
+    var servedKind: LogRecord.Kind { self.status == .reconstructed ? .reconstruction : .put }
+}
+
+/// The recovery tiers, cheapest first.
+public enum RepairTier: String, Sendable, CaseIterable {
+    /// The primary record verifies after all (a passing error, or put back by hand).
+    case primary
+    /// The payload cache still holds the exact bytes.
+    case cache
+    /// The copy in the redundancy log.
+    case redundancy
+    /// Rebuilt from context: approximate, flagged.
+    case reconstruction
+    /// Nothing usable: stays blank, retried later.
+    case none
 }
 
 /// An exact record to put back, and where it came from.
@@ -32,13 +44,13 @@ public struct Restoration: Sendable {
     public var target: RepairTarget
     public var record: [UInt8]
     /// The recovery tier that found the bytes: `primary`, `cache` or `redundancy`.
-    public var tier: String
+    public var tier: RepairTier
     /// A human description of the source (e.g. the redundancy directory).
     public var source: String
     public var cycle: Int64?
     public var durationMilliseconds: Double
 
-    public init(target: RepairTarget, record: [UInt8], tier: String, source: String, cycle: Int64?, durationMilliseconds: Double) {
+    public init(target: RepairTarget, record: [UInt8], tier: RepairTier, source: String, cycle: Int64?, durationMilliseconds: Double) {
         self.target = target
         self.record = record
         self.tier = tier
@@ -61,6 +73,43 @@ public struct RebuiltFragment: Sendable {
         self.sources = sources
         self.method = method
     }
+}
+
+/// What a compaction pass did.
+public struct CompactionSummary: Sendable, Equatable {
+    public var segments = 0
+    public var recordsCopied = 0
+    public var tombstonesKept = 0
+    public var tombstonesDropped = 0
+    public var bytesReclaimed: Int64 = 0
+
+    public init() {}
+
+    mutating func add(_ other: CompactionSummary) {
+        self.segments += other.segments
+        self.recordsCopied += other.recordsCopied
+        self.tombstonesKept += other.tombstonesKept
+        self.tombstonesDropped += other.tombstonesDropped
+        self.bytesReclaimed += other.bytesReclaimed
+    }
+}
+
+/// A slice of the scrub's walk over the logs.
+public struct ScrubSlice: Sendable {
+    /// Fragments whose records were verified.
+    public var verified = 0
+    /// What was wrong, by fragment id.
+    public var findings: [(id: String, finding: ScrubFinding)] = []
+    /// The walk reached the end of both logs and starts again.
+    public var passCompleted = false
+}
+
+/// Where the scrub is: which log, which segment, and the records of that segment still to verify.
+struct ScrubCursor {
+    var volume: SegmentLog.Volume = .primary
+    var segment: UInt32 = 0
+    var pending: [(offset: UInt64, id: String)] = []
+    var passes = 0
 }
 
 /// What the scrub found for one fragment.
@@ -107,13 +156,17 @@ extension FragmentStore {
         }
     }
 
-    // MARK: Sources of exact bytes (each verified against the registry's checksum)
+    // MARK: Sources of exact bytes (each verified against the index's checksum)
 
-    /// The primary file, if it holds the exact record after all (a transient error, or restored by hand).
+    /// The served record as the primary log holds it.
+    func readServed(_ row: FragmentRow) -> SegmentLog.ReadOutcome {
+        guard let location = row.location else { return .missing }
+        return self.primaryLog.read(location, id: row.id, version: row.version, kind: row.servedKind, bodyLength: row.recordLength, checksum: row.checksum)
+    }
+
+    /// The primary record, if it holds the exact bytes after all (a passing error, or put back by hand).
     public func exactRecordFromPrimary(_ target: RepairTarget) -> [UInt8]? {
-        guard case .record(let record) = self.primary.read(id: target.id, version: target.version, kind: .original, checksum: target.exactChecksum) else {
-            return nil
-        }
+        guard target.row.status != .reconstructed, case .record(let record) = self.readServed(target.row) else { return nil }
         return record
     }
 
@@ -134,99 +187,124 @@ extension FragmentStore {
     /// The redundancy copy, if it is intact.
     public func exactRecordFromRedundancy(_ target: RepairTarget) -> [UInt8]? {
         guard let location = target.row.redundancy,
-            case .record(let record) = self.redundancy.read(
-                location, id: target.id, version: target.version, recordLength: target.exactLength, checksum: target.exactChecksum)
+            case .record(let record) = self.redundancyLog.read(
+                location, id: target.id, version: target.version, kind: .put, bodyLength: target.exactLength, checksum: target.exactChecksum)
         else { return nil }
         return record
     }
 
     /// Where redundancy copies live, for reports.
-    public var redundancyRoot: String { self.redundancy.root }
+    public var redundancyRoot: String { self.redundancyLog.root }
 
     // MARK: Outcomes
 
-    /// Puts exact records back, as one group: files written, synced, renamed into place and synced,
-    /// then one registry commit, then the index. Returns, per item, whether it was applied (false when
-    /// the fragment changed meanwhile).
+    /// Appends records through the log stage and waits until they are durable and their registry
+    /// change (from `completion`, run on the log thread) is applied.
+    private func appendAndWait(
+        primary: [PendingRecord], redundancy: [PendingRecord],
+        _ completion: @escaping @Sendable (AppendedLocations) -> RegistryChange?
+    ) throws(StoreError) {
+        let result = Mutex<Result<Void, StoreError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let finish: @Sendable (Result<Void, StoreError>) -> Void = { outcome in
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        let operation = AppendOperation(primary: primary, redundancy: redundancy) { outcome in
+            switch outcome {
+            case .failure(let error):
+                finish(.failure(error))
+                return nil
+            case .success(let locations):
+                guard var change = completion(locations) else {
+                    finish(.success(()))
+                    return nil
+                }
+                change.completion = finish
+                return change
+            }
+        }
+        if primary.isEmpty && redundancy.isEmpty {
+            if var change = completion(AppendedLocations(primary: [], redundancy: [])) {
+                change.completion = finish
+                guard self.pipeline.submit(.change(change)) else { throw .closed }
+                done.wait()
+            }
+        } else {
+            guard self.pipeline.submit(.append(operation)) else { throw .closed }
+            done.wait()
+        }
+        try result.withLock { $0! }.get()
+    }
+
+    /// Puts exact records back, as one group: appended to the primary log (and to the redundancy log
+    /// where the copy is damaged too), synced, then the index and the registry. Returns, per item,
+    /// whether it was applied (false when the fragment changed meanwhile).
     public func restore(_ items: [Restoration]) throws(StoreError) -> [Bool] {
         guard !items.isEmpty else { return [] }
-        var moves: [(temporary: String, final: String)] = []
-        var copies: [Int: RedundancyLocation] = [:]
-        do {
-            var missingCopies: [Int] = []
-            for (index, item) in items.enumerated() {
-                let target = item.target
-                if item.tier != "primary" {
-                    let path = self.primary.path(id: target.id, version: target.version, kind: .original)
-                    let payload = PayloadFile.encode(kind: .original, id: target.id, version: target.version, record: item.record, recordChecksum: target.exactChecksum)
-                    moves.append((try FileSystem.writeTemporary(for: path, payload), path))
-                }
-                if item.tier != "redundancy", self.exactRecordFromRedundancy(target) == nil {
-                    missingCopies.append(index)
-                }
+        var primary: [PendingRecord] = []
+        var primaryIndex: [Int: Int] = [:]
+        var redundancy: [PendingRecord] = []
+        var redundancyIndex: [Int: Int] = [:]
+        for (index, item) in items.enumerated() {
+            let target = item.target
+            let record = PendingRecord(kind: .put, id: target.id, version: target.version, body: item.record, checksum: target.exactChecksum)
+            if item.tier != .primary {
+                primaryIndex[index] = primary.count
+                primary.append(record)
             }
-            let locations = try self.redundancy.append(missingCopies.map {
-                RedundancyLog.Entry(id: items[$0].target.id, version: items[$0].target.version, record: items[$0].record, checksum: items[$0].target.exactChecksum)
-            })
-            for (index, location) in zip(missingCopies, locations) { copies[index] = location }
-            try self.primary.sync()
-            if !copies.isEmpty, !self.sharedFileSystem { try self.redundancy.sync() }
-            for move in moves {
-                try FileSystem.move(move.temporary, to: move.final)
+            if item.tier != .redundancy, self.exactRecordFromRedundancy(target) == nil {
+                redundancyIndex[index] = redundancy.count
+                redundancy.append(record)
             }
-            try self.primary.sync()
-        } catch {
-            for move in moves { FileSystem.remove(move.temporary) }
-            throw .from(error, doing: "write restored payloads")
         }
-
-        let applied = Mutex<[Bool]>([Bool](repeating: false, count: items.count))
-        let newCopies = copies
+        let applied = Mutex([Bool](repeating: false, count: items.count))
         let now = Timestamp.now
-        try self.commitAndWait(
-            RegistryChange(apply: { registry in
-                var results = [Bool](repeating: false, count: items.count)
+        try self.appendAndWait(primary: primary, redundancy: redundancy) { [primaryIndex, redundancyIndex] locations in
+            var rows: [(Int, FragmentRow)] = []
+            self.state.withLock { state in
                 for (index, item) in items.enumerated() {
                     let target = item.target
-                    results[index] = try registry.markRestored(
-                        target.id, version: target.version, checksum: target.exactChecksum, recordLength: target.exactLength,
-                        redundancy: newCopies[index] ?? target.row.redundancy)
-                    guard results[index] else { continue }
-                    try registry.dequeueRepair(target.id)
+                    guard var entry = state[target.id], entry.row.version == target.version, entry.row.status != .ok else { continue }
+                    self.releaseRecords(of: entry.row)
+                    entry.row.status = .ok
+                    entry.row.checksum = target.exactChecksum
+                    entry.row.recordLength = target.exactLength
+                    entry.row.blankReason = nil
+                    entry.row.lostAt = nil
+                    entry.row.detectedBy = nil
+                    entry.row.originalChecksum = nil
+                    entry.row.originalLength = nil
+                    entry.row.confidence = nil
+                    if let slot = primaryIndex[index] { entry.row.location = locations.primary[slot] }
+                    if let slot = redundancyIndex[index] { entry.row.redundancy = locations.redundancy[slot] }
+                    entry.queuedAt = nil
+                    self.retainRecords(of: entry.row)
+                    state.set(target.id, entry)
+                    state.cache(
+                        target.id, version: target.version, body: Self.servedBody(record: item.record, status: .ok, checksum: target.exactChecksum),
+                        recordLength: item.record.count)
+                    rows.append((index, entry.row))
+                }
+            }
+            applied.withLock { flags in for (index, _) in rows { flags[index] = true } }
+            let changed = rows
+            return RegistryChange(apply: { registry in
+                for (index, row) in changed {
+                    let item = items[index]
+                    try registry.updatePlacement(row)
+                    try registry.dequeueRepair(row.id)
                     var detail: JSONObject = [
-                        "version": .number(Double(target.version)), "tier": .string(item.tier), "source": .string(item.source),
+                        "version": .number(Double(row.version)), "tier": .string(item.tier.rawValue), "source": .string(item.source),
                         "duration_ms": .number((item.durationMilliseconds * 1000).rounded() / 1000),
-                        "was": .string(target.row.status.rawValue),
+                        "was": .string(item.target.row.status.rawValue),
                     ]
                     if let cycle = item.cycle { detail["cycle"] = .number(Double(cycle)) }
-                    try registry.addEvent(target.id, at: now, kind: "recovered", detail: detail)
+                    try registry.addEvent(row.id, at: now, kind: .recovered, detail: detail)
                 }
-                applied.withLock { $0 = results }
-            }))
-        let results = applied.withLock { $0 }
-        self.state.withLock { state in
-            for (index, item) in items.enumerated() where results[index] {
-                let target = item.target
-                guard var entry = state[target.id], entry.row.version == target.version else { continue }
-                entry.row.status = .ok
-                entry.row.checksum = target.exactChecksum
-                entry.row.recordLength = target.exactLength
-                entry.row.blankReason = nil
-                entry.row.lostAt = nil
-                entry.row.detectedBy = nil
-                entry.row.originalChecksum = nil
-                entry.row.originalLength = nil
-                entry.row.confidence = nil
-                entry.row.redundancy = copies[index] ?? entry.row.redundancy
-                entry.queuedAt = nil
-                state.set(target.id, entry)
-                state.cache(target.id, version: target.version, body: Self.servedBody(record: item.record, status: .ok, checksum: target.exactChecksum), recordLength: item.record.count)
-            }
+            })
         }
-        for (index, item) in items.enumerated() where results[index] && item.target.row.status == .reconstructed {
-            self.primary.remove(id: item.target.id, version: item.target.version, kind: .reconstruction)
-        }
-        return results
+        return applied.withLock { $0 }
     }
 
     /// Stores a reconstruction for a blank fragment: flagged `reconstructed`, kept in the queue (at
@@ -243,43 +321,38 @@ extension FragmentStore {
             createdAt: target.row.createdAt, updatedAt: target.row.updatedAt, reconstruction: reconstruction)
         let bytes = record.encode()
         let checksum = CRC32C.checksum(bytes)
-        do {
-            try self.primary.replace(id: target.id, version: target.version, kind: .reconstruction, record: bytes, checksum: checksum)
-        } catch {
-            throw .from(error, doing: "write a reconstruction")
-        }
-        var row = target.row
-        row.status = .reconstructed
-        row.checksum = checksum
-        row.recordLength = bytes.count
-        row.originalChecksum = target.exactChecksum
-        row.originalLength = target.exactLength
-        row.confidence = confidence
-        let finalRow = row
         let applied = Mutex(false)
-        try self.commitAndWait(
-            RegistryChange(apply: { registry in
-                guard try registry.markReconstructed(finalRow) else { return }
-                applied.withLock { $0 = true }
+        let pending = PendingRecord(kind: .reconstruction, id: target.id, version: target.version, body: bytes, checksum: checksum)
+        try self.appendAndWait(primary: [pending], redundancy: []) { locations in
+            let row: FragmentRow? = self.state.withLock { state in
+                guard var entry = state[target.id], entry.row.version == target.version, entry.row.status == .blank else { return nil }
+                self.releaseRecords(of: entry.row)
+                entry.row.status = .reconstructed
+                entry.row.originalChecksum = target.exactChecksum
+                entry.row.originalLength = target.exactLength
+                entry.row.checksum = checksum
+                entry.row.recordLength = bytes.count
+                entry.row.confidence = confidence
+                entry.row.location = locations.primary[0]
+                self.retainRecords(of: entry.row)
+                state.set(target.id, entry)
+                state.cache(target.id, version: target.version, body: Self.servedBody(record: bytes, status: .reconstructed, checksum: checksum), recordLength: bytes.count)
+                return entry.row
+            }
+            guard let row else { return nil }
+            applied.withLock { $0 = true }
+            return RegistryChange(apply: { registry in
+                try registry.updatePlacement(row)
                 try registry.postponeRepair(target.id, priority: .background, notBefore: retryAt, error: "reconstructed; waiting for an exact source")
                 var detail: JSONObject = [
                     "version": .number(Double(target.version)), "confidence": .number(confidence),
                     "sources": JSONValue(rebuilt.sources), "method": .string(rebuilt.method),
                 ]
                 if let cycle { detail["cycle"] = .number(Double(cycle)) }
-                try registry.addEvent(target.id, at: now, kind: "reconstructed", detail: detail)
-            }))
-        guard applied.withLock({ $0 }) else {
-            self.primary.remove(id: target.id, version: target.version, kind: .reconstruction)
-            return false
+                try registry.addEvent(target.id, at: now, kind: .reconstructed, detail: detail)
+            })
         }
-        self.state.withLock { state in
-            guard var entry = state[target.id], entry.row.version == target.version, entry.row.status == .blank else { return }
-            entry.row = finalRow
-            state.set(target.id, entry)
-            state.cache(target.id, version: target.version, body: Self.servedBody(record: bytes, status: .reconstructed, checksum: checksum), recordLength: bytes.count)
-        }
-        return true
+        return applied.withLock { $0 }
     }
 
     /// Leaves a fragment as it is and schedules another attempt.
@@ -296,7 +369,7 @@ extension FragmentStore {
                     "next_try_at": .string(retryAt.rfc3339),
                 ]
                 if let cycle { detail["cycle"] = .number(Double(cycle)) }
-                try registry.addEvent(target.id, at: now, kind: "repair_failed", detail: detail)
+                try registry.addEvent(target.id, at: now, kind: .repairFailed, detail: detail)
             }))
     }
 
@@ -307,98 +380,223 @@ extension FragmentStore {
 
     // MARK: Scrub
 
-    /// Ids in order after `after`, for a walk over the whole store.
-    public func scrubIDs(after: String?, limit: Int) throws(StoreError) -> [String] {
-        do {
-            return try self.registry.ids(after: after, limit: limit)
-        } catch {
-            throw StoreError(.io, "cannot walk the registry: \(error)")
+    /// Verifies up to `limit` fragments' records, walking the primary log and then the redundancy log
+    /// segment by segment, in file order. A damaged primary record turns its fragment blank (queued at
+    /// scrub priority); a damaged or missing redundancy copy is written again from the primary.
+    public func scrub(limit: Int) -> ScrubSlice {
+        var slice = ScrubSlice()
+        while slice.verified < limit {
+            let next: (volume: SegmentLog.Volume, segment: UInt32, batch: [(offset: UInt64, id: String)])? = self.scrubCursor.withLock { cursor in
+                if cursor.pending.isEmpty {
+                    guard self.advanceScrub(&cursor) else { return nil }
+                }
+                let count = min(limit - slice.verified, cursor.pending.count)
+                let batch = Array(cursor.pending.prefix(count))
+                cursor.pending.removeFirst(count)
+                return (cursor.volume, cursor.segment, batch)
+            }
+            guard let next else {
+                // Wrapped around: one full pass is done; the next slice starts the next pass.
+                slice.passCompleted = true
+                break
+            }
+            let segmentThere = (next.volume == .primary ? self.primaryLog : self.redundancyLog).segmentExists(next.segment)
+            for (offset, id) in next.batch {
+                let location = LogLocation(segment: next.segment, offset: offset)
+                let finding = next.volume == .primary
+                    ? self.scrubPrimary(id, at: location, segmentThere: segmentThere)
+                    : self.scrubRedundancy(id, at: location, segmentThere: segmentThere)
+                slice.verified += 1
+                switch finding {
+                case .intact, .skipped: continue
+                default: slice.findings.append((id, finding))
+                }
+            }
         }
+        return slice
     }
 
-    /// Verifies one fragment's served payload and its redundancy copy. A damaged payload turns the
-    /// fragment blank (queued at scrub priority); a damaged redundancy copy is rewritten from the
-    /// good payload.
-    public func scrub(_ id: String) -> ScrubFinding {
-        guard let target = self.repairTarget(id), target.row.status != .blank else { return .skipped }
-        let served = self.primary.read(id: id, version: target.version, kind: target.row.servedKind, checksum: target.row.checksum)
-        if let damage = served.damage {
-            return self.markBlank(id, version: target.version, reason: damage, detectedBy: .scrub, priority: .scrub) == nil ? .skipped : .damaged(damage)
-        }
-        guard target.row.status == .ok, case .record(let record) = served else { return .intact }
-        let copy = target.row.redundancy.map {
-            self.redundancy.read($0, id: id, version: target.version, recordLength: target.exactLength, checksum: target.exactChecksum)
-        }
-        guard let copyDamage = (copy ?? .missing).damage else { return .intact }
-        self.counters.redundancyDamage.add(1, ordering: .relaxed)
-        let location: RedundancyLocation
-        do {
-            location = try self.redundancy.append([RedundancyLog.Entry(id: id, version: target.version, record: record, checksum: target.exactChecksum)])[0]
-            try self.redundancy.sync()
-        } catch {
-            self.logger.warning("cannot rewrite a redundancy copy", metadata: ["fragment.id": "\(id)", "error": "\(error)"])
-            return .redundancyDamaged(copyDamage)
-        }
-        self.moveRedundancy(target.row, to: location, event: ["reason": .string(copyDamage.rawValue), "detected_by": "scrub"])
-        return .redundancyRepaired(copyDamage)
-    }
-
-    /// Points a version at its new redundancy copy (durably, in the background) and releases the old.
-    func moveRedundancy(_ row: FragmentRow, to location: RedundancyLocation, event: JSONObject?) {
-        let now = Timestamp.now
-        let applied = self.state.withLock { state -> Bool in
-            guard var entry = state[row.id], entry.row.version == row.version else { return false }
-            entry.row.redundancy = location
-            state.set(row.id, entry)
+    /// Moves the cursor to the next segment that some fragment points into; false after the end of
+    /// the redundancy log (the cursor then starts over at the primary log).
+    private func advanceScrub(_ cursor: inout ScrubCursor) -> Bool {
+        while true {
+            let volume = cursor.volume
+            let rows = self.state.withLock { $0.rows(where: { (volume == .primary ? $0.location : $0.redundancy).map { $0.segment > cursor.segment } ?? false }) }
+            guard let segment = rows.compactMap({ (volume == .primary ? $0.location : $0.redundancy)?.segment }).min() else {
+                cursor.segment = 0
+                if cursor.volume == .primary {
+                    cursor.volume = .redundancy
+                    continue
+                }
+                cursor.volume = .primary
+                cursor.passes += 1
+                return false
+            }
+            cursor.segment = segment
+            cursor.pending = rows.compactMap { row in
+                guard let location = volume == .primary ? row.location : row.redundancy, location.segment == segment else { return nil }
+                return (location.offset, row.id)
+            }.sorted { $0.offset < $1.offset }
             return true
         }
-        guard applied else {
-            self.redundancy.release(location, length: row.copyLength)
-            return
-        }
-        if let old = row.redundancy {
-            self.redundancy.release(old, length: row.copyLength)
-        }
-        self.pipeline.submit(
-            .change(
-                RegistryChange(apply: { registry in
-                    guard try registry.setRedundancy(row.id, version: row.version, location), var detail = event else { return }
-                    detail["version"] = .number(Double(row.version))
-                    try registry.addEvent(row.id, at: now, kind: "redundancy_repaired", detail: detail)
-                })))
     }
 
-    /// Rewrites the live copies of mostly-garbage redundancy segments into the current one and deletes
-    /// the old segments. Returns the segments removed and the copies moved.
-    public func compactRedundancy(threshold: Double = 0.5, maxSegments: Int = 4) -> (segments: Int, copies: Int) {
-        let candidates = self.redundancy.compactionCandidates(threshold: threshold).prefix(maxSegments)
-        guard !candidates.isEmpty else { return (0, 0) }
-        let segments = Set(candidates.map(\.segment))
-        let copiedThere: (FragmentRow) -> Bool = { row in row.redundancy.map { segments.contains($0.segment) } ?? false }
-        let rows = self.state.withLock { $0.rows(where: copiedThere) }
-        var moved = 0
-        for row in rows {
-            let target = RepairTarget(row: row)
-            // A copy that no longer verifies is left for the scrub to rewrite from the payload.
-            guard let record = self.exactRecordFromRedundancy(target),
-                let location = try? self.redundancy.append([RedundancyLog.Entry(id: row.id, version: row.version, record: record, checksum: target.exactChecksum)]).first
-            else { continue }
-            self.moveRedundancy(row, to: location, event: nil)
-            moved += 1
+    private func scrubPrimary(_ id: String, at location: LogLocation, segmentThere: Bool) -> ScrubFinding {
+        guard let row = self.row(id), row.location == location, row.status != .blank else { return .skipped }
+        let outcome = segmentThere ? self.readServed(row) : .missing
+        if let damage = outcome.damage {
+            return self.markBlank(id, version: row.version, location: location, reason: damage, detectedBy: .scrub, priority: .scrub) == nil
+                ? .skipped : .damaged(damage)
         }
+        guard case .record(let record) = outcome else { return .skipped }
+        // A fragment with no copy at all (the redundancy volume was lost) gets one now.
+        if row.redundancy == nil, row.status == .ok {
+            return self.rewriteCopy(row, record: record, damage: .missing)
+        }
+        return .intact
+    }
+
+    private func scrubRedundancy(_ id: String, at location: LogLocation, segmentThere: Bool) -> ScrubFinding {
+        guard let row = self.row(id), row.redundancy == location else { return .skipped }
+        let outcome: SegmentLog.ReadOutcome =
+            segmentThere
+            ? self.redundancyLog.read(location, id: id, version: row.version, kind: .put, bodyLength: row.exactLength, checksum: row.exactChecksum)
+            : .missing
+        guard let damage = outcome.damage else { return .intact }
+        guard row.status == .ok, case .record(let record) = self.readServed(row) else {
+            self.counters.redundancyDamage.add(1, ordering: .relaxed)
+            return .redundancyDamaged(damage)
+        }
+        return self.rewriteCopy(row, record: record, damage: damage)
+    }
+
+    /// Writes a new redundancy copy of an intact fragment and points the index and registry at it.
+    private func rewriteCopy(_ row: FragmentRow, record: [UInt8], damage: BlankReason) -> ScrubFinding {
+        self.counters.redundancyDamage.add(1, ordering: .relaxed)
+        let now = Timestamp.now
+        let copy = PendingRecord(kind: .put, id: row.id, version: row.version, body: record, checksum: row.exactChecksum)
         do {
-            try self.redundancy.sync()
+            try self.appendAndWait(primary: [], redundancy: [copy]) { locations in
+                let moved: FragmentRow? = self.state.withLock { state in
+                    guard var entry = state[row.id], entry.row.version == row.version, entry.row.redundancy == row.redundancy else { return nil }
+                    self.releaseRecords(of: entry.row)
+                    entry.row.redundancy = locations.redundancy[0]
+                    self.retainRecords(of: entry.row)
+                    state.set(row.id, entry)
+                    return entry.row
+                }
+                guard let moved else { return nil }
+                return RegistryChange(apply: { registry in
+                    try registry.updatePlacement(moved)
+                    try registry.addEvent(
+                        row.id, at: now, kind: .redundancyRepaired,
+                        detail: ["version": .number(Double(row.version)), "reason": .string(damage.rawValue), "detected_by": "scrub"])
+                })
+            }
         } catch {
-            self.logger.warning("cannot sync compacted redundancy copies; keeping the old segments", metadata: ["error": "\(error)"])
-            return (0, moved)
+            self.logger.warning("cannot rewrite a redundancy copy", metadata: ["fragment.id": "\(row.id)", "error": "\(error)"])
+            return .redundancyDamaged(damage)
         }
-        self.flush()
-        // A copy that could not be moved (it no longer verifies) keeps its segment until the scrub rewrites it.
-        let stillUsed = Set(self.state.withLock { $0.rows(where: copiedThere) }.compactMap(\.redundancy?.segment))
-        for segment in segments.subtracting(stillUsed) {
-            self.redundancy.removeSegment(segment)
+        return .redundancyRepaired(damage)
+    }
+
+    /// Scrub passes completed since start-up.
+    public var scrubPasses: Int { self.scrubCursor.withLock { $0.passes } }
+
+    // MARK: Compaction
+
+    /// Compacts sealed segments of both logs whose live share is below `threshold`: live records are
+    /// copied forward and synced, index and registry repointed, and only then the old segment is
+    /// deleted, so a crash at any step leaves every acknowledged record reachable. A tombstone is kept
+    /// (copied forward) until its segment is the oldest of its log: only then can no older record of
+    /// its id survive there.
+    public func compact(threshold: Double = 0.5, maxSegments: Int = 4) -> CompactionSummary {
+        var summary = CompactionSummary()
+        for log in [self.primaryLog, self.redundancyLog] {
+            for candidate in log.compactionCandidates(threshold: threshold).prefix(maxSegments) {
+                summary.add(self.compact(log, segment: candidate.segment, size: candidate.size))
+            }
         }
-        return (segments.count, moved)
+        return summary
+    }
+
+    private func compact(_ log: SegmentLog, segment: UInt32, size: UInt64) -> CompactionSummary {
+        var summary = CompactionSummary()
+        guard case .success(let bytes) = log.contents(segment) else { return summary }
+        let primary = log.volume == .primary
+        let oldest = log.oldestSegment == segment
+        var copies: [PendingRecord] = []
+        var moved: [(id: String, version: UInt64, from: LogLocation)] = []
+        var unreadableLive = false
+        let index = self.state.withLock { $0.entries }
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let location = LogLocation(segment: segment, offset: UInt64(offset))
+                switch LogRecord.decode(buffer, at: offset) {
+                case .success(let (header, body)):
+                    offset += header.totalLength
+                    let row = index[header.id]?.row
+                    if header.kind == .delete {
+                        if row == nil || row!.version < header.version, !oldest {
+                            copies.append(PendingRecord(kind: .delete, id: header.id, version: header.version, body: [], checksum: 0))
+                            summary.tombstonesKept += 1
+                        } else {
+                            summary.tombstonesDropped += 1
+                        }
+                    } else if let row, (primary ? row.location : row.redundancy) == location {
+                        copies.append(PendingRecord(kind: header.kind, id: header.id, version: header.version, body: body, checksum: header.bodyChecksum))
+                        moved.append((header.id, header.version, location))
+                    }
+                case .failure(.bodyChecksum(let header)):
+                    offset += header.totalLength
+                    if let row = index[header.id]?.row, (primary ? row.location : row.redundancy) == location { unreadableLive = true }
+                case .failure:
+                    guard let next = SegmentLog.nextHeader(buffer, after: offset) else { offset = buffer.count; break }
+                    offset = next
+                }
+            }
+        }
+        // A live record that no longer verifies keeps its segment until a repair moves it.
+        if unreadableLive { return CompactionSummary() }
+        let movedRecords = moved
+        let copied = copies
+        do {
+            try self.appendAndWait(primary: primary ? copied : [], redundancy: primary ? [] : copied) { locations in
+                let targets = primary ? locations.primary : locations.redundancy
+                var changed: [FragmentRow] = []
+                self.state.withLock { state in
+                    var position = 0
+                    for (copyIndex, copy) in copied.enumerated() where copy.kind != .delete {
+                        let (id, version, from) = movedRecords[position]
+                        position += 1
+                        guard var entry = state[id], entry.row.version == version, (primary ? entry.row.location : entry.row.redundancy) == from else { continue }
+                        self.releaseRecords(of: entry.row)
+                        if primary { entry.row.location = targets[copyIndex] } else { entry.row.redundancy = targets[copyIndex] }
+                        self.retainRecords(of: entry.row)
+                        state.set(id, entry)
+                        changed.append(entry.row)
+                    }
+                }
+                let rows = changed
+                return RegistryChange(apply: { registry in
+                    for row in rows { try registry.updatePlacement(row) }
+                })
+            }
+        } catch {
+            self.logger.warning("compaction could not copy live records; keeping the segment", metadata: ["segment": "\(segment)", "error": "\(error)"])
+            return CompactionSummary()
+        }
+        // Only once nothing points into it any more.
+        let stillUsed = self.state.withLock { state in
+            state.entries.values.contains { (primary ? $0.row.location : $0.row.redundancy)?.segment == segment }
+        }
+        guard !stillUsed else { return CompactionSummary() }
+        log.removeSegment(segment)
+        summary.segments = 1
+        summary.recordsCopied = moved.count
+        summary.bytesReclaimed = Int64(size) - Int64(copies.reduce(0) { $0 + LogRecord.length(id: $1.id, bodyLength: $1.body.count) })
+        return summary
     }
 
     // MARK: Cycle reports
@@ -424,21 +622,11 @@ extension FragmentStore {
     }
 
     public func lastCycleID() -> Int64 {
-        // Read before the commit thread writes cycles, at engine start-up.
         (try? self.registry.lastCycleID()) ?? 0
     }
 
-    /// Submits a registry change and waits until it is committed.
+    /// Submits a registry change and waits until it is applied.
     func commitAndWait(_ change: RegistryChange) throws(StoreError) {
-        let result = Mutex<Result<Void, StoreError>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        var change = change
-        change.completion = { outcome in
-            result.withLock { $0 = outcome }
-            done.signal()
-        }
-        guard self.pipeline.submit(.change(change)) else { throw .closed }
-        done.wait()
-        try result.withLock { $0! }.get()
+        try self.appendAndWait(primary: [], redundancy: []) { _ in change }
     }
 }

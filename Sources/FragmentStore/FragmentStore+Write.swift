@@ -1,5 +1,7 @@
 import CarmaJSON
 import CarmaText
+import Foundation
+import Synchronization
 
 /// A client's condition on the version it replaces or deletes.
 public struct WritePrecondition: Sendable, Equatable {
@@ -56,8 +58,8 @@ extension FragmentStore {
         public var fragment: ServedFragment
     }
 
-    /// Stores a new version of a fragment. `completion` runs (on the commit thread) once the payload,
-    /// its redundancy copy and the registry row are durable, or with the reason nothing changed.
+    /// Stores a new version of a fragment. `completion` runs (on the log thread) once its record is
+    /// durable in both logs and the index serves it, or with the reason nothing changed.
     public func put(
         _ id: String, _ input: FragmentInput, precondition: WritePrecondition = .none,
         completion: @escaping @Sendable (Result<PutOutcome, StoreError>) -> Void
@@ -84,39 +86,42 @@ extension FragmentStore {
         }
     }
 
-    /// The row a new operation on `id` would replace: a pending write's, else the committed one.
-    private func currentRow(_ id: String) -> FragmentRow? {
-        if let pending = self.inflight.withLock({ $0[id] }) {
-            return pending.row
-        }
-        return self.state.withLock { $0[id]?.row }
+    /// One operation of a log batch, between planning and the append.
+    private enum Planned {
+        case put(PutOperation, row: FragmentRow, record: [UInt8], previous: FragmentRow?, primary: Int, redundancy: Int)
+        case delete(DeleteOperation, previous: FragmentRow, version: UInt64)
+        case append(AppendOperation, primary: [Int], redundancy: [Int])
+        case change(RegistryChange)
+        case barrier(@Sendable () -> Void)
     }
 
-    /// A PUT between the version check and the file writes.
-    private struct PlannedPut {
-        let put: PutOperation
-        var row: FragmentRow
-        let record: [UInt8]
-        let previous: FragmentRow?
-    }
-
-    /// File stage for one batch: in order, check preconditions and assign versions (so that later
-    /// operations see earlier ones); then write the batch's payload files and its redundancy copies
-    /// (one append). Returns
-    /// what goes on to the commit, in order; operations that already completed (a failed
-    /// precondition or write) are left out.
-    func prepare(_ batch: [PipelineOperation]) -> [PreparedOperation] {
-        enum Step {
-            case planned(Int)
-            case ready(PreparedOperation)
+    /// Log stage for one batch (log thread only): in order, check preconditions and assign versions
+    /// (later operations see earlier ones), encode every record into one buffer per log, append both,
+    /// sync both at once, then update the index and acknowledge. Returns the registry work, in order.
+    func logStage(_ batch: [PipelineOperation]) -> [ApplyItem] {
+        var pending: [String: FragmentRow?] = [:]
+        func current(_ id: String) -> FragmentRow? {
+            if let planned = pending[id] { return planned }
+            return self.state.withLock { $0[id]?.row }
         }
-        var steps: [Step] = []
-        var plans: [PlannedPut] = []
+        var primary: [UInt8] = []
+        var redundancy: [UInt8] = []
+        var plans: [Planned] = []
+        plans.reserveCapacity(batch.count)
+        func encode(_ record: PendingRecord, into buffer: inout [UInt8]) -> Int {
+            let offset = buffer.count
+            let sequence = self.lastSequence.add(1, ordering: .relaxed).newValue
+            LogRecord.encode(
+                into: &buffer, kind: record.kind, id: record.id, version: record.version, sequence: sequence, body: record.body,
+                bodyChecksum: record.checksum)
+            return offset
+        }
+
         for operation in batch {
             switch operation {
             case .put(let put):
-                let current = self.currentRow(put.id)
-                if let failure = put.precondition.check(current, id: put.id) {
+                let previous = current(put.id)
+                if let failure = put.precondition.check(previous, id: put.id) {
                     put.completion(.failure(failure))
                     continue
                 }
@@ -126,161 +131,159 @@ extension FragmentStore {
                 }
                 let version = self.lastVersion.add(1, ordering: .relaxed).newValue
                 let now = Timestamp.now
-                let record = FragmentRecord(id: put.id, version: version, input: put.input, createdAt: current?.createdAt ?? now, updatedAt: now)
+                let record = FragmentRecord(id: put.id, version: version, input: put.input, createdAt: previous?.createdAt ?? now, updatedAt: now)
                 let bytes = record.encode()
                 let row = FragmentRow(
                     id: put.id, version: version, status: .ok, checksum: CRC32C.checksum(bytes), recordLength: bytes.count,
                     size: record.size, links: put.input.links, tags: put.input.tags, createdAt: record.createdAt, updatedAt: now)
-                self.inflight.withLock { $0[put.id] = Inflight(version: version, row: row) }
-                steps.append(.planned(plans.count))
-                plans.append(PlannedPut(put: put, row: row, record: bytes, previous: current))
+                let logged = PendingRecord(kind: .put, id: put.id, version: version, body: bytes, checksum: row.checksum)
+                let primaryOffset = encode(logged, into: &primary)
+                let redundancyOffset = encode(logged, into: &redundancy)
+                pending[put.id] = row
+                plans.append(.put(put, row: row, record: bytes, previous: previous, primary: primaryOffset, redundancy: redundancyOffset))
             case .delete(let delete):
-                guard let current = self.currentRow(delete.id) else {
+                guard let previous = current(delete.id) else {
                     delete.completion(.failure(.notFound(delete.id)))
                     continue
                 }
-                if let failure = delete.precondition.check(current, id: delete.id) {
+                if let failure = delete.precondition.check(previous, id: delete.id) {
                     delete.completion(.failure(failure))
                     continue
                 }
                 let version = self.lastVersion.add(1, ordering: .relaxed).newValue
-                self.inflight.withLock { $0[delete.id] = Inflight(version: version, row: nil) }
-                steps.append(.ready(.delete(delete, previous: current, version: version)))
+                let tombstone = PendingRecord(kind: .delete, id: delete.id, version: version, body: [], checksum: 0)
+                _ = encode(tombstone, into: &primary)
+                _ = encode(tombstone, into: &redundancy)
+                pending[delete.id] = .some(nil)
+                plans.append(.delete(delete, previous: previous, version: version))
+            case .append(let append):
+                let primaryOffsets = append.primary.map { encode($0, into: &primary) }
+                let redundancyOffsets = append.redundancy.map { encode($0, into: &redundancy) }
+                plans.append(.append(append, primary: primaryOffsets, redundancy: redundancyOffsets))
             case .change(let change):
-                steps.append(.ready(.change(change)))
+                plans.append(.change(change))
             case .barrier(let signal):
-                steps.append(.ready(.barrier(signal)))
+                plans.append(.barrier(signal))
             }
         }
 
-        // One new file per fragment in the primary area; all the batch's redundancy copies in one
-        // append to the current segment.
-        var failed: [Int: FileError] = [:]
-        for (index, plan) in plans.enumerated() {
-            do {
-                try self.primary.write(id: plan.row.id, version: plan.row.version, kind: .original, record: plan.record, checksum: plan.row.checksum)
-            } catch {
-                failed[index] = error
-            }
+        var starts: (primary: LogLocation?, redundancy: LogLocation?) = (nil, nil)
+        if let failure = self.appendAndSync(primary: primary, redundancy: redundancy, starts: &starts) {
+            self.logger.error("log append failed", metadata: ["error": "\(failure)", "store.batch": "\(batch.count)"])
+            return self.fail(plans, with: failure)
         }
-        let copies = plans.indices.filter { failed[$0] == nil }
-        do {
-            let locations = try self.redundancy.append(copies.map {
-                RedundancyLog.Entry(id: plans[$0].row.id, version: plans[$0].row.version, record: plans[$0].record, checksum: plans[$0].row.checksum)
-            })
-            for (index, location) in zip(copies, locations) {
-                plans[index].row.redundancy = location
-            }
-        } catch {
-            for index in copies { failed[index] = error }
+        func at(_ start: LogLocation?, _ offset: Int) -> LogLocation {
+            LogLocation(segment: start!.segment, offset: start!.offset + UInt64(offset))
         }
 
-        var ready: [PreparedOperation] = []
-        ready.reserveCapacity(steps.count)
-        for step in steps {
-            switch step {
-            case .planned(let index):
-                let plan = plans[index]
-                if let error = failed[index] {
-                    self.removeFiles(plan.row.id, version: plan.row.version)
-                    self.clearInflight(plan.row.id, version: plan.row.version)
-                    plan.put.completion(.failure(.from(error, doing: "store '\(plan.row.id)'")))
-                    continue
-                }
-                ready.append(.put(plan.put, row: plan.row, record: plan.record, previous: plan.previous))
-            case .ready(let operation):
-                ready.append(operation)
-            }
+        // Durable: make it visible, then acknowledge.
+        var items: [ApplyItem] = []
+        items.reserveCapacity(plans.count + 1)
+        enum Acknowledgement {
+            case write(() -> Void)
+            case append(AppendOperation, AppendedLocations)
         }
-        return ready
-    }
-
-    /// Sync stage: makes every payload file written so far durable, names included, with one
-    /// `syncfs` per file system. Returns the failure, if any, for the commit stage to report.
-    func sync(_ batch: [PreparedOperation]) -> StoreError? {
-        guard batch.contains(where: \.wroteFiles) else { return nil }
-        do {
-            try self.primary.sync()
-            if !self.sharedFileSystem {
-                try self.redundancy.sync()
-            }
-            return nil
-        } catch {
-            return .from(error, doing: "sync payload files")
-        }
-    }
-
-    /// Commit stage: with the batch's files durable, commit its registry rows in one transaction,
-    /// make it visible, then acknowledge it.
-    func commit(_ batch: [PreparedOperation], syncFailure: StoreError?) {
-        var failure = syncFailure
-        var applied = [Bool](repeating: false, count: batch.count)
-        if failure == nil {
-            do {
-                try self.registry.writer.transaction {
-                    for (index, operation) in batch.enumerated() {
-                        switch operation {
-                        case .put(let put, let row, _, let previous):
-                            applied[index] = try self.registry.upsert(
-                                row, previousTags: previous?.tags, sketch: put.sketch.encode(),
-                                embedding: put.input.embedding.map(Self.encodeEmbedding))
-                            guard applied[index] else { continue }
-                            if let previous, previous.status != .ok {
-                                try self.registry.dequeueRepair(row.id)
-                            }
-                            try self.registry.addEvent(
-                                row.id, at: row.updatedAt, kind: previous == nil ? "created" : "updated",
-                                detail: ["version": .number(Double(row.version)), "size": .number(Double(row.size))])
-                        case .delete(let delete, _, _):
-                            try self.registry.delete(delete.id)
-                        case .change(let change):
-                            try change.apply(self.registry)
-                        case .barrier:
-                            continue
-                        }
-                    }
-                    // Versions are never reused, also after the newest fragment was deleted and the
-                    // process restarted.
-                    if batch.contains(where: \.tookVersion) {
-                        try self.registry.setMeta("max_version", String(self.lastVersion.load(ordering: .relaxed)))
-                    }
-                }
-            } catch let error as SQLiteError {
-                failure = .from(error, doing: "commit to the registry")
-            } catch let error as StoreError {
-                failure = error
-            } catch {
-                failure = StoreError(.io, "cannot commit to the registry: \(error)")
-            }
-        }
-        if let failure {
-            self.logger.error("group commit failed", metadata: ["error": "\(failure)", "store.batch": "\(batch.count)"])
-            self.fail(batch, with: failure)
-            return
-        }
-
-        var served: [Int: ServedFragment] = [:]
+        var acknowledgements: [Acknowledgement] = []
+        acknowledgements.reserveCapacity(plans.count)
         self.state.withLock { state in
-            for (index, operation) in batch.enumerated() {
-                switch operation {
-                case .put(_, let row, let record, _) where applied[index]:
+            for plan in plans {
+                switch plan {
+                case .put(let put, var row, let record, let previous, let primaryOffset, let redundancyOffset):
+                    row.location = at(starts.primary, primaryOffset)
+                    row.redundancy = at(starts.redundancy, redundancyOffset)
+                    if let old = state[row.id]?.row { self.releaseRecords(of: old) }
+                    self.retainRecords(of: row)
                     let body = Self.servedBody(record: record, status: .ok, checksum: row.checksum)
                     state.set(row.id, IndexEntry(row: row))
                     state.cache(row.id, version: row.version, body: body, recordLength: record.count)
-                    served[index] = ServedFragment(body: body, version: row.version, status: .ok, checksum: row.checksum)
-                case .delete(let delete, _, _):
+                    let served = ServedFragment(body: body, version: row.version, status: .ok, checksum: row.checksum)
+                    acknowledgements.append(.write { put.completion(.success(PutOutcome(created: previous == nil, fragment: served))) })
+                    items.append(
+                        .put(row: row, sketch: put.sketch.encode(), embedding: put.input.embedding.map(Self.encodeEmbedding), previous: previous))
+                case .delete(let delete, _, let version):
+                    if let old = state[delete.id]?.row { self.releaseRecords(of: old) }
                     state.set(delete.id, nil)
-                default:
-                    continue
+                    acknowledgements.append(.write { delete.completion(.success(())) })
+                    items.append(.delete(id: delete.id, version: version))
+                case .append(let append, let primaryOffsets, let redundancyOffsets):
+                    let locations = AppendedLocations(
+                        primary: primaryOffsets.map { at(starts.primary, $0) }, redundancy: redundancyOffsets.map { at(starts.redundancy, $0) })
+                    // Appends update the index themselves (under the same lock): run them after it.
+                    acknowledgements.append(.append(append, locations))
+                case .change(let change):
+                    items.append(.change(change))
+                case .barrier(let signal):
+                    items.append(.barrier(signal))
                 }
             }
         }
+        self.updateTextIndex(plans: plans)
         self.counters.commits.add(1, ordering: .relaxed)
         self.counters.committedOperations.add(batch.count, ordering: .relaxed)
+        for acknowledgement in acknowledgements {
+            switch acknowledgement {
+            case .write(let acknowledge):
+                acknowledge()
+            case .append(let append, let locations):
+                if let change = append.completion(.success(locations)) { items.append(.change(change)) }
+            }
+        }
+        if !primary.isEmpty || !redundancy.isEmpty {
+            items.append(
+                .position(
+                    LogPositions(
+                        primary: self.primaryLog.end, redundancy: self.redundancyLog.end,
+                        sequence: self.lastSequence.load(ordering: .relaxed), maxVersion: self.lastVersion.load(ordering: .relaxed))))
+        }
+        return items
+    }
+
+    /// Appends the two buffers and syncs both logs (at once, when both have something). On failure
+    /// both appends are taken back, so no record of a failed batch can surface later.
+    private func appendAndSync(primary: [UInt8], redundancy: [UInt8], starts: inout (primary: LogLocation?, redundancy: LogLocation?)) -> StoreError? {
+        do {
+            if !primary.isEmpty { starts.primary = try self.primaryLog.append(primary) }
+            if !redundancy.isEmpty { starts.redundancy = try self.redundancyLog.append(redundancy) }
+        } catch {
+            if let start = starts.primary { self.primaryLog.rollback(to: start) }
+            return .from(error, doing: "append to the log")
+        }
+        let logs = [starts.primary.map { _ in self.primaryLog }, starts.redundancy.map { _ in self.redundancyLog }].compactMap { $0 }
+        let failures = Mutex<[FileError]>([])
+        if logs.count == 2 {
+            DispatchQueue.concurrentPerform(iterations: 2) { index in
+                do throws(FileError) { try logs[index].sync() } catch { failures.withLock { $0.append(error) } }
+            }
+        } else if let log = logs.first {
+            do throws(FileError) { try log.sync() } catch { failures.withLock { $0.append(error) } }
+        }
+        guard let failure = failures.withLock({ $0.first }) else { return nil }
+        if let start = starts.primary { self.primaryLog.rollback(to: start) }
+        if let start = starts.redundancy { self.redundancyLog.rollback(to: start) }
+        return .from(failure, doing: "sync the log")
+    }
+
+    /// Fails every write of a batch whose records did not become durable; registry-only work goes on.
+    private func fail(_ plans: [Planned], with failure: StoreError) -> [ApplyItem] {
+        // Versions and sequence numbers handed out stay used: they are never reused.
+        var items: [ApplyItem] = []
+        for plan in plans {
+            switch plan {
+            case .put(let put, _, _, _, _, _): put.completion(.failure(failure))
+            case .delete(let delete, _, _): delete.completion(.failure(failure))
+            case .append(let append, _, _): if let change = append.completion(.failure(failure)) { items.append(.change(change)) }
+            case .change(let change): items.append(.change(change))
+            case .barrier(let signal): items.append(.barrier(signal))
+            }
+        }
+        return items
+    }
+
+    private func updateTextIndex(plans: [Planned]) {
         self.text.withLock { index in
-            for (position, operation) in batch.enumerated() {
-                switch operation {
-                case .put(let put, let row, _, _) where applied[position]:
+            for plan in plans {
+                switch plan {
+                case .put(let put, let row, _, _, _, _):
                     index.upsert(id: row.id, sketch: put.sketch, tags: row.tags, links: row.links, embedding: put.input.embedding?.map(Float.init))
                 case .delete(let delete, _, _):
                     index.remove(delete.id)
@@ -289,75 +292,100 @@ extension FragmentStore {
                 }
             }
         }
+    }
 
-        for (index, operation) in batch.enumerated() {
-            switch operation {
-            case .put(let put, let row, let record, let previous):
-                if let fragment = served[index] {
-                    put.completion(.success(PutOutcome(created: previous == nil, fragment: fragment)))
-                } else {
-                    // A newer version was committed first; this one is acknowledged as superseded.
-                    put.completion(.success(PutOutcome(created: previous == nil, fragment: ServedFragment(
-                        body: Self.servedBody(record: record, status: .ok, checksum: row.checksum),
-                        version: row.version, status: .ok, checksum: row.checksum))))
-                    self.discard(row)
+    /// Apply stage (apply thread only): one SQLite transaction for many log batches. A failed
+    /// transaction is retried, never dropped: the log holds the writes, and the applied position only
+    /// moves with them. Registry-only changes fail after a few attempts (their callers hear of it).
+    func applyStage(_ items: [ApplyItem], stopping: () -> Bool) {
+        var work = items
+        var attempt = 0
+        while true {
+            do {
+                try self.apply(work)
+                break
+            } catch {
+                attempt += 1
+                self.counters.applyFailures.add(1, ordering: .relaxed)
+                self.logger.error("registry apply failed", metadata: ["error": "\(error)", "attempt": "\(attempt)", "store.items": "\(work.count)"])
+                if attempt >= 3 {
+                    // Give registry-only changes their failure; keep what the log holds for later.
+                    let failure = (error as? StoreError) ?? StoreError(.io, "cannot update the registry: \(error)")
+                    work = work.filter { item in
+                        if case .change(let change) = item {
+                            change.completion?(.failure(failure))
+                            return false
+                        }
+                        return true
+                    }
                 }
-                if let previous, previous.version != row.version {
-                    self.discard(previous)
+                if stopping() && attempt >= 5 {
+                    // The next start replays the logs from the last applied position.
+                    for case .barrier(let signal) in work { signal() }
+                    return
                 }
-                self.clearInflight(row.id, version: row.version)
-            case .delete(let delete, let previous, let version):
-                self.discard(previous)
-                delete.completion(.success(()))
-                self.clearInflight(delete.id, version: version)
-            case .change(let change):
-                change.afterCommit?()
-                change.completion?(.success(()))
-            case .barrier(let signal):
-                signal()
+                Thread.sleep(forTimeInterval: min(2, 0.05 * Double(1 << min(attempt, 6))))
+            }
+        }
+        for item in work {
+            switch item {
+            case .change(let change): change.completion?(.success(()))
+            case .barrier(let signal): signal()
+            default: continue
             }
         }
     }
 
-    private func fail(_ batch: [PreparedOperation], with failure: StoreError) {
-        for operation in batch {
-            switch operation {
-            case .put(let put, let row, _, _):
-                self.discard(row)
-                self.clearInflight(row.id, version: row.version)
-                put.completion(.failure(failure))
-            case .delete(let delete, _, let version):
-                self.clearInflight(delete.id, version: version)
-                delete.completion(.failure(failure))
-            case .change(let change):
-                change.completion?(.failure(failure))
-            case .barrier(let signal):
-                signal()
+    private func apply(_ items: [ApplyItem]) throws {
+        do {
+            try self.registry.writer.transaction {
+                var position: LogPositions?
+                for item in items {
+                    switch item {
+                    case .put(let row, let sketch, let embedding, let previous):
+                        guard try self.registry.upsert(row, previousTags: previous?.tags, sketch: sketch, embedding: embedding) else { continue }
+                        if let previous, previous.status != .ok {
+                            try self.registry.dequeueRepair(row.id)
+                        }
+                        try self.registry.addEvent(
+                            row.id, at: row.updatedAt, kind: previous == nil ? .created : .updated,
+                            detail: ["version": .number(Double(row.version)), "size": .number(Double(row.size))])
+                    case .delete(let id, let version):
+                        try self.registry.delete(id, before: version)
+                    case .change(let change):
+                        try change.apply(self.registry)
+                    case .barrier:
+                        continue
+                    case .position(let reached):
+                        position = reached
+                    }
+                }
+                if let position {
+                    try self.registry.setPositions(position)
+                }
             }
+        } catch let error as SQLiteError {
+            throw StoreError.from(error, doing: "update the registry")
         }
     }
 
-    /// Forgets a pending operation once it is committed or failed, unless a later one took its place.
-    func clearInflight(_ id: String, version: UInt64) {
-        self.inflight.withLock { pending in
-            if pending[id]?.version == version {
-                pending[id] = nil
-            }
+    /// Counts a row's records as live in their segments.
+    func retainRecords(of row: FragmentRow) {
+        if let location = row.location {
+            self.primaryLog.retain(location, length: LogRecord.length(id: row.id, bodyLength: row.recordLength))
         }
-    }
-
-    /// Drops a version that is superseded, deleted or failed: its primary files go, its redundancy
-    /// copy becomes garbage for compaction.
-    func discard(_ row: FragmentRow) {
-        self.removeFiles(row.id, version: row.version)
         if let location = row.redundancy {
-            self.redundancy.release(location, length: row.copyLength)
+            self.redundancyLog.retain(location, length: LogRecord.length(id: row.id, bodyLength: row.exactLength))
         }
     }
 
-    /// Removes the primary files of one version.
-    func removeFiles(_ id: String, version: UInt64) {
-        self.primary.remove(id: id, version: version, kind: .original)
-        self.primary.remove(id: id, version: version, kind: .reconstruction)
+    /// Counts a row's records as garbage (superseded, deleted, or moved).
+    func releaseRecords(of row: FragmentRow) {
+        if let location = row.location {
+            self.primaryLog.release(location, length: LogRecord.length(id: row.id, bodyLength: row.recordLength))
+        }
+        if let location = row.redundancy {
+            self.redundancyLog.release(location, length: LogRecord.length(id: row.id, bodyLength: row.exactLength))
+        }
     }
 }

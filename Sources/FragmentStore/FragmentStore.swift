@@ -1,27 +1,27 @@
 import CarmaJSON
 import CarmaText
+import Foundation
 import Logging
 import Synchronization
 
-/// The durable fragment store: a SQLite registry, one payload file per fragment version, a second
-/// copy of each payload in the redundancy area, and an in-memory index with a payload cache.
+/// The durable fragment store: two segment logs (primary and redundancy) where every write becomes
+/// durable, a SQLite registry that follows them, and an in-memory index with a cache of served bodies.
 ///
-/// Reads are synchronous and never touch SQLite: an index lookup, then the cache or one file read.
-/// Writes go through a three-stage group commit (files written by one thread, synced by a second,
-/// committed in batches by a third), so one `syncfs` and one SQLite commit serve many waiting requests.
+/// Reads are synchronous and never touch SQLite: an index lookup, then the cache or one `pread` of
+/// a record. Writes are appended to both logs by one thread and acknowledged after one `fdatasync`
+/// per log per batch (group commit); the registry is brought up to date behind them.
 public final class FragmentStore: Sendable {
     public let configuration: StoreConfiguration
     let logger: Logger
     let registry: Registry
-    let primary: PayloadDirectory
-    let redundancy: RedundancyLog
-    /// Whether the two areas share a file system (then one sync covers both).
-    let sharedFileSystem: Bool
+    let primaryLog: SegmentLog
+    let redundancyLog: SegmentLog
+    let lock: DirectoryLock
     let state: Mutex<StoreState>
     /// The last version handed out; versions are unique across the store and only go up.
     let lastVersion: Atomic<UInt64>
-    /// Ids with a write accepted by the file stage but not yet committed, and what they will become.
-    let inflight = Mutex<[String: Inflight]>([:])
+    /// The last record sequence number handed out (store-wide, both logs).
+    let lastSequence: Atomic<UInt64>
     let pipeline: CommitPipeline
     let counters = StoreCounters()
     /// Sketches of every fragment, for queries, context and reconstruction.
@@ -30,54 +30,84 @@ public final class FragmentStore: Sendable {
     let textReady = Atomic<Bool>(false)
     /// The embedding dimension of this store, fixed by the first fragment stored with one.
     let embeddingDimension = Mutex<Int?>(nil)
+    /// Where the scrub goes on in the logs.
+    let scrubCursor = Mutex(ScrubCursor())
+    private let startupReport = Mutex(StartupReport())
+    /// What start-up found and did, for the log and `/readyz`.
+    public var startup: StartupReport { self.startupReport.withLock { $0 } }
 
-    struct Inflight {
-        var version: UInt64
-        /// nil when the pending operation is a delete.
-        var row: FragmentRow?
-    }
-
-    /// Opens the store, creating its directories and registry if needed, and loads the index.
-    ///
-    /// If the registry is missing but payload files exist (the registry was lost), it is rebuilt from
-    /// the files first, as `reindex` would.
+    /// Opens the store: takes the data directory's lock, opens both logs (cutting a torn tail),
+    /// loads the index from the registry and replays the log records it has not applied yet. A
+    /// missing registry is rebuilt from the logs, as `reindex` would.
     public init(configuration: StoreConfiguration, logger: Logger) throws(StoreError) {
         self.configuration = configuration
         self.logger = logger
         do {
             try FileSystem.makeDirectory(configuration.dataDirectory)
-            self.primary = try PayloadDirectory(root: configuration.payloadDirectory)
-            self.redundancy = try RedundancyLog(root: configuration.redundancyDirectory, segmentBytes: UInt64(configuration.redundancySegmentBytes))
+            self.lock = try DirectoryLock(path: configuration.lockPath)
+        } catch let error as StoreError {
+            throw error
         } catch {
-            throw .from(error, doing: "create the data directories")
+            throw .from(error as! FileError, doing: "open the data directory")
         }
-        self.sharedFileSystem = FileSystem.device(of: self.primary.root) == FileSystem.device(of: self.redundancy.root)
+        if FileSystem.exists(configuration.previousLayoutPayloads) {
+            throw .previousLayout(configuration.dataDirectory)
+        }
         let registryExisted = FileSystem.exists(configuration.registryPath)
         do {
             self.registry = try Registry(path: configuration.registryPath)
         } catch {
             throw .from(error, doing: "open the registry at \(configuration.registryPath)")
         }
+        let applied: (primary: LogLocation, redundancy: LogLocation, sequence: UInt64)?
+        do {
+            applied = try self.registry.positions()
+        } catch {
+            throw .from(error, doing: "read the registry")
+        }
+        var report = StartupReport()
+        do {
+            let note: (String) -> Void = { logger.warning("\($0)") }
+            self.primaryLog = try SegmentLog(
+                root: configuration.primaryLogDirectory, volume: .primary, segmentBytes: UInt64(configuration.segmentBytes),
+                tailHint: applied?.primary, logger: note)
+            self.redundancyLog = try SegmentLog(
+                root: configuration.redundancyLogDirectory, volume: .redundancy, segmentBytes: UInt64(configuration.segmentBytes),
+                tailHint: applied?.redundancy, logger: note)
+        } catch {
+            throw .from(error, doing: "open the logs")
+        }
         self.state = Mutex(StoreState(cacheBytes: configuration.cacheBytes))
         self.lastVersion = Atomic(0)
+        self.lastSequence = Atomic(applied?.sequence ?? 0)
         self.pipeline = CommitPipeline()
 
-        if !registryExisted {
-            let rebuilt = try Reindexer(registry: self.registry, primary: self.primary, redundancy: self.redundancy, logger: logger).run()
-            if rebuilt.fragments > 0 {
-                logger.warning("the registry was missing; rebuilt it from payload files", metadata: rebuilt.metadata)
+        let rebuild = !registryExisted || applied == nil && self.registryIsEmpty
+        if rebuild {
+            report.rebuilt = try self.rebuildRegistry()
+            if report.rebuilt!.fragments > 0 {
+                logger.warning("the registry was missing; rebuilt it from the logs", metadata: report.rebuilt!.metadata)
+            }
+        } else {
+            try self.loadIndex()
+            report.replayed = try self.replay(from: applied)
+            if report.replayed > 0 {
+                logger.info("replayed log records the registry had not applied", metadata: ["records": "\(report.replayed)"])
             }
         }
-        try self.loadIndex()
+        self.startupReport.withLock { $0 = report }
         self.pipeline.start(store: self)
         self.loadTextIndexInBackground()
+    }
+
+    private var registryIsEmpty: Bool {
+        ((try? self.registry.fragmentCount()) ?? 0) == 0
     }
 
     private func loadIndex() throws(StoreError) {
         do throws(SQLiteError) {
             let queued = try self.registry.queuedTimes()
             let rows = try self.registry.fragmentCount()
-            var live: [UInt32: UInt64] = [:]
             // Straight into the index, under one lock for the whole load. Reading and decoding the rows
             // takes about as long as inserting them, so a second thread reads while this one inserts.
             let scan = RegistryScan(registry: self.registry)
@@ -86,15 +116,12 @@ public final class FragmentStore: Sendable {
                 state.reserve(rows)
                 while let chunk = scan.next() {
                     for row in chunk {
-                        if let location = row.redundancy {
-                            live[location.segment, default: 0] += UInt64(row.copyLength)
-                        }
+                        self.retainRecords(of: row)
                         state.set(row.id, IndexEntry(row: row, queuedAt: queued[row.id]))
                     }
                 }
             }
             if let failure = scan.failure { throw failure }
-            self.redundancy.retain(live)
             self.lastVersion.store(try self.registry.maxVersion(), ordering: .relaxed)
             let dimension = try self.registry.meta("embedding_dimension").flatMap { Int($0) }
             self.embeddingDimension.withLock { $0 = dimension }
@@ -110,6 +137,14 @@ public final class FragmentStore: Sendable {
     }
 }
 
+/// What start-up found.
+public struct StartupReport: Sendable {
+    /// Log records past the registry's applied position, replayed into it.
+    public var replayed = 0
+    /// Set when the registry was rebuilt from the logs.
+    public var rebuilt: RebuildSummary?
+}
+
 // MARK: - Reading
 
 extension FragmentStore {
@@ -121,6 +156,9 @@ extension FragmentStore {
         case fragment(ServedFragment)
         /// Known, but its payload is lost: what the registry still knows.
         case blank(BlankFragment)
+        /// The record could not be read for a passing reason (out of descriptors or memory): nothing
+        /// is lost and nothing was recorded; the client should try again shortly.
+        case unavailable(String)
     }
 
     /// A readable fragment: the JSON body to send, plus the facts headers need.
@@ -141,7 +179,7 @@ extension FragmentStore {
         case notFound
         case blank(BlankFragment)
         case hit(ServedFragment)
-        case miss(version: UInt64, status: FragmentStatus, checksum: UInt32, kind: PayloadFile.Kind)
+        case miss(FragmentRow)
     }
 
     /// Reads a fragment: from the cache, else from its payload file, verified against the registry's
@@ -161,7 +199,7 @@ extension FragmentStore {
                     let body = state.cache.body(entry.cacheSlot)
                     return .hit(ServedFragment(body: body, version: entry.row.version, status: entry.row.status, checksum: entry.row.checksum))
                 }
-                return .miss(version: entry.row.version, status: entry.row.status, checksum: entry.row.checksum, kind: entry.row.servedKind)
+                return .miss(entry.row)
             }
             switch lookup {
             case .notFound:
@@ -171,18 +209,25 @@ extension FragmentStore {
             case .hit(let served):
                 self.counters.cacheHits.add(1, ordering: .relaxed)
                 return .fragment(served)
-            case .miss(let version, let status, let checksum, let kind):
+            case .miss(let row):
                 self.counters.cacheMisses.add(1, ordering: .relaxed)
-                let outcome = self.primary.read(id: id, version: version, kind: kind, checksum: checksum)
-                if case .record(let record) = outcome {
-                    let body = Self.servedBody(record: record, status: status, checksum: checksum)
-                    self.state.withLock { $0.cache(id, version: version, body: body, recordLength: record.count) }
-                    return .fragment(ServedFragment(body: body, version: version, status: status, checksum: checksum))
+                let outcome = self.readServed(row)
+                switch outcome {
+                case .record(let record):
+                    let body = Self.servedBody(record: record, status: row.status, checksum: row.checksum)
+                    self.state.withLock { $0.cache(row.id, version: row.version, body: body, recordLength: record.count) }
+                    return .fragment(ServedFragment(body: body, version: row.version, status: row.status, checksum: row.checksum))
+                case .transient(let error):
+                    self.counters.transientReadErrors.add(1, ordering: .relaxed)
+                    self.logger.warning("record temporarily unreadable", metadata: ["fragment.id": "\(id)", "error": "\(error)"])
+                    return .unavailable("the record could not be read just now (\(error)); nothing is lost")
+                case .unreadable(let error):
+                    self.logger.warning("record unreadable", metadata: ["fragment.id": "\(id)", "error": "\(error)"])
+                case .missing, .corrupt:
+                    break
                 }
-                if case .unreadable(let error) = outcome {
-                    self.logger.warning("payload unreadable", metadata: ["fragment.id": "\(id)", "error": "\(error)"])
-                }
-                if let damage = outcome.damage, let blank = self.markBlank(id, version: version, reason: damage, detectedBy: .read, priority: .servedBlank) {
+                // Look again if the fragment changed meanwhile (a write or a repair moved it).
+                if let damage = outcome.damage, let blank = self.markBlank(id, version: row.version, location: row.location, reason: damage, detectedBy: .read, priority: .servedBlank) {
                     return .blank(blank)
                 }
             }
@@ -193,10 +238,12 @@ extension FragmentStore {
     /// Turns a version blank in memory at once and records it durably in the background (a reader
     /// does not wait for the commit; if the process dies first, the next read detects it again).
     /// - Returns: The blank, or nil if the fragment changed meanwhile (the caller looks again).
-    func markBlank(_ id: String, version: UInt64, reason: BlankReason, detectedBy: Detection, priority: RepairPriority) -> BlankFragment? {
+    /// - Parameter location: The record found damaged; if the fragment was repaired or moved since
+    ///   (it points elsewhere now), nothing is marked.
+    func markBlank(_ id: String, version: UInt64, location: LogLocation?, reason: BlankReason, detectedBy: Detection, priority: RepairPriority) -> BlankFragment? {
         let now = Timestamp.now
         let marked: BlankFragment? = self.state.withLock { state in
-            guard var entry = state[id], entry.row.version == version else { return nil }
+            guard var entry = state[id], entry.row.version == version, entry.row.location == location else { return nil }
             if entry.row.status == .blank {
                 return BlankFragment(row: entry.row, queuedAt: entry.queuedAt)
             }
@@ -211,11 +258,11 @@ extension FragmentStore {
         self.pipeline.submit(
             .change(
                 RegistryChange(apply: { registry in
-                    try registry.markLost(row, priority: priority, at: now)
+                    guard try registry.markLost(row, priority: priority, at: now) else { return }
                     try registry.addEvent(
-                        id, at: now, kind: "lost",
+                        id, at: now, kind: .lost,
                         detail: ["version": .number(Double(version)), "reason": .string(reason.rawValue), "detected_by": .string(detectedBy.rawValue)])
-                    try registry.addEvent(id, at: now, kind: "queued", detail: ["priority": .string(priority.name)])
+                    try registry.addEvent(id, at: now, kind: .queued, detail: ["priority": .string(priority.name)])
                 })))
         return marked
     }
@@ -271,10 +318,9 @@ extension FragmentStore {
         public var nextAfter: String?
     }
 
-    /// Lists fragments in id order, after `after`, filtered by status and tag. Waits for queued
-    /// status changes to be committed first, so a listing agrees with reads made before it.
+    /// Lists fragments in id order, after `after`, filtered by status and tag, as the registry has them.
+    /// To see every write acknowledged before, call it from `whenApplied`.
     public func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> Page {
-        self.pipeline.flush()
         do {
             let rows = try self.registry.list(status: status, tag: tag, after: after, limit: limit + 1)
             let page = Array(rows.prefix(limit))
@@ -289,7 +335,6 @@ extension FragmentStore {
     /// The history of a known fragment, oldest first; nil if the id is unknown.
     public func history(_ id: String, limit: Int = 500) throws(StoreError) -> [FragmentEvent]? {
         guard self.row(id) != nil else { return nil }
-        self.pipeline.flush()
         do {
             return try self.registry.history(id, limit: limit)
         } catch {
@@ -297,9 +342,25 @@ extension FragmentStore {
         }
     }
 
-    /// Waits until every operation submitted so far is committed.
+    /// Ids in order after `after`, as the registry has them.
+    public func ids(after: String?, limit: Int) throws(StoreError) -> [String] {
+        do {
+            return try self.registry.ids(after: after, limit: limit)
+        } catch {
+            throw StoreError(.io, "cannot walk the registry: \(error)")
+        }
+    }
+
+    /// Waits until every operation submitted so far is applied to the registry. Blocks: not for
+    /// HTTP threads (use `whenApplied`).
     public func flush() {
         self.pipeline.flush()
+    }
+
+    /// Calls `body` once every operation submitted so far is applied to the registry, on the apply
+    /// thread: hand real work to another queue from there.
+    public func whenApplied(_ body: @escaping @Sendable () -> Void) {
+        self.pipeline.whenApplied(body)
     }
 }
 
@@ -315,6 +376,8 @@ final class StoreCounters: Sendable {
     let redundancyDamage = Atomic<Int>(0)
     let commits = Atomic<Int>(0)
     let committedOperations = Atomic<Int>(0)
+    let transientReadErrors = Atomic<Int>(0)
+    let applyFailures = Atomic<Int>(0)
 
     func damageDetected(_ reason: BlankReason) {
         switch reason {
@@ -344,12 +407,11 @@ public struct StoreStats: Sendable {
 }
 
 extension FragmentStore {
-    /// Bytes held by each area: payload records in the primary area (headers not counted), the
-    /// redundancy segments (garbage included, until compaction), and the registry's database files.
+    /// Bytes held by each area: the primary and redundancy segments (garbage included, until
+    /// compaction), and the registry's database files.
     public func diskUsage() -> (primary: Int64, redundancy: Int64, registry: Int64) {
-        let primary = self.state.withLock { $0.recordBytes }
         let registry = ["", "-wal", "-shm"].reduce(Int64(0)) { $0 + (FileSystem.size(self.configuration.registryPath + $1) ?? 0) }
-        return (primary, self.redundancy.bytes, registry)
+        return (self.primaryLog.bytes, self.redundancyLog.bytes, registry)
     }
 
     /// Fragments currently blank (cheap: one lock, no allocation).

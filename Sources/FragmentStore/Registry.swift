@@ -23,8 +23,11 @@ public struct FragmentRow: Sendable, Equatable {
     public var originalChecksum: UInt32?
     public var originalLength: Int?
     public var confidence: Double?
-    /// Where the redundancy copy of the exact record is.
-    public var redundancy: RedundancyLocation?
+    /// Where the served record (the exact one, or the reconstruction) is in the primary log; nil when
+    /// no record of this version survives there.
+    public var location: LogLocation?
+    /// Where the copy of the exact record is in the redundancy log.
+    public var redundancy: LogLocation?
 }
 
 /// Something that happened to a fragment, for its history.
@@ -34,6 +37,24 @@ public struct FragmentEvent: Sendable, Equatable {
     public var at: Timestamp
     public var kind: String
     public var detail: JSONObject
+}
+
+/// The kinds of event a fragment's history holds.
+public enum EventKind: String, Sendable, CaseIterable {
+    case created
+    case updated
+    /// Its payload was found missing, corrupt or unreadable.
+    case lost
+    case queued
+    /// Recovered exactly (from the cache, the primary log or the redundancy log).
+    case recovered
+    /// Rebuilt approximately from context.
+    case reconstructed
+    case repairFailed = "repair_failed"
+    /// Its redundancy copy was damaged and written again from the primary.
+    case redundancyRepaired = "redundancy_repaired"
+    /// Converted from the previous storage layout by `carmad migrate`.
+    case migrated
 }
 
 /// A fragment waiting for repair.
@@ -74,7 +95,9 @@ public enum RepairPriority: Int, Sendable, Comparable, CaseIterable {
 /// One connection writes, used only by the commit thread (SQLite allows one writer at a time anyway);
 /// another, behind a lock, serves reads, which WAL mode lets run beside the writer.
 final class Registry: Sendable {
-    static let schemaVersion = 1
+    static let schemaVersion = 2
+    /// The schema of the previous layout (a payload file per fragment); `carmad migrate` converts it.
+    static let previousLayoutSchema = 1
     let path: String
     private let reader: LockedConnection
     private let checkpointer: LockedConnection
@@ -91,7 +114,7 @@ final class Registry: Sendable {
         try writer.execute("PRAGMA synchronous=FULL")
         // Checkpoints run on their own connection (see `checkpoint()`), not inside a group commit.
         try writer.execute("PRAGMA wal_autocheckpoint=0")
-        try Self.migrate(writer)
+        try Self.createSchema(writer)
         let sequence = try writer.statement("SELECT COALESCE(MAX(seq), 0) FROM events")
         self.eventSequence = try sequence.step() ? sequence.int(0) : 0
         writer.resetAll()
@@ -119,10 +142,18 @@ final class Registry: Sendable {
         _ = try? self.writer.execute("PRAGMA wal_checkpoint(RESTART)")
     }
 
-    private static func migrate(_ db: SQLiteConnection) throws(SQLiteError) {
+    /// The schema version of a registry file (0 for a new, empty one).
+    static func schemaVersion(of db: SQLiteConnection) throws(SQLiteError) -> Int {
         let statement = try db.statement("PRAGMA user_version")
-        let version = try statement.step() ? Int(statement.int(0)) : 0
-        if version >= schemaVersion { return }
+        defer { statement.reset() }
+        return try statement.step() ? Int(statement.int(0)) : 0
+    }
+
+    private static func createSchema(_ db: SQLiteConnection) throws(SQLiteError) {
+        let version = try schemaVersion(of: db)
+        if version == previousLayoutSchema { throw SQLiteError.previousLayout }
+        if version > schemaVersion { throw SQLiteError.newerSchema(version) }
+        if version == schemaVersion { return }
         // Every write of a PUT touches few B-tree pages on purpose: WAL frames are whole pages, and a
         // random key per index is a page per index per fragment. So the sketch lives in the row, the
         // status index only covers fragments that are not ok, and events are keyed by (id, seq).
@@ -147,6 +178,8 @@ final class Registry: Sendable {
                 confidence REAL,
                 redundancy_segment INTEGER,
                 redundancy_offset INTEGER,
+                location_segment INTEGER,
+                location_offset INTEGER,
                 sketch BLOB,
                 embedding BLOB
             ) WITHOUT ROWID;
@@ -222,13 +255,19 @@ extension Registry {
     static let columnNames = [
         "id", "version", "status", "checksum", "record_length", "size", "links", "tags", "created_at", "updated_at",
         "blank_reason", "lost_at", "detected_by", "original_checksum", "original_length", "confidence",
-        "redundancy_segment", "redundancy_offset",
+        "redundancy_segment", "redundancy_offset", "location_segment", "location_offset",
     ]
     static let fragmentColumns = columnNames.joined(separator: ", ")
 
-    static func row(from s: SQLiteStatement) -> FragmentRow {
-        FragmentRow(
-            id: s.text(0),
+    /// The row at the statement's cursor, or nil when it cannot be a row this store wrote (a negative
+    /// version or length, an invalid id): the registry is read as untrusted input.
+    static func row(from s: SQLiteStatement) -> FragmentRow? {
+        let id = s.text(0)
+        guard FragmentID.validate(id) == nil, s.int(1) > 0, s.int(4) >= 0, s.int(4) <= LogRecord.maxBodyLength,
+            s.int(5) >= 0, s.isNull(14) || (s.int(14) >= 0 && s.int(14) <= LogRecord.maxBodyLength)
+        else { return nil }
+        return FragmentRow(
+            id: id,
             version: UInt64(s.int(1)),
             status: FragmentStatus(rawValue: s.text(2)) ?? .blank,
             checksum: UInt32(truncatingIfNeeded: s.int(3)),
@@ -244,7 +283,18 @@ extension Registry {
             originalChecksum: s.isNull(13) ? nil : UInt32(truncatingIfNeeded: s.int(13)),
             originalLength: s.isNull(14) ? nil : Int(s.int(14)),
             confidence: s.isNull(15) ? nil : s.double(15),
-            redundancy: s.isNull(16) ? nil : RedundancyLocation(segment: UInt32(truncatingIfNeeded: s.int(16)), offset: UInt64(s.int(17))))
+            location: location(s, 18),
+            redundancy: location(s, 16))
+    }
+
+    /// A location read from two columns; nil when absent or out of range (the registry is read as
+    /// untrusted input: a tampered row must not trap the process).
+    private static func location(_ s: SQLiteStatement, _ column: Int32) -> LogLocation? {
+        guard !s.isNull(column), !s.isNull(column + 1) else { return nil }
+        let segment = s.int(column)
+        let offset = s.int(column + 1)
+        guard segment > 0, segment < Int64(UInt32.max), offset >= 0 else { return nil }
+        return LogLocation(segment: UInt32(segment), offset: UInt64(offset))
     }
 
     /// Links and tags are stored newline-separated: ids cannot contain a newline and tags may not
@@ -260,7 +310,7 @@ extension Registry {
     func forEachFragment(_ body: (FragmentRow) -> Void) throws(SQLiteError) {
         let statement = try self.writer.statement("SELECT \(Self.fragmentColumns) FROM fragments")
         while try statement.step() {
-            body(Self.row(from: statement))
+            if let row = Self.row(from: statement) { body(row) }
         }
     }
 
@@ -291,7 +341,7 @@ extension Registry {
             statement.bindAll(values)
             var rows: [FragmentRow] = []
             while try statement.step() {
-                rows.append(Self.row(from: statement))
+                if let row = Self.row(from: statement) { rows.append(row) }
             }
             return rows
         }
@@ -341,7 +391,7 @@ extension Registry {
     func upsert(_ row: FragmentRow, previousTags: [String]?, sketch: [UInt8], embedding: [UInt8]?) throws(SQLiteError) -> Bool {
         let statement = try self.writer.statement(
             """
-            INSERT INTO fragments (\(Self.fragmentColumns), sketch, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO fragments (\(Self.fragmentColumns), sketch, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET
                 version = excluded.version, status = excluded.status, checksum = excluded.checksum,
                 record_length = excluded.record_length, size = excluded.size, links = excluded.links,
@@ -349,8 +399,9 @@ extension Registry {
                 blank_reason = excluded.blank_reason, lost_at = excluded.lost_at, detected_by = excluded.detected_by,
                 original_checksum = excluded.original_checksum, original_length = excluded.original_length,
                 confidence = excluded.confidence, redundancy_segment = excluded.redundancy_segment,
-                redundancy_offset = excluded.redundancy_offset, sketch = excluded.sketch, embedding = excluded.embedding
-            WHERE excluded.version > fragments.version
+                redundancy_offset = excluded.redundancy_offset, location_segment = excluded.location_segment,
+                location_offset = excluded.location_offset, sketch = excluded.sketch, embedding = excluded.embedding
+            WHERE excluded.version >= fragments.version
             """)
         statement.bindAll(Self.values(of: row) + [.blob(sketch), embedding.map(SQLiteValue.blob) ?? .null])
         try statement.run()
@@ -365,16 +416,55 @@ extension Registry {
         return true
     }
 
-    /// Removes a fragment and everything kept about it.
-    func delete(_ id: String) throws(SQLiteError) {
-        for table in ["fragments", "fragment_tags", "repair_queue", "events"] {
+    /// Removes a fragment deleted at `version` and everything kept about it, unless a newer version
+    /// was stored meanwhile.
+    func delete(_ id: String, before version: UInt64) throws(SQLiteError) {
+        try self.writer.statement("DELETE FROM fragments WHERE id = ? AND version < ?").bind(.text(id), .integer(Int64(version))).run()
+        guard self.writer.changes > 0 else { return }
+        for table in ["fragment_tags", "repair_queue", "events"] {
             try self.writer.statement("DELETE FROM \(table) WHERE id = ?").bind(.text(id)).run()
         }
     }
 
+    /// Records how far the registry has followed the logs (in the same transaction as the rows).
+    func setPositions(_ positions: LogPositions) throws(SQLiteError) {
+        try self.setMeta("applied_primary", positions.primary.description)
+        try self.setMeta("applied_redundancy", positions.redundancy.description)
+        try self.setMeta("applied_sequence", String(positions.sequence))
+        try self.setMeta("max_version", String(positions.maxVersion))
+    }
+
+    /// How far the registry has followed the logs; nil for a registry that has not applied anything.
+    func positions() throws(SQLiteError) -> (primary: LogLocation, redundancy: LogLocation, sequence: UInt64)? {
+        guard let primary = try self.meta("applied_primary").flatMap(LogLocation.init),
+            let redundancy = try self.meta("applied_redundancy").flatMap(LogLocation.init),
+            let sequence = try self.meta("applied_sequence").flatMap({ UInt64($0) })
+        else { return nil }
+        return (primary, redundancy, sequence)
+    }
+
+    /// Updates where a version's records are and its status, without touching its content columns
+    /// (a repair, a reconstruction or a compaction copy of a version the registry already has).
+    func updatePlacement(_ row: FragmentRow) throws(SQLiteError) {
+        let values = Self.values(of: row)
+        try self.writer.statement(
+            """
+            UPDATE fragments SET status = ?, checksum = ?, record_length = ?, blank_reason = ?, lost_at = ?, detected_by = ?,
+                original_checksum = ?, original_length = ?, confidence = ?, redundancy_segment = ?, redundancy_offset = ?,
+                location_segment = ?, location_offset = ?
+            WHERE id = ? AND version = ?
+            """
+        ).bind(
+            values[2], values[3], values[4], values[10], values[11], values[12], values[13], values[14], values[15], values[16],
+            values[17], values[18], values[19], .text(row.id), .integer(Int64(row.version))
+        ).run()
+    }
+
     /// Records that a version's payload is lost and queues its repair, unless a newer version
     /// replaced it meanwhile.
-    func markLost(_ row: FragmentRow, priority: RepairPriority, at: Timestamp) throws(SQLiteError) {
+    /// - Returns: Whether the registry has that version (else nothing was recorded).
+    @discardableResult
+    func markLost(_ row: FragmentRow, priority: RepairPriority, at: Timestamp) throws(SQLiteError) -> Bool {
         try self.writer.statement(
             """
             UPDATE fragments SET status = 'blank', blank_reason = ?, lost_at = ?, detected_by = ?
@@ -385,9 +475,10 @@ extension Registry {
             .text(row.id), .integer(Int64(row.version))
         ).run()
         let exists = try self.writer.statement("SELECT 1 FROM fragments WHERE id = ? AND version = ?").bind(.text(row.id), .integer(Int64(row.version)))
-        if try exists.step() {
-            try self.enqueueRepair(row.id, priority: priority, at: at, reason: row.blankReason?.rawValue ?? "lost")
-        }
+        guard try exists.step() else { return false }
+        exists.reset()
+        try self.enqueueRepair(row.id, priority: priority, at: at, reason: row.blankReason?.rawValue ?? "lost")
+        return true
     }
 
     func dequeueRepair(_ id: String) throws(SQLiteError) {
@@ -414,10 +505,10 @@ extension Registry {
         ).bind(.text(id), .int(priority.rawValue), .integer(at.milliseconds), .text(reason)).run()
     }
 
-    func addEvent(_ id: String, at: Timestamp, kind: String, detail: JSONObject) throws(SQLiteError) {
+    func addEvent(_ id: String, at: Timestamp, kind: EventKind, detail: JSONObject) throws(SQLiteError) {
         self.eventSequence += 1
         try self.writer.statement("INSERT INTO events (id, seq, at, kind, detail) VALUES (?, ?, ?, ?, ?)")
-            .bind(.text(id), .integer(self.eventSequence), .integer(at.milliseconds), .text(kind), .text(JSONValue.object(detail).serialized)).run()
+            .bind(.text(id), .integer(self.eventSequence), .integer(at.milliseconds), .text(kind.rawValue), .text(JSONValue.object(detail).serialized)).run()
     }
 
     func setMeta(_ key: String, _ value: String) throws(SQLiteError) {
@@ -439,6 +530,7 @@ extension Registry {
             row.originalChecksum.map { .integer(Int64($0)) } ?? .null, row.originalLength.map { .int($0) } ?? .null,
             row.confidence.map { .real($0) } ?? .null,
             row.redundancy.map { .integer(Int64($0.segment)) } ?? .null, row.redundancy.map { .integer(Int64($0.offset)) } ?? .null,
+            row.location.map { .integer(Int64($0.segment)) } ?? .null, row.location.map { .integer(Int64($0.offset)) } ?? .null,
         ]
     }
 }
@@ -486,47 +578,8 @@ extension Registry {
         }
     }
 
-    /// Puts a repaired version back to `ok`, unless a newer version replaced it.
-    /// - Returns: Whether the row changed.
-    func markRestored(_ id: String, version: UInt64, checksum: UInt32, recordLength: Int, redundancy: RedundancyLocation?) throws(SQLiteError) -> Bool {
-        try self.writer.statement(
-            """
-            UPDATE fragments SET status = 'ok', checksum = ?, record_length = ?, blank_reason = NULL, lost_at = NULL,
-                detected_by = NULL, original_checksum = NULL, original_length = NULL, confidence = NULL,
-                redundancy_segment = ?, redundancy_offset = ?
-            WHERE id = ? AND version = ? AND status != 'ok'
-            """
-        ).bind(
-            .integer(Int64(checksum)), .int(recordLength), redundancy.map { .integer(Int64($0.segment)) } ?? .null,
-            redundancy.map { .integer(Int64($0.offset)) } ?? .null, .text(id), .integer(Int64(version))
-        ).run()
-        return self.writer.changes > 0
-    }
 
-    /// Points a version's row at a new redundancy copy (rewritten by the scrub, or moved by compaction).
-    /// - Returns: Whether the row (still at that version) changed.
-    @discardableResult
-    func setRedundancy(_ id: String, version: UInt64, _ location: RedundancyLocation) throws(SQLiteError) -> Bool {
-        try self.writer.statement("UPDATE fragments SET redundancy_segment = ?, redundancy_offset = ? WHERE id = ? AND version = ?")
-            .bind(.integer(Int64(location.segment)), .integer(Int64(location.offset)), .text(id), .integer(Int64(version))).run()
-        return self.writer.changes > 0
-    }
 
-    /// Records a reconstruction of a blank version.
-    func markReconstructed(_ row: FragmentRow) throws(SQLiteError) -> Bool {
-        try self.writer.statement(
-            """
-            UPDATE fragments SET status = 'reconstructed', checksum = ?, record_length = ?, original_checksum = ?,
-                original_length = ?, confidence = ?
-            WHERE id = ? AND version = ? AND status = 'blank'
-            """
-        ).bind(
-            .integer(Int64(row.checksum)), .int(row.recordLength), row.originalChecksum.map { .integer(Int64($0)) } ?? .null,
-            row.originalLength.map { .int($0) } ?? .null, row.confidence.map { .real($0) } ?? .null,
-            .text(row.id), .integer(Int64(row.version))
-        ).run()
-        return self.writer.changes > 0
-    }
 
     /// Keeps a ticket for later: counts the attempt and sets when to try again.
     func postponeRepair(_ id: String, priority: RepairPriority?, notBefore: Timestamp, error: String) throws(SQLiteError) {

@@ -1,16 +1,19 @@
 /// Where the store keeps its files and how much memory it may use.
 public struct StoreConfiguration: Sendable {
-    /// Holds the registry (`registry.sqlite3`) and the primary payloads (`payloads/`).
+    /// Holds the registry (`registry.sqlite3`) and the primary log (`segments/`).
     public var dataDirectory: String
-    /// Holds the second copy of every payload; meant to sit on another volume.
+    /// Holds the redundancy log (`segments/`), a second copy of every record; meant to sit on
+    /// another volume.
     public var redundancyDirectory: String
     /// Upper bound of the payload cache, in bytes.
     public var cacheBytes: Int
     public var limits: FragmentLimits
     /// Most operations one group commit takes.
     public var maxBatch: Int
-    /// Size at which a redundancy segment is sealed and a new one started.
-    public var redundancySegmentBytes: Int
+    /// Most log operations one registry transaction applies.
+    public var maxApplyBatch: Int
+    /// Size at which a segment (of either log) is sealed and a new one started.
+    public var segmentBytes: Int
 
     /// - Parameters:
     ///   - dataDirectory: Created if missing.
@@ -18,23 +21,30 @@ public struct StoreConfiguration: Sendable {
     ///   - cacheBytes: Default 256 MiB.
     ///   - limits: Default `FragmentLimits()`.
     ///   - maxBatch: Default 512.
-    ///   - redundancySegmentBytes: Default 64 MiB.
+    ///   - maxApplyBatch: Default 8192.
+    ///   - segmentBytes: Default 64 MiB.
     public init(
         dataDirectory: String,
         redundancyDirectory: String? = nil,
         cacheBytes: Int = 256 << 20,
         limits: FragmentLimits = FragmentLimits(),
         maxBatch: Int = 512,
-        redundancySegmentBytes: Int = 64 << 20
+        maxApplyBatch: Int = 8192,
+        segmentBytes: Int = 64 << 20
     ) {
         self.dataDirectory = dataDirectory
         self.redundancyDirectory = redundancyDirectory ?? "\(dataDirectory)/redundancy"
         self.cacheBytes = cacheBytes
         self.limits = limits
-        self.maxBatch = maxBatch
-        self.redundancySegmentBytes = redundancySegmentBytes
+        self.maxBatch = max(1, maxBatch)
+        self.maxApplyBatch = max(1, maxApplyBatch)
+        self.segmentBytes = max(4096, segmentBytes)
     }
 
     var registryPath: String { "\(self.dataDirectory)/registry.sqlite3" }
-    var payloadDirectory: String { "\(self.dataDirectory)/payloads" }
+    var primaryLogDirectory: String { "\(self.dataDirectory)/segments" }
+    var redundancyLogDirectory: String { "\(self.redundancyDirectory)/segments" }
+    var lockPath: String { "\(self.dataDirectory)/LOCK" }
+    /// Where the previous layout kept payload files, one per fragment.
+    var previousLayoutPayloads: String { "\(self.dataDirectory)/payloads" }
 }

@@ -133,17 +133,12 @@ struct Experiment: ParsableCommand {
         // From here on answers may see damage.
         phase.set(.degraded, at: damageAt)
         let disk = DiskDamage(dataDirectory: self.dataDir, redundancyDirectory: self.redundancyDir)
-        let files = disk.payloadFiles()
-        var missingFiles: [String] = []
-        for id in deleted {
-            guard let paths = files[id] else { missingFiles.append(id); continue }
-            for path in paths { try disk.delete(path) }
-        }
-        for id in corrupted {
-            guard let paths = files[id] else { missingFiles.append(id); continue }
-            for path in paths { try disk.flipByte(path) }
-        }
-        guard missingFiles.isEmpty else { throw ValidationError("no payload file found for \(missingFiles.prefix(5)); is --data-dir carmad's?") }
+        // In place, as a failing disk would: the running carmad sees it on its next read or scrub.
+        let records = disk.records(.primary)
+        let missingRecords = Set(deleted).union(corrupted).filter { records[$0] == nil }
+        guard missingRecords.isEmpty else { throw ValidationError("no record found for \(missingRecords.prefix(5)); is --data-dir carmad's?") }
+        try disk.zero(Set(deleted), in: .primary)
+        try disk.flip(Set(corrupted), in: .primary)
         let copiesRuined = try disk.destroyRedundancy(of: redundancyLost).count
         log("damaged \(deleted.count) deleted + \(corrupted.count) corrupted payloads, \(copiesRuined) redundancy copies ruined")
 

@@ -10,7 +10,7 @@ struct Carmad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "carmad",
         abstract: "CARMA fragment store: a self-healing store for memory fragments, served over HTTP.",
-        subcommands: [Serve.self, Reindex.self],
+        subcommands: [Serve.self, Reindex.self, Migrate.self, Faults.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -41,7 +41,7 @@ struct Serve: AsyncParsableCommand {
 
 struct Reindex: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Rebuild the registry from the payload and redundancy files (after the registry was lost).",
+        abstract: "Rebuild the registry from the primary and redundancy logs (after the registry was lost).",
         discussion: "Run it with the service stopped. An existing registry is kept aside as registry.sqlite3.bak-<time>.")
 
     @OptionGroup var options: ServerOptions
@@ -50,6 +50,25 @@ struct Reindex: ParsableCommand {
         let logger = try self.options.bootstrapLogging()
         let configuration = try self.options.configuration()
         let summary = try FragmentStore.rebuildRegistry(configuration: configuration.store, logger: logger)
-        print("reindexed \(summary.fragments) fragments from \(summary.files) files: \(summary.ok) ok, \(summary.blank) blank (queued for repair), \(summary.reconstructed) reconstructed, \(summary.unreadableFiles) unreadable files")
+        print(
+            "reindexed \(summary.fragments) fragments from \(summary.records) log records: \(summary.ok) ok, \(summary.blank) blank (queued for repair), "
+                + "\(summary.reconstructed) reconstructed, \(summary.deleted) deleted (tombstones), \(summary.damagedRecords) damaged records")
+    }
+}
+
+struct Migrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a data directory of the previous layout (a payload file per fragment) to segment logs.",
+        discussion: "Run it with the service stopped. The old files are moved to <data-dir>/previous-layout/; remove them once the new store serves.")
+
+    @OptionGroup var options: ServerOptions
+
+    func run() throws {
+        let logger = try self.options.bootstrapLogging()
+        let configuration = try self.options.configuration()
+        let summary = try FragmentStore.migratePreviousLayout(configuration: configuration.store, logger: logger)
+        print(
+            "migrated \(summary.fragments) fragments: \(summary.exact) exact, \(summary.reconstructed) reconstructed, \(summary.blank) blank (queued for repair); "
+                + "the old files are in \(summary.previousLayoutDirectory)")
     }
 }

@@ -5,8 +5,17 @@ import CISAL
 public enum CRC32C {
     /// The standard CRC32C of `bytes` (check value: "123456789" → 0xE3069283).
     public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
-        var crc: UInt32 = 0xFFFF_FFFF
+        update(0xFFFF_FFFF, bytes) ^ 0xFFFF_FFFF
+    }
+
+    /// The CRC32C of two buffers one after the other, without copying them together.
+    public static func checksum(_ first: UnsafeRawBufferPointer, then second: UnsafeRawBufferPointer) -> UInt32 {
+        update(update(0xFFFF_FFFF, first), second) ^ 0xFFFF_FFFF
+    }
+
+    private static func update(_ start: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return start }
+        var crc = start
         var offset = 0
         // crc32_iscsi takes an int length: feed large buffers in pieces.
         while offset < bytes.count {
@@ -14,7 +23,7 @@ public enum CRC32C {
             crc = crc32_iscsi(UnsafeMutablePointer(mutating: base.advanced(by: offset).assumingMemoryBound(to: UInt8.self)), Int32(count), crc)
             offset += count
         }
-        return crc ^ 0xFFFF_FFFF
+        return crc
     }
 
     public static func checksum(_ bytes: some ContiguousBytes) -> UInt32 {

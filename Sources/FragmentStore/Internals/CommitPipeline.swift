@@ -1,123 +1,117 @@
 import Foundation
 import Synchronization
 
-/// A change to the registry made inside a group commit, with work to do in memory once it is
-/// durable and a completion to call.
+/// A change to the registry alone (no log record): applied in a later transaction, in order with the
+/// writes submitted before it, with a completion once it is committed.
 struct RegistryChange: Sendable {
     let apply: @Sendable (Registry) throws -> Void
-    var afterCommit: (@Sendable () -> Void)?
     var completion: (@Sendable (Result<Void, StoreError>) -> Void)?
 
-    init(
-        apply: @escaping @Sendable (Registry) throws -> Void,
-        afterCommit: (@Sendable () -> Void)? = nil,
-        completion: (@Sendable (Result<Void, StoreError>) -> Void)? = nil
-    ) {
+    init(apply: @escaping @Sendable (Registry) throws -> Void, completion: (@Sendable (Result<Void, StoreError>) -> Void)? = nil) {
         self.apply = apply
-        self.afterCommit = afterCommit
         self.completion = completion
     }
+}
+
+/// A record to append that is not a client's write: a repair, a reconstruction, a compaction copy.
+struct PendingRecord: Sendable {
+    var kind: LogRecord.Kind
+    var id: String
+    var version: UInt64
+    var body: [UInt8]
+    var checksum: UInt32
+}
+
+/// Records to append to one or both logs. `completion` runs on the log thread once they are durable
+/// (with their locations) or failed; the registry change it returns is applied in order after them.
+struct AppendOperation: Sendable {
+    var primary: [PendingRecord]
+    var redundancy: [PendingRecord]
+    let completion: @Sendable (Result<AppendedLocations, StoreError>) -> RegistryChange?
+}
+
+struct AppendedLocations: Sendable {
+    var primary: [LogLocation]
+    var redundancy: [LogLocation]
 }
 
 /// What clients and the engine submit to the pipeline.
 enum PipelineOperation: Sendable {
     case put(PutOperation)
     case delete(DeleteOperation)
+    case append(AppendOperation)
     case change(RegistryChange)
-    /// Completes once everything submitted before it is committed.
+    /// Completes once everything submitted before it is applied to the registry.
     case barrier(@Sendable () -> Void)
 }
 
-/// An operation whose files are written and whose version is fixed, waiting for the commit.
-enum PreparedOperation: @unchecked Sendable {
-    // @unchecked: handed from the file thread to the commit thread through a locked queue, and never
-    // touched by the first after that.
-    case put(PutOperation, row: FragmentRow, record: [UInt8], previous: FragmentRow?)
-    case delete(DeleteOperation, previous: FragmentRow, version: UInt64)
+/// Registry work behind the log, in log order.
+enum ApplyItem: Sendable {
+    case put(row: FragmentRow, sketch: [UInt8], embedding: [UInt8]?, previous: FragmentRow?)
+    case delete(id: String, version: UInt64)
     case change(RegistryChange)
     case barrier(@Sendable () -> Void)
-
-    /// Whether it wrote payload files that must be synced before the commit.
-    var wroteFiles: Bool {
-        if case .put = self { true } else { false }
-    }
-
-    /// Whether it took a version number (a put or a delete).
-    var tookVersion: Bool {
-        switch self {
-        case .put, .delete: true
-        case .change, .barrier: false
-        }
-    }
+    /// Everything in the logs before these positions has been handed to the apply stage.
+    case position(LogPositions)
 }
 
-/// The three threads of the group commit, each a stage working on a different batch at once.
+/// How far the registry has followed the two logs.
+struct LogPositions: Sendable, Equatable {
+    var primary: LogLocation
+    var redundancy: LogLocation
+    var sequence: UInt64
+    var maxVersion: UInt64
+}
+
+/// The two threads of the write path.
 ///
-/// The *file* thread takes submitted operations in order, checks preconditions and assigns versions,
-/// then writes the batch's payload files and appends its redundancy copies. The *sync* thread makes
-/// everything written so far durable with one `syncfs` per file system. The *commit* thread commits
-/// the synced batch's registry rows in one SQLite transaction, updates the index, and only then
-/// completes the operations. A fourth thread checkpoints the SQLite WAL in the background.
+/// The *log* thread takes submitted operations in order, checks preconditions, assigns versions and
+/// sequence numbers, appends the batch's records to both logs in one write each, syncs both logs at
+/// once, updates the in-memory index and acknowledges: a write is durable and visible when its
+/// client hears of it. The *apply* thread then brings the registry up to date in large
+/// transactions, recording how far it got, so start-up only replays the logs past that point.
 final class CommitPipeline: Sendable {
     private let intake = BlockingQueue<PipelineOperation>()
-    private let prepared = BlockingQueue<PreparedOperation>()
-    private let synced = BlockingQueue<(operations: [PreparedOperation], failure: StoreError?)>()
+    private let applyQueue = BlockingQueue<ApplyItem>()
+    private let stoppedSignal = DispatchSemaphore(value: 0)
     private let threadCount = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
-    private let stoppedSignal = DispatchSemaphore(value: 0)
     private let checkpointSignal = DispatchSemaphore(value: 0)
+    /// Operations taken by the log thread and not yet applied (for metrics and `pending`).
+    private let applying = Atomic<Int>(0)
 
     func start(store: FragmentStore) {
-        let fileThread = Thread { [intake, prepared] in
+        let logThread = Thread { [intake, applyQueue] in
             while let batch = intake.takeBatch(limit: store.configuration.maxBatch) {
-                prepared.put(contentsOf: store.prepare(batch))
+                let items = store.logStage(batch)
+                self.applying.add(items.count, ordering: .relaxed)
+                applyQueue.put(contentsOf: items)
             }
-            prepared.close()
-            self.threadFinished()
+            applyQueue.close()
+            self.stoppedSignal.signal()
         }
-        fileThread.name = "carma-store-files"
-        let syncThread = Thread { [prepared, synced] in
-            while let batch = prepared.takeBatch(limit: store.configuration.maxBatch) {
-                synced.put((batch, store.sync(batch)))
-            }
-            synced.close()
-            self.threadFinished()
-        }
-        syncThread.name = "carma-store-sync"
-        let commitThread = Thread { [synced] in
-            while let batches = synced.takeBatch(limit: 8) {
-                // Consecutive synced batches commit together; a sync failure fails only its own batch.
-                var operations: [PreparedOperation] = []
-                for batch in batches {
-                    if let failure = batch.failure {
-                        store.commit(batch.operations, syncFailure: failure)
-                    } else {
-                        operations += batch.operations
-                    }
-                }
-                if !operations.isEmpty { store.commit(operations, syncFailure: nil) }
+        logThread.name = "carma-store-log"
+        let applyThread = Thread { [applyQueue] in
+            while let items = applyQueue.takeBatch(limit: store.configuration.maxApplyBatch) {
+                store.applyStage(items, stopping: { self.stopped.load(ordering: .relaxed) })
+                self.applying.subtract(items.count, ordering: .relaxed)
                 store.registry.restartWALIfLarge()
             }
-            self.threadFinished()
+            self.stoppedSignal.signal()
         }
-        commitThread.name = "carma-store-commit"
+        applyThread.name = "carma-store-apply"
         let checkpointThread = Thread { [self] in
             while !self.stopped.load(ordering: .relaxed) {
                 _ = self.checkpointSignal.wait(timeout: .now() + .milliseconds(500))
                 store.registry.checkpoint()
             }
-            self.threadFinished()
+            self.stoppedSignal.signal()
         }
         checkpointThread.name = "carma-store-checkpoint"
-        self.threadCount.store(4, ordering: .relaxed)
-        fileThread.start()
-        syncThread.start()
-        commitThread.start()
+        self.threadCount.store(3, ordering: .relaxed)
+        logThread.start()
+        applyThread.start()
         checkpointThread.start()
-    }
-
-    private func threadFinished() {
-        self.stoppedSignal.signal()
     }
 
     /// Queues an operation; false (and nothing queued) when the store is closed.
@@ -126,12 +120,13 @@ final class CommitPipeline: Sendable {
         self.intake.put(operation)
     }
 
-    /// Operations submitted and not yet completed.
+    /// Operations submitted and not yet applied to the registry.
     var pending: Int {
-        self.intake.count + self.prepared.count + self.synced.count
+        self.intake.count + self.applying.load(ordering: .relaxed)
     }
 
-    /// Blocks until everything submitted before the call is committed.
+    /// Blocks until everything submitted before the call is applied to the registry. Never call it on
+    /// an HTTP thread: use `whenApplied`.
     func flush() {
         let done = DispatchSemaphore(value: 0)
         if self.submit(.barrier({ done.signal() })) {
@@ -139,7 +134,13 @@ final class CommitPipeline: Sendable {
         }
     }
 
-    /// Commits what is queued, then stops the threads. Idempotent.
+    /// Calls `body` (on the apply thread) once everything submitted before the call is applied; at
+    /// once, on the caller's thread, if the store is closed.
+    func whenApplied(_ body: @escaping @Sendable () -> Void) {
+        if !self.submit(.barrier(body)) { body() }
+    }
+
+    /// Logs and applies what is queued, then stops the threads. Idempotent.
     func stop() {
         guard !self.stopped.exchange(true, ordering: .relaxed) else { return }
         let count = self.threadCount.load(ordering: .relaxed)

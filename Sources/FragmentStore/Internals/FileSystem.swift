@@ -12,6 +12,12 @@ struct FileError: Error, CustomStringConvertible {
         case notFound
         case noSpace
         case readOnly
+        /// Out of descriptors or memory, interrupted, would block, or not permitted: the data may be
+        /// intact, so this never counts as a loss (the request is answered 503 and retried).
+        case transient
+        /// The device failed to read or write (EIO) or the path is not a file: the data is gone as
+        /// far as this process can tell.
+        case io
         case other
     }
 
@@ -24,7 +30,10 @@ struct FileError: Error, CustomStringConvertible {
         switch code {
         case ENOENT, ENOTDIR: self.kind = .notFound
         case ENOSPC, EDQUOT: self.kind = .noSpace
-        case EROFS, EACCES, EPERM: self.kind = .readOnly
+        case EROFS: self.kind = .readOnly
+        case EACCES, EPERM: self.kind = operation == "read" || operation == "open" ? .transient : .readOnly
+        case EMFILE, ENFILE, ENOMEM, EAGAIN, EINTR, ENOBUFS: self.kind = .transient
+        case EIO, EISDIR, ENXIO, EBADMSG: self.kind = .io
         default: self.kind = .other
         }
         self.errno = code
@@ -100,6 +109,48 @@ enum FileSystem {
             }
         }
         if let failure { throw failure }
+    }
+
+    /// Opens (creating when asked) a file for reading and writing at explicit offsets.
+    static func openReadWrite(_ path: String, create: Bool) throws(FileError) -> Int32 {
+        let fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
+        guard fd >= 0 else { throw FileError(errno: errno, create ? "create" : "open", path) }
+        return fd
+    }
+
+    /// Opens a file for reading at explicit offsets.
+    static func openRead(_ path: String) throws(FileError) -> Int32 {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(errno: errno, "open", path) }
+        var info = stat()
+        // A directory (or anything but a regular file) where a segment should be cannot be read.
+        if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
+            close(fd)
+            throw FileError(errno: EISDIR, "open", path)
+        }
+        return fd
+    }
+
+    /// Reads `count` bytes at `offset` of an open file (fewer at its end).
+    static func read(_ fd: Int32, at offset: UInt64, count: Int, path: String) throws(FileError) -> [UInt8] {
+        try readFully(fd, at: offset, count: count, path: path)
+    }
+
+    /// `fdatasync(2)`: the file's data (and its size) reach the disk.
+    static func syncData(_ fd: Int32, path: String) throws(FileError) {
+        guard fdatasync(fd) == 0 else { throw FileError(errno: errno, "fdatasync", path) }
+    }
+
+    /// Cuts a file to `length` bytes.
+    static func truncate(_ fd: Int32, to length: UInt64, path: String) throws(FileError) {
+        guard ftruncate(fd, off_t(length)) == 0 else { throw FileError(errno: errno, "truncate", path) }
+    }
+
+    /// The size of an open file.
+    static func size(of fd: Int32) -> Int64? {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        return Int64(info.st_size)
     }
 
     static func closeDescriptor(_ fd: Int32) {

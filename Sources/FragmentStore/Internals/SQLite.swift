@@ -12,6 +12,14 @@ struct SQLiteError: Error, CustomStringConvertible {
     var isFull: Bool { self.code & 0xFF == SQLITE_FULL }
     var isReadOnly: Bool { self.code & 0xFF == SQLITE_READONLY || self.code & 0xFF == SQLITE_CANTOPEN }
     var isIOError: Bool { self.code & 0xFF == SQLITE_IOERR }
+
+    // Conditions of this project's schema, not of SQLite: codes outside SQLite's range.
+    static let previousLayout = SQLiteError(code: -1, message: "the registry belongs to the previous storage layout")
+    static func newerSchema(_ version: Int) -> SQLiteError {
+        SQLiteError(code: -2, message: "the registry has schema version \(version), newer than this carmad understands")
+    }
+
+    var isPreviousLayout: Bool { self.code == -1 }
 }
 
 /// One SQLite connection. Not thread-safe: owned by one thread or guarded by a lock.

@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "CarmaTesting"]),
         .testTarget(name: "CarmaJSONTests", dependencies: ["CarmaJSON"]),
         .testTarget(name: "CarmaTextTests", dependencies: ["CarmaText"]),
-        .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "CarmaTesting"]),
+        .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "CarmaTesting", "CarmaFaults"], resources: [.copy("../Fixtures/old-layout-v1.tar.gz")]),
         .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "CarmaTesting", "CarmaFaults"]),
         .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "CarmaTesting"]),
         .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaFaults", "CarmaTesting", "CarmaJSON", "CarmaText", "carmad", "carma"]),

@@ -131,9 +131,11 @@ public final class FragmentStore: Sendable {
         }
     }
 
-    /// Finishes queued writes and stops the commit threads. Reads keep working; writes fail.
+    /// Finishes queued writes, stops the commit threads and lets go of the data directory. Reads
+    /// keep working; writes fail.
     public func close() {
         self.pipeline.stop()
+        self.lock.release()
     }
 }
 

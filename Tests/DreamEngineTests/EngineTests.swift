@@ -73,14 +73,14 @@ final class EngineFixture {
         if let error = failure.withLock({ $0 }) { throw error }
     }
 
-    func path(_ id: String) -> String {
-        let row = self.store.row(id)!
-        return self.store.primary.path(id: id, version: row.version, kind: .original)
+    /// Zeroes every primary record of `id` in place, as a bad sector would.
+    func lose(_ id: String) throws {
+        try DiskDamage(dataDirectory: self.directory.path).zero([id], in: .primary)
     }
 
     /// Ruins every redundancy copy of `id`; returns what is needed to put them back.
     @discardableResult
-    func destroyCopies(_ id: String) throws -> [(DiskDamage.Copy, Data)] {
+    func destroyCopies(_ id: String) throws -> DiskDamage.Saved {
         self.store.flush()
         return try DiskDamage(dataDirectory: self.directory.path).destroyRedundancy(of: [id])
     }
@@ -121,8 +121,8 @@ struct EngineTests {
         let fixture = try EngineFixture(cacheBytes: 1 << 20)
         try fixture.put("cached", "kept in the cache")
         try fixture.put("copied", "only in the redundancy copy")
-        try FileManager.default.removeItem(atPath: fixture.path("cached"))
-        try FileManager.default.removeItem(atPath: fixture.path("copied"))
+        try fixture.lose("cached")
+        try fixture.lose("copied")
         fixture.store.state.withLock { $0.uncache("copied") }
         // Reads: "copied" misses the cache and turns blank; "cached" is served from the cache.
         guard case .blank = fixture.store.read("copied"), case .fragment = fixture.store.read("cached") else {
@@ -130,12 +130,12 @@ struct EngineTests {
             return
         }
         let report = try fixture.dream()
-        #expect(report["detected"]?["missing"] == 1, "the scrub finds the damage nobody read")
+        #expect(report["detected"]?["checksum_mismatch"] == 1, "the scrub finds the damage nobody read")
         #expect(report["repairs"]?["redundancy"]?["recovered"] == 1)
         #expect(report["repairs"]?["cache"]?["recovered"] == 1)
         for id in ["cached", "copied"] {
             #expect(fixture.store.row(id)?.status == .ok)
-            #expect(FileManager.default.fileExists(atPath: fixture.path(id)))
+            #expect(fixture.store.exactRecordFromPrimary(try #require(fixture.store.repairTarget(id))) != nil)
             guard case .fragment(let fragment) = fixture.store.read(id) else {
                 Issue.record("\(id) not readable")
                 continue
@@ -162,7 +162,7 @@ struct EngineTests {
     func bothCopiesGone() throws {
         let fixture = try EngineFixture()
         try fixture.put("lost", "gone for good")
-        try FileManager.default.removeItem(atPath: fixture.path("lost"))
+        try fixture.lose("lost")
         try fixture.destroyCopies("lost")
         _ = fixture.store.read("lost")
         let first = try fixture.dream()
@@ -188,7 +188,7 @@ struct EngineTests {
         let fixture = try EngineFixture(reconstructor: FixedReconstructor(confidence: 0.8))
         try fixture.put("n", "neighbour")
         try fixture.put("x", "the original text", links: ["n"])
-        try FileManager.default.removeItem(atPath: fixture.path("x"))
+        try fixture.lose("x")
         let copy = try fixture.destroyCopies("x")
         _ = fixture.store.read("x")
         let report = try fixture.dream()
@@ -216,7 +216,7 @@ struct EngineTests {
 
         let low = try EngineFixture(reconstructor: FixedReconstructor(confidence: 0.1))
         try low.put("y", "text")
-        try FileManager.default.removeItem(atPath: low.path("y"))
+        try low.lose("y")
         try low.destroyCopies("y")
         _ = low.store.read("y")
         let lowReport = try low.dream()
@@ -230,7 +230,7 @@ struct EngineTests {
         let fixture = try EngineFixture()
         for index in 0..<10 {
             try fixture.put("f\(index)", "content \(index)")
-            try FileManager.default.removeItem(atPath: fixture.path("f\(index)"))
+            try fixture.lose("f\(index)")
             _ = fixture.store.read("f\(index)")
         }
         let report = try fixture.dream(budget: CycleBudget(maxRepairs: 4, maxSeconds: 60, scrubFragments: 0))
@@ -244,7 +244,7 @@ struct EngineTests {
     func deletedIsNotRebuilt() throws {
         let fixture = try EngineFixture()
         try fixture.put("d", "to delete")
-        try FileManager.default.removeItem(atPath: fixture.path("d"))
+        try fixture.lose("d")
         _ = fixture.store.read("d")
         let done = DispatchSemaphore(value: 0)
         fixture.store.delete("d") { _ in done.signal() }

@@ -20,46 +20,62 @@ struct PrimitivesTests {
         #expect(SHA256.hex(SHA256.digest(long)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 
-    @Test("a payload file decodes to what was encoded")
-    func payloadRoundTrip() throws {
-        let record = Array(#"{"id":"x"}"#.utf8)
-        let bytes = PayloadFile.encode(kind: .original, id: "x", version: 7, record: record, recordChecksum: CRC32C.checksum(record))
-        guard case .success(let (header, decoded)) = PayloadFile.decode(bytes) else {
+    @Test("a log record decodes to what was encoded, at any offset")
+    func recordRoundTrip() throws {
+        let body = Array("{\"content\":\"hello\"}".utf8)
+        var bytes = Array("junk".utf8)
+        LogRecord.encode(into: &bytes, kind: .put, id: "x", version: 7, sequence: 42, body: body, bodyChecksum: CRC32C.checksum(body))
+        guard case .success(let (header, decoded)) = LogRecord.decode(bytes, at: 4) else {
             Issue.record("did not decode")
             return
         }
-        #expect(header.id == "x")
-        #expect(header.version == 7)
-        #expect(decoded == record)
+        #expect(header == LogRecord.Header(kind: .put, id: "x", version: 7, sequence: 42, bodyLength: body.count, bodyChecksum: CRC32C.checksum(body)))
+        #expect(decoded == body)
+        #expect(header.totalLength == bytes.count - 4)
     }
 
-    @Test("any flipped byte in a payload file is detected")
-    func payloadCorruption() {
-        let record = Array(#"{"id":"abc","content":"hello"}"#.utf8)
-        let bytes = PayloadFile.encode(kind: .original, id: "abc", version: 3, record: record, recordChecksum: CRC32C.checksum(record))
+    @Test("any flipped byte in a log record is detected, and a cut record is truncated")
+    func recordBitFlips() throws {
+        let body = Array("some record body".utf8)
+        let bytes = LogRecord.encode(kind: .put, id: "abc", version: 3, sequence: 1, body: body, bodyChecksum: CRC32C.checksum(body))
         for index in bytes.indices {
             var damaged = bytes
-            damaged[index] ^= 0x01
-            if case .success = PayloadFile.decode(damaged) {
+            damaged[index] ^= 0x10
+            if case .success = LogRecord.decode(damaged) {
                 Issue.record("flip at \(index) went unnoticed")
             }
         }
-        if case .success = PayloadFile.decode(Array(bytes.dropLast())) {
-            Issue.record("truncation went unnoticed")
+        guard case .failure(.truncated) = LogRecord.decode(Array(bytes.dropLast())) else {
+            Issue.record("a cut record was not reported as truncated")
+            return
         }
     }
 
-    @Test("a damaged record still yields its header, so a scan knows whose it was")
-    func headerSurvivesRecordDamage() {
-        let record = Array(#"{"id":"abc"}"#.utf8)
-        var bytes = PayloadFile.encode(kind: .original, id: "abc", version: 9, record: record, recordChecksum: CRC32C.checksum(record))
-        bytes[bytes.count - 2] ^= 0xFF
-        guard case .failure(.recordChecksum(let header)) = PayloadFile.decode(bytes) else {
-            Issue.record("expected a record checksum failure")
+    @Test("a damaged body still yields its header, so a scan knows whose record it was")
+    func damagedBodyKeepsHeader() throws {
+        let body = Array("0123456789".utf8)
+        var bytes = LogRecord.encode(kind: .reconstruction, id: "abc", version: 9, sequence: 5, body: body, bodyChecksum: CRC32C.checksum(body))
+        bytes[bytes.count - 1] ^= 0xFF
+        guard case .failure(.bodyChecksum(let header)) = LogRecord.decode(bytes) else {
+            Issue.record("expected a body checksum failure with its header")
             return
         }
         #expect(header.id == "abc")
         #expect(header.version == 9)
+        #expect(header.kind == .reconstruction)
+    }
+
+    @Test("headers with impossible lengths are rejected before any allocation")
+    func hostileHeaders() throws {
+        var bytes = LogRecord.encode(kind: .delete, id: "a", version: 1, sequence: 1, body: [], bodyChecksum: 0)
+        // An id length of 65535: reported as damage, not read past the end.
+        bytes[8] = 0xFF
+        bytes[9] = 0xFF
+        if case .success = LogRecord.decode(bytes) { Issue.record("accepted a 65535-byte id") }
+        guard case .failure(.truncated) = LogRecord.decode([UInt8](repeating: 0xFF, count: 3)) else {
+            Issue.record("three bytes decoded")
+            return
+        }
     }
 
     @Test("ids follow the documented alphabet")

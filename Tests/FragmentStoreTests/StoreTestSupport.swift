@@ -1,3 +1,4 @@
+import CarmaFaults
 import CarmaTesting
 import Dispatch
 @testable import FragmentStore
@@ -37,10 +38,13 @@ final class TestStore {
         try wait { done in self.store.delete(id, precondition: precondition, completion: done) }
     }
 
-    /// The path of a fragment's current primary payload file.
-    func payloadPaths(_ id: String) -> (primary: String, redundancy: RedundancyLocation?) {
-        let row = self.store.row(id)!
-        return (self.store.primary.path(id: id, version: row.version, kind: .original), row.redundancy)
+    /// Damage to this store's logs, in place.
+    var disk: DiskDamage { DiskDamage(dataDirectory: self.directory.path) }
+
+    /// The history as the registry has it once everything before is applied.
+    func history(_ id: String) throws -> [String]? {
+        self.store.flush()
+        return try self.store.history(id)?.map(\.kind)
     }
 }
 

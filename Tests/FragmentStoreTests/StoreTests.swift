@@ -1,3 +1,4 @@
+import CarmaFaults
 import CarmaJSON
 import CarmaTesting
 import Foundation
@@ -85,57 +86,80 @@ struct StoreTests {
         #expect(second.fragment.version > first.fragment.version)
     }
 
-    @Test("a deleted fragment is gone, files included, and an unknown one is not found")
+    @Test("a deleted fragment is gone, stays gone when the registry is rebuilt, and an unknown one is not found")
     func deletion() throws {
         let test = try TestStore()
         try test.put("a", "one")
-        let paths = test.payloadPaths("a")
+        try test.put("b", "two")
         try test.delete("a")
         guard case .notFound = test.store.read("a") else {
             Issue.record("deleted fragment still readable")
             return
         }
-        #expect(!FileManager.default.fileExists(atPath: paths.primary))
-        #expect(paths.redundancy != nil)
         #expect(throws: StoreError.self) { try test.delete("a") }
         guard case .notFound = test.store.read("never") else {
             Issue.record("unknown id readable")
             return
         }
-        #expect(test.store.stats().fragments == 0)
+        #expect(test.store.stats().fragments == 1)
+        // The tombstone in the logs keeps it deleted when the registry is lost.
+        test.store.close()
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: "\(test.directory.path)/registry.sqlite3\(suffix)")
+        }
+        try test.reopen()
+        #expect(test.store.row("a") == nil)
+        #expect(test.store.row("b")?.status == .ok)
+        #expect(test.store.startup.rebuilt?.deleted == 1)
     }
 
-    @Test("a missing payload turns the fragment blank, durably and queued for repair")
-    func missingPayload() throws {
+    @Test("a zeroed record turns the fragment blank, durably and queued for repair")
+    func zeroedRecord() throws {
         let test = try TestStore(cacheBytes: 0)
         try test.put("a", "one", links: ["b"], tags: ["t"])
-        try FileManager.default.removeItem(atPath: test.payloadPaths("a").primary)
+        try test.disk.zero(["a"], in: .primary)
         guard case .blank(let blank) = test.store.read("a") else {
             Issue.record("expected a blank")
             return
         }
-        #expect(blank.row.blankReason == .missing)
+        #expect(blank.row.blankReason == .checksumMismatch)
         #expect(blank.row.links == ["b"])
         #expect(blank.queuedAt != nil)
         try test.reopen(cacheBytes: 0)
         #expect(test.store.row("a")?.status == .blank)
-        let events = try #require(try test.store.history("a")).map(\.kind)
-        #expect(events == ["created", "lost", "queued"])
+        #expect(try test.history("a") == ["created", "lost", "queued"])
     }
 
     @Test("a flipped byte turns the fragment blank with reason checksum_mismatch")
     func corruptPayload() throws {
         let test = try TestStore(cacheBytes: 0)
         try test.put("a", "some content worth keeping")
-        let path = test.payloadPaths("a").primary
-        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        bytes[bytes.count - 5] ^= 0x01
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try test.disk.flip(["a"], in: .primary)
         guard case .blank(let blank) = test.store.read("a") else {
             Issue.record("corrupt payload was served")
             return
         }
         #expect(blank.row.blankReason == .checksumMismatch)
+    }
+
+    @Test("a deleted segment turns every fragment in it blank with reason missing")
+    func missingSegment() throws {
+        let test = try TestStore(cacheBytes: 0)
+        try test.put("a", "alpha")
+        try test.put("b", "beta")
+        test.store.close()
+        try test.disk.dropSegment(1, in: .primary)
+        try test.reopen(cacheBytes: 0)
+        for id in ["a", "b"] {
+            guard case .blank(let blank) = test.store.read(id) else {
+                Issue.record("\(id) served from a deleted segment")
+                continue
+            }
+            #expect(blank.row.blankReason == .missing)
+        }
+        // New writes go to a new segment, never to a reused number.
+        try test.put("c", "gamma")
+        #expect((test.store.row("c")?.location?.segment ?? 0) > 1)
     }
 
     @Test("listing filters by status and tag and pages with a cursor")
@@ -144,8 +168,9 @@ struct StoreTests {
         for index in 0..<25 {
             try test.put(String(format: "f%02d", index), "content \(index)", tags: index % 2 == 0 ? ["even"] : ["odd"])
         }
-        try FileManager.default.removeItem(atPath: test.payloadPaths("f03").primary)
+        try test.disk.zero(["f03"], in: .primary)
         _ = test.store.read("f03")
+        test.store.flush()
         var seen: [String] = []
         var after: String?
         repeat {
@@ -157,14 +182,14 @@ struct StoreTests {
         #expect(try test.store.list(status: .blank, tag: nil, after: nil, limit: 10).rows.map(\.id) == ["f03"])
     }
 
-    @Test("the registry is rebuilt from the payload files when it is lost")
+    @Test("the registry is rebuilt from the logs when it is lost")
     func reindex() throws {
         let test = try TestStore(cacheBytes: 0)
         try test.put("a", "alpha", links: ["b"], tags: ["x"])
         try test.put("b", "beta")
         try test.put("c", "gamma")
         let versionA = test.store.row("a")!.version
-        try FileManager.default.removeItem(atPath: test.payloadPaths("c").primary)
+        try test.disk.zero(["c"], in: .primary)
         test.store.close()
         for suffix in ["", "-wal", "-shm"] {
             try? FileManager.default.removeItem(atPath: "\(test.directory.path)/registry.sqlite3\(suffix)")
@@ -225,13 +250,13 @@ struct StoreTests {
     }
 }
 
-@Suite("Redundancy segments")
-struct RedundancySegmentTests {
-    @Test("compaction rewrites live copies out of mostly-garbage segments and deletes them")
+@Suite("Segment logs")
+struct SegmentLogTests {
+    @Test("compaction copies live records out of mostly-garbage segments of both logs and deletes them")
     func compaction() throws {
         let directory = TemporaryDirectory("segments")
         defer { directory.remove() }
-        let configuration = StoreConfiguration(dataDirectory: directory.path, cacheBytes: 0, redundancySegmentBytes: 4096)
+        let configuration = StoreConfiguration(dataDirectory: directory.path, cacheBytes: 0, segmentBytes: 4096)
         let store = try FragmentStore(configuration: configuration, logger: Logger(label: "test"))
         defer { store.close() }
         for round in 0..<4 {
@@ -239,24 +264,39 @@ struct RedundancySegmentTests {
                 _ = try wait { done in store.put("f\(index)", FragmentInput(content: "round \(round) fragment \(index) " + String(repeating: "z", count: 200)), completion: done) }
             }
         }
-        let before = store.diskUsage().redundancy
-        let segmentsBefore = RedundancyLog.segments(in: store.redundancy.root).count
-        let (removed, moved) = store.compactRedundancy(threshold: 0.5, maxSegments: 1000)
-        #expect(removed > 0)
-        #expect(RedundancyLog.segments(in: store.redundancy.root).count < segmentsBefore)
-        #expect(store.diskUsage().redundancy < before / 2)
-        #expect(moved <= 40)
-        for index in 0..<40 {
+        for index in 30..<40 {
+            try wait { done in store.delete("f\(index)", completion: done) }
+        }
+        let before = store.diskUsage()
+        let segmentsBefore = store.primaryLog.segments.count
+        let summary = store.compact(threshold: 0.5, maxSegments: 1000)
+        #expect(summary.segments > 0)
+        #expect(store.primaryLog.segments.count < segmentsBefore)
+        #expect(store.diskUsage().primary < before.primary / 2)
+        #expect(store.diskUsage().redundancy < before.redundancy / 2)
+        for index in 0..<30 {
             let target = try #require(store.repairTarget("f\(index)"))
+            #expect(store.exactRecordFromPrimary(target) != nil, "f\(index) lost its record")
             #expect(store.exactRecordFromRedundancy(target) != nil, "f\(index) lost its copy")
         }
-        // And the registry agrees after a restart.
+        // The registry agrees after a restart, and after a rebuild deleted fragments stay deleted.
         store.close()
-        let reopened = try FragmentStore(configuration: configuration, logger: Logger(label: "test"))
-        defer { reopened.close() }
-        for index in 0..<40 {
-            let target = try #require(reopened.repairTarget("f\(index)"))
-            #expect(reopened.exactRecordFromRedundancy(target) != nil)
+        for rebuild in [false, true] {
+            if rebuild {
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: "\(directory.path)/registry.sqlite3\(suffix)") }
+            }
+            let reopened = try FragmentStore(configuration: configuration, logger: Logger(label: "test"))
+            defer { reopened.close() }
+            for index in 0..<30 {
+                guard case .fragment(let fragment) = reopened.read("f\(index)") else {
+                    Issue.record("f\(index) not readable (rebuild: \(rebuild))")
+                    continue
+                }
+                #expect(try JSONParser.parse(fragment.body)["content"]?.stringValue?.hasPrefix("round 3 fragment \(index) ") == true)
+            }
+            for index in 30..<40 {
+                #expect(reopened.row("f\(index)") == nil, "f\(index) came back (rebuild: \(rebuild))")
+            }
         }
     }
 
@@ -264,10 +304,150 @@ struct RedundancySegmentTests {
     func directoryRemoved() throws {
         let test = try TestStore()
         try test.put("a", "before")
-        try FileManager.default.removeItem(atPath: test.store.redundancy.root)
+        try FileManager.default.removeItem(atPath: test.store.redundancyLog.root)
         try test.put("b", "after")
         let target = try #require(test.store.repairTarget("b"))
         #expect(test.store.exactRecordFromRedundancy(target) != nil)
-        #expect(test.store.exactRecordFromRedundancy(try #require(test.store.repairTarget("a"))) == nil)
+        // The scrub finds a's copy gone with its segment and writes it again.
+        let slice = test.store.scrub(limit: 10)
+        #expect(slice.findings.contains { $0.id == "a" && $0.finding == .redundancyRepaired(.missing) })
+        try test.reopen()
+        for id in ["a", "b"] {
+            #expect(test.store.exactRecordFromRedundancy(try #require(test.store.repairTarget(id))) != nil, "\(id) has no copy after a restart")
+        }
+    }
+
+    @Test("a torn tail is cut at start-up; every acknowledged write reads back and new ones follow")
+    func tornTail() throws {
+        let test = try TestStore(cacheBytes: 0)
+        for index in 0..<20 { try test.put("t\(index)", "torn tail test \(index)") }
+        test.store.close()
+        // Half a record: a valid header start followed by nothing, as a crash mid-write leaves it.
+        let half = LogRecord.encode(kind: .put, id: "ghost", version: 999, sequence: 999, body: Array("{}".utf8), bodyChecksum: 0)
+        for volume in DiskDamage.Volume.allCases { try test.disk.appendGarbage(Array(half.prefix(30)), in: volume) }
+        let size = try #require(FileManager.default.attributesOfItem(atPath: test.disk.segments(.primary)[0].path)[.size] as? Int)
+        try test.reopen(cacheBytes: 0)
+        #expect(try FileManager.default.attributesOfItem(atPath: test.disk.segments(.primary)[0].path)[.size] as? Int == size - 30)
+        for index in 0..<20 {
+            guard case .fragment = test.store.read("t\(index)") else {
+                Issue.record("t\(index) lost")
+                continue
+            }
+        }
+        try test.put("after", "written after the cut")
+        try test.reopen(cacheBytes: 0)
+        guard case .fragment = test.store.read("after") else {
+            Issue.record("a write after the cut was lost")
+            return
+        }
+    }
+
+    @Test("damage inside the newest segment is not mistaken for a torn tail")
+    func damageIsNotATail() throws {
+        let test = try TestStore(cacheBytes: 0)
+        for index in 0..<5 { try test.put("d\(index)", "damage test \(index)") }
+        test.store.close()
+        try test.disk.zero(["d1"], in: .primary)
+        try test.reopen(cacheBytes: 0)
+        for index in [0, 2, 3, 4] {
+            guard case .fragment = test.store.read("d\(index)") else {
+                Issue.record("d\(index) lost behind a damaged record")
+                continue
+            }
+        }
+        guard case .blank = test.store.read("d1") else {
+            Issue.record("the zeroed record was served")
+            return
+        }
+    }
+
+    @Test("start-up replays the log records the registry had not applied, tombstones included")
+    func replay() throws {
+        let test = try TestStore(cacheBytes: 0)
+        for index in 0..<30 { try test.put("r\(index)", "replay \(index)") }
+        try test.put("r0", "replay 0, second version")
+        try test.delete("r1")
+        test.store.flush()
+        test.store.close()
+        // Wind the registry back to before any of it was applied.
+        let registry = try Registry(path: "\(test.directory.path)/registry.sqlite3")
+        try registry.writer.execute("DELETE FROM fragments; DELETE FROM meta")
+        try registry.setPositions(
+            LogPositions(primary: LogLocation(segment: 1, offset: 0), redundancy: LogLocation(segment: 1, offset: 0), sequence: 0, maxVersion: 0))
+        try test.reopen(cacheBytes: 0)
+        #expect(test.store.startup.replayed > 0)
+        #expect(test.store.row("r1") == nil)
+        guard case .fragment(let fragment) = test.store.read("r0") else {
+            Issue.record("r0 not replayed")
+            return
+        }
+        #expect(try JSONParser.parse(fragment.body)["content"] == "replay 0, second version")
+        for index in 2..<30 {
+            #expect(test.store.row("r\(index)")?.status == .ok)
+        }
+        // Versions continue above the replayed ones.
+        #expect(try test.put("new", "x").fragment.version > 32)
+    }
+
+    @Test("a second store on the same directory is refused")
+    func exclusiveLock() throws {
+        let test = try TestStore()
+        #expect(throws: StoreError.self) {
+            _ = try FragmentStore(configuration: TestStore.configuration(test.directory.path), logger: Logger(label: "test"))
+        }
+    }
+
+    @Test("registry rows that cannot be real (negative version or length) are skipped, not trusted")
+    func tamperedRegistry() throws {
+        let test = try TestStore()
+        try test.put("good", "fine")
+        test.store.flush()
+        test.store.close()
+        let registry = try Registry(path: "\(test.directory.path)/registry.sqlite3")
+        try registry.writer.execute(
+            """
+            INSERT INTO fragments (id, version, status, checksum, record_length, size, links, tags, created_at, updated_at)
+            VALUES ('evil', -1, 'ok', 0, -5, -1, '', '', 0, 0)
+            """)
+        try test.reopen()
+        #expect(test.store.row("evil") == nil)
+        #expect(test.store.row("good")?.status == .ok)
+    }
+
+    @Test("a data directory of the previous layout is refused, then migrated with every fragment")
+    func migration() throws {
+        let directory = TemporaryDirectory("migrate")
+        defer { directory.remove() }
+        let archive = try #require(Bundle.module.path(forResource: "old-layout-v1", ofType: "tar.gz"))
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+        tar.arguments = ["xzf", archive, "-C", directory.path]
+        try tar.run()
+        tar.waitUntilExit()
+        let configuration = StoreConfiguration(dataDirectory: "\(directory.path)/data", cacheBytes: 0)
+        do {
+            _ = try FragmentStore(configuration: configuration, logger: Logger(label: "test"))
+            Issue.record("the previous layout was opened")
+        } catch {
+            #expect(error.code == .previousLayout)
+            #expect(error.message.contains("carmad migrate"))
+        }
+        let summary = try FragmentStore.migratePreviousLayout(configuration: configuration, logger: Logger(label: "test"))
+        // 12 written, one deleted; old-7's payload file was lost but its redundancy copy was intact.
+        #expect(summary.fragments == 11)
+        #expect(summary.exact == 11)
+        let store = try FragmentStore(configuration: configuration, logger: Logger(label: "test"))
+        defer { store.close() }
+        #expect(store.row("old-5") == nil)
+        for index in [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12] {
+            guard case .fragment(let fragment) = store.read("old-\(index)") else {
+                Issue.record("old-\(index) not readable after migration")
+                continue
+            }
+            let content = try JSONParser.parse(fragment.body)["content"]?.stringValue ?? ""
+            #expect(content.hasPrefix(index == 3 ? "Fragment three, second version." : "Fragment number \(index) "))
+        }
+        #expect(store.row("old-3")?.version == 13)
+        #expect(try wait { done in store.put("new", FragmentInput(content: "after migration"), completion: done) }.fragment.version > 14)
     }
 }

@@ -46,9 +46,8 @@ struct ObservabilityLiveTests {
         let server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0"] + manualDreamOnly)
         let api = server.api()
         _ = try api.seed(50)
-        let files = DiskDamage(dataDirectory: directory.path).payloadFiles()
-        for index in 0..<5 { try FileManager.default.removeItem(atPath: files["f\(index)"]![0]) }
-        for index in 5..<7 { try DiskDamage(dataDirectory: directory.path).flipByte(files["f\(index)"]![0]) }
+        try DiskDamage(dataDirectory: directory.path).zero(Set((0..<5).map { "f\($0)" }), in: .primary)
+        try DiskDamage(dataDirectory: directory.path).flip(Set((5..<7).map { "f\($0)" }), in: .primary)
         for index in 0..<50 { _ = try api.get("f\(index)") }
         for index in 0..<3 { _ = try api.get("f\(index)") }  // blanks served again
         _ = try api.get("never-stored")
@@ -90,7 +89,7 @@ struct ObservabilityLiveTests {
         let server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0"] + manualDreamOnly)
         let api = server.api()
         _ = try api.seed(30)
-        try FileManager.default.removeItem(atPath: DiskDamage(dataDirectory: directory.path).payloadFiles(of: "f3")[0])
+        try DiskDamage(dataDirectory: directory.path).zero(["f3"], in: .primary)
         _ = try api.get("f3")
 
         let json = try api.json("/topology?limit=10")

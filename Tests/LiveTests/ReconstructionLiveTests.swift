@@ -47,10 +47,9 @@ struct ReconstructionLiveTests {
         try Self.load(corpus, into: api)
         var generator = SeededGenerator(seed: 4)
         let lost = Array(corpus.shuffled(using: &generator).prefix(corpus.count / 20))
-        let primary = DiskDamage(dataDirectory: directory.path).payloadFiles()
+        try DiskDamage(dataDirectory: directory.path).zero(Set(lost.map(\.id)), in: .primary)
+        try DiskDamage(dataDirectory: directory.path).destroyRedundancy(of: Set(lost.map(\.id)))
         for fragment in lost {
-            for path in primary[fragment.id] ?? [] { try FileManager.default.removeItem(atPath: path) }
-            try DiskDamage(dataDirectory: directory.path).destroyRedundancy(of: [fragment.id])
             #expect(try api.get(fragment.id).header("X-Fragment-Status") == "blank")
         }
         let report = try api.dream()
@@ -136,7 +135,7 @@ struct ReconstructionLiveTests {
             #expect(result["tags"]?.arrayValue?.contains("section:description") == true)
         }
 
-        try FileManager.default.removeItem(atPath: DiskDamage(dataDirectory: directory.path).payloadFiles(of: "man1.grep.0")[0])
+        try DiskDamage(dataDirectory: directory.path).zero(["man1.grep.0"], in: .primary)
         _ = try api.get("man1.grep.0")
         let withBlank = try api.request("POST", "/query", json: ["text": "print lines that match patterns", "k": 3]).json()
         let blank = withBlank["results"]?.arrayValue?.first { $0["id"] == "man1.grep.0" }

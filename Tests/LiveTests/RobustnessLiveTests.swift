@@ -141,8 +141,7 @@ struct RobustnessLiveTests {
         let report = try api.dream()
         #expect(report["detected"]?["redundancy_missing"] == 40, "every old copy found missing")
         // The rewritten copies work: lose payloads now and get them back exactly.
-        let files = DiskDamage(dataDirectory: directory.path).payloadFiles()
-        for id in ["f1", "f2", "after"] { try FileManager.default.removeItem(atPath: files[id]![0]) }
+        try DiskDamage(dataDirectory: directory.path).zero(["f1", "f2", "after"], in: .primary)
         for id in ["f1", "f2", "after"] { #expect(try api.get(id).header("X-Fragment-Status") == "blank") }
         let repair = try api.dream()
         #expect(repair["repairs"]?["redundancy"]?["recovered"] == 3)
@@ -261,10 +260,7 @@ struct RobustnessLiveTests {
         for round in 0..<20 {
             let api = server.api()
             // Fresh damage each round, then a cycle interrupted by kill -9 part of the way through.
-            let files = DiskDamage(dataDirectory: directory.path).payloadFiles()
-            for id in contents.keys.sorted().shuffled(using: &generator).prefix(15) {
-                if let path = files[id]?.first { try FileManager.default.removeItem(atPath: path) }
-            }
+            try DiskDamage(dataDirectory: directory.path).zero(Set(contents.keys.sorted().shuffled(using: &generator).prefix(15)), in: .primary)
             for id in contents.keys.sorted() {
                 let response = try api.get(id)
                 if response.header("X-Fragment-Status") == "ok" {

@@ -47,8 +47,8 @@ struct StoreLiveTests {
         let api = server.api()
         #expect(try api.put("gone", ["content": "soon deleted", "links": ["rot"], "tags": ["t"]]).status == 201)
         #expect(try api.put("rot", ["content": "soon corrupted"]).status == 201)
-        try FileManager.default.removeItem(atPath: DiskDamage(dataDirectory: directory.path).payloadFiles(of: "gone")[0])
-        try DiskDamage(dataDirectory: directory.path).flipByte(DiskDamage(dataDirectory: directory.path).payloadFiles(of: "rot")[0])
+        try DiskDamage(dataDirectory: directory.path).zero(["gone"], in: .primary)
+        try DiskDamage(dataDirectory: directory.path).flip(["rot"], in: .primary)
 
         let gone = try api.get("gone")
         #expect(gone.status == 200)
@@ -59,7 +59,7 @@ struct StoreLiveTests {
         let stub = try gone.json()
         #expect(stub["status"] == "blank")
         #expect(stub["rebuild_needed"] == true)
-        #expect(stub["reason"] == "missing")
+        #expect(stub["reason"] == "checksum_mismatch")
         #expect(stub["links"] == ["rot"])
         #expect(stub["tags"] == ["t"])
         #expect(stub["content"] == nil)
@@ -93,7 +93,7 @@ struct StoreLiveTests {
         #expect(try api.request("GET", "/fragments/typo/history").status == 404)
         #expect(try api.delete("typo").status == 404)
         #expect(try api.json("/fragments")["items"] == [])
-        #expect(DiskDamage(dataDirectory: directory.path).payloadFiles().isEmpty)
+        #expect(DiskDamage(dataDirectory: directory.path).records(.primary).isEmpty)
         #expect(try api.get(".hidden").status == 400)
         #expect(try api.request("GET", "/fragments/a%2F..%2Fb").status == 400)
     }

@@ -82,8 +82,14 @@ final class SegmentLog: Sendable {
         try FileSystem.makeDirectory(root)
         let existing = Self.segments(in: root)
         var current = existing.last ?? 1
-        var path = Self.path(root, current)
         var created = existing.isEmpty
+        // The segment the registry last applied is gone (deleted with the newest records): never
+        // reuse its number, or old locations would point into a new file.
+        if let hint = tailHint, hint.segment >= current, !existing.contains(hint.segment), hint.segment < UInt32.max - 1 {
+            current = hint.segment + 1
+            created = true
+        }
+        var path = Self.path(root, current)
         let descriptor: Int32
         do {
             descriptor = try FileSystem.openReadWrite(path, create: created)

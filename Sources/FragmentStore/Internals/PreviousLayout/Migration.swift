@@ -115,7 +115,7 @@ extension FragmentStore {
                     INSERT OR IGNORE INTO events SELECT * FROM old.events WHERE id IN (SELECT id FROM fragments);
                     INSERT OR IGNORE INTO cycles SELECT * FROM old.cycles;
                     INSERT OR IGNORE INTO repair_queue SELECT * FROM old.repair_queue WHERE id IN (SELECT id FROM fragments);
-                    INSERT OR IGNORE INTO meta SELECT * FROM old.meta WHERE key = 'embedding_dimension';
+                    INSERT OR IGNORE INTO meta SELECT * FROM old.meta WHERE key IN ('embedding_dimension', 'max_version');
                     """)
                 let oldMax = try registry.meta("max_version").flatMap { UInt64($0) } ?? 0
                 try registry.setPositions(

@@ -9,6 +9,8 @@ import pytest
 
 from carma_client import CarmaClient, Fragment, Unauthorized
 
+from conftest import Carmad
+
 TOKEN = "py-client-test-token-0123456789"
 
 
@@ -19,9 +21,9 @@ def token_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_writes_need_the_token(start_carmad: Callable[..., object], token_file: Path) -> None:
+def test_writes_need_the_token(start_carmad: Callable[..., Carmad], token_file: Path) -> None:
     server = start_carmad("--auth-token-file", str(token_file))
-    url = server.url  # type: ignore[attr-defined]
+    url = server.url
     anonymous = CarmaClient(url)
     with pytest.raises(Unauthorized) as denied:
         anonymous.put_fragment("secret", "nope")
@@ -43,9 +45,9 @@ def test_writes_need_the_token(start_carmad: Callable[..., object], token_file: 
     assert authorized.dream(timeout=60).state == "finished"
 
 
-def test_protected_reads(start_carmad: Callable[..., object], token_file: Path) -> None:
+def test_protected_reads(start_carmad: Callable[..., Carmad], token_file: Path) -> None:
     server = start_carmad("--auth-token-file", str(token_file), "--protect-reads")
-    url = server.url  # type: ignore[attr-defined]
+    url = server.url
     authorized = CarmaClient(url, token=TOKEN)
     authorized.put_fragment("guarded", "only with the token")
     anonymous = CarmaClient(url)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import threading
+from typing import Callable, List
 
 import pytest
 
@@ -19,6 +20,8 @@ from carma_client import (
     PayloadTooLarge,
     PreconditionFailed,
 )
+
+from conftest import Carmad
 
 
 def test_health_and_readiness(client: CarmaClient) -> None:
@@ -136,9 +139,9 @@ def test_invalid_requests_are_typed(client: CarmaClient, uid: Callable[[str], st
     assert cycle.value.status == 404
 
 
-def test_payload_too_large(start_carmad: Callable[..., object]) -> None:
+def test_payload_too_large(start_carmad: Callable[..., Carmad]) -> None:
     server = start_carmad("--max-body-bytes", "2048")
-    with server.client() as c:  # type: ignore[attr-defined]
+    with server.client() as c:
         with pytest.raises(PayloadTooLarge) as too_large:
             c.put_fragment("big", "x" * 5000)
         assert too_large.value.status == 413
@@ -200,10 +203,10 @@ def test_query(client: CarmaClient, uid: Callable[[str], str]) -> None:
         client.query()
 
 
-def test_query_by_embedding(start_carmad: Callable[..., object]) -> None:
+def test_query_by_embedding(start_carmad: Callable[..., Carmad]) -> None:
     # Its own server: the first embedding fixes the store's dimension for good.
     server = start_carmad()
-    with server.client() as c:  # type: ignore[attr-defined]
+    with server.client() as c:
         c.put_fragment("east", "points east", embedding=[1.0, 0.0])
         c.put_fragment("north", "points north", embedding=[0.0, 1.0])
         answer = c.query(embedding=[0.9, 0.1], k=2)
@@ -254,10 +257,28 @@ def test_metrics_text(client: CarmaClient) -> None:
     assert "carma_http_requests_total" in text
 
 
-def test_client_is_a_context_manager_and_reuses_connections(carmad: object, uid: Callable[[str], str]) -> None:
-    with CarmaClient(carmad.url, timeout=5) as c:  # type: ignore[attr-defined]
-        for n in range(20):
-            c.put_fragment(uid(f"ka{n}"), "keep-alive")
-        assert len(list(c.iter_fragments(status="ok"))) >= 20
-    # A blank stub and a fragment never compare equal, whatever the fields.
+def test_one_client_shared_by_threads(carmad: Carmad, uid: Callable[[str], str]) -> None:
+    tag = uid("threads")
+    errors: List[BaseException] = []
+
+    def writer(worker: int) -> None:
+        try:
+            for n in range(25):
+                fid = uid(f"w{worker}-{n}")
+                shared.put_fragment(fid, f"written by {worker}", tags=[tag])
+                assert shared.get_fragment(fid).content == f"written by {worker}"  # type: ignore[union-attr]
+        except BaseException as error:  # noqa: B902 - reported by the main thread
+            errors.append(error)
+
+    with CarmaClient(carmad.url, timeout=10) as shared:
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(list(shared.iter_fragments(tag=tag, page_size=30))) == 100
+
+
+def test_blank_stub_type_has_no_content() -> None:
     assert not issubclass(BlankStub, Fragment) and not hasattr(BlankStub, "content")

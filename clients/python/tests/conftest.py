@@ -43,14 +43,20 @@ class Carmad:
     """One carmad process with its own data directory."""
 
     def __init__(self, extra_args: Optional[List[str]] = None) -> None:
+        binary = carmad_binary()
         self.root = Path(tempfile.mkdtemp(prefix="carma-py-"))
         self.data_dir = self.root / "data"
         self.log_path = self.root / "carmad.log"
-        self.args = [str(carmad_binary()), "--data-dir", str(self.data_dir), "--port", "0", "--log-format", "json",
+        self.args = [str(binary), "--data-dir", str(self.data_dir), "--port", "0", "--log-format", "json",
                      *(extra_args or [])]
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.port = self._wait_for_port()
+        try:
+            self.port = self._wait_for_port()
+        except BaseException as error:
+            log = self.log
+            self.stop()
+            raise RuntimeError(f"carmad did not start ({error}); its log:\n{log}") from None
         self.url = f"http://127.0.0.1:{self.port}"
 
     def _wait_for_port(self, timeout: float = 60.0) -> int:
@@ -64,10 +70,9 @@ class Carmad:
                 except (ValueError, KeyError):
                     continue
             if self.process.poll() is not None:
-                raise RuntimeError(f"carmad exited with {self.process.returncode} before listening:\n{self.log}")
+                raise RuntimeError(f"carmad exited with {self.process.returncode}")
             time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"carmad did not start listening within {timeout} s:\n{self.log}")
+        raise RuntimeError(f"no 'carmad listening' line within {timeout} s")
 
     @property
     def log(self) -> str:

@@ -6,3 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 swift build --build-tests
 swift test --skip-build "$@"
+
+# The Python client (clients/python) against the carmad built above. pytest is usually present
+# (install-deps.sh --test brings PyYAML); a failing test fails this script (set -e), and pytest's
+# closing summary line is the last thing printed.
+python3 -c 'import pytest' >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check pytest
+CARMA_BIN="$(swift build --show-bin-path)/carmad" python3 -m pytest -q -p no:cacheprovider clients/python/tests

@@ -1,0 +1,390 @@
+"""The synchronous client: one method per operation of ``openapi.yaml``.
+
+Each method that performs an operation is registered with the operation's ``operationId``,
+method and path (``@operation``), so ``OPERATIONS`` is a table the test suite compares with the
+contract: when the server grows an operation, a test fails until the client covers it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
+from urllib.parse import quote
+
+from ._http import RetryPolicy, Response, Transport, problem_error
+from .errors import CarmaError, FragmentBlank, PROBLEM_PREFIX
+from .models import (
+    BLANK,
+    BlankStub,
+    CycleReport,
+    CycleSummary,
+    DreamBudget,
+    DreamStatus,
+    Fragment,
+    FragmentContext,
+    FragmentHead,
+    FragmentPage,
+    FragmentSummary,
+    Health,
+    History,
+    NotModified,
+    PutResult,
+    QueryResponse,
+    ReadResult,
+    Readiness,
+    Topology,
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One contract operation and the client method that performs it."""
+
+    operation_id: str
+    method: str
+    path: str
+    python_name: str
+
+
+#: operationId -> the client method(s) covering it (``getTopology`` has a JSON and a DOT face).
+OPERATIONS: Dict[str, List[Operation]] = {}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def operation(operation_id: str, method: str, path: str) -> Callable[[F], F]:
+    """Registers a client method as covering the contract operation ``operation_id``."""
+
+    def register(function: F) -> F:
+        OPERATIONS.setdefault(operation_id, []).append(Operation(operation_id, method, path, function.__name__))
+        setattr(function, "__carma_operation__", operation_id)
+        return function
+
+    return register
+
+
+#: An entity-tag condition: a version number, a tag (``"17"``, ``W/"17"``), ``*``, or several.
+Condition = Union[int, str, Sequence[Union[int, str]]]
+
+
+def format_condition(condition: Condition) -> str:
+    """``If-Match`` / ``If-None-Match`` value: versions become quoted tags, lists are joined."""
+    items: Iterable[Union[int, str]]
+    if isinstance(condition, (int, str)):
+        items = [condition]
+    else:
+        items = condition
+    parts = []
+    for item in items:
+        if isinstance(item, bool):
+            raise TypeError("a condition is a version, an entity tag or '*', not a bool")
+        if isinstance(item, int):
+            parts.append(f'"{item}"')
+        else:
+            parts.append(item)
+    return ", ".join(parts)
+
+
+def _id_path(fragment_id: str, suffix: str = "") -> str:
+    # Valid ids never need encoding; quoting everything else means a stray "/" or "?" in an id
+    # reaches the server as part of the id (and gets 400 invalid-id) instead of another route.
+    return "/fragments/" + quote(fragment_id, safe="") + suffix
+
+
+class CarmaClient:
+    """A blocking client for one carmad server.
+
+    ``token`` (or ``token_file``) is sent as ``Authorization: Bearer`` on every request, so a
+    server with ``--protect-reads`` works too. ``timeout`` bounds each socket operation.
+    ``retry`` decides when a ``503`` with ``Retry-After`` is repeated (see ``RetryPolicy``).
+    Safe to share between threads: each thread gets its own keep-alive connection.
+    """
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8080",
+        *,
+        token: Optional[str] = None,
+        token_file: Optional[str] = None,
+        timeout: float = 30.0,
+        retry: Optional[RetryPolicy] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if token is None and token_file is not None:
+            with open(token_file, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        self._http = Transport(base_url=base_url, token=token, timeout=timeout,
+                               retry=retry if retry is not None else RetryPolicy(), sleep=sleep)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "CarmaClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, ok: Sequence[int] = (200,), hint: Optional[Mapping[int, str]] = None,
+              **kwargs: Any) -> Response:
+        """Sends a request and raises the typed error unless its status is in ``ok``."""
+        response = self._http.request(method, path, **kwargs)
+        if response.status not in ok:
+            slug = (hint or {}).get(response.status)
+            raise problem_error(response, PROBLEM_PREFIX + slug if slug else None)
+        return response
+
+    # -- fragments ---------------------------------------------------------------------------
+
+    @operation("putFragment", "PUT", "/fragments/{id}")
+    def put_fragment(
+        self,
+        fragment_id: str,
+        content: str,
+        *,
+        links: Optional[Sequence[str]] = None,
+        tags: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        embedding: Optional[Sequence[float]] = None,
+        if_match: Optional[Condition] = None,
+        if_none_match: Optional[str] = None,
+    ) -> PutResult:
+        """Creates or replaces a fragment; returns once the write is durable.
+
+        ``if_match`` (a version, a tag, ``*``, or several) and ``if_none_match="*"`` make the
+        write conditional: ``PreconditionFailed`` (with ``current_version``) when it does not
+        hold, so concurrent writers never overwrite each other silently.
+        """
+        body: Dict[str, Any] = {"content": content}
+        if links is not None:
+            body["links"] = list(links)
+        if tags is not None:
+            body["tags"] = list(tags)
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        if embedding is not None:
+            body["embedding"] = [float(x) for x in embedding]
+        headers: Dict[str, str] = {}
+        if if_match is not None:
+            headers["If-Match"] = format_condition(if_match)
+        if if_none_match is not None:
+            headers["If-None-Match"] = format_condition(if_none_match)
+        response = self._call("PUT", _id_path(fragment_id), ok=(200, 201), headers=headers, json_body=body)
+        etag = response.header("etag")
+        return PutResult(fragment=Fragment.from_json(response.json(), etag=etag), created=response.status == 201,
+                         etag=etag, location=response.header("location"))
+
+    @operation("getFragment", "GET", "/fragments/{id}")
+    def get_fragment(self, fragment_id: str, *, strict: bool = False,
+                     if_none_match: Optional[Condition] = None) -> ReadResult:
+        """Reads a fragment: a ``Fragment``, a ``BlankStub`` if its payload is lost, or ``NotModified``.
+
+        Blank is a normal answer (the pipeline keeps flowing); check ``isinstance(r, Fragment)``.
+        With ``strict=True`` a blank raises ``FragmentBlank`` (503) instead, carrying the stub.
+        ``NotModified`` only comes back when ``if_none_match`` names the current version.
+        """
+        response = self._call("GET", _id_path(fragment_id), ok=(200, 304, 503),
+                              headers=self._read_headers(strict, if_none_match))
+        if response.status == 304:
+            return NotModified(etag=response.header("etag"))
+        if response.status == 503:
+            raise self._strict_blank(response)
+        data = response.json()
+        if data.get("status") == BLANK:
+            return BlankStub.from_json(data, retry_after=response.retry_after)
+        return Fragment.from_json(data, etag=response.header("etag"))
+
+    def get_content(self, fragment_id: str) -> str:
+        """The exact, verified text of an ``ok`` fragment, or an error (never a placeholder).
+
+        For callers that must not act on anything but the original words: a blank raises
+        ``FragmentBlank`` and a reconstructed fragment raises ``CarmaError``.
+        """
+        result = self.get_fragment(fragment_id, strict=True)
+        if not isinstance(result, Fragment) or not result.is_exact:
+            raise CarmaError(type="about:blank", title="fragment is not exact",
+                             detail=f"{fragment_id} is {getattr(result, 'status', 'unknown')}")
+        return result.content
+
+    @operation("headFragment", "HEAD", "/fragments/{id}")
+    def head_fragment(self, fragment_id: str, *, strict: bool = False,
+                      if_none_match: Optional[Condition] = None) -> FragmentHead:
+        """Whether a fragment exists and its status and version, without transferring content."""
+        response = self._call("HEAD", _id_path(fragment_id), ok=(200, 304, 503),
+                              headers=self._read_headers(strict, if_none_match),
+                              hint={404: "fragment-not-found", 401: "unauthorized", 400: "invalid-id"})
+        if response.status == 503:
+            raise self._strict_blank(response)
+        length = response.header("content-length")
+        return FragmentHead(
+            http_status=response.status,
+            status=response.header("x-fragment-status"),
+            etag=response.header("etag"),
+            content_length=int(length) if length and length.isdigit() else None,
+            retry_after=response.retry_after,
+        )
+
+    @operation("deleteFragment", "DELETE", "/fragments/{id}")
+    def delete_fragment(self, fragment_id: str, *, if_match: Optional[Condition] = None,
+                        if_none_match: Optional[str] = None) -> None:
+        """Deletes on purpose (never rebuilt); ``FragmentNotFound`` if it does not exist."""
+        headers: Dict[str, str] = {}
+        if if_match is not None:
+            headers["If-Match"] = format_condition(if_match)
+        if if_none_match is not None:
+            headers["If-None-Match"] = format_condition(if_none_match)
+        self._call("DELETE", _id_path(fragment_id), ok=(204,), headers=headers)
+
+    @operation("listFragments", "GET", "/fragments")
+    def list_fragments(self, *, status: Optional[str] = None, tag: Optional[str] = None,
+                       limit: Optional[int] = None, cursor: Optional[str] = None) -> FragmentPage:
+        """One page of summaries in id order; pass ``page.next_cursor`` as ``cursor`` to go on."""
+        response = self._call("GET", "/fragments",
+                              query={"status": status, "tag": tag, "limit": limit, "cursor": cursor})
+        return FragmentPage.from_json(response.json())
+
+    def iter_fragments(self, *, status: Optional[str] = None, tag: Optional[str] = None,
+                       page_size: int = 100) -> Iterator[FragmentSummary]:
+        """Every matching summary, fetching pages lazily (constant memory over any store size)."""
+        cursor: Optional[str] = None
+        while True:
+            page = self.list_fragments(status=status, tag=tag, limit=page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    @operation("getFragmentHistory", "GET", "/fragments/{id}/history")
+    def get_history(self, fragment_id: str) -> History:
+        """What happened to a fragment: created, lost (how found), queued, recovered or rebuilt."""
+        return History.from_json(self._call("GET", _id_path(fragment_id, "/history")).json())
+
+    @operation("getFragmentContext", "GET", "/fragments/{id}/context")
+    def get_context(self, fragment_id: str, *, k: Optional[int] = None) -> FragmentContext:
+        """Links, backlinks and the ``k`` most similar fragments, each with its status."""
+        return FragmentContext.from_json(self._call("GET", _id_path(fragment_id, "/context"), query={"k": k}).json())
+
+    @operation("queryFragments", "POST", "/query")
+    def query(self, text: Optional[str] = None, *, embedding: Optional[Sequence[float]] = None,
+              k: Optional[int] = None, tags: Optional[Sequence[str]] = None) -> QueryResponse:
+        """Top-``k`` fragments by text and/or embedding; blank hits are flagged, without content.
+
+        Sent as idempotent although it is a ``POST``: a query changes nothing, so repeating it
+        after a 503 is safe.
+        """
+        if text is None and embedding is None:
+            raise ValueError("query needs text, embedding or both")
+        body: Dict[str, Any] = {}
+        if text is not None:
+            body["text"] = text
+        if embedding is not None:
+            body["embedding"] = [float(x) for x in embedding]
+        if k is not None:
+            body["k"] = k
+        if tags is not None:
+            body["tags"] = list(tags)
+        return QueryResponse.from_json(self._call("POST", "/query", json_body=body, idempotent=True).json())
+
+    # -- dream engine ------------------------------------------------------------------------
+
+    @operation("startDream", "POST", "/dream")
+    def start_dream(self, budget: Optional[DreamBudget] = None, *, retry_on_unavailable: bool = False) -> CycleSummary:
+        """Asks for a dream cycle now (or gets the one already running); returns at once.
+
+        Not repeated after a 503 unless ``retry_on_unavailable``: it is a ``POST``. (A repeat
+        would at worst return the running cycle, but that is the caller's call to make.)
+        """
+        body = budget.to_json() if budget is not None else None
+        policy = None
+        if retry_on_unavailable:
+            base = self._http.retry
+            policy = RetryPolicy(base.max_retries, base.max_total_wait, retry_non_idempotent=True)
+        response = self._call("POST", "/dream", ok=(202,), json_body=body or None, retry=policy)
+        return CycleSummary.from_json(response.json(), location=response.header("location"))
+
+    @operation("getDreamStatus", "GET", "/dream")
+    def dream_status(self) -> DreamStatus:
+        """The scheduler's state, the repair queue, scrub progress and the recent cycles."""
+        return DreamStatus.from_json(self._call("GET", "/dream").json())
+
+    @operation("getDreamCycle", "GET", "/dream/{cycle}")
+    def get_cycle(self, cycle_id: int) -> CycleReport:
+        """A cycle's full report with its events (live while it runs)."""
+        response = self._call("GET", f"/dream/{int(cycle_id)}")
+        return CycleReport.from_json(response.json())
+
+    def wait_for_cycle(self, cycle_id: int, *, timeout: float = 300.0, poll: float = 0.05) -> CycleReport:
+        """Polls a cycle until it is no longer running; ``TimeoutError`` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            report = self.get_cycle(cycle_id)
+            if not report.running:
+                return report
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"dream cycle {cycle_id} still running after {timeout} s")
+            time.sleep(poll)
+
+    def dream(self, budget: Optional[DreamBudget] = None, *, timeout: float = 300.0) -> CycleReport:
+        """Starts (or joins) a cycle and waits for its report: the one call a script needs."""
+        return self.wait_for_cycle(self.start_dream(budget).id, timeout=timeout)
+
+    # -- topology, metrics, health -----------------------------------------------------------
+
+    @operation("getTopology", "GET", "/topology")
+    def topology(self, *, limit: Optional[int] = None, around: Optional[str] = None,
+                 depth: Optional[int] = None, after: Optional[str] = None) -> Topology:
+        """The link graph coloured by status, bounded by ``limit`` (``around`` + ``depth``)."""
+        query = {"format": "json", "limit": limit, "around": around, "depth": depth, "after": after}
+        return Topology.from_json(self._call("GET", "/topology", query=query).json())
+
+    @operation("getTopology", "GET", "/topology")
+    def topology_dot(self, *, limit: Optional[int] = None, around: Optional[str] = None,
+                     depth: Optional[int] = None, after: Optional[str] = None) -> str:
+        """The same graph as Graphviz DOT text (``digraph carma { ... }``), ready for ``dot -Tsvg``."""
+        query = {"format": "dot", "limit": limit, "around": around, "depth": depth, "after": after}
+        return self._call("GET", "/topology", query=query).text
+
+    @operation("getMetrics", "GET", "/metrics")
+    def metrics(self) -> str:
+        """The Prometheus text exposition, unparsed (scrapers and ``prometheus_client`` parse it)."""
+        return self._call("GET", "/metrics").text
+
+    @operation("getHealth", "GET", "/healthz")
+    def healthz(self) -> Health:
+        """Liveness: answers while the process serves HTTP."""
+        return Health(status=self._call("GET", "/healthz").json()["status"])
+
+    @operation("getReadiness", "GET", "/readyz")
+    def readyz(self) -> Readiness:
+        """Readiness; ``NotReady`` (after the retries allow) while starting or stopping."""
+        data = self._call("GET", "/readyz").json()
+        return Readiness(status=data["status"], fragments=int(data["fragments"]), pending_writes=int(data["pending_writes"]))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _read_headers(strict: bool, if_none_match: Optional[Condition]) -> Dict[str, str]:
+        headers: Dict[str, str] = {}
+        if strict:
+            headers["Prefer"] = "strict"
+        if if_none_match is not None:
+            headers["If-None-Match"] = format_condition(if_none_match)
+        return headers
+
+    @staticmethod
+    def _strict_blank(response: Response) -> CarmaError:
+        """A strict read of a blank: ``FragmentBlank`` carrying the stub, or the server's problem."""
+        if (response.header("x-fragment-status") or "").lower() != BLANK:
+            return problem_error(response)
+        stub = BlankStub.from_json(response.json(), retry_after=response.retry_after) if response.body else None
+        error = FragmentBlank(
+            type="about:blank", status=503, title="fragment is blank",
+            detail=f"{stub.id} lost ({stub.reason}); rebuild expected in {stub.rebuild.eta_seconds} s" if stub
+            else "fragment is blank",
+            headers=response.headers, retry_after=response.retry_after,
+        )
+        error.stub = stub
+        return error

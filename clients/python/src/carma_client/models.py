@@ -1,0 +1,699 @@
+"""Typed values for what carmad sends and accepts (the schemas of ``openapi.yaml``).
+
+Parsing is deliberately tolerant of members this client does not know yet (they are kept in
+``extra`` where the schema allows extensions, and ignored elsewhere), so an older client keeps
+working against a newer server. It is strict about the one thing that matters most: a blank
+fragment is a ``BlankStub``, a type with no ``content`` at all, never a ``Fragment``, so code that
+reads ``fragment.content`` cannot be handed a placeholder by mistake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+#: ``ok``, ``blank`` or ``reconstructed`` (plus ``unknown`` in neighbour and topology lists).
+FragmentStatus = str
+
+OK = "ok"
+BLANK = "blank"
+RECONSTRUCTED = "reconstructed"
+UNKNOWN = "unknown"
+
+
+def parse_timestamp(value: Any) -> Optional[datetime]:
+    """RFC 3339 UTC with milliseconds (``2026-11-29T23:40:00.123Z``) as an aware ``datetime``.
+
+    ``datetime.fromisoformat`` only learned the ``Z`` suffix in Python 3.11, so it is replaced
+    first; the package supports 3.9.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"timestamp must be a string, got {value!r}")
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def _ts(value: Any) -> datetime:
+    moment = parse_timestamp(value)
+    if moment is None:
+        raise ValueError("timestamp is required")
+    return moment
+
+
+def _strs(value: Any) -> List[str]:
+    return [str(item) for item in (value or [])]
+
+
+def _counts(value: Any) -> Dict[str, int]:
+    return {str(key): int(count) for key, count in (value or {}).items()}
+
+
+def version_from_etag(etag: Optional[str]) -> Optional[int]:
+    """The version in an entity tag: ``"17"`` and ``W/"17"`` both give 17."""
+    if not etag:
+        return None
+    tag = etag.strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    tag = tag.strip('"')
+    return int(tag) if tag.isdigit() else None
+
+
+# -- fragments ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """How a ``reconstructed`` fragment was rebuilt; its text is approximate, not the original."""
+
+    confidence: float
+    sources: List[str]
+    method: str
+    reconstructed_at: Optional[datetime]
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """A fragment with real content: ``ok`` (verified, byte-exact) or ``reconstructed``.
+
+    For a reconstructed fragment ``reconstruction`` says how sure the server is and what the text
+    was assembled from; check ``is_exact`` before treating ``content`` as the original words.
+    ``etag`` is the response's entity tag (weak for a reconstructed fragment) when known.
+    """
+
+    id: str
+    version: int
+    content: str
+    links: List[str]
+    tags: List[str]
+    metadata: Dict[str, Any]
+    size: int
+    created_at: datetime
+    updated_at: datetime
+    status: FragmentStatus
+    checksum: str
+    embedding: Optional[List[float]] = None
+    reconstruction: Optional[Reconstruction] = None
+    etag: Optional[str] = None
+
+    @property
+    def is_exact(self) -> bool:
+        """True for ``ok``: the content is the stored original, checksum verified."""
+        return self.status == OK
+
+    @property
+    def is_reconstructed(self) -> bool:
+        return self.status == RECONSTRUCTED
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], etag: Optional[str] = None) -> "Fragment":
+        if data.get("status") == BLANK or "content" not in data:
+            raise ValueError("a blank stub is not a Fragment; use BlankStub.from_json")
+        reconstruction = None
+        if data.get("status") == RECONSTRUCTED:
+            reconstruction = Reconstruction(
+                confidence=float(data.get("confidence", 0.0)),
+                sources=_strs(data.get("sources")),
+                method=str(data.get("method", "")),
+                reconstructed_at=parse_timestamp(data.get("reconstructed_at")),
+            )
+        embedding = data.get("embedding")
+        return cls(
+            id=data["id"],
+            version=int(data["version"]),
+            content=data["content"],
+            links=_strs(data.get("links")),
+            tags=_strs(data.get("tags")),
+            metadata=dict(data.get("metadata") or {}),
+            size=int(data["size"]),
+            created_at=_ts(data["created_at"]),
+            updated_at=_ts(data["updated_at"]),
+            status=data["status"],
+            checksum=data["checksum"],
+            embedding=[float(x) for x in embedding] if embedding is not None else None,
+            reconstruction=reconstruction,
+            etag=etag,
+        )
+
+
+@dataclass(frozen=True)
+class RebuildInfo:
+    """When a blank's repair was queued and when it is likely done."""
+
+    queued_at: Optional[datetime]
+    eta_seconds: int
+
+
+@dataclass(frozen=True)
+class BlankStub:
+    """What a read of a **blank** fragment answers: the registry's knowledge, without content.
+
+    Deliberately not a ``Fragment`` and without a ``content`` attribute: a placeholder must
+    never flow into a pipeline as if it were the text. ``retry_after`` is the server's estimate
+    (seconds) of when a dream cycle will have rebuilt it.
+    """
+
+    id: str
+    version: int
+    links: List[str]
+    tags: List[str]
+    lost_at: Optional[datetime]
+    reason: str
+    detected_by: Optional[str]
+    rebuild: RebuildInfo
+    retry_after: Optional[float] = None
+    status: FragmentStatus = BLANK
+    rebuild_needed: bool = True
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], retry_after: Optional[float] = None) -> "BlankStub":
+        if data.get("status") != BLANK:
+            raise ValueError(f"not a blank stub: status {data.get('status')!r}")
+        rebuild = data.get("rebuild") or {}
+        return cls(
+            id=data["id"],
+            version=int(data["version"]),
+            links=_strs(data.get("links")),
+            tags=_strs(data.get("tags")),
+            lost_at=parse_timestamp(data.get("lost_at")),
+            reason=str(data.get("reason", "")),
+            detected_by=data.get("detected_by"),
+            rebuild=RebuildInfo(
+                queued_at=parse_timestamp(rebuild.get("queued_at")),
+                eta_seconds=int(rebuild.get("eta_seconds", 0)),
+            ),
+            retry_after=retry_after,
+        )
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """``304``: the caller's cached copy (named by ``If-None-Match``) is still current."""
+
+    etag: Optional[str]
+
+    @property
+    def version(self) -> Optional[int]:
+        return version_from_etag(self.etag)
+
+
+#: What ``get_fragment`` returns; ``NotModified`` only when ``if_none_match`` was given.
+ReadResult = Union[Fragment, BlankStub, NotModified]
+
+
+@dataclass(frozen=True)
+class FragmentHead:
+    """The answer to ``HEAD /fragments/{id}``: status and validators without the body."""
+
+    http_status: int
+    status: Optional[FragmentStatus]
+    etag: Optional[str]
+    content_length: Optional[int]
+    retry_after: Optional[float]
+
+    @property
+    def version(self) -> Optional[int]:
+        return version_from_etag(self.etag)
+
+    @property
+    def is_blank(self) -> bool:
+        return self.status == BLANK
+
+    @property
+    def not_modified(self) -> bool:
+        return self.http_status == 304
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """A stored write: the fragment as a ``GET`` would return it, and whether it was new."""
+
+    fragment: Fragment
+    created: bool
+    etag: Optional[str]
+    location: Optional[str] = None
+
+    @property
+    def version(self) -> int:
+        return self.fragment.version
+
+
+# -- listing, history, context ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FragmentSummary:
+    """A fragment in a listing (no content); ``reason`` for a blank, ``confidence`` if reconstructed."""
+
+    id: str
+    version: int
+    status: FragmentStatus
+    size: int
+    checksum: str
+    links: List[str]
+    tags: List[str]
+    created_at: datetime
+    updated_at: datetime
+    reason: Optional[str] = None
+    confidence: Optional[float] = None
+
+    @property
+    def is_blank(self) -> bool:
+        return self.status == BLANK
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "FragmentSummary":
+        return cls(
+            id=data["id"],
+            version=int(data["version"]),
+            status=data["status"],
+            size=int(data["size"]),
+            checksum=data["checksum"],
+            links=_strs(data.get("links")),
+            tags=_strs(data.get("tags")),
+            created_at=_ts(data["created_at"]),
+            updated_at=_ts(data["updated_at"]),
+            reason=data.get("reason"),
+            confidence=float(data["confidence"]) if data.get("confidence") is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class FragmentPage:
+    """One page of a listing; pass ``next_cursor`` as ``cursor`` for the next (None: last page)."""
+
+    items: List[FragmentSummary]
+    next_cursor: Optional[str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "FragmentPage":
+        return cls(items=[FragmentSummary.from_json(item) for item in data.get("items", [])],
+                   next_cursor=data.get("next_cursor"))
+
+
+_HISTORY_FIELDS = ("version", "size", "reason", "detected_by", "priority", "tier", "source", "duration_ms",
+                   "was", "cycle", "confidence", "sources", "method", "attempt", "next_try_at", "status")
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One thing that happened to a fragment; which members are set depends on ``kind``.
+
+    ``kind`` is ``created``, ``updated``, ``lost``, ``queued``, ``recovered``, ``reconstructed``,
+    ``repair_failed``, ``redundancy_repaired`` or ``reindexed``. Members this client does not
+    know are kept in ``extra`` (the schema allows additions).
+    """
+
+    at: datetime
+    kind: str
+    version: Optional[int] = None
+    size: Optional[int] = None
+    reason: Optional[str] = None
+    detected_by: Optional[str] = None
+    priority: Optional[str] = None
+    tier: Optional[str] = None
+    source: Optional[str] = None
+    duration_ms: Optional[float] = None
+    was: Optional[str] = None
+    cycle: Optional[int] = None
+    confidence: Optional[float] = None
+    sources: Optional[List[str]] = None
+    method: Optional[str] = None
+    attempt: Optional[int] = None
+    next_try_at: Optional[datetime] = None
+    status: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "HistoryEvent":
+        known: Dict[str, Any] = {name: data.get(name) for name in _HISTORY_FIELDS}
+        known["next_try_at"] = parse_timestamp(known["next_try_at"])
+        if known["sources"] is not None:
+            known["sources"] = _strs(known["sources"])
+        extra = {k: v for k, v in data.items() if k not in _HISTORY_FIELDS and k not in ("at", "kind")}
+        return cls(at=_ts(data["at"]), kind=data["kind"], extra=extra, **known)
+
+
+@dataclass(frozen=True)
+class History:
+    """A fragment's events, oldest first (the most recent 500)."""
+
+    id: str
+    status: FragmentStatus
+    version: int
+    events: List[HistoryEvent]
+
+    @property
+    def kinds(self) -> List[str]:
+        return [event.kind for event in self.events]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "History":
+        return cls(id=data["id"], status=data["status"], version=int(data["version"]),
+                   events=[HistoryEvent.from_json(event) for event in data.get("events", [])])
+
+
+@dataclass(frozen=True)
+class NeighbourRef:
+    """A linked or linking fragment and its status (``unknown`` if the store never had it)."""
+
+    id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class SimilarRef:
+    """A similar fragment: cosine of the sketch vectors in ``score``."""
+
+    id: str
+    status: str
+    score: float
+
+
+@dataclass(frozen=True)
+class FragmentContext:
+    """A fragment's neighbourhood: its links, its backlinks and its most similar fragments."""
+
+    id: str
+    status: FragmentStatus
+    links: List[NeighbourRef]
+    backlinks: List[NeighbourRef]
+    similar: List[SimilarRef]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "FragmentContext":
+        return cls(
+            id=data["id"],
+            status=data["status"],
+            links=[NeighbourRef(n["id"], n["status"]) for n in data.get("links", [])],
+            backlinks=[NeighbourRef(n["id"], n["status"]) for n in data.get("backlinks", [])],
+            similar=[SimilarRef(n["id"], n["status"], float(n["score"])) for n in data.get("similar", [])],
+        )
+
+
+# -- query ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueryHit:
+    """A ranked result. A blank hit has ``content`` None and ``rebuild_needed`` True.
+
+    Checking ``is_blank`` (or ``content is None``) before using the text is the contract: search
+    results keep flowing when fragments are lost, and say so.
+    """
+
+    id: str
+    score: float
+    version: int
+    status: FragmentStatus
+    tags: List[str]
+    links: List[str]
+    content: Optional[str] = None
+    confidence: Optional[float] = None
+    rebuild_needed: bool = False
+
+    @property
+    def is_blank(self) -> bool:
+        return self.status == BLANK
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "QueryHit":
+        return cls(
+            id=data["id"],
+            score=float(data["score"]),
+            version=int(data["version"]),
+            status=data["status"],
+            tags=_strs(data.get("tags")),
+            links=_strs(data.get("links")),
+            content=data.get("content") if data.get("status") != BLANK else None,
+            confidence=float(data["confidence"]) if data.get("confidence") is not None else None,
+            rebuild_needed=bool(data.get("rebuild_needed", False)),
+        )
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """The retrieval index: ``ready`` is False while it still loads after a restart."""
+
+    ready: bool
+    fragments: int
+    terms: int
+
+
+@dataclass(frozen=True)
+class QueryResponse:
+    results: List[QueryHit]
+    took_ms: float
+    index: IndexInfo
+
+    @property
+    def blanks(self) -> List[QueryHit]:
+        return [hit for hit in self.results if hit.is_blank]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "QueryResponse":
+        index = data.get("index") or {}
+        return cls(
+            results=[QueryHit.from_json(hit) for hit in data.get("results", [])],
+            took_ms=float(data.get("took_ms", 0.0)),
+            index=IndexInfo(ready=bool(index.get("ready")), fragments=int(index.get("fragments", 0)),
+                            terms=int(index.get("terms", 0))),
+        )
+
+
+# -- dream engine ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DreamBudget:
+    """An optional budget for ``POST /dream``; members left None take the server's defaults."""
+
+    max_repairs: Optional[int] = None
+    max_seconds: Optional[float] = None
+    scrub_fragments: Optional[int] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return {k: v for k, v in (("max_repairs", self.max_repairs), ("max_seconds", self.max_seconds),
+                                  ("scrub_fragments", self.scrub_fragments)) if v is not None}
+
+
+@dataclass(frozen=True)
+class CyclePhase:
+    """``repair``, ``scrub``, ``repair_after_scrub`` or ``compact``, with its counts."""
+
+    name: str
+    started_at: datetime
+    duration_ms: float
+    counts: Dict[str, int]
+
+
+@dataclass(frozen=True)
+class Compaction:
+    segments_removed: int
+    copies_moved: int
+
+
+@dataclass(frozen=True)
+class CycleEvent:
+    """One unit of a cycle's work (a repair or a scrub finding); extra members in ``extra``."""
+
+    id: str
+    action: str
+    outcome: str
+    tier: Optional[str] = None
+    reason: Optional[str] = None
+    source: Optional[str] = None
+    was: Optional[str] = None
+    confidence: Optional[float] = None
+    kind: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "CycleEvent":
+        named = ("id", "action", "outcome", "tier", "reason", "source", "was", "confidence", "kind")
+        return cls(
+            id=data["id"], action=data["action"], outcome=data["outcome"], tier=data.get("tier"),
+            reason=data.get("reason"), source=data.get("source"), was=data.get("was"),
+            confidence=float(data["confidence"]) if data.get("confidence") is not None else None,
+            kind=data.get("kind"), extra={k: v for k, v in data.items() if k not in named},
+        )
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    """A dream cycle without its events (``POST /dream``, ``GET /dream``).
+
+    ``state`` is ``running``, ``finished`` or ``interrupted``; ``outcomes`` counts repairs by
+    outcome (``recovered``, ``reconstructed``, ``failed``, ...), ``repairs`` by tier then outcome.
+    """
+
+    id: int
+    trigger: str
+    state: str
+    started_at: datetime
+    finished_at: Optional[datetime]
+    duration_ms: float
+    budget: DreamBudget
+    queue_at_start: int
+    scrubbed: int
+    phases: List[CyclePhase]
+    detected: Dict[str, int]
+    repairs: Dict[str, Dict[str, int]]
+    outcomes: Dict[str, int]
+    compaction: Optional[Compaction] = None
+    stop_reason: Optional[str] = None
+    events_truncated: Optional[bool] = None
+    location: Optional[str] = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @classmethod
+    def _fields(cls, data: Mapping[str, Any]) -> Dict[str, Any]:
+        budget = data.get("budget") or {}
+        compaction = data.get("compaction")
+        return dict(
+            id=int(data["id"]),
+            trigger=data["trigger"],
+            state=data["state"],
+            started_at=_ts(data["started_at"]),
+            finished_at=parse_timestamp(data.get("finished_at")),
+            duration_ms=float(data.get("duration_ms", 0.0)),
+            budget=DreamBudget(max_repairs=budget.get("max_repairs"), max_seconds=budget.get("max_seconds"),
+                               scrub_fragments=budget.get("scrub_fragments")),
+            queue_at_start=int(data.get("queue_at_start", 0)),
+            scrubbed=int(data.get("scrubbed", 0)),
+            phases=[CyclePhase(p["name"], _ts(p["started_at"]), float(p.get("duration_ms", 0.0)), _counts(p.get("counts")))
+                    for p in data.get("phases", [])],
+            detected=_counts(data.get("detected")),
+            repairs={str(tier): _counts(counts) for tier, counts in (data.get("repairs") or {}).items()},
+            outcomes=_counts(data.get("outcomes")),
+            compaction=Compaction(int(compaction["segments_removed"]), int(compaction["copies_moved"])) if compaction else None,
+            stop_reason=data.get("stop_reason"),
+            events_truncated=data.get("events_truncated"),
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], location: Optional[str] = None) -> "CycleSummary":
+        return cls(location=location, **cls._fields(data))
+
+
+@dataclass(frozen=True)
+class CycleReport(CycleSummary):
+    """A cycle's full report with its events (at most 20000; ``events_truncated`` says if cut)."""
+
+    events: List[CycleEvent] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], location: Optional[str] = None) -> "CycleReport":
+        return cls(location=location, events=[CycleEvent.from_json(e) for e in data.get("events", [])],
+                   **cls._fields(data))
+
+
+@dataclass(frozen=True)
+class RepairQueue:
+    depth: int
+    ready: int
+    repair_rate_per_second: float
+    eta_seconds: float
+
+
+@dataclass(frozen=True)
+class ScrubState:
+    """Scrub progress; ``pass_number`` is the spec's ``pass`` (a Python keyword)."""
+
+    pass_number: int
+    progress: float
+    cursor: Optional[str]
+
+
+@dataclass(frozen=True)
+class DreamStatus:
+    """The scheduler: whether a cycle runs, when the next is due, the repair queue, recent cycles."""
+
+    state: str
+    current_cycle: Optional[CycleSummary]
+    next_run_at: Optional[datetime]
+    next_run_in_seconds: float
+    current_interval_seconds: float
+    clean_streak: int
+    queue: RepairQueue
+    scrub: ScrubState
+    recent_cycles: List[CycleSummary]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "DreamStatus":
+        queue = data.get("queue") or {}
+        scrub = data.get("scrub") or {}
+        current = data.get("current_cycle")
+        return cls(
+            state=data["state"],
+            current_cycle=CycleSummary.from_json(current) if current else None,
+            next_run_at=parse_timestamp(data.get("next_run_at")),
+            next_run_in_seconds=float(data.get("next_run_in_seconds", 0.0)),
+            current_interval_seconds=float(data.get("current_interval_seconds", 0.0)),
+            clean_streak=int(data.get("clean_streak", 0)),
+            queue=RepairQueue(int(queue.get("depth", 0)), int(queue.get("ready", 0)),
+                              float(queue.get("repair_rate_per_second", 0.0)), float(queue.get("eta_seconds", 0.0))),
+            scrub=ScrubState(int(scrub.get("pass", 0)), float(scrub.get("progress", 0.0)), scrub.get("cursor")),
+            recent_cycles=[CycleSummary.from_json(c) for c in data.get("recent_cycles", [])],
+        )
+
+
+# -- topology and health ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopologyNode:
+    id: str
+    status: str
+    confidence: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class TopologyEdge:
+    """A link; ``source`` is the spec's ``from`` (a Python keyword), ``target`` its ``to``."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The link graph, bounded: ``truncated`` is True only when nodes were left out."""
+
+    nodes: List[TopologyNode]
+    edges: List[TopologyEdge]
+    counts: Dict[str, int]
+    edges_outside: int
+    truncated: bool
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Topology":
+        return cls(
+            nodes=[TopologyNode(n["id"], n["status"], float(n["confidence"]) if n.get("confidence") is not None else None)
+                   for n in data.get("nodes", [])],
+            edges=[TopologyEdge(e["from"], e["to"]) for e in data.get("edges", [])],
+            counts=_counts(data.get("counts")),
+            edges_outside=int(data.get("edges_outside", 0)),
+            truncated=bool(data.get("truncated", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+
+
+@dataclass(frozen=True)
+class Readiness:
+    status: str
+    fragments: int
+    pending_writes: int

@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -97,37 +97,43 @@ class Carmad:
 # -- disk damage: the only code that knows the on-disk layout -------------------------------------
 
 
-def _payload_files(data_dir: Path) -> Dict[str, List[Path]]:
-    """Primary payload files by fragment id (read from each file's header, as DiskDamage.swift).
+def _records(data_dir: Path) -> Dict[str, List[Tuple[Path, int, int]]]:
+    """Primary log records by fragment id: (segment file, offset, length), as DiskDamage.swift.
 
-    Layout today: ``payloads/<2 hex>/<hash>-<version>.frag``, a 32-byte header starting with
-    magic ``CRMF``, the id's length as little-endian u16 at offset 8, the id from offset 32.
+    Layout: ``segments/<8 hex>.seg``, records of a 40-byte header starting with magic ``CRML``,
+    the id's length as little-endian u16 at offset 8, the body's as u32 at 12, the id from 40.
     """
-    found: Dict[str, List[Path]] = {}
-    for path in (data_dir / "payloads").rglob("*"):
-        if path.suffix not in (".frag", ".recon") or not path.is_file():
-            continue
-        head = path.read_bytes()[: 32 + 256]
-        if len(head) < 32 or head[:4] != b"CRMF":
-            continue
-        length = head[8] | head[9] << 8
-        found.setdefault(head[32 : 32 + length].decode("utf-8", "replace"), []).append(path)
+    found: Dict[str, List[Tuple[Path, int, int]]] = {}
+    for path in sorted((data_dir / "segments").glob("*.seg")):
+        data = path.read_bytes()
+        offset = data.find(b"CRML")
+        while 0 <= offset and offset + 40 <= len(data):
+            id_length = int.from_bytes(data[offset + 8 : offset + 10], "little")
+            body_length = int.from_bytes(data[offset + 12 : offset + 16], "little")
+            end = offset + 40 + id_length + body_length
+            if 0 < id_length <= 200 and end <= len(data):
+                key = data[offset + 40 : offset + 40 + id_length].decode("utf-8", "replace")
+                found.setdefault(key, []).append((path, offset, end - offset))
+                offset = data.find(b"CRML", end)
+            else:
+                offset = data.find(b"CRML", offset + 1)
     return found
 
 
 def lose_payload(server: Carmad, fragment_id: str) -> None:
-    """Makes ``fragment_id``'s stored payload unreadable, so carmad must serve it blank.
+    """Makes ``fragment_id``'s stored record unreadable, so carmad must serve it blank.
 
-    The one place to change when the storage layout changes (payloads are moving into segment
-    logs): whatever it does, afterwards a read of ``fragment_id`` (with ``--cache-bytes 0``)
-    must find the payload missing or corrupt, and the redundancy copy must survive so that a
-    dream cycle restores it exactly.
+    The one place that knows the storage layout: every record of the fragment in the primary log
+    is zeroed in place, as a bad sector would (the running carmad reads it as a checksum
+    mismatch); the redundancy log is left alone, so a dream cycle restores it exactly.
     """
-    files = _payload_files(server.data_dir).get(fragment_id)
-    if not files:
-        raise AssertionError(f"no payload file for {fragment_id!r} under {server.data_dir}")
-    for path in files:
-        path.unlink()
+    records = _records(server.data_dir).get(fragment_id)
+    if not records:
+        raise AssertionError(f"no record for {fragment_id!r} under {server.data_dir}")
+    for path, offset, length in records:
+        with open(path, "r+b") as handle:
+            handle.seek(offset)
+            handle.write(bytes(length))
 
 
 # -- fixtures ---------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_blank_is_a_stub_everywhere_then_a_dream_restores_it(damaged: Carmad) ->
     assert isinstance(stub, BlankStub) and not isinstance(stub, Fragment)
     assert not hasattr(stub, "content")
     assert stub.status == "blank" and stub.rebuild_needed
-    assert stub.reason == "missing" and stub.detected_by == "read"
+    assert stub.reason == "checksum_mismatch" and stub.detected_by == "read"
     assert stub.links == ["note-2"] and stub.tags == ["infra"]
     assert stub.lost_at is not None and stub.rebuild.eta_seconds >= 1
     assert stub.retry_after is not None and stub.retry_after >= 1
@@ -57,7 +57,7 @@ def test_blank_is_a_stub_everywhere_then_a_dream_restores_it(damaged: Carmad) ->
     assert strict_head.value.stub is None  # HEAD has no body to carry it
 
     blanks = c.list_fragments(status="blank")
-    assert [(s.id, s.reason) for s in blanks.items] == [("note-1", "missing")]
+    assert [(s.id, s.reason) for s in blanks.items] == [("note-1", "checksum_mismatch")]
     assert blanks.items[0].is_blank
 
     hits = c.query("build server rack north hall", k=5)
@@ -86,7 +86,7 @@ def test_blank_is_a_stub_everywhere_then_a_dream_restores_it(damaged: Carmad) ->
     history = c.get_history("note-1")
     assert history.kinds == ["created", "lost", "queued", "recovered"]
     lost, recovered_event = history.events[1], history.events[-1]
-    assert lost.reason == "missing" and lost.detected_by == "read"
+    assert lost.reason == "checksum_mismatch" and lost.detected_by == "read"
     assert recovered_event.tier == "redundancy" and recovered_event.cycle == report.id and recovered_event.was == "blank"
     assert c.dream_status().queue.depth == 0
     assert list(c.iter_fragments(status="blank")) == []

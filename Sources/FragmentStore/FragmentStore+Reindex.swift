@@ -37,7 +37,7 @@ extension FragmentStore {
         var summary = RebuildSummary(records: replay.records, damagedRecords: replay.damaged)
         let (rows, deleted) = replay.result()
         summary.deleted = deleted.count
-        try self.write(replay: replay, rows: rows, deleted: deleted)
+        try self.write(replay: replay, rows: rows, deleted: deleted, event: .reindexed)
         summary.fragments = rows.count
         for candidate in rows {
             switch candidate.row.status {
@@ -63,7 +63,9 @@ extension FragmentStore {
 
     /// Writes what a replay found to the registry (one transaction, with the new applied positions)
     /// and to the index.
-    private func write(replay: LogReplay, rows: [LogReplay.Candidate], deleted: [(id: String, version: UInt64)]) throws(StoreError) {
+    private func write(
+        replay: LogReplay, rows: [LogReplay.Candidate], deleted: [(id: String, version: UInt64)], event: EventKind? = nil
+    ) throws(StoreError) {
         let version = max(replay.maxVersion, self.lastVersion.load(ordering: .relaxed))
         let sequence = max(replay.maxSequence, self.lastSequence.load(ordering: .relaxed))
         self.lastVersion.store(version, ordering: .relaxed)
@@ -76,6 +78,11 @@ extension FragmentStore {
                         try self.registry.upsert(candidate.row, previousTags: nil, sketch: sketch, embedding: candidate.embedding)
                     } else {
                         try self.registry.updatePlacement(candidate.row)
+                    }
+                    if let event {
+                        try self.registry.addEvent(
+                            candidate.row.id, at: now, kind: event,
+                            detail: ["version": .number(Double(candidate.row.version)), "status": .string(candidate.row.status.rawValue)])
                     }
                     if candidate.row.status != .ok {
                         try self.registry.enqueueRepair(

@@ -55,6 +55,8 @@ public enum EventKind: String, Sendable, CaseIterable {
     case redundancyRepaired = "redundancy_repaired"
     /// Converted from the previous storage layout by `carmad migrate`.
     case migrated
+    /// Found in the logs when the registry was rebuilt (its earlier history was in the lost registry).
+    case reindexed
 }
 
 /// A fragment waiting for repair.

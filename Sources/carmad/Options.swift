@@ -51,6 +51,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Largest fragment content in bytes (env CARMA_MAX_CONTENT_BYTES). Default 524288.")
     var maxContentBytes: Int?
 
+    @Option(help: "Size at which a log segment is sealed and the next begun, 65536 to 1073741824 (env CARMA_SEGMENT_BYTES). Default 67108864 (64 MiB).")
+    var segmentBytes: Int?
+
     @Option(help: "Seconds between scheduled dream cycles at first (env CARMA_DREAM_INTERVAL). Default 300.")
     var dreamInterval: Double?
 
@@ -129,6 +132,8 @@ struct ServerOptions: ParsableArguments {
         store.cacheBytes = try self.cacheBytes ?? Self.env("CARMA_CACHE_BYTES") ?? store.cacheBytes
         store.limits.maxContentBytes = try self.maxContentBytes ?? Self.env("CARMA_MAX_CONTENT_BYTES") ?? store.limits.maxContentBytes
         guard store.cacheBytes >= 0 else { throw ValidationError("--cache-bytes must not be negative") }
+        store.segmentBytes = try self.segmentBytes ?? Self.env("CARMA_SEGMENT_BYTES") ?? store.segmentBytes
+        guard (65536...(1 << 30)).contains(store.segmentBytes) else { throw ValidationError("--segment-bytes must be 65536 to 1073741824") }
 
         var dream = DreamConfiguration()
         dream.baseInterval = try self.dreamInterval ?? Self.double("CARMA_DREAM_INTERVAL") ?? dream.baseInterval

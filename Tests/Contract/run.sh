@@ -18,7 +18,7 @@
 #       beta   (links alpha; tag greek)
 #       gamma  (links delta and the unknown id nowhere; tags greek, third)
 #       delta  (no links, no tags)
-#       lost   (links alpha; tag doomed) made blank: its payload file deleted, then read once
+#       lost   (links alpha; tag doomed) made blank: its primary log record zeroed, then read once
 #     so that reads, listings, links, topology, context, queries and blank stubs (200 and the
 #     strict 503) all have data to answer with. The test writes to the store (PUT, DELETE,
 #     POST /dream), so seed a fresh server for every run.

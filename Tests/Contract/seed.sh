@@ -7,19 +7,19 @@
 #   beta    links alpha; tag greek
 #   gamma   links delta and nowhere (an id nobody stores); tags greek, third
 #   delta   no links, no tags
-#   lost    links alpha; tag doomed; made BLANK: its primary payload file is deleted and it is
-#           read once, so the server notices (reason missing, detected_by read) and queues it
+#   lost    links alpha; tag doomed; made BLANK: its primary log record is zeroed and it is
+#           read once, so the server notices (reason checksum_mismatch, detected_by read) and queues it
 #
 # Usage: Tests/Contract/seed.sh URL DATA_DIR [--token TOKEN]
 #   URL       the server, e.g. http://127.0.0.1:18090
-#   DATA_DIR  the server's --data-dir (payloads live in DATA_DIR/payloads/<2 hex>/*.frag)
+#   DATA_DIR  the server's --data-dir (the primary log lives in DATA_DIR/segments/*.seg)
 #   TOKEN     the bearer token, when the server runs with --auth-token-file
 #
 # The server must be fresh (empty data directory) and started with the dream engine held off
 # (--dream-interval 3600 --dream-max-interval 3600 --dream-idle-delay 100000), or a cycle could
 # repair the blank before the test sees it, and with --cache-bytes 0: with a payload cache every
 # PUT leaves the body in memory, reads are served from there without touching the file, and the
-# deleted payload would go unnoticed (the fragment would stay ok). Exits non-zero if any step fails.
+# zeroed record would go unnoticed (the fragment would stay ok). Exits non-zero if any step fails.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -52,33 +52,45 @@ put alpha '{"content":"The alpha fragment opens the seed set and links to beta a
 put beta '{"content":"Beta follows alpha in the Greek alphabet.","links":["alpha"],"tags":["greek"]}'
 put gamma '{"content":"Gamma links to delta and to an id nobody stored.","links":["delta","nowhere"],"tags":["greek","third"]}'
 put delta '{"content":"Delta has no links and no tags."}'
-put lost '{"content":"This fragment is made blank by the seed: its primary payload file is deleted.","links":["alpha"],"tags":["doomed"]}'
+put lost '{"content":"This fragment is made blank by the seed: its primary log record is zeroed.","links":["alpha"],"tags":["doomed"]}'
 
-# Find the primary payload file(s) of "lost": each file starts with a 32-byte header (bytes 0-3
-# "CRMF", bytes 8-9 the id length, little-endian) followed by the id.
+# Zero every record of "lost" in the primary log, in place, as a bad sector would: records in
+# DATA_DIR/segments/*.seg start with a 40-byte header (bytes 0-3 "CRML", 8-9 the id length and
+# 12-15 the body length, little-endian), then the id. The redundancy log keeps its copy.
 target=lost
-removed=0
-shopt -s nullglob
-for file in "$data_dir"/payloads/??/*.frag; do
-  [ "$(head -c 4 "$file")" = CRMF ] || continue
-  read -r low high < <(od -An -tu1 -j8 -N2 "$file")
-  length=$((low + 256 * high))
-  [ "$length" = ${#target} ] || continue
-  if [ "$(tail -c +33 "$file" | head -c "$length")" = "$target" ]; then
-    rm -f -- "$file"
-    removed=$((removed + 1))
-  fi
-done
+removed=$(python3 - "$data_dir" "$target" <<'PY'
+import pathlib, sys
+data_dir, target = pathlib.Path(sys.argv[1]), sys.argv[2].encode()
+zeroed = 0
+for path in sorted((data_dir / "segments").glob("*.seg")):
+    data = bytearray(path.read_bytes())
+    offset = data.find(b"CRML")
+    while 0 <= offset and offset + 40 <= len(data):
+        id_length = int.from_bytes(data[offset + 8:offset + 10], "little")
+        body_length = int.from_bytes(data[offset + 12:offset + 16], "little")
+        end = offset + 40 + id_length + body_length
+        if 0 < id_length <= 200 and end <= len(data):
+            if bytes(data[offset + 40:offset + 40 + id_length]) == target:
+                with open(path, "r+b") as handle:
+                    handle.seek(offset)
+                    handle.write(bytes(end - offset))
+                zeroed += 1
+            offset = data.find(b"CRML", end)
+        else:
+            offset = data.find(b"CRML", offset + 1)
+print(zeroed)
+PY
+)
 if [ "$removed" = 0 ]; then
-  echo "seed: no payload file for '$target' under $data_dir/payloads (wrong DATA_DIR?)" >&2
+  echo "seed: no record for '$target' under $data_dir/segments (wrong DATA_DIR?)" >&2
   exit 1
 fi
 
-# One read: the server finds the file missing, marks the fragment blank and answers the stub.
+# One read: the server finds the record corrupt, marks the fragment blank and answers the stub.
 status=$(curl -sS -o /dev/null -D - "${auth[@]}" "$url/fragments/$target" | tr -d '\r' |
   awk -F': ' 'tolower($1) == "x-fragment-status" { print $2 }')
 if [ "$status" != blank ]; then
-  echo "seed: after deleting its payload, '$target' reads as '${status:-?}', not blank" >&2
+  echo "seed: after zeroing its record, '$target' reads as '${status:-?}', not blank" >&2
   echo "seed: (was the server started with --cache-bytes 0? a cached body hides the loss)" >&2
   exit 1
 fi

@@ -159,7 +159,7 @@ struct RobustnessLiveTests {
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: directory.path + "/registry.sqlite3" + suffix) }
         server = try server.restarted()
         let api = server.api()
-        #expect(server.log.contains("rebuilt it from payload files"))
+        #expect(server.log.contains("rebuilt it from the logs"))
         for (id, content) in contents {
             let response = try api.get(id)
             #expect(response.header("X-Fragment-Status") == "ok")
@@ -169,11 +169,14 @@ struct RobustnessLiveTests {
         #expect(try api.put("f3", ["content": "writes go on"]).status == 200)
     }
 
-    @Test("a read-only data directory: reads keep working, writes fail clearly, and recover when writable again")
+    @Test("a data directory made read-only: reads keep working, writes fail clearly once a new segment is needed, and recover")
     func readOnlyDataDirectory() throws {
         let directory = TemporaryDirectory("readonly")
         defer { directory.remove() }
-        let server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0"] + manualDreamOnly)
+        // Small segments, so that the writes below need a new one (a segment already open for
+        // writing stays writable under a read-only bind mount; a new file cannot be created).
+        let server = try ServerProcess(
+            dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0", "--segment-bytes", "65536"] + manualDreamOnly)
         let api = server.api()
         let contents = try api.seed(10)
         try TmpfsMount.makeReadOnly(directory.path)
@@ -183,17 +186,31 @@ struct RobustnessLiveTests {
             #expect(try api.get(id).json()["content"]?.stringValue == content)
         }
         #expect(try api.json("/fragments?limit=5")["items"]?.arrayValue?.count == 5)
-        let refused = try api.put("new", ["content": "cannot be stored"])
-        #expect(refused.status == 503)
-        #expect(try refused.json()["type"] == "urn:carma:problem:read-only-storage")
-        #expect(refused.header("Retry-After") != nil)
-        #expect(try api.put("f1", ["content": "nor replaced"]).status == 503)
+        var acknowledged: [String: String] = [:]
+        var refused: ClientResponse?
+        for index in 0..<200 {
+            let content = "filler \(index) " + String(repeating: "x", count: 2000)
+            let response = try api.put("new-\(index)", ["content": .string(content)])
+            if response.status == 201 {
+                acknowledged["new-\(index)"] = content
+            } else {
+                refused = response
+                break
+            }
+        }
+        let answer = try #require(refused, "every write went through a read-only directory")
+        #expect(answer.status == 503)
+        #expect(try answer.json()["type"] == "urn:carma:problem:read-only-storage")
+        #expect(answer.header("Retry-After") != nil)
+        #expect(try api.put("f1", ["content": .string("nor replaced " + String(repeating: "y", count: 2000))]).status == 503)
         #expect(try api.get("f1").json()["content"]?.stringValue == contents["f1"])
-        #expect(try api.get("new").status == 404)
+        for (id, content) in acknowledged {
+            #expect(try api.get(id).json()["content"]?.stringValue == content, "\(id) acknowledged, then lost")
+        }
         TmpfsMount.unmount(directory.path)
         mounted = false
-        #expect(try api.put("new", ["content": "stored now"]).status == 201)
-        #expect(try api.get("new").json()["content"] == "stored now")
+        #expect(try api.put("later", ["content": "stored now"]).status == 201)
+        #expect(try api.get("later").json()["content"] == "stored now")
         #expect(server.stop() == 0)
     }
 

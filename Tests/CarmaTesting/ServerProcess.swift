@@ -125,3 +125,20 @@ public final class ServerProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: self.logPath)
     }
 }
+
+extension ServerProcess {
+    /// Runs a carmad subcommand (`faults`, `migrate`, `reindex`) to the end.
+    /// - Returns: Its exit status and everything it printed.
+    public static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: carmadPath)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+}

@@ -214,6 +214,36 @@ struct StorageEngineLiveTests {
         #expect(server.stop() == 0)
     }
 
+    @Test("out of file descriptors, a read answers 503 with Retry-After and records no loss; it works again once descriptors are free")
+    func transientReadError() throws {
+        let directory = TemporaryDirectory("emfile")
+        defer { directory.remove() }
+        let flags = ["--cache-bytes", "0", "--segment-bytes", "65536"] + manualDreamOnly
+        var server = try ServerProcess(dataDirectory: directory.path, extraArguments: flags)
+        for index in 0..<150 { _ = try server.api().put("e\(index)", ["content": .string(Self.content("e\(index)"))]) }
+        #expect(server.stop() == 0)
+        // After a restart only the newest segment is open; e0's (the first) is opened on first read.
+        server = try server.restarted()
+        let connection = try server.connection()
+        #expect(try connection.request("GET", "/healthz").status == 200)
+        let pid = server.process.processIdentifier
+        // The limit bounds descriptor numbers: at the lowest free number, the next open fails (EMFILE).
+        let used = Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap { Int($0) })
+        let lowestFree = (0...).first { !used.contains($0) }!
+        #expect(TmpfsMount.run("/usr/bin/prlimit", ["--pid", String(pid), "--nofile=\(lowestFree):"]) == 0)
+        let refused = try connection.request("GET", "/fragments/e0")
+        #expect(TmpfsMount.run("/usr/bin/prlimit", ["--pid", String(pid), "--nofile=4096:"]) == 0)
+        #expect(refused.status == 503)
+        #expect(try refused.json()["type"] == "urn:carma:problem:temporarily-unavailable")
+        #expect(refused.header("Retry-After") == "1")
+        let later = try server.api().get("e0")
+        #expect(later.status == 200 && later.header("X-Fragment-Status") == "ok")
+        #expect(try later.json()["content"]?.stringValue == Self.content("e0"))
+        let history = try server.api().json("/fragments/e0/history")["events"]?.arrayValue?.compactMap { $0["kind"]?.stringValue }
+        #expect(history == ["created"], "a passing error was recorded as a loss: \(history ?? [])")
+        #expect(server.stop() == 0)
+    }
+
     @Test("a second carmad on the same data directory refuses to start")
     func secondProcessRefused() throws {
         let directory = TemporaryDirectory("lock")

@@ -24,7 +24,6 @@ let package = Package(
         ),
         .systemLibrary(name: "CISAL", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
-        .systemLibrary(name: "CLinux"),
 
         // HTTP over libmicrohttpd; knows nothing of fragments.
         .target(
@@ -39,7 +38,7 @@ let package = Package(
         .target(
             name: "FragmentStore",
             dependencies: [
-                "CISAL", "CSQLite", "CLinux", "CarmaJSON", "CarmaText",
+                "CISAL", "CSQLite", "CarmaJSON", "CarmaText",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

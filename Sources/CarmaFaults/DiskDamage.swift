@@ -149,19 +149,21 @@ public struct DiskDamage: Sendable {
         try FileManager.default.removeItem(atPath: path)
     }
 
-    /// Cuts `bytes` off the end of the newest segment (a write torn by a crash).
+    /// Cuts `bytes` off the end of the newest segment's last record (a write torn by a crash); the
+    /// zeros a log writes ahead of its records go too.
     public func cutTail(_ bytes: Int, in volume: Volume) throws {
-        guard let path = self.segments(volume).last?.path else { throw DamageError("the \(volume.rawValue) log has no segment") }
-        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
-        guard truncate(path, off_t(max(0, size - bytes))) == 0 else { throw DamageError("cannot truncate \(path)") }
+        guard let newest = self.segments(volume).last else { throw DamageError("the \(volume.rawValue) log has no segment") }
+        let end = self.records(volume).values.joined().filter { $0.segment == newest.number }.map { $0.offset + $0.length }.max() ?? 0
+        guard truncate(newest.path, off_t(max(0, end - bytes))) == 0 else { throw DamageError("cannot truncate \(newest.path)") }
     }
 
-    /// Appends garbage to the newest segment (a half-written record after a crash).
+    /// Writes garbage right after the newest segment's last record (a half-written record after a crash).
     public func appendGarbage(_ bytes: [UInt8], in volume: Volume) throws {
-        guard let path = self.segments(volume).last?.path else { throw DamageError("the \(volume.rawValue) log has no segment") }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        guard let newest = self.segments(volume).last else { throw DamageError("the \(volume.rawValue) log has no segment") }
+        let end = self.records(volume).values.joined().filter { $0.segment == newest.number }.map { $0.offset + $0.length }.max() ?? 0
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: newest.path))
         defer { try? handle.close() }
-        try handle.seekToEnd()
+        try handle.seek(toOffset: UInt64(end))
         try handle.write(contentsOf: Data(bytes))
     }
 

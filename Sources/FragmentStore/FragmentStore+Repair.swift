@@ -552,7 +552,10 @@ extension FragmentStore {
                     offset += header.totalLength
                     if let row = index[header.id]?.row, (primary ? row.location : row.redundancy) == location { unreadableLive = true }
                 case .failure:
-                    guard let next = SegmentLog.nextHeader(buffer, after: offset) else { offset = buffer.count; break }
+                    guard !SegmentLog.onlyZeros(buffer, from: offset), let next = SegmentLog.nextHeader(buffer, after: offset) else {
+                        offset = buffer.count
+                        break
+                    }
                     offset = next
                 }
             }

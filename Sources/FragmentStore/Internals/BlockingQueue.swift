@@ -45,6 +45,28 @@ final class BlockingQueue<Element>: @unchecked Sendable {
         return batch
     }
 
+    /// Like `takeBatch`, but once an element is there, waits up to `seconds` more for the batch to
+    /// fill, unless an element for which `isUrgent` holds arrives (somebody is waiting for it).
+    func takeBatch(limit: Int, gatheringFor seconds: Double, isUrgent: (Element) -> Bool) -> [Element]? {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        while self.items.isEmpty {
+            if self.closed { return nil }
+            self.condition.wait()
+        }
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        var scanned = 0
+        while self.items.count < limit, !self.closed {
+            if self.items[scanned...].contains(where: isUrgent) { break }
+            scanned = self.items.count
+            if !self.condition.wait(until: deadline) { break }
+        }
+        let count = min(limit, self.items.count)
+        let batch = Array(self.items[0..<count])
+        self.items.removeFirst(count)
+        return batch
+    }
+
     var count: Int {
         self.condition.lock()
         defer { self.condition.unlock() }

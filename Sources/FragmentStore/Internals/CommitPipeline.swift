@@ -55,6 +55,17 @@ enum ApplyItem: Sendable {
     case position(LogPositions)
 }
 
+extension ApplyItem {
+    /// Whether somebody waits for this item to be applied.
+    var isAwaited: Bool {
+        switch self {
+        case .barrier: true
+        case .change(let change): change.completion != nil
+        case .put, .delete, .position: false
+        }
+    }
+}
+
 /// How far the registry has followed the two logs.
 struct LogPositions: Sendable, Equatable {
     var primary: LogLocation
@@ -92,7 +103,9 @@ final class CommitPipeline: Sendable {
         }
         logThread.name = "carma-store-log"
         let applyThread = Thread { [applyQueue] in
-            while let items = applyQueue.takeBatch(limit: store.configuration.maxApplyBatch) {
+            // Larger transactions write each hot B-tree page once for many rows: gather for up to
+            // 50 ms, unless a listing, a repair or a flush is waiting for the apply.
+            while let items = applyQueue.takeBatch(limit: store.configuration.maxApplyBatch, gatheringFor: 0.05, isUrgent: \.isAwaited) {
                 store.applyStage(items, stopping: { self.stopped.load(ordering: .relaxed) })
                 self.applying.subtract(items.count, ordering: .relaxed)
                 store.registry.restartWALIfLarge()

@@ -1,5 +1,3 @@
-import CLinux
-
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -86,12 +84,6 @@ enum FileSystem {
         return bytes
     }
 
-    /// Opens (creating) a file for writing at explicit offsets.
-    static func openAppend(_ path: String) throws(FileError) -> Int32 {
-        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileError(errno: errno, "create", path) }
-        return fd
-    }
 
     /// Writes all of `bytes` at `offset`.
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64, path: String) throws(FileError) {
@@ -157,60 +149,8 @@ enum FileSystem {
         close(fd)
     }
 
-    /// Creates or truncates `path` and writes `bytes`, creating parent directories as needed.
-    /// Not durable by itself: the caller syncs (one `syncfs` covers a whole batch).
-    static func write(_ path: String, _ bytes: [UInt8], sync: Bool = false) throws(FileError) {
-        var fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0, errno == ENOENT {
-            try makeParents(of: path)
-            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        }
-        guard fd >= 0 else { throw FileError(errno: errno, "create", path) }
-        var failure: FileError?
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let count = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    failure = FileError(errno: errno, "write", path)
-                    return
-                }
-                offset += count
-            }
-        }
-        if failure == nil, sync, fdatasync(fd) != 0 {
-            failure = FileError(errno: errno, "fdatasync", path)
-        }
-        if close(fd) != 0, failure == nil {
-            failure = FileError(errno: errno, "close", path)
-        }
-        if let failure {
-            unlink(path)
-            throw failure
-        }
-    }
 
-    /// Writes `bytes` to a new temporary file next to `path` (not synced) and returns its name, for a
-    /// batch that syncs once and then renames each file into place.
-    static func writeTemporary(for path: String, _ bytes: [UInt8]) throws(FileError) -> String {
-        let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try write(temporary, bytes)
-        return temporary
-    }
 
-    /// Replaces `path` atomically and durably: a temporary file is written and synced, renamed over
-    /// `path`, and the directory is synced. A reader sees the old file or the new one, never a mix.
-    static func replace(_ path: String, _ bytes: [UInt8]) throws(FileError) {
-        let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try write(temporary, bytes, sync: true)
-        guard rename(temporary, path) == 0 else {
-            let failure = FileError(errno: errno, "rename", path)
-            unlink(temporary)
-            throw failure
-        }
-        try syncDirectory(of: path)
-    }
 
     static func move(_ from: String, to: String) throws(FileError) {
         guard rename(from, to) == 0 else { throw FileError(errno: errno, "rename", from) }
@@ -248,20 +188,7 @@ enum FileSystem {
         guard fsync(fd) == 0 else { throw FileError(errno: errno, "fsync", directory) }
     }
 
-    /// Flushes everything written on the file system holding `directory` (data and names), in one call.
-    static func syncFileSystem(containing directory: String) throws(FileError) {
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileError(errno: errno, "open", directory) }
-        defer { close(fd) }
-        guard syncfs(fd) == 0 else { throw FileError(errno: errno, "syncfs", directory) }
-    }
 
-    /// The device number of the file system holding `path`, to tell whether two directories share one.
-    static func device(of path: String) -> UInt64? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return UInt64(info.st_dev)
-    }
 
     /// Names in a directory, without `.` and `..`; empty if it cannot be read.
     static func list(_ directory: String) -> [String] {

@@ -54,33 +54,10 @@ put gamma '{"content":"Gamma links to delta and to an id nobody stored.","links"
 put delta '{"content":"Delta has no links and no tags."}'
 put lost '{"content":"This fragment is made blank by the seed: its primary log record is zeroed.","links":["alpha"],"tags":["doomed"]}'
 
-# Zero every record of "lost" in the primary log, in place, as a bad sector would: records in
-# DATA_DIR/segments/*.seg start with a 40-byte header (bytes 0-3 "CRML", 8-9 the id length and
-# 12-15 the body length, little-endian), then the id. The redundancy log keeps its copy.
+# Zero every record of "lost" in the primary log, in place, as a bad sector would (the redundancy
+# log keeps its copy).
 target=lost
-removed=$(python3 - "$data_dir" "$target" <<'PY'
-import pathlib, sys
-data_dir, target = pathlib.Path(sys.argv[1]), sys.argv[2].encode()
-zeroed = 0
-for path in sorted((data_dir / "segments").glob("*.seg")):
-    data = bytearray(path.read_bytes())
-    offset = data.find(b"CRML")
-    while 0 <= offset and offset + 40 <= len(data):
-        id_length = int.from_bytes(data[offset + 8:offset + 10], "little")
-        body_length = int.from_bytes(data[offset + 12:offset + 16], "little")
-        end = offset + 40 + id_length + body_length
-        if 0 < id_length <= 200 and end <= len(data):
-            if bytes(data[offset + 40:offset + 40 + id_length]) == target:
-                with open(path, "r+b") as handle:
-                    handle.seek(offset)
-                    handle.write(bytes(end - offset))
-                zeroed += 1
-            offset = data.find(b"CRML", end)
-        else:
-            offset = data.find(b"CRML", offset + 1)
-print(zeroed)
-PY
-)
+removed=$(python3 "$(dirname "$0")/../../scripts/zero-records.py" "$data_dir" "$target")
 if [ "$removed" = 0 ]; then
   echo "seed: no record for '$target' under $data_dir/segments (wrong DATA_DIR?)" >&2
   exit 1

@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -97,43 +97,18 @@ class Carmad:
 # -- disk damage: the only code that knows the on-disk layout -------------------------------------
 
 
-def _records(data_dir: Path) -> Dict[str, List[Tuple[Path, int, int]]]:
-    """Primary log records by fragment id: (segment file, offset, length), as DiskDamage.swift.
-
-    Layout: ``segments/<8 hex>.seg``, records of a 40-byte header starting with magic ``CRML``,
-    the id's length as little-endian u16 at offset 8, the body's as u32 at 12, the id from 40.
-    """
-    found: Dict[str, List[Tuple[Path, int, int]]] = {}
-    for path in sorted((data_dir / "segments").glob("*.seg")):
-        data = path.read_bytes()
-        offset = data.find(b"CRML")
-        while 0 <= offset and offset + 40 <= len(data):
-            id_length = int.from_bytes(data[offset + 8 : offset + 10], "little")
-            body_length = int.from_bytes(data[offset + 12 : offset + 16], "little")
-            end = offset + 40 + id_length + body_length
-            if 0 < id_length <= 200 and end <= len(data):
-                key = data[offset + 40 : offset + 40 + id_length].decode("utf-8", "replace")
-                found.setdefault(key, []).append((path, offset, end - offset))
-                offset = data.find(b"CRML", end)
-            else:
-                offset = data.find(b"CRML", offset + 1)
-    return found
-
-
 def lose_payload(server: Carmad, fragment_id: str) -> None:
     """Makes ``fragment_id``'s stored record unreadable, so carmad must serve it blank.
 
-    The one place that knows the storage layout: every record of the fragment in the primary log
-    is zeroed in place, as a bad sector would (the running carmad reads it as a checksum
-    mismatch); the redundancy log is left alone, so a dream cycle restores it exactly.
+    The one place here that touches the storage layout, through the repository's
+    ``scripts/zero-records.py``: every record of the fragment in the primary log is zeroed in
+    place, as a bad sector would (the running carmad reads it as a checksum mismatch); the
+    redundancy log is left alone, so a dream cycle restores it exactly.
     """
-    records = _records(server.data_dir).get(fragment_id)
-    if not records:
+    script = Path(__file__).resolve().parents[3] / "scripts" / "zero-records.py"
+    done = subprocess.run([sys.executable, str(script), str(server.data_dir), fragment_id], capture_output=True, text=True, check=True)
+    if int(done.stdout.strip() or 0) == 0:
         raise AssertionError(f"no record for {fragment_id!r} under {server.data_dir}")
-    for path, offset, length in records:
-        with open(path, "r+b") as handle:
-            handle.seek(offset)
-            handle.write(bytes(length))
 
 
 # -- fixtures ---------------------------------------------------------------------------------

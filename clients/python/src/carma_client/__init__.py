@@ -31,6 +31,7 @@ from .errors import (
     RetryLater,
     ServerError,
     ShuttingDown,
+    TemporarilyUnavailable,
     StorageError,
     TransportError,
     Unauthorized,

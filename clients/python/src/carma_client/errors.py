@@ -166,6 +166,11 @@ class ShuttingDown(Unavailable):
     """503 ``shutting-down``: the store is closing."""
 
 
+class TemporarilyUnavailable(Unavailable):
+    """503 ``temporarily-unavailable``: a record could not be read just now (no free file
+    descriptor, no memory); nothing is lost. Retried like any 503 with ``Retry-After``."""
+
+
 class FragmentBlank(Unavailable):
     """503 for a strict read (``Prefer: strict``) of a blank fragment.
 
@@ -205,6 +210,7 @@ _BY_SLUG: Dict[str, Type[CarmaError]] = {
     "not-ready": NotReady,
     "read-only-storage": ReadOnlyStorage,
     "shutting-down": ShuttingDown,
+    "temporarily-unavailable": TemporarilyUnavailable,
     "insufficient-storage": InsufficientStorage,
 }
 

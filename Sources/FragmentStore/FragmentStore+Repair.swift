@@ -442,7 +442,13 @@ extension FragmentStore {
     }
 
     private func scrubPrimary(_ id: String, at location: LogLocation, segmentThere: Bool) -> ScrubFinding {
-        guard let row = self.row(id), row.location == location, row.status != .blank else { return .skipped }
+        guard let row = self.row(id), row.location == location else { return .skipped }
+        if row.status == .blank {
+            // Its ticket may have been lost with a registry change that failed: queue it again
+            // (a ticket already there keeps its place and its retry time).
+            self.enqueueRepair(id, priority: .scrub, reason: row.blankReason?.rawValue ?? "blank")
+            return .skipped
+        }
         let outcome = segmentThere ? self.readServed(row) : .missing
         if let damage = outcome.damage {
             return self.markBlank(id, version: row.version, location: location, reason: damage, detectedBy: .scrub, priority: .scrub) == nil

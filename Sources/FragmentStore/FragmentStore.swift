@@ -95,10 +95,20 @@ public final class FragmentStore: Sendable {
                 logger.info("replayed log records the registry had not applied", metadata: ["records": "\(report.replayed)"])
             }
         }
+        // Versions above this cannot have been handed out by this store: the registry or a log
+        // record was tampered with. Going on would wrap the counter and overwrite fragments.
+        guard self.lastVersion.load(ordering: .relaxed) < Self.versionCeiling else {
+            throw StoreError(
+                .io,
+                "the highest version recorded (\(self.lastVersion.load(ordering: .relaxed))) is implausible: the registry's meta table or a log record was altered; restore it, or move registry.sqlite3 aside to rebuild it from the logs")
+        }
         self.startupReport.withLock { $0 = report }
         self.pipeline.start(store: self)
         self.loadTextIndexInBackground()
     }
+
+    /// Far above anything a store reaches (2^62), far below where the counter would wrap.
+    static let versionCeiling: UInt64 = 1 << 62
 
     private var registryIsEmpty: Bool {
         ((try? self.registry.fragmentCount()) ?? 0) == 0

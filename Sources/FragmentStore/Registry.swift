@@ -381,7 +381,7 @@ extension Registry {
             return stored
         }
         let rows = try self.writer.statement("SELECT COALESCE(MAX(version), 0) FROM fragments")
-        return try rows.step() ? UInt64(rows.int(0)) : 0
+        return try rows.step() ? UInt64(max(0, rows.int(0))) : 0
     }
 
     func fragmentCount() throws(SQLiteError) -> Int {

@@ -412,6 +412,15 @@ struct SegmentLogTests {
         try test.reopen()
         #expect(test.store.row("evil") == nil)
         #expect(test.store.row("good")?.status == .ok)
+        // A highest version at the top of the range would wrap the counter: refused, clearly.
+        test.store.close()
+        try registry.setMeta("max_version", String(UInt64.max))
+        do {
+            try test.reopen()
+            Issue.record("opened with max_version at UInt64.max")
+        } catch let error as StoreError {
+            #expect(error.message.contains("implausible"))
+        }
     }
 
     @Test("a data directory of the previous layout is refused, then migrated with every fragment")

@@ -35,7 +35,7 @@ public struct ContextReconstructor: Reconstructor {
         var bytes: Int
     }
 
-    public func reconstruct(_ target: RepairTarget, from store: FragmentStore) -> RebuiltFragment? {
+    public func reconstruct(_ target: RepairTarget, from store: any ContextSource) -> RebuiltFragment? {
         guard let sketch = store.sketch(of: target.id), !sketch.terms.isEmpty else { return nil }
         var weights: [UInt32: Double] = [:]
         for term in sketch.terms { weights[term.hash] = Double(term.count) * max(store.idf(term.hash), 0.05) }
@@ -103,7 +103,7 @@ public struct ContextReconstructor: Reconstructor {
     }
 
     /// Candidate sources with a prior weight, deduplicated (highest prior wins), most trusted first.
-    func candidates(for target: RepairTarget, sketch: Sketch, store: FragmentStore) -> [Candidate] {
+    func candidates(for target: RepairTarget, sketch: Sketch, store: any ContextSource) -> [Candidate] {
         var priors: [String: Double] = [:]
         func offer(_ id: String, _ prior: Double) {
             guard id != target.id, prior > 0 else { return }

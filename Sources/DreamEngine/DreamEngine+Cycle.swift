@@ -153,10 +153,10 @@ extension DreamEngine {
             self.record(ticket.id, tier: nil, outcome: "skipped", started: started, detail: ["reason": "already ok"])
             return .handled
         }
-        let exact: (Tier, [UInt8], String)? =
-            self.store.exactRecordFromPrimary(target).map { (.primary, $0, "primary log") }
-            ?? self.store.exactRecordFromCache(target).map { (.cache, $0, "payload cache") }
-            ?? self.store.exactRecordFromRedundancy(target).map { (.redundancy, $0, "redundancy log in \(self.store.redundancyRoot)") }
+        // Cheapest first; every tier's bytes are verified by the store against the kept checksum.
+        let exact: (Tier, [UInt8], String)? = [Tier.primary, .cache, .redundancy].lazy.compactMap { tier in
+            self.store.exactRecord(target, from: tier).map { (tier, $0, self.store.sourceDescription(tier)) }
+        }.first
         if let (tier, record, source) = exact {
             let milliseconds = Self.seconds(ContinuousClock.now - started) * 1000
             return .restore(Restoration(target: target, record: record, tier: tier, source: source, cycle: cycle, durationMilliseconds: milliseconds))
@@ -260,7 +260,7 @@ extension DreamEngine {
         var damaged = 0
         var verified = 0
         // At most one full pass per cycle: verifying a record twice in one cycle finds nothing new.
-        budget.scrubLeft = min(budget.scrubLeft, 2 * self.store.stats().fragments)
+        budget.scrubLeft = min(budget.scrubLeft, 2 * self.store.fragmentCount)
         while budget.scrubLeft > 0, budget.timeLeft, !self.isStopping {
             let started = ContinuousClock.now
             let slice = self.store.scrub(limit: min(256, budget.scrubLeft))

@@ -26,7 +26,7 @@ public protocol DreamObserver: Sendable {
 ///
 /// `@unchecked Sendable`: every mutable field is read and written with `condition` locked.
 public final class DreamEngine: @unchecked Sendable {
-    let store: FragmentStore
+    let store: any DreamStore
     public let configuration: DreamConfiguration
     let reconstructor: (any Reconstructor)?
     let foreground: any ForegroundActivity
@@ -58,7 +58,7 @@ public final class DreamEngine: @unchecked Sendable {
     ///   - observer: Metrics.
     ///   - logger: One line per cycle start and end.
     public init(
-        store: FragmentStore, configuration: DreamConfiguration, reconstructor: (any Reconstructor)?,
+        store: any DreamStore, configuration: DreamConfiguration, reconstructor: (any Reconstructor)?,
         foreground: any ForegroundActivity, observer: (any DreamObserver)? = nil, logger: Logger
     ) {
         self.store = store
@@ -239,7 +239,7 @@ public final class DreamEngine: @unchecked Sendable {
     /// The scheduler's state, the queue, and the recent cycles.
     public func status() -> JSONValue {
         let depth = self.store.repairQueueDepth()
-        let fragments = self.store.stats().fragments
+        let fragments = self.store.fragmentCount
         self.condition.lock()
         let now = self.now()
         let current = self.current ?? self.pending
@@ -284,7 +284,7 @@ public final class DreamEngine: @unchecked Sendable {
 
     /// Scrub progress through the current pass, 0 to 1.
     var scrubProgress: Double {
-        let fragments = self.store.stats().fragments
+        let fragments = self.store.fragmentCount
         self.condition.lock()
         defer { self.condition.unlock() }
         // A pass verifies every fragment's record in both logs.

@@ -7,5 +7,8 @@ public protocol Reconstructor: Sendable {
     var method: String { get }
 
     /// The rebuilt text with its confidence and sources, or nil when nothing usable survives.
-    func reconstruct(_ target: RepairTarget, from store: FragmentStore) -> RebuiltFragment?
+    func reconstruct(_ target: RepairTarget, from store: any ContextSource) -> RebuiltFragment?
 }
+
+/// What the engine works on: a store it can repair, whose surviving fragments reconstruction reads.
+public typealias DreamStore = RepairStore & ContextSource

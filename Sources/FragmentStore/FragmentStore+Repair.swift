@@ -129,7 +129,7 @@ extension FragmentStore {
     // MARK: Queue
 
     /// Repairs due now, most urgent first.
-    public func readyRepairs(limit: Int, now: Timestamp = .now) throws(StoreError) -> [RepairTicket] {
+    public func readyRepairs(limit: Int, now: Timestamp) throws(StoreError) -> [RepairTicket] {
         do {
             return try self.registry.readyRepairs(now: now, limit: limit)
         } catch {
@@ -138,7 +138,7 @@ extension FragmentStore {
     }
 
     /// Tickets queued in total, and those due now.
-    public func repairQueueDepth(now: Timestamp = .now) -> (total: Int, ready: Int) {
+    public func repairQueueDepth(now: Timestamp) -> (total: Int, ready: Int) {
         (try? self.registry.queueDepth(now: now)) ?? (0, 0)
     }
 
@@ -165,13 +165,13 @@ extension FragmentStore {
     }
 
     /// The primary record, if it holds the exact bytes after all (a passing error, or put back by hand).
-    public func exactRecordFromPrimary(_ target: RepairTarget) -> [UInt8]? {
+    func exactRecordFromPrimary(_ target: RepairTarget) -> [UInt8]? {
         guard target.row.status != .reconstructed, case .record(let record) = self.readServed(target.row) else { return nil }
         return record
     }
 
     /// The cached body, if the cache still holds the exact version.
-    public func exactRecordFromCache(_ target: RepairTarget) -> [UInt8]? {
+    func exactRecordFromCache(_ target: RepairTarget) -> [UInt8]? {
         let cached: (body: [UInt8], recordLength: Int)? = self.state.withLock { state in
             guard let entry = state[target.id], entry.row.version == target.version, entry.cacheSlot >= 0 else { return nil }
             let slot = state.cache.slot(entry.cacheSlot)
@@ -185,16 +185,13 @@ extension FragmentStore {
     }
 
     /// The redundancy copy, if it is intact.
-    public func exactRecordFromRedundancy(_ target: RepairTarget) -> [UInt8]? {
+    func exactRecordFromRedundancy(_ target: RepairTarget) -> [UInt8]? {
         guard let location = target.row.redundancy,
             case .record(let record) = self.redundancyLog.read(
                 location, id: target.id, version: target.version, kind: .put, bodyLength: target.exactLength, checksum: target.exactChecksum)
         else { return nil }
         return record
     }
-
-    /// Where redundancy copies live, for reports.
-    public var redundancyRoot: String { self.redundancyLog.root }
 
     // MARK: Outcomes
 
@@ -516,7 +513,7 @@ extension FragmentStore {
     /// deleted, so a crash at any step leaves every acknowledged record reachable. A tombstone is kept
     /// (copied forward) until its segment is the oldest of its log: only then can no older record of
     /// its id survive there.
-    public func compact(threshold: Double = 0.5, maxSegments: Int = 4) -> CompactionSummary {
+    public func compact(threshold: Double, maxSegments: Int) -> CompactionSummary {
         var summary = CompactionSummary()
         for log in [self.primaryLog, self.redundancyLog] {
             for candidate in log.compactionCandidates(threshold: threshold).prefix(maxSegments) {

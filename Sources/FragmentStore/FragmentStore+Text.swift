@@ -143,14 +143,14 @@ extension FragmentStore {
     }
 
     /// Fragments whose sketch vectors are closest to `vector`, excluding `excluded`.
-    public func similar(to vector: [Int8], k: Int, excluding excluded: Set<String> = []) -> [(id: String, score: Double)] {
+    public func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
         self.text.withLock { index in
             index.similar(to: vector, k: k, accept: { id, _ in !excluded.contains(id) }).map { ($0.id, $0.score) }
         }
     }
 
     /// Fragments sharing the most characteristic terms with `sketch` (BM25 over its terms).
-    public func related(to sketch: Sketch, k: Int, excluding excluded: Set<String> = []) -> [(id: String, score: Double)] {
+    public func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
         var counts: [UInt32: Int] = [:]
         for term in sketch.terms { counts[term.hash] = Int(term.count) }
         return self.text.withLock { index in

@@ -22,7 +22,7 @@ struct FixedReconstructor: Reconstructor {
     let confidence: Double
     var method: String { "fixed-test" }
 
-    func reconstruct(_ target: RepairTarget, from store: FragmentStore) -> RebuiltFragment? {
+    func reconstruct(_ target: RepairTarget, from store: any ContextSource) -> RebuiltFragment? {
         RebuiltFragment(content: "rebuilt \(target.id)", confidence: self.confidence, sources: target.row.links, method: self.method)
     }
 }
@@ -257,5 +257,59 @@ struct EngineTests {
             Issue.record("deleted fragment came back")
             return
         }
+    }
+}
+
+@Suite("Dream engine on an in-memory store")
+struct EngineMemoryStoreTests {
+    func dream(_ store: MemoryRepairStore, reconstructor: (any Reconstructor)?) throws -> JSONValue {
+        let engine = DreamEngine(
+            store: store, configuration: EngineFixture.manualOnly, reconstructor: reconstructor, foreground: QuietForeground(),
+            logger: Logger(label: "test"))
+        engine.start()
+        defer { engine.stop() }
+        let (cycle, _) = engine.requestCycle(budget: nil)
+        let id = Int64(cycle["id"]!.intValue!)
+        for _ in 0..<2000 {
+            if let report = engine.report(id), report["state"] != "running" { return report }
+            usleep(2000)
+        }
+        throw StoreError.invalid(field: "cycle", "cycle \(id) did not finish")
+    }
+
+    @Test("each ticket takes the cheapest tier that has the bytes; with none, a reconstruction above the floor; below it, a retry later")
+    func tierOrder() throws {
+        let store = MemoryRepairStore()
+        store.addBlank("everywhere", exactIn: [.primary, .cache, .redundancy])
+        store.addBlank("cached", exactIn: [.cache, .redundancy])
+        store.addBlank("copied", exactIn: [.redundancy])
+        store.addBlank("lost", exactIn: [], links: ["everywhere"])
+        let report = try self.dream(store, reconstructor: FixedReconstructor(confidence: 0.9))
+        let restored = Dictionary(uniqueKeysWithValues: store.state.withLock { $0.restored }.map { ($0.id, $0.tier) })
+        #expect(restored == ["everywhere": .primary, "cached": .cache, "copied": .redundancy])
+        #expect(store.state.withLock { $0.rows["lost"]?.status } == .reconstructed)
+        #expect(report["outcomes"]?["recovered"] == 3)
+        #expect(report["outcomes"]?["reconstructed"] == 1)
+        // A reconstruction stays queued, at background priority, for an exact source later.
+        #expect(store.state.withLock { $0.queue["lost"]?.priority } == .background)
+
+        let weak = MemoryRepairStore()
+        weak.addBlank("lost", exactIn: [])
+        let failed = try self.dream(weak, reconstructor: FixedReconstructor(confidence: 0.1))
+        #expect(failed["outcomes"]?["failed"] == 1)
+        let ticket = try #require(weak.state.withLock { $0.queue["lost"] })
+        #expect(ticket.attempts == 1)
+        #expect(ticket.notBefore > .now)
+        #expect(weak.state.withLock { $0.rows["lost"]?.status } == .blank)
+    }
+
+    @Test("a ticket for a fragment deleted since it was queued is dropped, never rebuilt")
+    func deletedTicket() throws {
+        let store = MemoryRepairStore()
+        store.addBlank("gone", exactIn: [.redundancy])
+        store.state.withLock { _ = $0.rows.removeValue(forKey: "gone") }
+        let report = try self.dream(store, reconstructor: FixedReconstructor(confidence: 1))
+        #expect(report["outcomes"]?["skipped"] == 1)
+        #expect(store.state.withLock { $0.queue.isEmpty && $0.restored.isEmpty })
     }
 }

@@ -1,0 +1,103 @@
+import CarmaJSON
+import CarmaText
+
+/// The narrow interface through which the dream engine repairs a store: the repair queue, verified
+/// sources of exact bytes by tier, outcomes that are durable when they return, the scrub and
+/// compaction, and cycle reports. `FragmentStore` is the embedded implementation; tests can use an
+/// in-memory one, and a PostgreSQL backend fits beside it.
+public protocol RepairStore: AnyObject, Sendable {
+    // MARK: Queue
+    /// Due tickets, most urgent first.
+    func readyRepairs(limit: Int, now: Timestamp) throws(StoreError) -> [RepairTicket]
+    /// Tickets queued in total, and those due now.
+    func repairQueueDepth(now: Timestamp) -> (total: Int, ready: Int)
+    /// Drops a ticket whose fragment needs nothing any more.
+    func dropRepair(_ id: String)
+    /// Keeps a ticket for a later attempt.
+    func postponeRepair(_ target: RepairTarget, reason: String, attempt: Int, retryAt: Timestamp, cycle: Int64?, recordEvent: Bool) throws(StoreError)
+
+    // MARK: Sources and outcomes
+    /// What a repair of `id` must recover; nil when the id is unknown (deleted since it was queued).
+    func repairTarget(_ id: String) -> RepairTarget?
+    /// The exact record from one tier (`primary`, `cache` or `redundancy`), verified against the
+    /// checksum the store keeps; nil if that tier has no intact copy.
+    func exactRecord(_ target: RepairTarget, from tier: RepairTier) -> [UInt8]?
+    /// Where a tier's bytes come from, for reports ("redundancy log in /mnt/b/segments").
+    func sourceDescription(_ tier: RepairTier) -> String
+    /// Puts exact records back; per item, whether it applied (false when the fragment changed).
+    func restore(_ items: [Restoration]) throws(StoreError) -> [Bool]
+    /// Stores an approximate rebuild of a blank fragment, flagged `reconstructed`.
+    func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool
+
+    // MARK: Background work
+    /// Verifies up to `limit` records where the walk left off.
+    func scrub(limit: Int) -> ScrubSlice
+    /// Reclaims space held by superseded records.
+    func compact(threshold: Double, maxSegments: Int) -> CompactionSummary
+    /// Waits until everything submitted so far is applied to the registry.
+    func flush()
+
+    // MARK: Counts and reports
+    var fragmentCount: Int { get }
+    var blankCount: Int { get }
+    func saveCycleReport(id: Int64, trigger: String, state: String, startedAt: Timestamp, finishedAt: Timestamp?, report: JSONValue, wait: Bool)
+    func cycleReport(_ id: Int64) -> JSONValue?
+    func recentCycleReports(limit: Int) -> [JSONValue]
+    func lastCycleID() -> Int64
+}
+
+/// What reconstruction reads of the surviving fragments: sketches, term weights, contents, links
+/// and similarity.
+public protocol ContextSource: AnyObject, Sendable {
+    func sketch(of id: String) -> Sketch?
+    func idf(_ hash: UInt32) -> Double
+    func content(_ id: String) -> (content: String, status: FragmentStatus)?
+    func backlinks(_ id: String) -> [String]
+    func rows(_ ids: [String]) -> [FragmentRow?]
+    func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)]
+    func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)]
+}
+
+extension RepairStore {
+    public func readyRepairs(limit: Int) throws(StoreError) -> [RepairTicket] {
+        try self.readyRepairs(limit: limit, now: .now)
+    }
+
+    public func repairQueueDepth() -> (total: Int, ready: Int) {
+        self.repairQueueDepth(now: .now)
+    }
+
+    /// Compacts segments under half live, four at most per log.
+    public func compact() -> CompactionSummary {
+        self.compact(threshold: 0.5, maxSegments: 4)
+    }
+}
+
+extension ContextSource {
+    public func similar(to vector: [Int8], k: Int) -> [(id: String, score: Double)] {
+        self.similar(to: vector, k: k, excluding: [])
+    }
+}
+
+extension FragmentStore: RepairStore, ContextSource {
+    public func exactRecord(_ target: RepairTarget, from tier: RepairTier) -> [UInt8]? {
+        switch tier {
+        case .primary: self.exactRecordFromPrimary(target)
+        case .cache: self.exactRecordFromCache(target)
+        case .redundancy: self.exactRecordFromRedundancy(target)
+        case .reconstruction, .none: nil
+        }
+    }
+
+    public func sourceDescription(_ tier: RepairTier) -> String {
+        switch tier {
+        case .primary: "primary log"
+        case .cache: "payload cache"
+        case .redundancy: "redundancy log in \(self.redundancyLog.root)"
+        case .reconstruction: "surviving context"
+        case .none: "nothing"
+        }
+    }
+
+    public var fragmentCount: Int { self.state.withLock { $0.count } }
+}

@@ -16,7 +16,7 @@ extension CarmaService {
 
     func putFragment(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
         let id = try self.fragmentID(request)
-        let input = try FragmentJSON.input(from: request.body, id: id)
+        let input = try FragmentJSON.input(from: request, id: id)
         let precondition = Self.precondition(request.headers)
         let store = self.store
         return .deferred { [unowned self] complete in

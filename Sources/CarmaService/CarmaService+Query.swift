@@ -9,9 +9,9 @@ extension CarmaService {
         let started = ContinuousClock.now
         let value: JSONValue
         do {
-            value = try JSONParser.parse(request.body, maxDepth: 8)
+            value = try request.jsonBody(maxDepth: 8)
         } catch {
-            return .response(.badRequest("malformed-json", "Malformed JSON", detail: error.description))
+            return .response(error.response)
         }
         func invalid(_ field: String, _ detail: String) -> HTTPResult {
             .response(.badRequest("invalid-query", "Invalid query", detail: detail, extra: ["field": .string(field)]))

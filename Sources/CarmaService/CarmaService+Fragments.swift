@@ -111,9 +111,19 @@ extension CarmaService {
         let tag = request.queryValue("tag")
         do {
             let page = try self.store.list(status: status, tag: tag, after: cursor, limit: limit)
+            // A page ends early at the response budget (a summary carries up to 256 links); the
+            // cursor then points after the last summary sent. The first always goes, so paging advances.
+            var budget = self.responseBudget
+            var items: [JSONValue] = []
+            for row in page.rows {
+                let summary = FragmentJSON.summary(row)
+                guard budget.take(summary.bytes.count + 1) || items.isEmpty else { break }
+                items.append(summary)
+            }
+            let nextCursor = items.count < page.rows.count ? page.rows[items.count - 1].id : page.nextAfter
             return .response(.json(200, [
-                "items": .array(page.rows.map(FragmentJSON.summary)),
-                "next_cursor": page.nextAfter.map(JSONValue.string) ?? .null,
+                "items": .array(items),
+                "next_cursor": nextCursor.map(JSONValue.string) ?? .null,
             ]))
         } catch {
             return .response(.problem(for: error))

@@ -53,6 +53,11 @@ struct Serve: AsyncParsableCommand {
                 "the token file can be read by other users; chmod 600 it",
                 metadata: ["auth.token_file": "\(file)", "auth.token_file_mode": "\(String(mode & 0o777, radix: 8))"])
         }
+        if configuration.authToken == nil, System.isLoopback(address: configuration.server.host) == false {
+            logger.warning(
+                "listening beyond this machine without a token (--allow-unauthenticated): anyone who can reach the port can overwrite and delete fragments",
+                metadata: ["http.host": "\(configuration.server.host)"])
+        }
         let service: CarmaService
         do {
             service = try CarmaService(configuration: configuration, logger: logger)

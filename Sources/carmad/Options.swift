@@ -36,6 +36,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Open connections per client address, 0 for no limit (env CARMA_MAX_CONNECTIONS_PER_IP). Default 0.")
     var maxConnectionsPerIP: Int?
 
+    @Option(help: "Seconds a graceful stop (SIGTERM) lets requests in flight finish before answering the rest 503 (env CARMA_DRAIN_TIMEOUT). Default 10.")
+    var drainTimeout: Double?
+
     @Option(help: "Memory per connection for the request line and headers; larger heads get 431 (env CARMA_MAX_HEADER_BYTES). Default 8192.")
     var maxHeaderBytes: Int?
 
@@ -152,6 +155,8 @@ struct ServerOptions: ParsableArguments {
         server.maxBodyBytes = try Self.setting(self.maxBodyBytes, "--max-body-bytes", default: server.maxBodyBytes, in: 1024...(1 << 30))
         server.maxHeaderBytes = try Self.setting(self.maxHeaderBytes, "--max-header-bytes", default: server.maxHeaderBytes, in: 4096...(1 << 20))
         server.connectionTimeoutSeconds = try Self.setting(self.connectionTimeout, "--connection-timeout", default: server.connectionTimeoutSeconds, in: 1...86_400)
+        let drainDefault = Double(server.drainTimeout.components.seconds)
+        server.drainTimeout = .seconds(try Self.setting(self.drainTimeout, "--drain-timeout", default: drainDefault, in: 0...3600))
         let connectionCeiling = ServerConfiguration.connectionCeiling(openFileLimit: openFileLimit, threads: server.threads)
         guard connectionCeiling >= 1 else {
             throw ValidationError("the open file limit (\(openFileLimit)) leaves no descriptors for connections; raise it (ulimit -n)")

@@ -54,47 +54,47 @@ struct ResponseBudgetTests {
         #expect(full.json["results"]?.arrayValue?.allSatisfy { $0["content"] != nil } == true)
     }
 
+    /// Follows a paged endpoint to its end: `path` with `cursorParameter` set from each answer's
+    /// `cursorField`. Every page must be non-empty and within the budget (plus `slack`).
+    /// - Returns: The ids of `itemsField` in the order served, and how many pages it took.
+    static func follow(
+        _ test: TestService, _ path: String, itemsField: String, cursorField: String, cursorParameter: String, slack: Int
+    ) throws -> (ids: [String], pages: Int) {
+        var ids: [String] = []
+        var cursor: String?
+        var pages = 0
+        repeat {
+            let response = test.send(.get, path + (cursor.map { "&\(cursorParameter)=\($0)" } ?? ""))
+            #expect(response.status == 200)
+            #expect(response.body.count <= Self.budget + slack)
+            let items = try #require(response.json[itemsField]?.arrayValue)
+            #expect(!items.isEmpty)
+            ids += items.compactMap { $0["id"]?.stringValue }
+            cursor = response.json[cursorField]?.stringValue
+            if let truncated = response.json["truncated"] {
+                #expect(truncated.boolValue == (cursor != nil))
+            }
+            pages += 1
+        } while cursor != nil && pages < 100
+        return (ids, pages)
+    }
+
     @Test("a listing page ends at the budget with a cursor, and following the cursors lists every fragment once")
     func listingPagesWithinBudget() throws {
         let test = try TestService(maxResponseBytes: Self.budget)
         Self.seedLinked(test, count: 40)
-        var seen: [String] = []
-        var cursor: String?
-        var pages = 0
-        repeat {
-            let response = test.send(.get, "/fragments?limit=1000" + (cursor.map { "&cursor=\($0)" } ?? ""))
-            #expect(response.status == 200)
-            #expect(response.body.count <= Self.budget + 1024)
-            let items = try #require(response.json["items"]?.arrayValue)
-            #expect(!items.isEmpty)
-            seen += items.compactMap { $0["id"]?.stringValue }
-            cursor = response.json["next_cursor"]?.stringValue
-            pages += 1
-        } while cursor != nil && pages < 100
-        #expect(pages > 1)
-        #expect(seen == (0..<40).map(Self.longID).sorted())
+        let listed = try Self.follow(test, "/fragments?limit=1000", itemsField: "items", cursorField: "next_cursor", cursorParameter: "cursor", slack: 1024)
+        #expect(listed.pages > 1)
+        #expect(listed.ids == (0..<40).map(Self.longID).sorted())
     }
 
     @Test("topology past the budget is truncated with next_after, in JSON and DOT, and paging covers every node")
     func topologyWithinBudget() throws {
         let test = try TestService(maxResponseBytes: Self.budget)
         Self.seedLinked(test, count: 40, links: 30)
-        var seen: [String] = []
-        var after: String?
-        var pages = 0
-        repeat {
-            let response = test.send(.get, "/topology?limit=10000" + (after.map { "&after=\($0)" } ?? ""))
-            #expect(response.status == 200)
-            #expect(response.body.count <= Self.budget)
-            let nodes = try #require(response.json["nodes"]?.arrayValue)
-            #expect(!nodes.isEmpty)
-            seen += nodes.compactMap { $0["id"]?.stringValue }
-            after = response.json["next_after"]?.stringValue
-            #expect(response.json["truncated"]?.boolValue == (after != nil))
-            pages += 1
-        } while after != nil && pages < 100
-        #expect(pages > 1)
-        #expect(seen == (0..<40).map(Self.longID).sorted())
+        let drawn = try Self.follow(test, "/topology?limit=10000", itemsField: "nodes", cursorField: "next_after", cursorParameter: "after", slack: 0)
+        #expect(drawn.pages > 1)
+        #expect(drawn.ids == (0..<40).map(Self.longID).sorted())
 
         let dot = test.send(.get, "/topology?limit=10000&format=dot")
         #expect(dot.body.count <= Self.budget)

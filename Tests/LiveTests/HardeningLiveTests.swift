@@ -49,6 +49,16 @@ struct HardeningLiveTests {
         return Refusal(status: process.terminationStatus, reason: process.terminationReason, output: output(), startedInstead: startedInstead)
     }
 
+    /// Every acknowledged write reads back as stored, with status ok.
+    static func expectReadBack(_ acknowledged: [String: String], from server: ServerProcess, _ when: String) throws {
+        let api = server.api()
+        for (id, content) in acknowledged {
+            let response = try api.get(id)
+            #expect(response.status == 200 && response.header("X-Fragment-Status") == "ok", "\(when): \(id) lost (\(response.status))")
+            #expect(try response.json()["content"]?.stringValue == content, "\(when): \(id) reads back different")
+        }
+    }
+
     // MARK: 1. Quadratic JSON objects
 
     @Test("a body of 80,000 distinct keys (0.9 MB) gets its 413 and one of 40,000 its 400, while another client is served throughout")
@@ -120,12 +130,7 @@ struct HardeningLiveTests {
             // commit with 503 and resumes them while the store is completing them from its own threads.
             let drain = round.isMultiple(of: 2) ? [] : ["--drain-timeout", "0"]
             let server = try ServerProcess(dataDirectory: directory.path, extraArguments: manualDreamOnly + drain)
-            let api = server.api()
-            for (id, content) in acknowledged {
-                let response = try api.get(id)
-                #expect(response.status == 200 && response.header("X-Fragment-Status") == "ok", "round \(round): \(id) lost (\(response.status))")
-                #expect(try response.json()["content"]?.stringValue == content, "round \(round): \(id) reads back different")
-            }
+            try Self.expectReadBack(acknowledged, from: server, "round \(round)")
             let acked = Mutex<[String: String]>([:])
             let unavailable = Atomic<Int>(0)
             let port = server.port
@@ -161,12 +166,7 @@ struct HardeningLiveTests {
             for (id, content) in acked.withLock({ $0 }) { acknowledged[id] = content }
         }
         let server = try ServerProcess(dataDirectory: directory.path, extraArguments: manualDreamOnly)
-        let api = server.api()
-        for (id, content) in acknowledged {
-            let response = try api.get(id)
-            #expect(response.status == 200 && response.header("X-Fragment-Status") == "ok", "\(id) lost (\(response.status))")
-            #expect(try response.json()["content"]?.stringValue == content, "\(id) reads back different")
-        }
+        try Self.expectReadBack(acknowledged, from: server, "after the last stop")
         print("acknowledged PUTs checked after 6 graceful stops: \(acknowledged.count); answered 503 by stops without a drain: \(answeredAtStop)")
         // The stops without a drain did find PUTs waiting (else the rounds tested nothing new).
         #expect(answeredAtStop > 0)
@@ -240,9 +240,7 @@ struct HardeningLiveTests {
             try? FileManager.default.removeItem(atPath: slow)
         }
         let server = try ServerProcess(dataDirectory: data, extraArguments: manualDreamOnly)
-        for (id, content) in acknowledged {
-            #expect(try server.api().get(id).json()["content"]?.stringValue == content, "\(id) acknowledged but not read back")
-        }
+        try Self.expectReadBack(acknowledged, from: server, "after the stops")
         #expect(server.stop() == 0)
     }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing with libFuzzer (swiftc -sanitize=fuzzer,address).
+# Coverage-guided fuzzing with libFuzzer (swiftc -sanitize=fuzzer,address), one process, one core.
 #
 #   scripts/fuzz.sh TARGET SECONDS     e.g. scripts/fuzz.sh json 600
 #   scripts/fuzz.sh list               the targets
@@ -50,13 +50,23 @@ seconds=$2
 dir="Fuzz/$target"
 [[ -f $dir/Harness.swift && -f $dir/modules ]] || { echo "no target '$target' (Fuzz/$target/Harness.swift and modules)" >&2; exit 2; }
 
-# libFuzzer's runtime: Swift toolchains for Linux ship it in their clang resource directory; where one
-# does not, Debian's compiler-rt package provides it.
+# libFuzzer's runtime: Swift toolchains for Linux ship it in their clang resource directory (6.3.1
+# does), and -sanitize=fuzzer links it from there. Where one does not, Debian's compiler-rt package
+# provides it, linked by path, with the coverage instrumentation requested explicitly. (That second
+# path is untested: the toolchain here has its own runtime.)
 swiftc_bin="$(command -v swiftc)"
 resource="$(dirname "$(readlink -f "$swiftc_bin")")/../lib/swift/clang/lib/linux"
+sanitize=(-sanitize=fuzzer,address)
+link=()
 if ! ls "$resource"/libclang_rt.fuzzer-*.a >/dev/null 2>&1; then
-    echo "installing libFuzzer's runtime (libclang-rt-dev)" >&2
-    apt-get install -y --no-install-recommends libclang-rt-dev >/dev/null
+    runtime=$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null | tail -1 || true)
+    if [[ -z $runtime ]]; then
+        echo "installing libFuzzer's runtime (libclang-rt-14-dev)" >&2
+        apt-get install -y --no-install-recommends libclang-rt-14-dev >/dev/null
+        runtime=$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a | tail -1)
+    fi
+    sanitize=(-sanitize=address -sanitize-coverage=edge,trace-cmp,indirect-calls)
+    link=(-Xlinker "$runtime" -lstdc++)
 fi
 
 build="Fuzz/build/$target"
@@ -69,7 +79,7 @@ if [[ -f $dir/flags ]]; then
     while IFS= read -r line; do [[ -n $line && $line != \#* ]] && extra+=("$line"); done < "$dir/flags"
 fi
 # -O keeps Swift's bounds and overflow checks (only -Ounchecked drops them); -g for readable stacks.
-common=(-O -g -sanitize=fuzzer,address -parse-as-library -I "$build" "${extra[@]}")
+common=(-O -g "${sanitize[@]}" -parse-as-library -I "$build" "${extra[@]}")
 
 objects=()
 while read -r module globs; do
@@ -83,7 +93,7 @@ while read -r module globs; do
 done < "$dir/modules"
 echo "linking the fuzzer" >&2
 # gold warns about every ASan helper it cannot export; the warnings say nothing about the target.
-swiftc "${common[@]}" -module-name "Fuzz_${target//-/_}" "$dir/Harness.swift" "${objects[@]}" -o "$build/fuzzer" \
+swiftc "${common[@]}" -module-name "Fuzz_${target//-/_}" "$dir/Harness.swift" "${objects[@]}" "${link[@]}" -o "$build/fuzzer" \
     2> >(grep -v "Cannot export local symbol" >&2)
 
 log="$build/run.log"

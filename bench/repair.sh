@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Dream-engine benchmarks on 100,000 fragments:
-#  1. repair throughput: 5% of the payload files deleted, detected by reading every id once, then one
-#     dream cycle with no throttling (--dream-duty-cycle 1) restores them from the redundancy copies;
+#  1. repair throughput: 5% of the records zeroed (carmad faults), detected by reading every id once,
+#     then one dream cycle with no throttling (--dream-duty-cycle 1) restores them from the
+#     redundancy log;
 #  2. foreground GET p99 with a cycle running (default duty cycle 0.5, repairing another 5% and
-#     scrubbing the whole store) against without one, measured back to back after the same restart.
+#     scrubbing the whole store) against without one, measured back to back after the same restart;
+#  3. scrub throughput: a whole pass over both logs with no throttling (records verified per second);
+#  4. compaction throughput: three quarters of the fragments written again, then a cycle that only
+#     compacts (records copied and bytes reclaimed per second).
 source "$(dirname "$0")/lib.sh"
 COUNT=${COUNT:-100000}
 build_release
@@ -14,10 +18,10 @@ start_carmad 18083 "$data" "${manual[@]}"
 "$CARMA" load put --server http://127.0.0.1:18083 --prefix f --count "$COUNT" --size 1000 --connections 64 >"$WORK/repair/load.json"
 echo "loaded $COUNT fragments: $(grep -o '"requests_per_second": [0-9.]*' "$WORK/repair/load.json")" >&2
 
-lose() {  # lose N: stop carmad, delete N payload files, wait for ext4 to settle
+lose() {  # lose N SEED: stop carmad, zero N fragments' records in the primary log
   stop_carmad
-  find "$data/payloads" -name '*.frag' | sort | shuf -n "$1" --random-source=<(yes "$2") | xargs rm -f
-  sync; sleep "${SETTLE_SECONDS:-35}"
+  mapfile -t ids < <(seq 0 $((COUNT - 1)) | sed 's/^/f/' | shuf -n "$1" --random-source=<(yes "$2"))
+  "$CARMAD" faults --data-dir "$data" zero "${ids[@]}" >&2
 }
 dream() {  # dream BUDGET_JSON: run a cycle and print its report
   local id
@@ -52,12 +56,42 @@ curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"scrub_fragments\": 
 read -r busy_rps busy_p99 busy_bad busy_err < <(run_wrk busy http://127.0.0.1:18083 -s "$lua")
 running=$(curl -fsS http://127.0.0.1:18083/dream | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
 echo "GET without a cycle: $idle_rps req/s, p99 $idle_p99 ms; with a cycle: $busy_rps req/s, p99 $busy_p99 ms (cycle still $running at the end)" >&2
+
+# 3. Scrub: one pass over both logs, no throttling, nothing to repair.
+stop_carmad
+start_carmad 18083 "$data" "${manual[@]}" --dream-duty-cycle 1
+dream '{"scrub_fragments": 0}' >/dev/null
+report=$(dream "{\"scrub_fragments\": $((2 * COUNT)), \"max_seconds\": 600}")
+read -r scrubbed scrub_ms < <(echo "$report" | python3 -c '
+import json,sys; r=json.load(sys.stdin)
+phase=[p for p in r["phases"] if p["name"]=="scrub"][0]
+print(r["scrubbed"], phase["duration_ms"])')
+scrub_rate=$(awk -v n="$scrubbed" -v ms="$scrub_ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+echo "scrubbed $scrubbed records in $scrub_ms ms: $scrub_rate records/s" >&2
+
+# 4. Compaction: three quarters written again leave the old segments mostly garbage.
+"$CARMA" load put --server http://127.0.0.1:18083 --prefix f --count $((COUNT * 3 / 4)) --size 1000 --connections 64 >/dev/null
+before=$(du -sb "$data" | cut -f1)
+report=$(dream '{"scrub_fragments": 0}')
+read -r copied reclaimed segments compact_ms < <(echo "$report" | python3 -c '
+import json,sys; r=json.load(sys.stdin)
+phase=[p for p in r["phases"] if p["name"]=="compact"][0]
+c=r.get("compaction") or {}
+print(c.get("records_copied",0), c.get("bytes_reclaimed",0), c.get("segments_removed",0), phase["duration_ms"])')
+after=$(du -sb "$data" | cut -f1)
+copy_rate=$(awk -v n="$copied" -v ms="$compact_ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+reclaim_rate=$(awk -v b="$reclaimed" -v ms="$compact_ms" 'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }')
+echo "compacted $segments segments in $compact_ms ms: $copied records copied ($copy_rate/s), $reclaimed bytes reclaimed ($reclaim_rate MiB/s); data dir $before -> $after bytes" >&2
+
 cat >"$RESULTS/repair.json" <<JSON
 {"fragments": $COUNT, "lost": $lost,
  "repair": {"recovered": $recovered, "repair_phase_ms": $repair_ms, "cycle_ms": $total_ms, "fragments_per_second": $rate, "duty_cycle": 1},
  "get_without_cycle": {"rps": $idle_rps, "p99_ms": $idle_p99, "non2xx_or_errors": $((idle_bad + idle_err))},
  "get_during_cycle": {"rps": $busy_rps, "p99_ms": $busy_p99, "non2xx_or_errors": $((busy_bad + busy_err)), "cycle_state_at_end": "$running", "duty_cycle": 0.5},
- "p99_ratio": $(ratio "$busy_p99" "$idle_p99")}
+ "p99_ratio": $(ratio "$busy_p99" "$idle_p99"),
+ "scrub": {"records": $scrubbed, "ms": $scrub_ms, "records_per_second": $scrub_rate, "duty_cycle": 1},
+ "compaction": {"segments": $segments, "records_copied": $copied, "bytes_reclaimed": $reclaimed, "ms": $compact_ms,
+   "records_per_second": $copy_rate, "mib_reclaimed_per_second": $reclaim_rate, "data_dir_bytes_before": $before, "data_dir_bytes_after": $after}}
 JSON
 echo "| measure | value |"
 echo "|---|---|"
@@ -65,3 +99,5 @@ echo "| exact repairs, 100k store, 5% lost, no throttling | $recovered in $repai
 echo "| GET p99 without a cycle | $idle_p99 ms ($idle_rps req/s) |"
 echo "| GET p99 while a cycle repairs 5% and scrubs the store (duty 0.5) | $busy_p99 ms ($busy_rps req/s) |"
 echo "| ratio | $(ratio "$busy_p99" "$idle_p99") |"
+echo "| scrub, both logs, no throttling | $scrub_rate records/s ($scrubbed in $scrub_ms ms) |"
+echo "| compaction, no throttling | $segments segments: $copy_rate records/s copied, $reclaim_rate MiB/s reclaimed |"

@@ -1,7 +1,23 @@
 /// Why a document is not acceptable JSON, with the byte offset where the parser gave up.
 public struct JSONParseError: Error, Sendable, CustomStringConvertible {
+    /// Which of the parser's bounds a document exceeded.
+    public enum Limit: Sendable, Hashable {
+        /// Nesting deeper than `maxDepth`.
+        case depth
+        /// More values in total than `maxValues`.
+        case values
+    }
+
     public let message: String
     public let offset: Int
+    /// The bound the document exceeded, or nil when it is not well-formed JSON at all.
+    public let limit: Limit?
+
+    init(message: String, offset: Int, limit: Limit? = nil) {
+        self.message = message
+        self.offset = offset
+        self.limit = limit
+    }
 
     public var description: String { "\(self.message) at byte \(self.offset)" }
 }
@@ -11,14 +27,24 @@ public struct JSONParseError: Error, Sendable, CustomStringConvertible {
 /// Stricter than most on purpose, because what it accepts is stored and served back: invalid UTF-8,
 /// lone surrogate escapes, duplicate object keys, non-finite numbers and nesting deeper than
 /// `maxDepth` are all errors, never silently repaired.
+///
+/// Its work is linear in the size of the document (objects keep a hash index of their keys past a
+/// few members), and `maxValues` bounds it further for callers that take documents from strangers.
 public struct JSONParser {
     public static let defaultMaxDepth = 64
 
     /// Parses one JSON document; whitespace may surround it, nothing else may follow it.
-    public static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
+    /// - Parameters:
+    ///   - bytes: The document, UTF-8.
+    ///   - maxDepth: Deepest nesting of arrays and objects accepted.
+    ///   - maxValues: Most values in the whole document (every scalar, array, object and member value
+    ///     counts one); the default has no bound beyond the document's size.
+    public static func parse(
+        _ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth, maxValues: Int = .max
+    ) throws(JSONParseError) -> JSONValue {
         let array = Array(bytes)
         return try array.withUnsafeBufferPointer { (buffer) throws(JSONParseError) -> JSONValue in
-            var parser = Scanner(bytes: buffer, maxDepth: maxDepth)
+            var parser = Scanner(bytes: buffer, maxDepth: maxDepth, maxValues: maxValues)
             parser.skipWhitespace()
             let value = try parser.parseValue(depth: 0)
             parser.skipWhitespace()
@@ -29,19 +55,22 @@ public struct JSONParser {
         }
     }
 
-    public static func parse(_ string: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
-        try parse(Array(string.utf8), maxDepth: maxDepth)
+    public static func parse(_ string: String, maxDepth: Int = defaultMaxDepth, maxValues: Int = .max) throws(JSONParseError) -> JSONValue {
+        try parse(Array(string.utf8), maxDepth: maxDepth, maxValues: maxValues)
     }
 }
 
 private struct Scanner {
     let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
+    let maxValues: Int
     var index = 0
+    var values = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, maxValues: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.maxValues = maxValues
     }
 
     func error(_ message: String) -> JSONParseError {
@@ -59,6 +88,10 @@ private struct Scanner {
 
     mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
         guard self.index < self.bytes.count else { throw self.error("unexpected end of document") }
+        self.values += 1
+        guard self.values <= self.maxValues else {
+            throw JSONParseError(message: "more than \(self.maxValues) values", offset: self.index, limit: .values)
+        }
         switch self.bytes[self.index] {
         case UInt8(ascii: "{"): return try self.parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try self.parseArray(depth: depth + 1)
@@ -82,10 +115,11 @@ private struct Scanner {
     }
 
     mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
-        guard depth <= self.maxDepth else { throw self.error("nesting deeper than \(self.maxDepth)") }
+        guard depth <= self.maxDepth else {
+            throw JSONParseError(message: "nesting deeper than \(self.maxDepth)", offset: self.index, limit: .depth)
+        }
         self.index += 1
         var object = JSONObject()
-        var seen = Set<String>()
         self.skipWhitespace()
         if self.peek(UInt8(ascii: "}")) {
             self.index += 1
@@ -96,15 +130,14 @@ private struct Scanner {
             guard self.peek(UInt8(ascii: "\"")) else { throw self.error("expected a string key") }
             let keyOffset = self.index
             let key = try self.parseString()
-            guard seen.insert(key).inserted else {
-                throw JSONParseError(message: "duplicate key \"\(key)\"", offset: keyOffset)
-            }
             self.skipWhitespace()
             guard self.peek(UInt8(ascii: ":")) else { throw self.error("expected ':'") }
             self.index += 1
             self.skipWhitespace()
             let value = try self.parseValue(depth: depth)
-            object[key] = value
+            guard object.insertNew(key, value) else {
+                throw JSONParseError(message: "duplicate key \"\(key)\"", offset: keyOffset)
+            }
             self.skipWhitespace()
             if self.peek(UInt8(ascii: ",")) {
                 self.index += 1
@@ -119,7 +152,9 @@ private struct Scanner {
     }
 
     mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
-        guard depth <= self.maxDepth else { throw self.error("nesting deeper than \(self.maxDepth)") }
+        guard depth <= self.maxDepth else {
+            throw JSONParseError(message: "nesting deeper than \(self.maxDepth)", offset: self.index, limit: .depth)
+        }
         self.index += 1
         var elements: [JSONValue] = []
         self.skipWhitespace()

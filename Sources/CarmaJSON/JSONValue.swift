@@ -12,8 +12,18 @@ public enum JSONValue: Sendable, Hashable {
 }
 
 /// An ordered JSON object with unique keys.
+///
+/// Small objects (most of them) find a key by a linear scan; past `indexThreshold` members a hash
+/// index from key to position is kept too, so that building or parsing an object of n members costs
+/// O(n) instead of O(n²): 80,000 distinct keys took 10 s to parse with the scan alone.
 public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
     public private(set) var members: [(key: String, value: JSONValue)]
+    /// Position of each key in `members`, kept only once the object has more than `indexThreshold`
+    /// members (below that a scan is cheaper than hashing).
+    private var index: [String: Int]?
+
+    /// Members up to which lookups scan instead of hashing.
+    static let indexThreshold = 8
 
     public init() {
         self.members = []
@@ -41,17 +51,60 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     /// The member named `key`; setting `nil` removes it, setting a new key appends it.
     public subscript(key: String) -> JSONValue? {
         get {
-            self.members.first(where: { $0.key == key })?.value
+            self.position(of: key).map { self.members[$0].value }
         }
         set {
-            let index = self.members.firstIndex(where: { $0.key == key })
-            switch (index, newValue) {
-            case let (index?, value?): self.members[index].value = value
-            case let (index?, nil): self.members.remove(at: index)
-            case let (nil, value?): self.members.append((key, value))
-            case (nil, nil): break
+            switch (self.position(of: key), newValue) {
+            case let (position?, value?):
+                self.members[position].value = value
+            case let (position?, nil):
+                self.members.remove(at: position)
+                // Positions after the removed member shift; rebuilding is O(n), and removal is rare.
+                self.rebuildIndex()
+            case let (nil, value?):
+                self.appendNew(key, value)
+            case (nil, nil):
+                break
             }
         }
+    }
+
+    /// Appends `key` unless the object already has it.
+    /// - Returns: false, changing nothing, when `key` is already a member.
+    public mutating func insertNew(_ key: String, _ value: JSONValue) -> Bool {
+        guard self.position(of: key) == nil else { return false }
+        self.appendNew(key, value)
+        return true
+    }
+
+    private func position(of key: String) -> Int? {
+        if let index = self.index {
+            return index[key]
+        }
+        return self.members.firstIndex(where: { $0.key == key })
+    }
+
+    /// Appends a key known to be absent.
+    private mutating func appendNew(_ key: String, _ value: JSONValue) {
+        self.members.append((key, value))
+        if self.index != nil {
+            self.index![key] = self.members.count - 1
+        } else if self.members.count > Self.indexThreshold {
+            self.rebuildIndex()
+        }
+    }
+
+    private mutating func rebuildIndex() {
+        guard self.members.count > Self.indexThreshold else {
+            self.index = nil
+            return
+        }
+        var index: [String: Int] = [:]
+        index.reserveCapacity(self.members.count)
+        for (position, member) in self.members.enumerated() {
+            index[member.key] = position
+        }
+        self.index = index
     }
 
     public func makeIterator() -> IndexingIterator<[(key: String, value: JSONValue)]> {

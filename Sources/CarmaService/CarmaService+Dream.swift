@@ -10,9 +10,9 @@ extension CarmaService {
         if !request.body.isEmpty {
             let value: JSONValue
             do {
-                value = try JSONParser.parse(request.body, maxDepth: 8)
+                value = try request.jsonBody(maxDepth: 8)
             } catch {
-                return .response(.badRequest("malformed-json", "Malformed JSON", detail: error.description))
+                return .response(error.response)
             }
             guard let object = value.objectValue else {
                 return .response(.badRequest("invalid-budget", "Invalid budget", detail: "the body must be a JSON object"))

@@ -17,7 +17,7 @@ extension CarmaService {
 
     func putFragment(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
         let id = try self.fragmentID(request)
-        let input = try FragmentJSON.input(from: request.body, id: id)
+        let input = try FragmentJSON.input(from: request, id: id)
         let precondition = Self.precondition(request.headers)
         let store = self.store
         return .deferred { [unowned self] complete in
@@ -114,12 +114,23 @@ extension CarmaService {
         let tag = request.queryValue("tag")
         let store = self.store
         let wanted = status
+        let budgetBytes = self.responseBudget
         return self.afterApplied {
             do throws(StoreError) {
                 let page = try store.list(status: wanted, tag: tag, after: cursor, limit: limit)
+                // A page ends early at the response budget (a summary carries up to 256 links); the
+                // cursor then points after the last summary sent. The first always goes, so paging advances.
+                var budget = budgetBytes
+                var items: [JSONValue] = []
+                for row in page.rows {
+                    let summary = FragmentJSON.summary(row)
+                    guard budget.take(summary.bytes.count + 1) || items.isEmpty else { break }
+                    items.append(summary)
+                }
+                let nextCursor = items.count < page.rows.count ? page.rows[items.count - 1].id : page.nextAfter
                 return .json(200, [
-                    "items": .array(page.rows.map(FragmentJSON.summary)),
-                    "next_cursor": page.nextAfter.map(JSONValue.string) ?? .null,
+                    "items": .array(items),
+                    "next_cursor": nextCursor.map(JSONValue.string) ?? .null,
                 ])
             } catch {
                 return .problem(for: error)

@@ -9,9 +9,9 @@ extension CarmaService {
         let started = ContinuousClock.now
         let value: JSONValue
         do {
-            value = try JSONParser.parse(request.body, maxDepth: 8)
+            value = try request.jsonBody(maxDepth: 8)
         } catch {
-            return .response(.badRequest("malformed-json", "Malformed JSON", detail: error.description))
+            return .response(error.response)
         }
         func invalid(_ field: String, _ detail: String) -> HTTPResult {
             .response(.badRequest("invalid-query", "Invalid query", detail: detail, extra: ["field": .string(field)]))
@@ -54,6 +54,10 @@ extension CarmaService {
             if error.code == .invalid { return invalid(error.field ?? "body", error.message) }
             return .response(.problem(for: error))
         }
+        // Up to 100 hits of 512 KiB each would be 50 MiB: past the response budget, hits keep their
+        // rank, id and status but leave their content out, flagged, for the client to GET.
+        var budget = self.responseBudget
+        var omitted = 0
         var results: [JSONValue] = []
         for hit in hits {
             var result: JSONObject = [
@@ -65,7 +69,14 @@ extension CarmaService {
             ]
             if hit.row.status != .blank, let (content, status) = self.store.content(hit.id) {
                 result["status"] = .string(status.rawValue)
-                result["content"] = .string(content)
+                // Charged at the content's UTF-8 size plus the rest of the hit: escapes can make the
+                // JSON longer, but serializing each content twice to know would cost more.
+                if budget.take(content.utf8.count + JSONValue.object(result).bytes.count + 64) {
+                    result["content"] = .string(content)
+                } else {
+                    result["content_omitted"] = true
+                    omitted += 1
+                }
                 if status == .reconstructed, let confidence = hit.row.confidence {
                     result["confidence"] = .number((confidence * 1000).rounded() / 1000)
                 }
@@ -80,6 +91,7 @@ extension CarmaService {
         let (fragments, terms) = self.store.textIndexSize
         return .response(.json(200, [
             "results": .array(results),
+            "content_omitted": .number(Double(omitted)),
             "took_ms": .number((elapsed / .microseconds(1)).rounded() / 1000),
             "index": ["ready": .bool(self.store.textIndexReady), "fragments": .number(Double(fragments)), "terms": .number(Double(terms))],
         ]))
@@ -103,12 +115,25 @@ extension CarmaService {
                 ["id": .string(hit.id), "status": .string(row?.status.rawValue ?? "unknown"), "score": .number((hit.score * 10000).rounded() / 10000)]
             }
         }
-        return .response(.json(200, [
+        // Links are bounded by the store (256) and similar by k; backlinks are not (any number of
+        // fragments may link here), so they get what the links leave of the response budget.
+        var budget = self.responseBudget
+        _ = budget.take(row.links.reduce(0) { $0 + $1.utf8.count + 40 })
+        var backlinks = self.store.backlinks(id)
+        let total = backlinks.count
+        if let cut = backlinks.firstIndex(where: { !budget.take($0.utf8.count + 40) }) {
+            backlinks.removeSubrange(cut...)
+        }
+        var answer: JSONObject = [
             "id": .string(id),
             "status": .string(row.status.rawValue),
             "links": describe(row.links),
-            "backlinks": describe(self.store.backlinks(id)),
+            "backlinks": describe(backlinks),
             "similar": .array(similar),
-        ]))
+        ]
+        if backlinks.count < total {
+            answer["backlinks_truncated"] = true
+        }
+        return .response(.json(200, .object(answer)))
     }
 }

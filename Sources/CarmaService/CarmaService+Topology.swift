@@ -21,6 +21,7 @@ extension CarmaService {
                 return .response(.notFound(around))
             }
             graph = self.neighbourhood(of: around, depth: depth, limit: limit)
+            graph.fit(self.responseBudget)
         } else {
             let after = request.queryValue("after")
             if let after, !FragmentID.isValid(after) {
@@ -30,6 +31,10 @@ extension CarmaService {
                 let ids = try self.store.ids(after: after, limit: limit + 1)
                 graph = self.graph(ids: Array(ids.prefix(limit)))
                 graph.truncated = ids.count > limit
+                graph.fit(self.responseBudget)
+                if graph.truncated {
+                    graph.nextAfter = graph.nodes.last?.id
+                }
             } catch {
                 return .response(.problem(for: error))
             }
@@ -68,22 +73,16 @@ extension CarmaService {
 
     private func graph(ids: [String]) -> Graph {
         let rows = self.store.rows(ids)
-        let included = Set(ids)
         var graph = Graph()
         for (id, row) in zip(ids, rows) {
             guard let row else {
-                graph.nodes.append(Graph.Node(id: id, status: "unknown", confidence: nil))
+                graph.nodes.append(Graph.Node(id: id, status: "unknown", confidence: nil, links: []))
                 continue
             }
-            graph.nodes.append(Graph.Node(id: id, status: row.status.rawValue, confidence: row.status == .reconstructed ? row.confidence : nil))
-            for link in row.links {
-                if included.contains(link) {
-                    graph.edges.append((id, link))
-                } else {
-                    graph.edgesOutside += 1
-                }
-            }
+            graph.nodes.append(
+                Graph.Node(id: id, status: row.status.rawValue, confidence: row.status == .reconstructed ? row.confidence : nil, links: row.links))
         }
+        graph.connect()
         return graph
     }
 
@@ -92,6 +91,8 @@ extension CarmaService {
             var id: String
             var status: String
             var confidence: Double?
+            /// Every link of the fragment, whether its target is in the graph or not.
+            var links: [String]
         }
 
         var nodes: [Node] = []
@@ -99,6 +100,44 @@ extension CarmaService {
         /// Links from included nodes to nodes left out.
         var edgesOutside = 0
         var truncated = false
+        /// Without `around`, where the next page starts when nodes were left out.
+        var nextAfter: String?
+
+        /// Edges among the nodes, and the count of links to nodes left out.
+        mutating func connect() {
+            let included = Set(self.nodes.map(\.id))
+            self.edges = []
+            self.edgesOutside = 0
+            for node in self.nodes {
+                for link in node.links {
+                    if included.contains(link) {
+                        self.edges.append((node.id, link))
+                    } else {
+                        self.edgesOutside += 1
+                    }
+                }
+            }
+        }
+
+        /// Keeps the longest prefix of the nodes whose drawing fits `budget`, at least one.
+        ///
+        /// 10,000 nodes of 256 links each made gigabytes of JSON. Each node is charged with an edge
+        /// for every link to a node of the graph before the cut (an upper bound, in either format: a
+        /// JSON edge is `{"from":"…","to":"…"},` and a DOT one `  "…" -> "…";`), so the cut is made
+        /// before the edges are known.
+        mutating func fit(_ budget: ResponseBudget) {
+            var budget = budget
+            let candidates = Set(self.nodes.map(\.id))
+            let firstLeftOut = self.nodes.firstIndex { node in
+                let width = node.id.utf8.count
+                let cost = 2 * width + 96 + node.links.reduce(0) { $0 + (candidates.contains($1) ? width + $1.utf8.count + 24 : 0) }
+                return !budget.take(cost)
+            }
+            guard let firstLeftOut, max(1, firstLeftOut) < self.nodes.count else { return }
+            self.nodes.removeSubrange(max(1, firstLeftOut)...)
+            self.truncated = true
+            self.connect()
+        }
 
         var json: JSONValue {
             var counts: [String: Int] = [:]
@@ -113,6 +152,7 @@ extension CarmaService {
                 "counts": .object(JSONObject(counts.sorted(by: { $0.key < $1.key }).map { ($0.key, JSONValue.number(Double($0.value))) })),
                 "edges_outside": .number(Double(self.edgesOutside)),
                 "truncated": .bool(self.truncated),
+                "next_after": self.nextAfter.map(JSONValue.string) ?? .null,
             ]
         }
 
@@ -132,6 +172,10 @@ extension CarmaService {
             }
             for (from, to) in self.edges {
                 lines.append("  \(Self.quote(from)) -> \(Self.quote(to));")
+            }
+            if self.truncated {
+                // DOT has no field for it; a comment tells a reader of the file that nodes were left out.
+                lines.append("  // truncated: nodes were left out" + (self.nextAfter.map { "; the next page starts after=\($0)" } ?? ""))
             }
             lines.append("}")
             return lines.joined(separator: "\n") + "\n"

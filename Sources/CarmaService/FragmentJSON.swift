@@ -11,13 +11,8 @@ enum FragmentJSON {
     ]
 
     /// Parses and type-checks a PUT body. Limits are checked by the store.
-    static func input(from body: [UInt8], id: String) throws(HTTPError) -> FragmentInput {
-        let value: JSONValue
-        do {
-            value = try JSONParser.parse(body, maxDepth: 32)
-        } catch {
-            throw HTTPError(.badRequest("malformed-json", "Malformed JSON", detail: error.description))
-        }
+    static func input(from request: HTTPRequest, id: String) throws(HTTPError) -> FragmentInput {
+        let value = try request.jsonBody(maxDepth: 32)
         guard let object = value.objectValue else {
             throw .invalid("body", "the body must be a JSON object")
         }

@@ -11,6 +11,10 @@ public struct ServiceConfiguration: Sendable {
     public var authToken: String?
     /// When true, reads and `/metrics` need the token too.
     public var protectReads: Bool
+    /// Budget for the body of one list, query, context, history or topology response: past it the
+    /// answer is cut short (a cursor, `truncated`, or content left out and flagged) instead of growing
+    /// with what a client asked for (`/topology?limit=10000` over many links ran to gigabytes).
+    public var maxResponseBytes: Int
 
     /// - Parameters:
     ///   - server: Listening and client limits; see `ServerConfiguration`.
@@ -18,14 +22,16 @@ public struct ServiceConfiguration: Sendable {
     ///   - dream: Dream-cycle schedule, budgets and politeness; see `DreamConfiguration`.
     ///   - authToken: Default none: every endpoint is open.
     ///   - protectReads: Default false.
+    ///   - maxResponseBytes: Default 8 MiB: sixteen 512 KiB fragments, or a topology of ~40,000 edges.
     public init(
         server: ServerConfiguration, store: StoreConfiguration, dream: DreamConfiguration = DreamConfiguration(),
-        authToken: String? = nil, protectReads: Bool = false
+        authToken: String? = nil, protectReads: Bool = false, maxResponseBytes: Int = 8 << 20
     ) {
         self.server = server
         self.store = store
         self.dream = dream
         self.authToken = authToken
         self.protectReads = protectReads
+        self.maxResponseBytes = maxResponseBytes
     }
 }

@@ -3,6 +3,7 @@ import CarmaService
 import Foundation
 import FragmentStore
 import Logging
+import MicroHTTP
 import ServiceLifecycle
 
 @main
@@ -12,6 +13,24 @@ struct Carmad: AsyncParsableCommand {
         abstract: "CARMA fragment store: a self-healing store for memory fragments, served over HTTP.",
         subcommands: [Serve.self, Reindex.self, Migrate.self, Faults.self],
         defaultSubcommand: Serve.self)
+
+    /// A usage error (an unknown flag, a value out of range, an unsafe combination) exits 2 with its
+    /// message on standard error, as shells and service managers expect of a bad command line;
+    /// ArgumentParser's own code for it is 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(2)
+        }
+    }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -21,7 +40,24 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try self.options.bootstrapLogging()
-        let configuration = try self.options.configuration()
+        let files = System.raiseOpenFileLimit()
+        let configuration = try self.options.configuration(openFileLimit: files.now)
+        logger.info(
+            "open file limit and connection limit",
+            metadata: ["process.open_files_before": "\(files.before)", "process.open_files": "\(files.now)", "process.open_files_hard": "\(files.hard)",
+                       "http.max_connections": "\(configuration.server.maxConnections)"])
+        if let file = self.options.tokenFile, let mode = (try? FileManager.default.attributesOfItem(atPath: file))?[.posixPermissions] as? Int,
+            mode & 0o077 != 0
+        {
+            logger.warning(
+                "the token file can be read by other users; chmod 600 it",
+                metadata: ["auth.token_file": "\(file)", "auth.token_file_mode": "\(String(mode & 0o777, radix: 8))"])
+        }
+        if configuration.authToken == nil, System.isLoopback(address: configuration.server.host) == false {
+            logger.warning(
+                "listening beyond this machine without a token (--allow-unauthenticated): anyone who can reach the port can overwrite and delete fragments",
+                metadata: ["http.host": "\(configuration.server.host)"])
+        }
         let service: CarmaService
         do {
             service = try CarmaService(configuration: configuration, logger: logger)
@@ -48,7 +84,7 @@ struct Reindex: ParsableCommand {
 
     func run() throws {
         let logger = try self.options.bootstrapLogging()
-        let configuration = try self.options.configuration()
+        let configuration = try self.options.configuration(openFileLimit: System.raiseOpenFileLimit().now)
         let summary = try FragmentStore.rebuildRegistry(configuration: configuration.store, logger: logger)
         print(
             "reindexed \(summary.fragments) fragments from \(summary.records) log records: \(summary.ok) ok, \(summary.blank) blank (queued for repair), "

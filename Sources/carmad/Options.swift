@@ -30,11 +30,14 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Seconds of client inactivity before a connection is closed (env CARMA_CONNECTION_TIMEOUT). Default 30.")
     var connectionTimeout: Int?
 
-    @Option(help: "Open connections in total (env CARMA_MAX_CONNECTIONS). Default 1000.")
+    @Option(help: "Open connections in total (env CARMA_MAX_CONNECTIONS). Default: the open file limit less room for the store's files, at most 10000.")
     var maxConnections: Int?
 
     @Option(help: "Open connections per client address, 0 for no limit (env CARMA_MAX_CONNECTIONS_PER_IP). Default 0.")
     var maxConnectionsPerIP: Int?
+
+    @Option(help: "Seconds a graceful stop (SIGTERM) lets requests in flight finish before answering the rest 503 (env CARMA_DRAIN_TIMEOUT). Default 10.")
+    var drainTimeout: Double?
 
     @Option(help: "Memory per connection for the request line and headers; larger heads get 431 (env CARMA_MAX_HEADER_BYTES). Default 8192.")
     var maxHeaderBytes: Int?
@@ -90,73 +93,104 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Log format: text or json (env CARMA_LOG_FORMAT). Default text.")
     var logFormat: String?
 
+    @Flag(help: "Listen on a non-loopback address without a token, leaving writes open to anyone who can reach it (env CARMA_ALLOW_UNAUTHENTICATED=1).")
+    var allowUnauthenticated = false
+
+    @Option(help: "Largest response body a list, query or topology request builds, in bytes; longer answers are cut short with a cursor or flag (env CARMA_MAX_RESPONSE_BYTES). Default 8388608.")
+    var maxResponseBytes: Int?
+
     private static let environment = ProcessInfo.processInfo.environment
 
     private static func env(_ name: String) -> String? {
         environment[name].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    private static func env(_ name: String) throws -> Int? {
-        guard let text: String = env(name) else { return nil }
-        guard let value = Int(text) else { throw ValidationError("\(name) must be an integer, not '\(text)'") }
+    /// One setting: the flag if given, else its environment variable (`--max-connections` reads
+    /// `CARMA_MAX_CONNECTIONS`), else the default; then checked against `range`. Every numeric setting
+    /// goes through here, because a value outside what the code below it can represent (a connection
+    /// limit past UInt32, an interval of 1e300 seconds) used to trap at run time instead of at start.
+    private static func setting<Value: Comparable>(
+        _ flag: Value?, _ name: String, default defaultValue: Value, in range: ClosedRange<Value>, parse: (String) -> Value?
+    ) throws -> Value {
+        let variable = "CARMA_" + name.dropFirst(2).uppercased().replacingOccurrences(of: "-", with: "_")
+        var value = defaultValue
+        var source = name
+        if let flag {
+            value = flag
+        } else if let text = env(variable) {
+            guard let parsed = parse(text) else { throw ValidationError("\(variable) must be a number, not '\(text)'") }
+            value = parsed
+            source = variable
+        }
+        guard range.contains(value) else {
+            throw ValidationError("\(source) must be from \(range.lowerBound) to \(range.upperBound), not \(value)")
+        }
         return value
     }
 
-    private static func double(_ name: String) throws -> Double? {
-        guard let text: String = env(name) else { return nil }
-        guard let value = Double(text), value.isFinite else { throw ValidationError("\(name) must be a number, not '\(text)'") }
-        return value
+    private static func setting(_ flag: Int?, _ name: String, default defaultValue: Int, in range: ClosedRange<Int>) throws -> Int {
+        try setting(flag, name, default: defaultValue, in: range, parse: { Int($0) })
+    }
+
+    /// A setting in seconds or a ratio. NaN and the infinities fail the range check too.
+    private static func setting(_ flag: Double?, _ name: String, default defaultValue: Double, in range: ClosedRange<Double>) throws -> Double {
+        try setting(flag, name, default: defaultValue, in: range, parse: { Double($0) })
+    }
+
+    /// A year: the longest interval, delay or budget in seconds any setting accepts.
+    private static let longestSeconds = 365.0 * 86_400
+
+    /// The token file named by the flag or the environment, if any.
+    var tokenFile: String? {
+        self.authTokenFile ?? Self.env("CARMA_AUTH_TOKEN_FILE")
     }
 
     /// The configuration these flags and the environment describe.
-    func configuration() throws -> ServiceConfiguration {
+    /// - Parameter openFileLimit: The process's limit on open descriptors, which bounds the connections.
+    func configuration(openFileLimit: Int) throws -> ServiceConfiguration {
         var server = ServerConfiguration()
         server.host = self.host ?? Self.env("CARMA_HOST") ?? server.host
-        server.port = try self.port ?? Self.env("CARMA_PORT") ?? server.port
-        server.threads = try self.threads ?? Self.env("CARMA_THREADS") ?? server.threads
-        server.maxBodyBytes = try self.maxBodyBytes ?? Self.env("CARMA_MAX_BODY_BYTES") ?? server.maxBodyBytes
-        server.connectionTimeoutSeconds = try self.connectionTimeout ?? Self.env("CARMA_CONNECTION_TIMEOUT") ?? server.connectionTimeoutSeconds
-        server.maxConnections = try self.maxConnections ?? Self.env("CARMA_MAX_CONNECTIONS") ?? server.maxConnections
-        server.maxConnectionsPerIP = try self.maxConnectionsPerIP ?? Self.env("CARMA_MAX_CONNECTIONS_PER_IP") ?? server.maxConnectionsPerIP
-        server.maxHeaderBytes = try self.maxHeaderBytes ?? Self.env("CARMA_MAX_HEADER_BYTES") ?? server.maxHeaderBytes
-        guard server.maxHeaderBytes >= 4096, server.maxHeaderBytes <= 1 << 20 else { throw ValidationError("--max-header-bytes must be 4096 to 1048576") }
-        guard (0...65535).contains(server.port) else { throw ValidationError("--port must be 0 to 65535") }
-        guard server.threads >= 1, server.threads <= 256 else { throw ValidationError("--threads must be 1 to 256") }
-        guard server.maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
-        guard server.connectionTimeoutSeconds >= 1 else { throw ValidationError("--connection-timeout must be at least 1 second") }
-        guard server.maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
-        guard server.maxConnectionsPerIP >= 0 else { throw ValidationError("--max-connections-per-ip must not be negative") }
+        guard let loopback = System.isLoopback(address: server.host) else {
+            throw ValidationError("--host must be a numeric IPv4 or IPv6 address, not '\(server.host)'")
+        }
+        server.port = try Self.setting(self.port, "--port", default: server.port, in: 0...65535)
+        server.threads = try Self.setting(self.threads, "--threads", default: server.threads, in: 1...256)
+        server.maxBodyBytes = try Self.setting(self.maxBodyBytes, "--max-body-bytes", default: server.maxBodyBytes, in: 1024...(1 << 30))
+        server.maxHeaderBytes = try Self.setting(self.maxHeaderBytes, "--max-header-bytes", default: server.maxHeaderBytes, in: 4096...(1 << 20))
+        server.connectionTimeoutSeconds = try Self.setting(self.connectionTimeout, "--connection-timeout", default: server.connectionTimeoutSeconds, in: 1...86_400)
+        let drainDefault = Double(server.drainTimeout.components.seconds)
+        server.drainTimeout = .seconds(try Self.setting(self.drainTimeout, "--drain-timeout", default: drainDefault, in: 0...3600))
+        let connectionCeiling = ServerConfiguration.connectionCeiling(openFileLimit: openFileLimit, threads: server.threads)
+        guard connectionCeiling >= 1 else {
+            throw ValidationError("the open file limit (\(openFileLimit)) leaves no descriptors for connections; raise it (ulimit -n)")
+        }
+        server.maxConnections = try Self.setting(
+            self.maxConnections, "--max-connections",
+            default: ServerConfiguration.defaultMaxConnections(openFileLimit: openFileLimit, threads: server.threads), in: 1...connectionCeiling)
+        server.maxConnectionsPerIP = try Self.setting(self.maxConnectionsPerIP, "--max-connections-per-ip", default: server.maxConnectionsPerIP, in: 0...server.maxConnections)
 
         let dataDirectory = self.dataDir ?? Self.env("CARMA_DATA_DIR") ?? "./carma-data"
         var store = StoreConfiguration(dataDirectory: dataDirectory, redundancyDirectory: self.redundancyDir ?? Self.env("CARMA_REDUNDANCY_DIR"))
-        store.cacheBytes = try self.cacheBytes ?? Self.env("CARMA_CACHE_BYTES") ?? store.cacheBytes
-        store.limits.maxContentBytes = try self.maxContentBytes ?? Self.env("CARMA_MAX_CONTENT_BYTES") ?? store.limits.maxContentBytes
-        guard store.cacheBytes >= 0 else { throw ValidationError("--cache-bytes must not be negative") }
-        store.segmentBytes = try self.segmentBytes ?? Self.env("CARMA_SEGMENT_BYTES") ?? store.segmentBytes
-        guard (65536...(1 << 30)).contains(store.segmentBytes) else { throw ValidationError("--segment-bytes must be 65536 to 1073741824") }
+        store.cacheBytes = try Self.setting(self.cacheBytes, "--cache-bytes", default: store.cacheBytes, in: 0...(1 << 40))
+        store.limits.maxContentBytes = try Self.setting(self.maxContentBytes, "--max-content-bytes", default: store.limits.maxContentBytes, in: 1...(1 << 30))
+        store.segmentBytes = try Self.setting(self.segmentBytes, "--segment-bytes", default: store.segmentBytes, in: 65536...(1 << 30))
 
         var dream = DreamConfiguration()
-        dream.baseInterval = try self.dreamInterval ?? Self.double("CARMA_DREAM_INTERVAL") ?? dream.baseInterval
-        dream.growth = try self.dreamGrowth ?? Self.double("CARMA_DREAM_GROWTH") ?? dream.growth
-        dream.maxInterval = try self.dreamMaxInterval ?? Self.double("CARMA_DREAM_MAX_INTERVAL") ?? dream.maxInterval
-        dream.idleDelay = try self.dreamIdleDelay ?? Self.double("CARMA_DREAM_IDLE_DELAY") ?? dream.idleDelay
-        dream.maxRepairsPerCycle = try self.dreamMaxRepairs ?? Self.env("CARMA_DREAM_MAX_REPAIRS") ?? dream.maxRepairsPerCycle
-        dream.maxCycleSeconds = try self.dreamMaxSeconds ?? Self.double("CARMA_DREAM_MAX_SECONDS") ?? dream.maxCycleSeconds
-        dream.scrubPerCycle = try self.scrubPerCycle ?? Self.env("CARMA_SCRUB_PER_CYCLE") ?? dream.scrubPerCycle
-        dream.dutyCycle = try self.dreamDutyCycle ?? Self.double("CARMA_DREAM_DUTY_CYCLE") ?? dream.dutyCycle
-        dream.retryBase = try self.dreamRetryBase ?? Self.double("CARMA_DREAM_RETRY_BASE") ?? dream.retryBase
-        dream.confidenceFloor = try self.reconstructionFloor ?? Self.double("CARMA_RECONSTRUCTION_FLOOR") ?? dream.confidenceFloor
-        guard dream.baseInterval > 0, dream.maxInterval >= dream.baseInterval else { throw ValidationError("--dream-interval must be above 0 and at most --dream-max-interval") }
-        guard dream.growth >= 0 else { throw ValidationError("--dream-growth must not be negative") }
-        guard dream.idleDelay >= 0 else { throw ValidationError("--dream-idle-delay must not be negative") }
-        guard dream.maxRepairsPerCycle >= 1, dream.maxCycleSeconds > 0 else { throw ValidationError("--dream-max-repairs and --dream-max-seconds must be positive") }
-        guard dream.scrubPerCycle >= 0 else { throw ValidationError("--scrub-per-cycle must not be negative") }
-        guard dream.dutyCycle > 0, dream.dutyCycle <= 1 else { throw ValidationError("--dream-duty-cycle must be above 0 and at most 1") }
-        guard dream.retryBase > 0 else { throw ValidationError("--dream-retry-base must be above 0") }
-        guard (0...1).contains(dream.confidenceFloor) else { throw ValidationError("--reconstruction-floor must be between 0 and 1") }
+        let year = Self.longestSeconds
+        dream.baseInterval = try Self.setting(self.dreamInterval, "--dream-interval", default: dream.baseInterval, in: 0.01...year)
+        dream.growth = try Self.setting(self.dreamGrowth, "--dream-growth", default: dream.growth, in: 0...1000)
+        dream.maxInterval = try Self.setting(self.dreamMaxInterval, "--dream-max-interval", default: dream.maxInterval, in: 0.01...year)
+        dream.idleDelay = try Self.setting(self.dreamIdleDelay, "--dream-idle-delay", default: dream.idleDelay, in: 0...year)
+        dream.maxRepairsPerCycle = try Self.setting(self.dreamMaxRepairs, "--dream-max-repairs", default: dream.maxRepairsPerCycle, in: 1...1_000_000_000)
+        dream.maxCycleSeconds = try Self.setting(self.dreamMaxSeconds, "--dream-max-seconds", default: dream.maxCycleSeconds, in: 0.01...year)
+        dream.scrubPerCycle = try Self.setting(self.scrubPerCycle, "--scrub-per-cycle", default: dream.scrubPerCycle, in: 0...1_000_000_000)
+        dream.dutyCycle = try Self.setting(self.dreamDutyCycle, "--dream-duty-cycle", default: dream.dutyCycle, in: 0.01...1)
+        dream.retryBase = try Self.setting(self.dreamRetryBase, "--dream-retry-base", default: dream.retryBase, in: 0.01...year)
+        dream.confidenceFloor = try Self.setting(self.reconstructionFloor, "--reconstruction-floor", default: dream.confidenceFloor, in: 0...1)
+        guard dream.maxInterval >= dream.baseInterval else { throw ValidationError("--dream-interval must be at most --dream-max-interval") }
 
         var token: String?
-        if let file = self.authTokenFile ?? Self.env("CARMA_AUTH_TOKEN_FILE") {
+        if let file = self.tokenFile {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw ValidationError("cannot read the token file \(file)")
             }
@@ -169,7 +203,19 @@ struct ServerOptions: ParsableArguments {
         if protectReads, token == nil {
             throw ValidationError("--protect-reads needs --auth-token-file")
         }
-        return ServiceConfiguration(server: server, store: store, dream: dream, authToken: token, protectReads: protectReads)
+        // Protected mode, as Redis does it: reachable from other machines without a token would let
+        // anyone who can reach the port delete fragments.
+        let allowUnauthenticated = self.allowUnauthenticated || Self.env("CARMA_ALLOW_UNAUTHENTICATED") == "1"
+        if token == nil, !loopback, !allowUnauthenticated {
+            throw ValidationError(
+                "refusing to listen on \(server.host) without a token: anyone who can reach it could overwrite and delete fragments. "
+                    + "Give --auth-token-file (env CARMA_AUTH_TOKEN_FILE), listen on 127.0.0.1, "
+                    + "or pass --allow-unauthenticated (env CARMA_ALLOW_UNAUTHENTICATED=1) if something else guards the port")
+        }
+        var configuration = ServiceConfiguration(server: server, store: store, dream: dream, authToken: token, protectReads: protectReads)
+        configuration.maxResponseBytes = try Self.setting(
+            self.maxResponseBytes, "--max-response-bytes", default: configuration.maxResponseBytes, in: (64 << 10)...(1 << 30))
+        return configuration
     }
 
     /// Sets up swift-log as the flags ask.

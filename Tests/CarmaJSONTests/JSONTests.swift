@@ -58,4 +58,68 @@ struct JSONTests {
         #expect(object.keys == ["z", "m"])
         #expect(JSONValue.object(object).serialized == #"{"z":4,"m":3}"#)
     }
+
+    /// `{"k0":0,"k1":1,…}` with `count` distinct keys, then `tail` as written.
+    static func wideObject(_ count: Int, tail: String = "") -> String {
+        var text = "{"
+        for index in 0..<count {
+            if index > 0 { text += "," }
+            text += "\"k\(index)\":\(index)"
+        }
+        return text + tail + "}"
+    }
+
+    @Test("an object of 80,000 distinct keys (a 1 MB body) parses whole, in order, and every key is found")
+    func wideObjectParses() throws {
+        let text = Self.wideObject(80_000)
+        #expect(text.utf8.count > 1_000_000)
+        let object = try #require(try JSONParser.parse(text).objectValue)
+        #expect(object.count == 80_000)
+        #expect(object.keys.first == "k0" && object.keys.last == "k79999")
+        #expect(object["k0"] == 0 && object["k40000"] == 40_000 && object["k79999"] == 79_999)
+        #expect(object["k80000"] == nil)
+    }
+
+    @Test("duplicate keys are still rejected in wide objects, wherever the repeat is")
+    func wideObjectDuplicates() throws {
+        for repeated in ["k0", "k7", "k8", "k9", "k40000", "k79999"] {
+            #expect(throws: JSONParseError.self, "\(repeated) repeated") {
+                try JSONParser.parse(Self.wideObject(80_000, tail: ",\"\(repeated)\":true"))
+            }
+        }
+        // Around the size where lookups switch from a scan to the index.
+        for size in 1...12 {
+            #expect(throws: JSONParseError.self) { try JSONParser.parse(Self.wideObject(size, tail: ",\"k\(size - 1)\":0")) }
+            #expect(try JSONParser.parse(Self.wideObject(size, tail: ",\"k\(size)\":0")).objectValue?.count == size + 1)
+        }
+    }
+
+    @Test("a document with more values than maxValues is rejected as a limit, not as malformed")
+    func valueLimit() throws {
+        let error = #expect(throws: JSONParseError.self) { try JSONParser.parse(Self.wideObject(80_000), maxValues: 50_000) }
+        #expect(error?.limit == .values)
+        let array = "[" + Array(repeating: "0", count: 1000).joined(separator: ",") + "]"
+        #expect(try JSONParser.parse(array, maxValues: 1001).arrayValue?.count == 1000)
+        #expect((#expect(throws: JSONParseError.self) { try JSONParser.parse(array, maxValues: 1000) })?.limit == .values)
+        #expect((#expect(throws: JSONParseError.self) { try JSONParser.parse("[[[1]]]", maxDepth: 2) })?.limit == .depth)
+        #expect((#expect(throws: JSONParseError.self) { try JSONParser.parse("[1,]") })?.limit == nil)
+    }
+
+    @Test("a wide object keeps working after members are replaced and removed")
+    func wideObjectEditing() {
+        var object = JSONObject()
+        for index in 0..<100 { object["k\(index)"] = .number(Double(index)) }
+        object["k50"] = nil
+        object["k3"] = nil
+        object["k99"] = "last"
+        #expect(object.count == 98)
+        #expect(object["k50"] == nil && object["k51"] == 51 && object["k99"] == "last" && object["k4"] == 4)
+        let insertedAbsent = object.insertNew("k50", true)
+        let insertedPresent = object.insertNew("k51", true)
+        #expect(insertedAbsent && !insertedPresent)
+        #expect(object.keys.last == "k50")
+        for index in 0..<100 where index != 50 { object["k\(index)"] = nil }
+        #expect(object.keys == ["k50"])
+        #expect(object == ["k50": true])
+    }
 }

@@ -15,11 +15,11 @@ final class TestService {
     let service: CarmaService
     let router: Router
 
-    init(token: String? = nil) throws {
+    init(token: String? = nil, maxResponseBytes: Int = 8 << 20) throws {
         let configuration = ServiceConfiguration(
             server: ServerConfiguration(port: 0),
             store: StoreConfiguration(dataDirectory: self.directory.path, cacheBytes: 1 << 20),
-            authToken: token)
+            authToken: token, maxResponseBytes: maxResponseBytes)
         self.service = try CarmaService(configuration: configuration, logger: Logger(label: "test"))
         self.router = self.service.makeRouter()
     }

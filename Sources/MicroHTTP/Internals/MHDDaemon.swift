@@ -17,15 +17,50 @@ final class ServerCore: Sendable {
     let logger: Logger
     let inFlight = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
-    /// Requests whose handler deferred its response, keyed by context identity, so that a stop can
-    /// answer and resume them: libmicrohttpd must not be stopped with suspended connections.
-    let suspended = Mutex<[ObjectIdentifier: RequestContext]>([:])
+    /// Requests whose handler deferred its response, so that a stop can answer and resume them:
+    /// libmicrohttpd aborts if it is stopped with a suspended connection.
+    let suspended = Mutex(SuspendedConnections())
 
     init(router: Router, configuration: ServerConfiguration, observer: (any HTTPServerObserver)?, logger: Logger) {
         self.router = router
         self.configuration = configuration
         self.observer = observer
         self.logger = logger
+    }
+}
+
+/// The suspended connections of a daemon and whether libmicrohttpd may still be called for them.
+///
+/// One lock covers the table and the calls to `MHD_suspend_connection` and `MHD_resume_connection`,
+/// so that an entry leaves the table only once its connection has been resumed, and `stop` can close
+/// the table when it is empty: after that no connection is suspended, and a completion that arrives
+/// late (the store acknowledging after the daemon was stopped) finds its entry gone and touches nothing.
+struct SuspendedConnections: ~Copyable {
+    private var contexts: [ObjectIdentifier: RequestContext] = [:]
+    /// Set by `stop` just before `MHD_stop_daemon`; nothing is suspended or resumed after.
+    private(set) var closed = false
+
+    /// Suspends the connection, unless the daemon is stopping. Called on the connection's thread.
+    /// - Returns: false when the table is closed and the request must be answered at once instead.
+    mutating func suspend(_ context: RequestContext) -> Bool {
+        guard !self.closed else { return false }
+        self.contexts[ObjectIdentifier(context)] = context
+        MHD_suspend_connection(context.connection)
+        return true
+    }
+
+    /// Resumes the connection if it is still suspended here; from any thread.
+    mutating func resume(_ context: RequestContext) {
+        guard self.contexts.removeValue(forKey: ObjectIdentifier(context)) != nil else { return }
+        MHD_resume_connection(context.connection)
+    }
+
+    /// The connections still suspended; when there are none, closes the table instead.
+    mutating func waitingOrClose() -> [RequestContext] {
+        if self.contexts.isEmpty {
+            self.closed = true
+        }
+        return Array(self.contexts.values)
     }
 }
 
@@ -104,7 +139,7 @@ final class MHDDaemon: @unchecked Sendable {
     }
 
     /// Stops accepting, lets requests in flight finish until the deadline, answers what is still
-    /// waiting with 503, then stops the daemon and closes the listening socket. Blocks.
+    /// waiting with 503 and resumes it, then stops the daemon and closes the listening socket. Blocks.
     func stop(drainTimeout: Duration) {
         self.core.draining.store(true, ordering: .relaxed)
         _ = MHD_quiesce_daemon(self.daemon)
@@ -113,22 +148,36 @@ final class MHDDaemon: @unchecked Sendable {
         while self.core.inFlight.load(ordering: .relaxed) > 0, clock.now < deadline {
             usleep(5_000)
         }
-        let waiting = self.core.suspended.withLock { Array($0.values) }
-        if !waiting.isEmpty {
-            self.core.logger.warning("answering requests still waiting at shutdown", metadata: ["http.requests": "\(waiting.count)"])
-            for context in waiting {
-                complete(context, with: .problem(503, type: "shutting-down", title: "The server is shutting down"), core: self.core)
+        // Every suspended connection is resumed before MHD_stop_daemon, which aborts on one still
+        // suspended. A context whose completion is racing us (already `.resumed`, not yet out of the
+        // table) is left to that completion; the loop ends once the table is empty and closed.
+        var answered = 0
+        while true {
+            let waiting = self.core.suspended.withLock { $0.waitingOrClose() }
+            if waiting.isEmpty { break }
+            for context in waiting where complete(context, with: shuttingDown, core: self.core) {
+                answered += 1
             }
-            let last = clock.now + .seconds(2)
-            while !self.core.suspended.withLock({ $0.isEmpty }), clock.now < last {
-                usleep(5_000)
-            }
+            usleep(1_000)
+        }
+        if answered > 0 {
+            self.core.logger.warning("answered requests still waiting at shutdown with 503", metadata: ["http.requests": "\(answered)"])
+        }
+        // Resumed connections send their answers from the pool threads; give them a moment to go out
+        // before the daemon closes every connection.
+        let last = clock.now + .seconds(2)
+        while self.core.inFlight.load(ordering: .relaxed) > 0, clock.now < last {
+            usleep(5_000)
         }
         MHD_stop_daemon(self.daemon)
         self.listen.close()
         self.coreReference.release()
     }
 }
+
+/// The answer to a request that cannot be served because the server is stopping.
+private let shuttingDown = HTTPResponse.problem(
+    503, type: "shutting-down", title: "The server is shutting down", headers: ["Retry-After": "5"])
 
 // MARK: - Callbacks
 
@@ -225,9 +274,12 @@ private func access(
                 state = .done
                 return response
             case .running:
+                guard core.suspended.withLock({ $0.suspend(context) }) else {
+                    // The server is stopping and can resume nothing more: answer now.
+                    state = .done
+                    return shuttingDown
+                }
                 state = .suspended
-                core.suspended.withLock { $0[ObjectIdentifier(context)] = context }
-                MHD_suspend_connection(connection)
                 return nil
             default:
                 return nil
@@ -241,23 +293,28 @@ private func access(
 }
 
 /// Delivers a deferred response, from any thread; only the first completion counts.
-private func complete(_ context: RequestContext, with response: HTTPResponse, core: ServerCore) {
-    let resume: Bool = context.pending.withLock { state in
+/// - Returns: Whether this completion was the one that counted.
+@discardableResult
+private func complete(_ context: RequestContext, with response: HTTPResponse, core: ServerCore) -> Bool {
+    let outcome: (counted: Bool, resume: Bool) = context.pending.withLock { state in
         switch state {
         case .running:
             state = .ready(response)
-            return false
+            return (true, false)
         case .suspended:
             state = .resumed(response)
-            return true
+            return (true, true)
         default:
-            return false
+            return (false, false)
         }
     }
-    if resume {
-        core.suspended.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(context)) }
-        MHD_resume_connection(context.connection)
+    if outcome.resume {
+        // Resumed under the table's lock and removed only then, so that `stop` cannot find the table
+        // empty while this connection is still suspended; after `stop`, the entry is gone and this
+        // does nothing.
+        core.suspended.withLock { $0.resume(context) }
     }
+    return outcome.counted
 }
 
 extension RequestContext {

@@ -10,6 +10,42 @@ func sysconfProcessors() -> Int {
     Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 }
 
+/// setrlimit(RLIMIT_NOFILE) to the hard limit. On Linux the hard limit is finite (at most
+/// /proc/sys/fs/nr_open); an infinite one (RLIM_INFINITY, all ones, which Swift does not import) is capped at 2^20, which setrlimit would otherwise refuse.
+func raiseOpenFileLimitToHard() -> (before: Int, now: Int, hard: Int) {
+    var limits = rlimit()
+    #if canImport(Glibc)
+    let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    #else
+    let resource = RLIMIT_NOFILE
+    #endif
+    guard getrlimit(resource, &limits) == 0 else { return (1024, 1024, 1024) }
+    let before = limits.rlim_cur
+    let hard = limits.rlim_max == rlim_t.max ? rlim_t(1 << 20) : limits.rlim_max
+    if before < hard {
+        var raised = limits
+        raised.rlim_cur = hard
+        if setrlimit(resource, &raised) == 0 {
+            limits = raised
+        }
+    }
+    func count(_ value: rlim_t) -> Int { value > rlim_t(Int.max) ? Int.max : Int(value) }
+    return (count(before), count(limits.rlim_cur), count(hard))
+}
+
+func loopbackAddress(_ text: String) -> Bool? {
+    var ipv4 = in_addr()
+    if inet_pton(AF_INET, text, &ipv4) == 1 {
+        return UInt32(bigEndian: ipv4.s_addr) >> 24 == 127
+    }
+    var ipv6 = in6_addr()
+    guard inet_pton(AF_INET6, text, &ipv6) == 1 else { return nil }
+    let bytes = withUnsafeBytes(of: ipv6) { Array($0) }
+    let loopback = bytes[0..<15].allSatisfy { $0 == 0 } && bytes[15] == 1
+    let mappedIPv4 = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+    return loopback || (mappedIPv4 && bytes[12] == 127)
+}
+
 func errorText(_ code: Int32) -> String {
     String(cString: strerror(code))
 }

@@ -1,0 +1,65 @@
+// libFuzzer target: what the HTTP layer does with a request target before a handler runs (Sources/MicroHTTP):
+// splitting path and query, percent-decoding each query argument, matching the path against the
+// service's route templates and decoding its parameters, and parsing a Content-Type. Built by
+// scripts/fuzz.sh with the module's pure sources (not the libmicrohttpd daemon).
+//
+// The first input byte picks the method; the rest is the request target as libmicrohttpd would hand
+// it over (a C string: no NUL, invalid UTF-8 replaced). Nothing may crash; a matched route's
+// parameters must be non-empty and contain no '/' unless it was percent-encoded; decoding what
+// PercentEncoding.encode produced must give back the original.
+
+import MicroHTTP
+
+let methods: [HTTPMethod] = [.get, .head, .put, .post, .delete, HTTPMethod(rawValue: "PATCH")]
+
+/// The route templates of carmad (CarmaService.makeRouter), with handlers that do nothing.
+let router: Router = {
+    var router = Router()
+    let ok: HTTPHandler = { _ in .response(HTTPResponse(status: 200)) }
+    for (method, template) in [
+        (HTTPMethod.get, "/healthz"), (.get, "/readyz"), (.get, "/metrics"), (.get, "/fragments"),
+        (.put, "/fragments/{id}"), (.get, "/fragments/{id}"), (.delete, "/fragments/{id}"),
+        (.get, "/fragments/{id}/history"), (.get, "/fragments/{id}/context"), (.post, "/query"),
+        (.post, "/dream"), (.get, "/dream"), (.get, "/dream/{cycle}"), (.get, "/topology"),
+    ] {
+        router.add(method, template, handler: ok)
+    }
+    return router
+}()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzRequestTarget(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size > 0 else { return 0 }
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    let method = methods[Int(bytes[0]) % methods.count]
+    let rest = bytes.dropFirst()
+    guard !rest.contains(0) else { return 0 }
+    let target = String(decoding: rest, as: UTF8.self)
+    let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+    let path = String(parts[0])
+    if parts.count > 1 {
+        _ = PercentEncoding.decodeQuery(String(parts[1]))
+    }
+    switch router.resolve(method, path: path) {
+    case .found(let route, let parameters):
+        for field in parameters.fields where field.value.isEmpty {
+            fatalError("\(route.template) matched with an empty parameter '\(field.name)'")
+        }
+        let rawSlashes = path.utf8.count(where: { $0 == UInt8(ascii: "/") })
+        guard rawSlashes == route.template.description.utf8.count(where: { $0 == UInt8(ascii: "/") }) else {
+            fatalError("\(route.template) matched a path with another number of segments: \(path)")
+        }
+    case .notFound, .methodNotAllowed, .malformedPath:
+        break
+    }
+    // Every segment, decoded on its own, and the encoder's output decoded back.
+    for segment in path.split(separator: "/") {
+        if let decoded = PercentEncoding.decode(segment) {
+            guard PercentEncoding.decode(Substring(PercentEncoding.encode(decoded))) == decoded else {
+                fatalError("decode(encode(x)) != x for \(decoded)")
+            }
+        }
+    }
+    _ = MediaType(target)
+    return 0
+}

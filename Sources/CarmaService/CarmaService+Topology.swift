@@ -15,34 +15,39 @@ extension CarmaService {
         }
         let limit = try request.integer("limit", in: 1...Self.topologyMaxLimit, default: Self.topologyDefaultLimit)
         let depth = try request.integer("depth", in: 0...10, default: 2)
-        var graph: Graph
+        let respond: @Sendable (Graph) -> HTTPResponse = { graph in
+            if format == "dot" {
+                return HTTPResponse(status: 200, headers: ["Content-Type": "text/vnd.graphviz; charset=utf-8"], body: Array(graph.dot.utf8))
+            }
+            return .json(200, graph.json)
+        }
         if let around = request.queryValue("around") {
             guard FragmentID.isValid(around), self.store.row(around) != nil else {
                 return .response(.notFound(around))
             }
-            graph = self.neighbourhood(of: around, depth: depth, limit: limit)
+            var graph = self.neighbourhood(of: around, depth: depth, limit: limit)
             graph.fit(self.responseBudget)
-        } else {
-            let after = request.queryValue("after")
-            if let after, !FragmentID.isValid(after) {
-                return .response(.badRequest("invalid-query", "Invalid query", detail: "after is a fragment id"))
-            }
-            do {
+            return .response(respond(graph))
+        }
+        let after = request.queryValue("after")
+        if let after, !FragmentID.isValid(after) {
+            return .response(.badRequest("invalid-query", "Invalid query", detail: "after is a fragment id"))
+        }
+        // The walk in id order comes from the registry: answer once it has every acknowledged write.
+        return self.afterApplied { [self] in
+            do throws(StoreError) {
                 let ids = try self.store.ids(after: after, limit: limit + 1)
-                graph = self.graph(ids: Array(ids.prefix(limit)))
+                var graph = self.graph(ids: Array(ids.prefix(limit)))
                 graph.truncated = ids.count > limit
                 graph.fit(self.responseBudget)
                 if graph.truncated {
                     graph.nextAfter = graph.nodes.last?.id
                 }
+                return respond(graph)
             } catch {
-                return .response(.problem(for: error))
+                return .problem(for: error)
             }
         }
-        if format == "dot" {
-            return .response(HTTPResponse(status: 200, headers: ["Content-Type": "text/vnd.graphviz; charset=utf-8"], body: Array(graph.dot.utf8)))
-        }
-        return .response(.json(200, graph.json))
     }
 
     /// Nodes reached from `root` along links, breadth first, up to `depth` hops and `limit` nodes.

@@ -101,7 +101,7 @@ struct Migrate: ParsableCommand {
 
     func run() throws {
         let logger = try self.options.bootstrapLogging()
-        let configuration = try self.options.configuration()
+        let configuration = try self.options.configuration(openFileLimit: System.raiseOpenFileLimit().now)
         let summary = try FragmentStore.migratePreviousLayout(configuration: configuration.store, logger: logger)
         print(
             "migrated \(summary.fragments) fragments: \(summary.exact) exact, \(summary.reconstructed) reconstructed, \(summary.blank) blank (queued for repair); "

@@ -173,8 +173,8 @@ struct HardeningLiveTests {
         #expect(server.stop() == 0)
     }
 
-    /// A preload library that makes `syncfs(2)` take `seconds` while the file named by
-    /// `CARMA_TEST_SLOW_SYNC` exists: a disk that turns slow on demand, under the store's group commit.
+    /// A preload library that makes `fdatasync(2)` take `seconds` while the file named by
+    /// `CARMA_TEST_SLOW_SYNC` exists: a disk that turns slow on demand, under the log's group commit.
     static func slowSyncLibrary(in directory: String, seconds: Int) throws -> String {
         let source = directory + "/slowsync.c"
         let library = directory + "/libslowsync.so"
@@ -183,9 +183,9 @@ struct HardeningLiveTests {
             #include <dlfcn.h>
             #include <stdlib.h>
             #include <unistd.h>
-            int syncfs(int fd) {
+            int fdatasync(int fd) {
                 static int (*real)(int);
-                if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "syncfs");
+                if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
                 const char *flag = getenv("CARMA_TEST_SLOW_SYNC");
                 if (flag && access(flag, F_OK) == 0) sleep(\(seconds));
                 return real(fd);
@@ -213,7 +213,7 @@ struct HardeningLiveTests {
                 dataDirectory: data, extraArguments: manualDreamOnly + ["--drain-timeout", "0"],
                 environment: ["LD_PRELOAD": library, "CARMA_TEST_SLOW_SYNC": slow])
             _ = FileManager.default.createFile(atPath: slow, contents: nil)
-            // A: a whole PUT, suspended until its group commit's syncfs returns, 3 s from now.
+            // A: a whole PUT, suspended until its group commit's fdatasync returns, 3 s from now.
             let waiting = "waiting-\(round)"
             let waitingBody = Array("{\"content\":\"committed on a slow disk, round \(round)\"}".utf8)
             let first = try server.connection(timeoutSeconds: 30)
@@ -293,9 +293,7 @@ struct HardeningLiveTests {
                              "--dream-retry-base", year, "--dream-max-seconds", year, "--dream-growth", "1000"])
         let api = server.api()
         #expect(try api.put("lost", ["content": "soon gone"]).status == 201)
-        for path in DiskDamage(dataDirectory: directory.path).payloadFiles(of: "lost") {
-            try FileManager.default.removeItem(atPath: path)
-        }
+        try DiskDamage(dataDirectory: directory.path).zero(["lost"], in: .primary)
         let blank = try api.get("lost")
         #expect(blank.status == 200)
         #expect(blank.header("X-Fragment-Status") == "blank")

@@ -145,8 +145,6 @@ public final class FragmentStore: Sendable {
     /// keep working; writes fail.
     public func close() {
         self.pipeline.stop()
-        self.primaryLog.trimWriteAhead()
-        self.redundancyLog.trimWriteAhead()
         self.registry.checkpointAndTruncate()
         self.lock.release()
     }

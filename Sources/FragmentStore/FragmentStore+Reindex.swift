@@ -31,7 +31,7 @@ extension FragmentStore {
 
     /// Builds the registry and the index from both logs (start-up, registry missing).
     func rebuildRegistry() throws(StoreError) -> RebuildSummary {
-        var replay = LogReplay(base: { _ in nil }, sketch: { self.sketch($0).encode() })
+        var replay = LogReplay(base: { _ in nil }, sketch: { self.sketch($0) })
         self.primaryLog.scan { replay.primary($0, $1, at: $2) }
         self.redundancyLog.scan { replay.redundancy($0, $1, at: $2) }
         var summary = RebuildSummary(records: replay.records, damagedRecords: replay.damaged)
@@ -49,16 +49,50 @@ extension FragmentStore {
         return summary
     }
 
-    /// Applies the log records past the registry's applied position (start-up, after the index loaded).
-    /// - Returns: Records replayed.
-    func replay(from applied: (primary: LogLocation, redundancy: LogLocation, sequence: UInt64)?) throws(StoreError) -> Int {
+    /// Folds the log records past the registry's applied position into the index and the text
+    /// index (start-up, after the index loaded). The registry catches up behind it: the returned
+    /// work goes to the apply stage once the pipeline runs, so start-up does not wait for SQLite.
+    /// - Returns: Records replayed, and the registry work.
+    func replay(from applied: (primary: LogLocation, redundancy: LogLocation, sequence: UInt64)?) -> (records: Int, work: [ApplyItem]) {
         let index = self.state.withLock { $0.entries }
-        var replay = LogReplay(base: { index[$0]?.row }, sketch: { self.sketch($0).encode() })
+        var replay = LogReplay(base: { index[$0]?.row }, sketch: { self.sketch($0) })
         self.primaryLog.scan(from: applied?.primary) { replay.primary($0, $1, at: $2) }
         self.redundancyLog.scan(from: applied?.redundancy) { replay.redundancy($0, $1, at: $2) }
+        guard replay.records > 0 else { return (0, []) }
         let (rows, deleted) = replay.result()
-        try self.write(replay: replay, rows: rows, deleted: deleted)
-        return replay.records
+        self.lastVersion.store(max(replay.maxVersion, self.lastVersion.load(ordering: .relaxed)), ordering: .relaxed)
+        self.lastSequence.store(max(replay.maxSequence, self.lastSequence.load(ordering: .relaxed)), ordering: .relaxed)
+        let now = Timestamp.now
+        var work: [ApplyItem] = []
+        work.reserveCapacity(rows.count + deleted.count + 1)
+        for candidate in rows {
+            let row = candidate.row
+            if let sketch = candidate.sketch {
+                work.append(.put(row: row, sketch: sketch.encode(), embedding: candidate.embedding.map(Self.encodeEmbedding), previous: index[row.id]?.row))
+            } else {
+                work.append(.change(RegistryChange(apply: { try $0.updatePlacement(row) })))
+            }
+            if row.status != .ok {
+                let reason = row.blankReason?.rawValue ?? "reconstructed"
+                work.append(.change(RegistryChange(apply: { try $0.enqueueRepair(row.id, priority: .scrub, at: now, reason: reason) })))
+            }
+        }
+        for (id, version) in deleted { work.append(.delete(id: id, version: version)) }
+        work.append(
+            .position(
+                LogPositions(
+                    primary: self.primaryLog.end, redundancy: self.redundancyLog.end, sequence: self.lastSequence.load(ordering: .relaxed),
+                    maxVersion: self.lastVersion.load(ordering: .relaxed))))
+        self.apply(rows: rows, deleted: deleted, now: now)
+        // Newer than anything the background load will read from the registry, which skips them.
+        self.text.withLock { text in
+            for candidate in rows {
+                guard let sketch = candidate.sketch else { continue }
+                text.upsert(id: candidate.row.id, sketch: sketch, tags: candidate.row.tags, links: candidate.row.links, embedding: candidate.embedding?.map(Float.init))
+            }
+            for (id, _) in deleted { text.remove(id) }
+        }
+        return (replay.records, work)
     }
 
     /// Writes what a replay found to the registry (one transaction, with the new applied positions)
@@ -75,7 +109,8 @@ extension FragmentStore {
             try self.registry.writer.transaction {
                 for candidate in rows {
                     if let sketch = candidate.sketch {
-                        try self.registry.upsert(candidate.row, previousTags: nil, sketch: sketch, embedding: candidate.embedding)
+                        try self.registry.upsert(
+                            candidate.row, previousTags: nil, sketch: sketch.encode(), embedding: candidate.embedding.map(Self.encodeEmbedding))
                     } else {
                         try self.registry.updatePlacement(candidate.row)
                     }
@@ -100,6 +135,11 @@ extension FragmentStore {
         } catch {
             throw StoreError(.io, "cannot write the replayed log records to the registry: \(error)")
         }
+        self.apply(rows: rows, deleted: deleted, now: now)
+    }
+
+    /// Puts replayed rows into the index and takes deleted ones out.
+    private func apply(rows: [LogReplay.Candidate], deleted: [(id: String, version: UInt64)], now: Timestamp) {
         self.state.withLock { state in
             for candidate in rows {
                 if let old = state[candidate.row.id]?.row { self.releaseRecords(of: old) }

@@ -55,7 +55,7 @@ public final class FragmentStore: Sendable {
         }
         let registryExisted = FileSystem.exists(configuration.registryPath)
         do {
-            self.registry = try Registry(path: configuration.registryPath)
+            self.registry = try Registry(path: configuration.registryPath, retention: configuration.retention)
         } catch {
             throw .from(error, doing: "open the registry at \(configuration.registryPath)")
         }
@@ -83,6 +83,7 @@ public final class FragmentStore: Sendable {
         self.pipeline = CommitPipeline()
 
         let rebuild = !registryExisted || applied == nil && self.registryIsEmpty
+        var replayWork: [ApplyItem] = []
         if rebuild {
             report.rebuilt = try self.rebuildRegistry()
             if report.rebuilt!.fragments > 0 {
@@ -90,7 +91,7 @@ public final class FragmentStore: Sendable {
             }
         } else {
             try self.loadIndex()
-            report.replayed = try self.replay(from: applied)
+            (report.replayed, replayWork) = self.replay(from: applied)
             if report.replayed > 0 {
                 logger.info("replayed log records the registry had not applied", metadata: ["records": "\(report.replayed)"])
             }
@@ -104,6 +105,8 @@ public final class FragmentStore: Sendable {
         }
         self.startupReport.withLock { $0 = report }
         self.pipeline.start(store: self)
+        // The registry catches up on the replayed records behind the start, before any new write.
+        self.pipeline.enqueueApply(replayWork)
         self.loadTextIndexInBackground()
     }
 

@@ -39,6 +39,22 @@ public struct FragmentEvent: Sendable, Equatable {
     public var detail: JSONObject
 }
 
+/// How much history the registry keeps.
+public struct Retention: Sendable, Equatable {
+    /// Newest events kept per fragment (at least 1).
+    public var eventsPerFragment: Int
+    /// Newest dream-cycle reports kept (at least 1).
+    public var cycleReports: Int
+
+    /// - Parameters:
+    ///   - eventsPerFragment: Default 100.
+    ///   - cycleReports: Default 1,000.
+    public init(eventsPerFragment: Int = 100, cycleReports: Int = 1000) {
+        self.eventsPerFragment = max(1, eventsPerFragment)
+        self.cycleReports = max(1, cycleReports)
+    }
+}
+
 /// The kinds of event a fragment's history holds.
 public enum EventKind: String, Sendable, CaseIterable {
     case created
@@ -108,8 +124,13 @@ final class Registry: Sendable {
     /// The last event sequence number (events are ordered by it); commit thread only.
     nonisolated(unsafe) var eventSequence: Int64 = 0
 
-    init(path: String) throws(SQLiteError) {
+    /// Events kept per fragment and cycle reports kept in all; older ones are deleted as new ones come.
+    let retention: Retention
+
+    /// - Parameter retention: Default `Retention()` (100 events per fragment, 1,000 cycle reports).
+    init(path: String, retention: Retention = Retention()) throws(SQLiteError) {
         self.path = path
+        self.retention = retention
         let writer = try SQLiteConnection(path: path)
         try writer.execute("PRAGMA journal_mode=WAL")
         // NORMAL: the registry follows the logs, which are where writes become durable. In WAL mode
@@ -519,6 +540,13 @@ extension Registry {
         self.eventSequence += 1
         try self.writer.statement("INSERT INTO events (id, seq, at, kind, detail) VALUES (?, ?, ?, ?, ?)")
             .bind(.text(id), .integer(self.eventSequence), .integer(at.milliseconds), .text(kind.rawValue), .text(JSONValue.object(detail).serialized)).run()
+        guard kind != .created else { return }
+        // A fragment written over and over keeps its newest events only: an index range per write.
+        try self.writer.statement(
+            """
+            DELETE FROM events WHERE id = ? AND seq <= (SELECT seq FROM events WHERE id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)
+            """
+        ).bind(.text(id), .text(id), .int(self.retention.eventsPerFragment)).run()
     }
 
     func setMeta(_ key: String, _ value: String) throws(SQLiteError) {
@@ -608,6 +636,7 @@ extension Registry {
             ON CONFLICT(id) DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at, report = excluded.report
             """
         ).bind(.integer(id), .text(trigger), .text(state), .integer(startedAt.milliseconds), .optional(finishedAt?.milliseconds), .text(report.serialized)).run()
+        try self.writer.statement("DELETE FROM cycles WHERE id <= ?").bind(.integer(id - Int64(self.retention.cycleReports))).run()
     }
 
     /// A stored cycle report.

@@ -14,6 +14,8 @@ public struct StoreConfiguration: Sendable {
     public var maxApplyBatch: Int
     /// Size at which a segment (of either log) is sealed and a new one started.
     public var segmentBytes: Int
+    /// Events kept per fragment and cycle reports kept.
+    public var retention: Retention
 
     /// - Parameters:
     ///   - dataDirectory: Created if missing.
@@ -23,6 +25,7 @@ public struct StoreConfiguration: Sendable {
     ///   - maxBatch: Default 512.
     ///   - maxApplyBatch: Default 8192.
     ///   - segmentBytes: Default 64 MiB.
+    ///   - retention: Default `Retention()`: 100 events per fragment, 1,000 cycle reports.
     public init(
         dataDirectory: String,
         redundancyDirectory: String? = nil,
@@ -30,7 +33,8 @@ public struct StoreConfiguration: Sendable {
         limits: FragmentLimits = FragmentLimits(),
         maxBatch: Int = 512,
         maxApplyBatch: Int = 8192,
-        segmentBytes: Int = 64 << 20
+        segmentBytes: Int = 64 << 20,
+        retention: Retention = Retention()
     ) {
         self.dataDirectory = dataDirectory
         self.redundancyDirectory = redundancyDirectory ?? "\(dataDirectory)/redundancy"
@@ -39,6 +43,7 @@ public struct StoreConfiguration: Sendable {
         self.maxBatch = max(1, maxBatch)
         self.maxApplyBatch = max(1, maxApplyBatch)
         self.segmentBytes = max(4096, segmentBytes)
+        self.retention = retention
     }
 
     var registryPath: String { "\(self.dataDirectory)/registry.sqlite3" }

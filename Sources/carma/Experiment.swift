@@ -23,8 +23,8 @@ struct Experiment: ParsableCommand {
     @Option(help: "carmad's --data-dir (the harness damages the files there).") var dataDir: String
     @Option(help: "carmad's --redundancy-dir. Default <data-dir>/redundancy.") var redundancyDir: String?
     @Option(help: "Directory for the report and pictures.") var out = "experiment-out"
-    @Option(help: "Share of fragments whose payload file is deleted.") var deleteShare = 0.05
-    @Option(help: "Share of fragments whose payload file gets a flipped byte.") var corruptShare = 0.01
+    @Option(help: "Share of fragments whose primary record is zeroed (lost).") var deleteShare = 0.05
+    @Option(help: "Share of fragments whose primary record gets a flipped bit.") var corruptShare = 0.01
     @Option(help: "Share of the damaged fragments whose redundancy copy is destroyed too (forces reconstruction).") var loseRedundancy = 0.0
     @Option(help: "Queries to send in all (GETs and searches).") var queries = 100_000
     @Option(help: "Share of queries that are searches (POST /query with a sentence of a fragment); the rest are GETs.") var searchShare = 0.2
@@ -140,7 +140,7 @@ struct Experiment: ParsableCommand {
         try disk.zero(Set(deleted), in: .primary)
         try disk.flip(Set(corrupted), in: .primary)
         let copiesRuined = try disk.destroyRedundancy(of: redundancyLost).count
-        log("damaged \(deleted.count) deleted + \(corrupted.count) corrupted payloads, \(copiesRuined) redundancy copies ruined")
+        log("damaged \(deleted.count) zeroed + \(corrupted.count) corrupted records, \(copiesRuined) redundancy copies ruined")
 
         _ = waitUntil { issued.load(ordering: .relaxed) >= total / 2 }
         pictures.render("topology-damaged")

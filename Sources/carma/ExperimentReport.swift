@@ -158,7 +158,7 @@ struct ExperimentReport {
             | figure | value |
             |---|---|
             | corpus | \(corpus.fragments.count) fragments (\(corpusPath)) |
-            | damage | \(deleted) payloads deleted, \(corrupted) corrupted, \(redundancyLost) of them with the redundancy copy destroyed too |
+            | damage | \(deleted) records zeroed (lost), \(corrupted) corrupted, \(redundancyLost) of them with the redundancy copy destroyed too |
             | queries served | \(verdicts.samples.count) (\(counts.searches) searches), concurrency \(Self.int(parameters["concurrency"])) |
             | errors | \(queryErrors) during the run, \(finalErrors.count) in the final check |
             | blank stubs served | \(counts.blank) (and \(counts.searchBlanks) flagged blanks in search results) |

@@ -57,6 +57,12 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Size at which a log segment is sealed and the next begun, 65536 to 1073741824 (env CARMA_SEGMENT_BYTES). Default 67108864 (64 MiB).")
     var segmentBytes: Int?
 
+    @Option(help: "Newest history events kept per fragment (env CARMA_HISTORY_EVENTS). Default 100.")
+    var historyEvents: Int?
+
+    @Option(help: "Newest dream-cycle reports kept (env CARMA_CYCLE_REPORTS). Default 1000.")
+    var cycleReports: Int?
+
     @Option(help: "Seconds between scheduled dream cycles at first (env CARMA_DREAM_INTERVAL). Default 300.")
     var dreamInterval: Double?
 
@@ -174,6 +180,9 @@ struct ServerOptions: ParsableArguments {
         store.cacheBytes = try Self.setting(self.cacheBytes, "--cache-bytes", default: store.cacheBytes, in: 0...(1 << 40))
         store.limits.maxContentBytes = try Self.setting(self.maxContentBytes, "--max-content-bytes", default: store.limits.maxContentBytes, in: 1...(1 << 30))
         store.segmentBytes = try Self.setting(self.segmentBytes, "--segment-bytes", default: store.segmentBytes, in: 65536...(1 << 30))
+        store.retention = Retention(
+            eventsPerFragment: try Self.setting(self.historyEvents, "--history-events", default: store.retention.eventsPerFragment, in: 1...1_000_000),
+            cycleReports: try Self.setting(self.cycleReports, "--cycle-reports", default: store.retention.cycleReports, in: 1...1_000_000))
 
         var dream = DreamConfiguration()
         let year = Self.longestSeconds

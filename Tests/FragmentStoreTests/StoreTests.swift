@@ -142,6 +142,23 @@ struct StoreTests {
         #expect(blank.row.blankReason == .checksumMismatch)
     }
 
+    @Test("a blank fragment whose repair ticket was lost is queued again by the scrub")
+    func scrubRequeuesBlank() throws {
+        let test = try TestStore(cacheBytes: 0)
+        try test.put("a", "alpha")
+        try test.disk.zero(["a"], in: .primary)
+        guard case .blank = test.store.read("a") else {
+            Issue.record("expected a blank")
+            return
+        }
+        // The ticket goes missing, as when the registry change carrying it failed.
+        try test.store.commitAndWait(RegistryChange(apply: { try $0.dequeueRepair("a") }))
+        #expect(try test.store.readyRepairs(limit: 10).isEmpty)
+        _ = test.store.scrub(limit: 10)
+        test.store.flush()
+        #expect(try test.store.readyRepairs(limit: 10).map(\.id) == ["a"])
+    }
+
     @Test("a deleted segment turns every fragment in it blank with reason missing")
     func missingSegment() throws {
         let test = try TestStore(cacheBytes: 0)
@@ -387,6 +404,33 @@ struct SegmentLogTests {
         }
         // Versions continue above the replayed ones.
         #expect(try test.put("new", "x").fragment.version > 32)
+        // The registry caught up behind the start: nothing is replayed the next time, and it agrees.
+        test.store.flush()
+        try test.reopen(cacheBytes: 0)
+        #expect(test.store.startup.replayed == 0)
+        let listed = try test.store.list(status: nil, tag: nil, after: nil, limit: 100).rows
+        #expect(listed.count == 30)
+        #expect(listed.first { $0.id == "r0" }?.version == 31)
+    }
+
+    @Test("history and cycle reports are kept to their limits, newest first")
+    func retention() throws {
+        let directory = TemporaryDirectory("retention")
+        defer { directory.remove() }
+        let configuration = StoreConfiguration(dataDirectory: directory.path, retention: Retention(eventsPerFragment: 3, cycleReports: 2))
+        let store = try FragmentStore(configuration: configuration, logger: Logger(label: "test"))
+        defer { store.close() }
+        for round in 0..<10 {
+            _ = try wait { done in store.put("busy", FragmentInput(content: "round \(round)"), completion: done) }
+        }
+        for cycle in 1...5 {
+            store.saveCycleReport(id: Int64(cycle), trigger: "manual", state: "finished", startedAt: .now, finishedAt: .now, report: ["id": .number(Double(cycle))], wait: true)
+        }
+        store.flush()
+        let events = try #require(try store.history("busy"))
+        #expect(events.count == 3)
+        #expect(events.last?.detail["version"] == 10)
+        #expect(store.recentCycleReports(limit: 10).compactMap { $0["id"]?.intValue } == [5, 4])
     }
 
     @Test("a second store on the same directory is refused")
@@ -395,6 +439,25 @@ struct SegmentLogTests {
         #expect(throws: StoreError.self) {
             _ = try FragmentStore(configuration: TestStore.configuration(test.directory.path), logger: Logger(label: "test"))
         }
+    }
+
+    @Test("files in the segment directory that are not segments (ffffffff.seg, other names) are left alone")
+    func foreignSegmentNames() throws {
+        let test = try TestStore(cacheBytes: 0)
+        try test.put("a", "alpha")
+        test.store.close()
+        for name in ["ffffffff.seg", "notes.txt", "0000001.seg"] {
+            FileManager.default.createFile(atPath: "\(test.directory.path)/segments/\(name)", contents: Data("junk".utf8))
+        }
+        try test.reopen(cacheBytes: 0)
+        try test.put("b", "beta")
+        for id in ["a", "b"] {
+            guard case .fragment = test.store.read(id) else {
+                Issue.record("\(id) not readable")
+                continue
+            }
+        }
+        #expect(test.store.row("b")?.location?.segment == 1)
     }
 
     @Test("registry rows that cannot be real (negative version or length) are skipped, not trusted")

@@ -166,6 +166,11 @@ struct StoreLiveTests {
         let replace = try api.put("keep", ["content": .string(big)])
         #expect(replace.status == 507)
         #expect(try replace.json()["type"] == "urn:carma:problem:insufficient-storage")
+        // The failed write never became "the current version": a conditional write still sees the
+        // stored one, and a failed delete leaves it too.
+        let current = try #require(try api.get("keep").header("ETag"))
+        #expect(try api.put("keep", ["content": .string(big)], headers: [("If-Match", current)]).status == 507)
+        #expect(try api.get("keep").header("ETag") == current)
         let kept = try api.get("keep")
         #expect(kept.status == 200)
         #expect(try kept.json()["content"] == "the version that must survive")

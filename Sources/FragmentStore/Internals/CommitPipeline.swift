@@ -127,6 +127,13 @@ final class CommitPipeline: Sendable {
         checkpointThread.start()
     }
 
+    /// Hands registry work straight to the apply stage (the replay at start-up).
+    func enqueueApply(_ items: [ApplyItem]) {
+        guard !items.isEmpty else { return }
+        self.applying.add(items.count, ordering: .relaxed)
+        self.applyQueue.put(contentsOf: items)
+    }
+
     /// Queues an operation; false (and nothing queued) when the store is closed.
     @discardableResult
     func submit(_ operation: PipelineOperation) -> Bool {

@@ -1,4 +1,5 @@
 import CarmaJSON
+import CarmaText
 import Logging
 
 /// Folds log records into fragment rows: used to replay what the registry has not applied yet
@@ -12,8 +13,8 @@ struct LogReplay {
     struct Candidate {
         var row: FragmentRow
         /// Set when the version is new to the registry (its content columns must be written).
-        var sketch: [UInt8]?
-        var embedding: [UInt8]?
+        var sketch: Sketch?
+        var embedding: [Double]?
     }
 
     private(set) var candidates: [String: Candidate] = [:]
@@ -24,10 +25,10 @@ struct LogReplay {
     private(set) var records = 0
     private(set) var damaged = 0
     let base: (String) -> FragmentRow?
-    let sketch: (String) -> [UInt8]
+    let sketch: (String) -> Sketch
     let now = Timestamp.now
 
-    init(base: @escaping (String) -> FragmentRow?, sketch: @escaping (String) -> [UInt8]) {
+    init(base: @escaping (String) -> FragmentRow?, sketch: @escaping (String) -> Sketch) {
         self.base = base
         self.sketch = sketch
     }
@@ -49,7 +50,7 @@ struct LogReplay {
             id: header.id, version: header.version, status: .ok, checksum: header.bodyChecksum, recordLength: body.count,
             size: record.size, links: record.links, tags: record.tags, createdAt: record.createdAt, updatedAt: record.updatedAt,
             confidence: record.reconstruction?.confidence)
-        return Candidate(row: row, sketch: self.sketch(record.content), embedding: record.embedding.map(FragmentStore.encodeEmbedding))
+        return Candidate(row: row, sketch: self.sketch(record.content), embedding: record.embedding)
     }
 
     mutating func primary(_ header: LogRecord.Header, _ body: [UInt8]?, at location: LogLocation) {

@@ -1,0 +1,119 @@
+import Synchronization
+
+/// What a compaction pass did.
+public struct CompactionSummary: Sendable, Equatable {
+    public var segments = 0
+    public var recordsCopied = 0
+    public var tombstonesKept = 0
+    public var tombstonesDropped = 0
+    public var bytesReclaimed: Int64 = 0
+
+    public init() {}
+
+    mutating func add(_ other: CompactionSummary) {
+        self.segments += other.segments
+        self.recordsCopied += other.recordsCopied
+        self.tombstonesKept += other.tombstonesKept
+        self.tombstonesDropped += other.tombstonesDropped
+        self.bytesReclaimed += other.bytesReclaimed
+    }
+}
+
+extension FragmentStore {
+    /// Compacts sealed segments of both logs whose live share is below `threshold`: live records are
+    /// copied forward and synced, index and registry repointed, and only then the old segment is
+    /// deleted, so a crash at any step leaves every acknowledged record reachable. A tombstone is kept
+    /// (copied forward) until its segment is the oldest of its log: only then can no older record of
+    /// its id survive there.
+    public func compact(threshold: Double, maxSegments: Int) -> CompactionSummary {
+        var summary = CompactionSummary()
+        for log in [self.primaryLog, self.redundancyLog] {
+            for candidate in log.compactionCandidates(threshold: threshold).prefix(maxSegments) {
+                summary.add(self.compact(log, segment: candidate.segment, size: candidate.size))
+            }
+        }
+        return summary
+    }
+
+    private func compact(_ log: SegmentLog, segment: UInt32, size: UInt64) -> CompactionSummary {
+        var summary = CompactionSummary()
+        guard case .success(let bytes) = log.contents(segment) else { return summary }
+        let primary = log.volume == .primary
+        let oldest = log.oldestSegment == segment
+        var copies: [PendingRecord] = []
+        var moved: [(id: String, version: UInt64, from: LogLocation)] = []
+        var unreadableLive = false
+        let index = self.state.withLock { $0.entries }
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let location = LogLocation(segment: segment, offset: UInt64(offset))
+                switch LogRecord.decode(buffer, at: offset) {
+                case .success(let (header, body)):
+                    offset += header.totalLength
+                    let row = index[header.id]?.row
+                    if header.kind == .delete {
+                        if row == nil || row!.version < header.version, !oldest {
+                            copies.append(PendingRecord(kind: .delete, id: header.id, version: header.version, body: [], checksum: 0))
+                            summary.tombstonesKept += 1
+                        } else {
+                            summary.tombstonesDropped += 1
+                        }
+                    } else if let row, (primary ? row.location : row.redundancy) == location {
+                        copies.append(PendingRecord(kind: header.kind, id: header.id, version: header.version, body: body, checksum: header.bodyChecksum))
+                        moved.append((header.id, header.version, location))
+                    }
+                case .failure(.bodyChecksum(let header)):
+                    offset += header.totalLength
+                    if let row = index[header.id]?.row, (primary ? row.location : row.redundancy) == location { unreadableLive = true }
+                case .failure:
+                    guard !SegmentLog.onlyZeros(buffer, from: offset), let next = SegmentLog.nextHeader(buffer, after: offset) else {
+                        offset = buffer.count
+                        break
+                    }
+                    offset = next
+                }
+            }
+        }
+        // A live record that no longer verifies keeps its segment until a repair moves it.
+        if unreadableLive { return CompactionSummary() }
+        let movedRecords = moved
+        let copied = copies
+        do {
+            try self.appendAndWait(primary: primary ? copied : [], redundancy: primary ? [] : copied) { locations in
+                let targets = primary ? locations.primary : locations.redundancy
+                var changed: [FragmentRow] = []
+                self.state.withLock { state in
+                    var position = 0
+                    for (copyIndex, copy) in copied.enumerated() where copy.kind != .delete {
+                        let (id, version, from) = movedRecords[position]
+                        position += 1
+                        guard var entry = state[id], entry.row.version == version, (primary ? entry.row.location : entry.row.redundancy) == from else { continue }
+                        self.releaseRecords(of: entry.row)
+                        if primary { entry.row.location = targets[copyIndex] } else { entry.row.redundancy = targets[copyIndex] }
+                        self.retainRecords(of: entry.row)
+                        state.set(id, entry)
+                        changed.append(entry.row)
+                    }
+                }
+                let rows = changed
+                return RegistryChange(apply: { registry in
+                    for row in rows { try registry.updatePlacement(row) }
+                })
+            }
+        } catch {
+            self.logger.warning("compaction could not copy live records; keeping the segment", metadata: ["segment": "\(segment)", "error": "\(error)"])
+            return CompactionSummary()
+        }
+        // Only once nothing points into it any more.
+        let stillUsed = self.state.withLock { state in
+            state.entries.values.contains { (primary ? $0.row.location : $0.row.redundancy)?.segment == segment }
+        }
+        guard !stillUsed else { return CompactionSummary() }
+        log.removeSegment(segment)
+        summary.segments = 1
+        summary.recordsCopied = moved.count
+        summary.bytesReclaimed = Int64(size) - Int64(copies.reduce(0) { $0 + LogRecord.length(id: $1.id, bodyLength: $1.body.count) })
+        return summary
+    }
+}

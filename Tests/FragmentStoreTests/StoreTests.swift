@@ -447,7 +447,7 @@ struct SegmentLogTests {
         try test.put("a", "alpha")
         test.store.close()
         for name in ["ffffffff.seg", "notes.txt", "0000001.seg"] {
-            FileManager.default.createFile(atPath: "\(test.directory.path)/segments/\(name)", contents: Data("junk".utf8))
+            _ = FileManager.default.createFile(atPath: "\(test.directory.path)/segments/\(name)", contents: Data("junk".utf8))
         }
         try test.reopen(cacheBytes: 0)
         try test.put("b", "beta")

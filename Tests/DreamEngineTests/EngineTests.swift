@@ -146,7 +146,7 @@ struct EngineTests {
         #expect(kinds == ["created", "lost", "queued", "recovered"])
     }
 
-    @Test("a damaged redundancy copy is rewritten from the good payload by the scrub")
+    @Test("a damaged redundancy copy is rewritten from the good primary record by the scrub")
     func redundancyRewritten() throws {
         let fixture = try EngineFixture()
         try fixture.put("a", "primary is fine")

@@ -60,7 +60,7 @@ struct DreamLiveTests {
         #expect(try api.json("/dream")["queue"]?["depth"] == 0)
     }
 
-    @Test("payload and redundancy copy both gone, no usable reconstruction: blank with a reason, no crash, retried later")
+    @Test("record and redundancy copy both gone, no usable reconstruction: blank with a reason, no crash, retried later")
     func bothCopiesGone() throws {
         let directory = TemporaryDirectory("live")
         defer { directory.remove() }

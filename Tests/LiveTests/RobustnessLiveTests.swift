@@ -149,7 +149,7 @@ struct RobustnessLiveTests {
         #expect(try api.get("after").json()["content"] == "written after the loss")
     }
 
-    @Test("the registry removed: the next start rebuilds it from the files, contents intact")
+    @Test("the registry removed: the next start rebuilds it from the logs, contents intact")
     func registryRemoved() throws {
         let directory = TemporaryDirectory("live")
         defer { directory.remove() }

@@ -39,7 +39,7 @@ struct StoreLiveTests {
         #expect(head.header("ETag") == created.header("ETag"))
     }
 
-    @Test("a deleted payload file answers a blank stub; a flipped byte, one with checksum_mismatch")
+    @Test("a zeroed record answers a blank stub with its reason, a flipped bit too; neither is served as content")
     func blanks() throws {
         let directory = TemporaryDirectory("live")
         defer { directory.remove() }

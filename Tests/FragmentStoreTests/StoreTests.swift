@@ -159,6 +159,27 @@ struct StoreTests {
         #expect(try test.store.readyRepairs(limit: 10).map(\.id) == ["a"])
     }
 
+    @Test("a reader that found the old, damaged record cannot blank a fragment restored meanwhile")
+    func staleReaderAfterRestore() throws {
+        let test = try TestStore(cacheBytes: 0)
+        try test.put("a", "alpha")
+        let damaged = try #require(test.store.row("a"))
+        try test.disk.zero(["a"], in: .primary)
+        guard case .blank = test.store.read("a") else {
+            Issue.record("expected a blank")
+            return
+        }
+        let target = try #require(test.store.repairTarget("a"))
+        let record = try #require(test.store.exactRecordFromRedundancy(target))
+        #expect(try test.store.restore([Restoration(target: target, record: record, tier: .redundancy, source: "test", cycle: nil, durationMilliseconds: 0)]) == [true])
+        // A read that started before the restore reports what it saw: the old location.
+        #expect(test.store.markBlank("a", version: damaged.version, location: damaged.location, reason: .checksumMismatch, detectedBy: .read, priority: .servedBlank) == nil)
+        guard case .fragment = test.store.read("a") else {
+            Issue.record("the restored fragment was blanked by a stale read")
+            return
+        }
+    }
+
     @Test("a deleted segment turns every fragment in it blank with reason missing")
     func missingSegment() throws {
         let test = try TestStore(cacheBytes: 0)

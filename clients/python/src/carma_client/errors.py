@@ -198,6 +198,7 @@ _BY_SLUG: Dict[str, Type[CarmaError]] = {
     "invalid-cycle": InvalidRequest,
     "length-required": LengthRequired,
     "body-too-large": PayloadTooLarge,
+    "json-too-complex": PayloadTooLarge,
     "unsupported-media-type": UnsupportedMediaType,
     "not-found": NotFound,
     "fragment-not-found": FragmentNotFound,

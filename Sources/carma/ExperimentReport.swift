@@ -166,8 +166,8 @@ struct ExperimentReport {
             | reconstructed | \(rebuilt.count) (\(share(rebuilt.count)) %) |
             | still blank | \(blank.count) (\(share(blank.count)) %) |
             | reconstruction similarity (token F1 / ROUGE-L / sketch cosine, mean) | \(Self.num(similarity?["token_f1"]?["mean"])) / \(Self.num(similarity?["rouge_l"]?["mean"])) / \(Self.num(similarity?["sketch_cosine"]?["mean"])) |
-            | repair time per fragment in the cycle (p50 / p99) | \(Self.num(object["recovery"]?["repair_ms"]?["p50"])) ms / \(Self.num(object["recovery"]?["repair_ms"]?["p99"])) ms |
-            | dream cycle | \(Self.num(cycle["duration_ms"])) ms |
+            | repair time per fragment in the cycle (p50 / p99) | \(Self.duration(object["recovery"]?["repair_ms"]?["p50"])) / \(Self.duration(object["recovery"]?["repair_ms"]?["p99"])) |
+            | dream cycle | \(Self.duration(cycle["duration_ms"])) |
             | undamaged fragments still byte-exact | \(undamagedExact) of \(undamaged) |
             """
         self.markdown = """
@@ -221,7 +221,27 @@ struct ExperimentReport {
 
     static func round(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
     static func int(_ value: JSONValue?) -> String { value?.doubleValue.map { String(Int($0)) } ?? "–" }
-    static func num(_ value: JSONValue?) -> String { value?.doubleValue.map { String(format: "%.3g", $0) } ?? "–" }
+    /// Three significant digits below 1,000, whole numbers with thousands separators above: never
+    /// an exponent in a report people read.
+    static func num(_ value: JSONValue?) -> String {
+        guard let number = value?.doubleValue else { return "–" }
+        guard abs(number) >= 1000 else { return String(format: "%.3g", number) }
+        let digits = String(Int(number.rounded()).magnitude)
+        var grouped = ""
+        for (index, digit) in digits.enumerated() {
+            if index > 0, (digits.count - index) % 3 == 0 { grouped.append(",") }
+            grouped.append(digit)
+        }
+        return (number < 0 ? "-" : "") + grouped
+    }
+
+    /// Milliseconds as people say them: "357 ms", "8.9 s", "2.4 min".
+    static func duration(_ milliseconds: JSONValue?) -> String {
+        guard let ms = milliseconds?.doubleValue else { return "–" }
+        if ms < 1000 { return "\(num(.number(ms))) ms" }
+        if ms < 60_000 { return String(format: "%.1f s", ms / 1000) }
+        return String(format: "%.1f min", ms / 60_000)
+    }
 
     /// Latency of every query over time (a sample of at most 6000 points), the 99th percentile per
     /// second, and the damage and dream-cycle windows.

@@ -77,6 +77,10 @@ extension FragmentStore {
         }
         // A live record that no longer verifies keeps its segment until a repair moves it.
         if unreadableLive { return CompactionSummary() }
+        // Nothing to gain (a segment of tombstones that must be kept): copying them forward would
+        // only move the same bytes again every cycle.
+        let keptBytes = copies.reduce(0) { $0 + LogRecord.length(id: $1.id, bodyLength: $1.body.count) }
+        if !copies.isEmpty, Double(keptBytes) > Double(size) * 0.9 { return CompactionSummary() }
         let movedRecords = moved
         let copied = copies
         do {

@@ -1,6 +1,6 @@
 import CarmaJSON
 
-/// A fragment as its payload file holds it: the client's fields plus what the server keeps.
+/// A fragment as its log record holds it: the client's fields plus what the server keeps.
 ///
 /// The record is stored as JSON, and that JSON (with `status` and `checksum` appended) is exactly
 /// what a GET returns, so a read never re-encodes anything.
@@ -79,7 +79,7 @@ public struct FragmentRecord: Sendable, Equatable {
         return writer.bytes
     }
 
-    /// Parses a record read back from a payload file.
+    /// Parses a record read back from a log.
     public static func decode(_ bytes: [UInt8]) -> FragmentRecord? {
         guard let value = try? JSONParser.parse(bytes, maxDepth: 128), let object = value.objectValue,
             let id = object["id"]?.stringValue, let version = object["version"]?.doubleValue,

@@ -19,11 +19,11 @@ public enum FragmentStatus: String, Sendable, CaseIterable, Codable {
 
 /// Why a fragment turned blank.
 public enum BlankReason: String, Sendable, CaseIterable, Codable {
-    /// The payload file is gone.
+    /// The record's segment file is gone.
     case missing
-    /// The payload file is there but its bytes do not match the stored checksum.
+    /// The record is there but does not verify (checksum, id, version, kind or length).
     case checksumMismatch = "checksum_mismatch"
-    /// The payload file could not be read (an I/O error other than absence).
+    /// The record could not be read (an I/O error, or its segment is not a readable file).
     case unreadable
 }
 

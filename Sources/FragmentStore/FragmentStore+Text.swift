@@ -14,7 +14,7 @@ extension FragmentStore {
         return Sketch.make(counts: counted.counts, words: counted.words, bytes: content.utf8.count, idf: { idf[$0] ?? 1 })
     }
 
-    /// Checks an embedding's dimension against the store's, fixing it on first use (file thread only).
+    /// Checks an embedding's dimension against the store's, fixing it on first use (log thread only).
     func acceptEmbeddingDimension(_ dimension: Int) -> StoreError? {
         let (current, fixedNow): (Int?, Bool) = self.embeddingDimension.withLock { stored in
             if let stored { return (stored, false) }

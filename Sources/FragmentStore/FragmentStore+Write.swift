@@ -72,7 +72,7 @@ extension FragmentStore {
         } catch {
             return completion(.failure(error))
         }
-        // Sketching is CPU work: done here, on the caller's thread, not on the serial file thread.
+        // Sketching is CPU work: done here, on the caller's thread, not on the serial log thread.
         let sketch = self.sketch(input.content)
         if !self.pipeline.submit(.put(PutOperation(id: id, input: input, sketch: sketch, precondition: precondition, completion: completion))) {
             completion(.failure(.closed))

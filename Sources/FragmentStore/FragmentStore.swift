@@ -144,7 +144,7 @@ public final class FragmentStore: Sendable {
         }
     }
 
-    /// Finishes queued writes, stops the commit threads and lets go of the data directory. Reads
+    /// Finishes queued writes, stops the pipeline threads and lets go of the data directory. Reads
     /// keep working; writes fail.
     public func close() {
         self.pipeline.stop()
@@ -198,7 +198,7 @@ extension FragmentStore {
         case miss(FragmentRow)
     }
 
-    /// Reads a fragment: from the cache, else from its payload file, verified against the registry's
+    /// Reads a fragment: from the cache, else from its record in the primary log, verified against the index's
     /// checksum. A missing or corrupt payload turns the fragment blank (durably, and queued for
     /// repair) and the read answers with the blank.
     public func read(_ id: String) -> ReadResult {

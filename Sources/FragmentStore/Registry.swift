@@ -110,7 +110,7 @@ public enum RepairPriority: Int, Sendable, Comparable, CaseIterable {
 /// The SQLite registry: the source of truth for what exists, plus the repair queue, the fragments'
 /// histories and the dream-cycle reports.
 ///
-/// One connection writes, used only by the commit thread (SQLite allows one writer at a time anyway);
+/// One connection writes, used only by the apply thread (SQLite allows one writer at a time anyway);
 /// another, behind a lock, serves reads, which WAL mode lets run beside the writer.
 final class Registry: Sendable {
     static let schemaVersion = 2
@@ -119,9 +119,9 @@ final class Registry: Sendable {
     let path: String
     private let reader: LockedConnection
     private let checkpointer: LockedConnection
-    /// Used only from the commit thread, and before it starts.
+    /// Used only from the apply thread, and before it starts.
     nonisolated(unsafe) let writer: SQLiteConnection
-    /// The last event sequence number (events are ordered by it); commit thread only.
+    /// The last event sequence number (events are ordered by it); apply thread only.
     nonisolated(unsafe) var eventSequence: Int64 = 0
 
     /// Events kept per fragment and cycle reports kept in all; older ones are deleted as new ones come.
@@ -166,7 +166,7 @@ final class Registry: Sendable {
 
     /// A passive checkpoint never catches up with a busy writer, and a WAL that never restarts keeps
     /// growing (every commit then extends the file, which makes its fsync slow). Past `limit` bytes
-    /// the commit thread, between group commits, checkpoints everything and restarts the WAL from
+    /// the apply thread, between transactions, checkpoints everything and restarts the WAL from
     /// its beginning, so that later commits overwrite it in place.
     func restartWALIfLarge(limit: Int64 = 32 << 20) {
         guard (FileSystem.size(self.path + "-wal") ?? 0) > limit else { return }
@@ -337,7 +337,7 @@ extension Registry {
     }
 
     /// Calls `body` for every fragment row, in no particular order. Used at start-up, before the
-    /// commit thread runs.
+    /// apply thread runs.
     func forEachFragment(_ body: (FragmentRow) -> Void) throws(SQLiteError) {
         let statement = try self.writer.statement("SELECT \(Self.fragmentColumns) FROM fragments")
         while try statement.step() {
@@ -411,7 +411,7 @@ extension Registry {
     }
 }
 
-// MARK: - Writes (commit thread only)
+// MARK: - Writes (apply thread only)
 
 extension Registry {
     /// Inserts or replaces a fragment's row, but only with a newer version than the one stored.
@@ -673,7 +673,7 @@ extension Registry {
 
 extension Registry {
     /// Every stored sketch, read on the reader connection (so a background load does not hold up
-    /// the commit thread).
+    /// the apply thread).
     func forEachSketch(_ body: (String, [UInt8], [UInt8]?) -> Void) throws {
         try self.withReader { db in
             let statement = try db.statement("SELECT id, sketch, embedding FROM fragments WHERE sketch IS NOT NULL")

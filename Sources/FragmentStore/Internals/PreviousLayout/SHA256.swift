@@ -1,6 +1,5 @@
-/// SHA-256 (FIPS 180-4), used only to place payload files: the path of a fragment's file comes from
-/// the hash of its id, so no id (however hostile) ever becomes part of a path, and an attacker cannot
-/// pile many ids into one directory.
+/// SHA-256 (FIPS 180-4). The previous layout named a fragment's payload file after the hash of its id
+/// (so no id, however hostile, became part of a path); `carmad migrate` uses it to find those files.
 enum SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

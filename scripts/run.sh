@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs carmad on its embedded default (SQLite registry and payload files under ./carma-data), after
+# Runs carmad on its embedded default (segment logs and a SQLite registry under ./carma-data), after
 # installing the system libraries and building a release binary. Flags are passed to carmad.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -152,19 +152,24 @@ public struct DiskDamage: Sendable {
     /// Cuts `bytes` off the end of the newest segment's last record (a write torn by a crash); the
     /// zeros a log writes ahead of its records go too.
     public func cutTail(_ bytes: Int, in volume: Volume) throws {
-        guard let newest = self.segments(volume).last else { throw DamageError("the \(volume.rawValue) log has no segment") }
-        let end = self.records(volume).values.joined().filter { $0.segment == newest.number }.map { $0.offset + $0.length }.max() ?? 0
+        let (newest, end) = try self.newestEnd(volume)
         guard truncate(newest.path, off_t(max(0, end - bytes))) == 0 else { throw DamageError("cannot truncate \(newest.path)") }
     }
 
     /// Writes garbage right after the newest segment's last record (a half-written record after a crash).
     public func appendGarbage(_ bytes: [UInt8], in volume: Volume) throws {
-        guard let newest = self.segments(volume).last else { throw DamageError("the \(volume.rawValue) log has no segment") }
-        let end = self.records(volume).values.joined().filter { $0.segment == newest.number }.map { $0.offset + $0.length }.max() ?? 0
+        let (newest, end) = try self.newestEnd(volume)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: newest.path))
         defer { try? handle.close() }
         try handle.seek(toOffset: UInt64(end))
         try handle.write(contentsOf: Data(bytes))
+    }
+
+    /// The newest segment of a log and where its last record ends.
+    private func newestEnd(_ volume: Volume) throws -> (segment: (number: UInt32, path: String), end: Int) {
+        guard let newest = self.segments(volume).last else { throw DamageError("the \(volume.rawValue) log has no segment") }
+        let end = self.records(volume).values.joined().filter { $0.segment == newest.number }.map { $0.offset + $0.length }.max() ?? 0
+        return (newest, end)
     }
 
     /// Whether a carmad holds the data directory (its `LOCK` file is locked).

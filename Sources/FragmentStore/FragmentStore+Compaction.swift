@@ -43,36 +43,33 @@ extension FragmentStore {
         var copies: [PendingRecord] = []
         var moved: [(id: String, version: UInt64, from: LogLocation)] = []
         var unreadableLive = false
-        let index = self.state.withLock { $0.entries }
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let location = LogLocation(segment: segment, offset: UInt64(offset))
-                switch LogRecord.decode(buffer, at: offset) {
-                case .success(let (header, body)):
-                    offset += header.totalLength
-                    let row = index[header.id]?.row
-                    if header.kind == .delete {
-                        if row == nil || row!.version < header.version, !oldest {
-                            copies.append(PendingRecord(kind: .delete, id: header.id, version: header.version, body: [], checksum: 0))
-                            summary.tombstonesKept += 1
-                        } else {
-                            summary.tombstonesDropped += 1
-                        }
-                    } else if let row, (primary ? row.location : row.redundancy) == location {
-                        copies.append(PendingRecord(kind: header.kind, id: header.id, version: header.version, body: body, checksum: header.bodyChecksum))
-                        moved.append((header.id, header.version, location))
-                    }
-                case .failure(.bodyChecksum(let header)):
-                    offset += header.totalLength
-                    if let row = index[header.id]?.row, (primary ? row.location : row.redundancy) == location { unreadableLive = true }
-                case .failure:
-                    guard !SegmentLog.onlyZeros(buffer, from: offset), let next = SegmentLog.nextHeader(buffer, after: offset) else {
-                        offset = buffer.count
-                        break
-                    }
-                    offset = next
+        var walked: [(offset: Int, record: SegmentLog.Walked)] = []
+        bytes.withUnsafeBytes { buffer in _ = SegmentLog.walk(buffer) { walked.append(($0, $1)) } }
+        // The rows of every id met, under one lock (not a copy of the index: its next change would
+        // then copy every entry).
+        let rows = self.rows(walked.map { step in
+            switch step.record {
+            case .record(let header, _), .damagedBody(let header): header.id
+            }
+        })
+        for ((offset, record), row) in zip(walked, rows) {
+            let location = LogLocation(segment: segment, offset: UInt64(offset))
+            let pointsHere = row.map { (primary ? $0.location : $0.redundancy) == location } ?? false
+            switch record {
+            case .record(let header, let body) where header.kind == .delete:
+                if row == nil || row!.version < header.version, !oldest {
+                    copies.append(PendingRecord(kind: .delete, id: header.id, version: header.version, body: body, checksum: header.bodyChecksum))
+                    summary.tombstonesKept += 1
+                } else {
+                    summary.tombstonesDropped += 1
                 }
+            case .record(let header, let body) where pointsHere:
+                copies.append(PendingRecord(kind: header.kind, id: header.id, version: header.version, body: body, checksum: header.bodyChecksum))
+                moved.append((header.id, header.version, location))
+            case .damagedBody where pointsHere:
+                unreadableLive = true
+            default:
+                continue
             }
         }
         // A live record that no longer verifies keeps its segment until a repair moves it.

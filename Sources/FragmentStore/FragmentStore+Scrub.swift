@@ -29,7 +29,6 @@ struct ScrubCursor {
     var volume: SegmentLog.Volume = .primary
     var segment: UInt32 = 0
     var pending: [(offset: UInt64, id: String)] = []
-    var passes = 0
 }
 
 extension FragmentStore {
@@ -82,7 +81,6 @@ extension FragmentStore {
                     continue
                 }
                 cursor.volume = .primary
-                cursor.passes += 1
                 return false
             }
             cursor.segment = segment
@@ -158,7 +156,4 @@ extension FragmentStore {
         }
         return .redundancyRepaired(damage)
     }
-
-    /// Scrub passes completed since start-up.
-    public var scrubPasses: Int { self.scrubCursor.withLock { $0.passes } }
 }

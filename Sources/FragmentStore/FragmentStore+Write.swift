@@ -306,7 +306,6 @@ extension FragmentStore {
                 break
             } catch {
                 attempt += 1
-                self.counters.applyFailures.add(1, ordering: .relaxed)
                 self.logger.error("registry apply failed", metadata: ["error": "\(error)", "attempt": "\(attempt)", "store.items": "\(work.count)"])
                 if attempt >= 3 {
                     // Give registry-only changes their failure; keep what the log holds for later.

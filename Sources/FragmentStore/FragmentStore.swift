@@ -127,12 +127,22 @@ public final class FragmentStore: Sendable {
             scan.start()
             self.state.withLock { state in
                 state.reserve(rows)
+                // Live bytes per segment, summed here and handed to the logs once (not a lock per row).
+                var primaryLive: [UInt32: UInt64] = [:]
+                var redundancyLive: [UInt32: UInt64] = [:]
                 while let chunk = scan.next() {
                     for row in chunk {
-                        self.retainRecords(of: row)
+                        if let location = row.location {
+                            primaryLive[location.segment, default: 0] += UInt64(LogRecord.length(id: row.id, bodyLength: row.recordLength))
+                        }
+                        if let location = row.redundancy {
+                            redundancyLive[location.segment, default: 0] += UInt64(LogRecord.length(id: row.id, bodyLength: row.exactLength))
+                        }
                         state.set(row.id, IndexEntry(row: row, queuedAt: queued[row.id]))
                     }
                 }
+                self.primaryLog.retain(primaryLive)
+                self.redundancyLog.retain(redundancyLive)
             }
             if let failure = scan.failure { throw failure }
             self.lastVersion.store(try self.registry.maxVersion(), ordering: .relaxed)
@@ -234,7 +244,6 @@ extension FragmentStore {
                     self.state.withLock { $0.cache(row.id, version: row.version, body: body, recordLength: record.count) }
                     return .fragment(ServedFragment(body: body, version: row.version, status: row.status, checksum: row.checksum))
                 case .transient(let error):
-                    self.counters.transientReadErrors.add(1, ordering: .relaxed)
                     self.logger.warning("record temporarily unreadable", metadata: ["fragment.id": "\(id)", "error": "\(error)"])
                     return .unavailable("the record could not be read just now (\(error)); nothing is lost")
                 case .unreadable(let error):
@@ -392,8 +401,6 @@ final class StoreCounters: Sendable {
     let redundancyDamage = Atomic<Int>(0)
     let commits = Atomic<Int>(0)
     let committedOperations = Atomic<Int>(0)
-    let transientReadErrors = Atomic<Int>(0)
-    let applyFailures = Atomic<Int>(0)
 
     func damageDetected(_ reason: BlankReason) {
         switch reason {

@@ -33,16 +33,7 @@ final class BlockingQueue<Element>: @unchecked Sendable {
 
     /// Waits for at least one element and takes up to `limit`; nil once closed and drained.
     func takeBatch(limit: Int) -> [Element]? {
-        self.condition.lock()
-        defer { self.condition.unlock() }
-        while self.items.isEmpty {
-            if self.closed { return nil }
-            self.condition.wait()
-        }
-        let count = min(limit, self.items.count)
-        let batch = Array(self.items[0..<count])
-        self.items.removeFirst(count)
-        return batch
+        self.takeBatch(limit: limit, gatheringFor: 0, isUrgent: { _ in true })
     }
 
     /// Like `takeBatch`, but once an element is there, waits up to `seconds` more for the batch to

@@ -121,23 +121,43 @@ final class SegmentLog: Sendable {
     private static func validEnd(_ file: SegmentFile, from start: UInt64, size: UInt64) throws(FileError) -> UInt64 {
         guard size > start else { return size }
         let bytes = try FileSystem.read(file.descriptor, at: start, count: Int(size - start), path: file.path)
-        var end = 0
+        return start + UInt64(bytes.withUnsafeBytes { Self.walk($0) { _, _ in }.validEnd })
+    }
+
+    /// One record met by `walk`.
+    enum Walked {
+        case record(LogRecord.Header, [UInt8])
+        /// The header verifies, the body does not.
+        case damagedBody(LogRecord.Header)
+    }
+
+    /// Walks the records in `buffer` in order, calling `body` with each one's offset. A stretch that
+    /// does not parse is skipped to the next header that verifies; zeros to the end (a file extended
+    /// by a crash before its data reached the disk) end the walk, as the end of the log.
+    /// - Returns: The offset after the last record that verified whole, and the stretches skipped.
+    static func walk(_ buffer: UnsafeRawBufferPointer, _ body: (Int, Walked) -> Void) -> (validEnd: Int, skipped: Int) {
         var offset = 0
-        bytes.withUnsafeBytes { buffer in
-            while offset < buffer.count {
-                if case .success(let (header, _)) = LogRecord.decode(buffer, at: offset) {
-                    offset += header.totalLength
-                    end = offset
-                } else if Self.onlyZeros(buffer, from: offset) {
-                    break
-                } else if let next = nextHeader(buffer, after: offset) {
-                    offset = next
-                } else {
-                    break
+        var validEnd = 0
+        var skipped = 0
+        while offset < buffer.count {
+            switch LogRecord.decode(buffer, at: offset) {
+            case .success(let (header, recordBody)):
+                body(offset, .record(header, recordBody))
+                offset += header.totalLength
+                validEnd = offset
+            case .failure(.bodyChecksum(let header)):
+                body(offset, .damagedBody(header))
+                offset += header.totalLength
+            case .failure:
+                guard !Self.onlyZeros(buffer, from: offset), let next = Self.nextHeader(buffer, after: offset) else {
+                    if !Self.onlyZeros(buffer, from: offset) { skipped += 1 }
+                    return (validEnd, skipped)
                 }
+                skipped += 1
+                offset = next
             }
         }
-        return start + UInt64(end)
+        return (validEnd, skipped)
     }
 
     /// Whether every byte from `offset` on is zero (a file extended by a crash before its data
@@ -357,28 +377,20 @@ final class SegmentLog: Sendable {
                 damaged += 1
                 continue
             }
-            bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
+            let skipped = bytes.withUnsafeBytes { buffer in
+                Self.walk(buffer) { offset, walked in
                     let location = LogLocation(segment: segment, offset: from + UInt64(offset))
-                    switch LogRecord.decode(buffer, at: offset) {
-                    case .success(let (header, recordBody)):
+                    switch walked {
+                    case .record(let header, let recordBody):
                         body(header, recordBody, location)
                         records += 1
-                        offset += header.totalLength
-                    case .failure(.bodyChecksum(let header)):
+                    case .damagedBody(let header):
                         body(header, nil, location)
                         damaged += 1
-                        offset += header.totalLength
-                    case .failure:
-                        // Zeros to the end are a file extended by a crash, not damage.
-                        if Self.onlyZeros(buffer, from: offset) { offset = buffer.count; break }
-                        damaged += 1
-                        guard let next = Self.nextHeader(buffer, after: offset) else { offset = buffer.count; break }
-                        offset = next
                     }
-                }
+                }.skipped
             }
+            damaged += skipped
         }
         return (records, damaged)
     }
@@ -388,6 +400,13 @@ final class SegmentLog: Sendable {
     /// Counts a record as live (at start-up, and when the index points at a new record).
     func retain(_ location: LogLocation, length: Int) {
         self.state.withLock { $0.live[location.segment, default: 0] += UInt64(length) }
+    }
+
+    /// Counts live bytes per segment at once (start-up).
+    func retain(_ totals: [UInt32: UInt64]) {
+        self.state.withLock { state in
+            for (segment, bytes) in totals { state.live[segment, default: 0] += bytes }
+        }
     }
 
     /// Counts a record as garbage (superseded, deleted, or moved by compaction).

@@ -62,7 +62,8 @@ extension FragmentStore {
                     let file = "\(payloads)/\(hash.prefix(2))/\(hash)-\(row.version)"
                     var exact = Self.previousPayload(file + ".frag", id: row.id, version: row.version, checksum: exactChecksum)
                     if exact == nil, let oldCopy, oldCopy.segment > 0, oldCopy.offset >= 0 {
-                        let segment = "\(configuration.redundancyDirectory)/\(LogName.hex8(UInt32(truncatingIfNeeded: oldCopy.segment))).seg"
+                        // The previous layout named its redundancy segments as the logs do.
+                        let segment = SegmentLog.path(configuration.redundancyDirectory, UInt32(truncatingIfNeeded: oldCopy.segment))
                         if let bytes = try? FileSystem.read(segment, at: UInt64(oldCopy.offset), count: PayloadFile.headerSize + 256 + row.exactLength),
                             let length = PayloadFile.totalLength(header: Array(bytes.prefix(PayloadFile.headerSize))), length <= bytes.count,
                             case .success(let (header, record)) = PayloadFile.decode(Array(bytes.prefix(length))),
@@ -165,10 +166,3 @@ extension FragmentStore {
     }
 }
 
-/// Segment file names: eight hex digits.
-enum LogName {
-    static func hex8(_ number: UInt32) -> String {
-        let hex = String(number, radix: 16)
-        return String(repeating: "0", count: max(0, 8 - hex.count)) + hex
-    }
-}

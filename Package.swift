@@ -24,6 +24,7 @@ let package = Package(
         ),
         .systemLibrary(name: "CISAL", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
 
         // HTTP over libmicrohttpd; knows nothing of fragments.
         .target(
@@ -34,6 +35,8 @@ let package = Package(
         .target(name: "CarmaJSON"),
         // Tokenizing, sketches and the in-memory retrieval index; no dependencies.
         .target(name: "CarmaText"),
+        // Sentence embeddings on the CPU: WordPiece, a BERT encoder over OpenBLAS, safetensors weights.
+        .target(name: "CarmaEmbedding", dependencies: ["COpenBLAS", "CarmaJSON"]),
         // Registry, payload files, redundancy, index and cache; knows nothing of HTTP.
         .target(
             name: "FragmentStore",
@@ -87,6 +90,7 @@ let package = Package(
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "CarmaTesting"]),
         .testTarget(name: "CarmaJSONTests", dependencies: ["CarmaJSON"]),
         .testTarget(name: "CarmaTextTests", dependencies: ["CarmaText"]),
+        .testTarget(name: "CarmaEmbeddingTests", dependencies: ["CarmaEmbedding"]),
         .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "CarmaTesting", "CarmaFaults"], resources: [.copy("../Fixtures/old-layout-v1.tar.gz")]),
         .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "CarmaTesting", "CarmaFaults"]),
         .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "CarmaTesting"]),

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+@testable import CarmaEmbedding
+
+/// The model directory: CARMA_EMBEDDING_MODEL, as the test command sets it after installing the
+/// model's package.
+private let modelDirectory = ProcessInfo.processInfo.environment["CARMA_EMBEDDING_MODEL"]
+
+@Suite("sentence encoder")
+struct EncoderTests {
+    @Test("basic tokens: lower case, accents stripped, punctuation split")
+    func basicTokens() {
+        #expect(WordPieceTokenizer.basicTokens("Héllo, WORLD!  ls(1)\tfoo-bar") == ["hello", ",", "world", "!", "ls", "(", "1", ")", "foo", "-", "bar"])
+        #expect(WordPieceTokenizer.basicTokens("\u{0}\u{200B}a\u{4E2D}b") == ["a", "\u{4E2D}", "b"])
+    }
+
+    @Test("a missing or malformed model is an error, not a crash")
+    func malformedModel() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("carma-model-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(throws: EmbeddingModelError.self) { _ = try SentenceEncoder(directory: directory) }
+        try #"{"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8, "max_position_embeddings": 16, "vocab_size": 8}"#
+            .write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        try "[PAD]\n[UNK]\n[CLS]\n[SEP]\na\n".write(toFile: directory + "/vocab.txt", atomically: true, encoding: .utf8)
+        for garbage in [Data(), Data([255, 255, 255, 255, 255, 255, 255, 127]), Data([4, 0, 0, 0, 0, 0, 0, 0]) + Data("{}xx".utf8),
+            Data([60, 0, 0, 0, 0, 0, 0, 0]) + Data(#"{"embeddings.word_embeddings.weight":{"dtype":"F32","shape":[8,8],"data_offsets":[0,9999]}}"#.utf8)]
+        {
+            try garbage.write(to: URL(fileURLWithPath: directory + "/model.safetensors"))
+            #expect(throws: EmbeddingModelError.self) { _ = try SentenceEncoder(directory: directory) }
+        }
+    }
+
+    @Test("embeddings match the numpy reference (scripts/minilm.py)", .enabled(if: modelDirectory != nil))
+    func matchesReference() throws {
+        let encoder = try SentenceEncoder(directory: modelDirectory!)
+        #expect(encoder.dimensions == 384)
+        // From `python3 scripts/minilm.py "A man is eating food." "list directory contents"`.
+        let reference: [(String, Int, [Float])] = [
+            ("A man is eating food.", 8, [0.033242, 0.004406, -0.006277, 0.048379, -0.138702, -0.033617, 0.101128, -0.054385]),
+            ("list directory contents", 5, [0.010725, 0.029302, -0.051925, 0.026867, 0.070634, -0.012516, 0.111581, 0.097844]),
+        ]
+        for (text, tokens, head) in reference {
+            let vector = encoder.embed(text)
+            #expect(encoder.tokenCount(text) == tokens)
+            #expect(vector.count == 384)
+            #expect(abs(vector.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4)
+            for (got, want) in zip(vector, head) {
+                #expect(abs(got - want) < 2e-4, "\(text): \(got) vs \(want)")
+            }
+        }
+        let near = dot(encoder.embed("list directory contents"), encoder.embed("show the files in a folder"))
+        let far = dot(encoder.embed("list directory contents"), encoder.embed("compress a file with gzip"))
+        #expect(near > far + 0.2)
+    }
+
+    @Test("long text is cut at the token limit", .enabled(if: modelDirectory != nil))
+    func longText() throws {
+        let encoder = try SentenceEncoder(directory: modelDirectory!, maxTokens: 32)
+        let text = String(repeating: "directory contents are listed ", count: 200)
+        #expect(encoder.tokenCount(text) == 32)
+        let vector = encoder.embed(text)
+        #expect(vector.allSatisfy { $0.isFinite })
+        #expect(encoder.embed("").count == 384)
+    }
+}
+
+private func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }

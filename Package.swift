@@ -41,7 +41,7 @@ let package = Package(
         .target(
             name: "FragmentStore",
             dependencies: [
-                "CISAL", "CSQLite", "CarmaJSON", "CarmaText",
+                "CISAL", "CSQLite", "CarmaEmbedding", "CarmaJSON", "CarmaText",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "carmad",
             dependencies: [
-                "CarmaFaults", "CarmaService", "DreamEngine", "FragmentStore", "MicroHTTP",
+                "CarmaEmbedding", "CarmaFaults", "CarmaService", "DreamEngine", "FragmentStore", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

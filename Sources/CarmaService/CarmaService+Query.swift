@@ -17,43 +17,69 @@ extension CarmaService {
             .response(.badRequest("invalid-query", "Invalid query", detail: detail, extra: ["field": .string(field)]))
         }
         guard let object = value.objectValue else { return invalid("body", "the body must be a JSON object") }
-        for key in object.keys where !["text", "embedding", "k", "tags"].contains(key) {
+        for key in object.keys where !["text", "embedding", "k", "tags", "mode", "status", "metadata", "fusion"].contains(key) {
             return invalid(key, "unknown field '\(key)'")
         }
-        var text: String?
+        var request = QueryRequest()
         if let raw = object["text"], !raw.isNull {
             guard let string = raw.stringValue, !string.isEmpty, string.utf8.count <= 65536 else {
                 return invalid("text", "text is a non-empty string of at most 65536 bytes")
             }
-            text = string
+            request.text = string
         }
-        var embedding: [Double]?
         if let raw = object["embedding"], !raw.isNull {
             guard let numbers = raw.arrayValue?.compactMap(\.doubleValue), numbers.count == raw.arrayValue?.count, !numbers.isEmpty,
                 numbers.count <= self.configuration.store.limits.maxEmbeddingDimension
             else { return invalid("embedding", "embedding is an array of numbers") }
-            embedding = numbers
+            request.embedding = numbers
         }
-        guard text != nil || embedding != nil else { return invalid("text", "give text, embedding or both") }
-        var k = 10
+        guard request.text != nil || request.embedding != nil else { return invalid("text", "give text, embedding or both") }
         if let raw = object["k"] {
             guard let value = raw.intValue, (1...100).contains(value) else { return invalid("k", "k is an integer from 1 to 100") }
-            k = value
+            request.k = value
         }
-        var tags: [String] = []
         if let raw = object["tags"], !raw.isNull {
             guard let items = raw.arrayValue, items.count <= 16, let strings = Optional(items.compactMap(\.stringValue)), strings.count == items.count else {
                 return invalid("tags", "tags is an array of at most 16 strings")
             }
-            tags = strings
+            request.tags = strings
         }
-        let hits: [FragmentStore.QueryHit]
+        if let raw = object["mode"], !raw.isNull {
+            guard let mode = raw.stringValue.flatMap(QueryMode.init(rawValue:)) else {
+                return invalid("mode", "mode is one of \(QueryMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            request.mode = mode
+        }
+        if let raw = object["fusion"], !raw.isNull {
+            guard let fusion = raw.stringValue.flatMap(QueryFusion.init(rawValue:)) else {
+                return invalid("fusion", "fusion is one of \(QueryFusion.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            request.fusion = fusion
+        }
+        if let raw = object["status"], !raw.isNull {
+            let items = raw.arrayValue ?? [raw]
+            let statuses = items.compactMap { $0.stringValue.flatMap(FragmentStatus.init(rawValue:)) }
+            guard !statuses.isEmpty, statuses.count == items.count else {
+                return invalid("status", "status is one of ok, reconstructed, blank, or an array of them")
+            }
+            request.statuses = Set(statuses)
+        }
+        if let raw = object["metadata"], !raw.isNull {
+            guard let members = raw.objectValue, members.count <= 16,
+                members.allSatisfy({ member in if case .object = member.value { false } else if case .array = member.value { false } else { true } })
+            else {
+                return invalid("metadata", "metadata is an object of at most 16 members whose values are strings, numbers, booleans or null")
+            }
+            request.metadata = members
+        }
+        let answer: QueryAnswer
         do {
-            hits = try self.store.query(text: text, embedding: embedding, k: k, tags: tags)
+            answer = try self.store.query(request)
         } catch {
             if error.code == .invalid { return invalid(error.field ?? "body", error.message) }
             return .response(.problem(for: error))
         }
+        let hits = answer.hits
         // Up to 100 hits of 512 KiB each would be 50 MiB: past the response budget, hits keep their
         // rank, id and status but leave their content out, flagged, for the client to GET.
         var budget = self.responseBudget
@@ -88,13 +114,20 @@ extension CarmaService {
             results.append(.object(result))
         }
         let elapsed = ContinuousClock.now - started
-        let (fragments, terms) = self.store.textIndexSize
-        return .response(.json(200, [
+        let (fragments, terms, meanings) = self.store.textIndexSize
+        var body: JSONObject = [
             "results": .array(results),
             "content_omitted": .number(Double(omitted)),
             "took_ms": .number((elapsed / .microseconds(1)).rounded() / 1000),
-            "index": ["ready": .bool(self.store.textIndexReady), "fragments": .number(Double(fragments)), "terms": .number(Double(terms))],
-        ]))
+            "signals": .array(answer.signals.map { .string($0.rawValue) }),
+            "notes": .array(answer.notes.map(JSONValue.string)),
+            "index": [
+                "ready": .bool(self.store.textIndexReady), "fragments": .number(Double(fragments)), "terms": .number(Double(terms)),
+                "embedded": .number(Double(meanings)), "model": self.store.encoder.map { .string($0.name) } ?? .null,
+            ],
+        ]
+        if let fusion = answer.fusion { body["fusion"] = .string(fusion.rawValue) }
+        return .response(.json(200, .object(body)))
     }
 
     func context(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
@@ -108,8 +141,16 @@ extension CarmaService {
             })
         }
         var similar: [JSONValue] = []
-        if k > 0, let sketch = self.store.sketch(of: id) {
-            let hits = self.store.similar(to: sketch.vector, k: k, excluding: [id])
+        // By meaning when the fragment has an embedding; by its sketch otherwise.
+        var basis = "meaning"
+        var hits: [(id: String, score: Double)] = []
+        if k > 0, let meaning = self.store.meaning(of: id) {
+            hits = self.store.nearestByMeaning(to: meaning, k: k, excluding: [id])
+        } else if k > 0, let sketch = self.store.sketch(of: id) {
+            basis = "sketch"
+            hits = self.store.similar(to: sketch.vector, k: k, excluding: [id])
+        }
+        if !hits.isEmpty {
             let rows = self.store.rows(hits.map(\.id))
             similar = zip(hits, rows).map { hit, row in
                 ["id": .string(hit.id), "status": .string(row?.status.rawValue ?? "unknown"), "score": .number((hit.score * 10000).rounded() / 10000)]
@@ -130,6 +171,7 @@ extension CarmaService {
             "links": describe(row.links),
             "backlinks": describe(backlinks),
             "similar": .array(similar),
+            "similar_by": .string(basis),
         ]
         if backlinks.count < total {
             answer["backlinks_truncated"] = true

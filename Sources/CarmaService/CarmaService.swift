@@ -100,6 +100,18 @@ public final class CarmaService: Sendable {
             return .response(.problem(503, type: "not-ready", title: "Not ready", detail: "starting or shutting down", headers: ["Retry-After": "5"]))
         }
         let stats = self.store.stats()
-        return .response(.json(200, ["status": "ready", "fragments": .number(Double(stats.fragments)), "pending_writes": .number(Double(stats.pendingOperations))]))
+        let meaning = self.store.meaningStatus
+        // Ready either way; `retrieval` says what queries can use (words only without a model).
+        let retrieval: JSONValue = [
+            "text_index_ready": .bool(self.store.textIndexReady),
+            "embedding_model": meaning.model.map(JSONValue.string) ?? .null,
+            "signals": .array((meaning.model == nil ? ["text", "client_vector"] : ["text", "meaning", "client_vector"]).map(JSONValue.string)),
+            "embedded": .number(Double(meaning.embedded)),
+            "embedding_backlog": .number(Double(meaning.backlog)),
+        ]
+        return .response(.json(200, [
+            "status": "ready", "fragments": .number(Double(stats.fragments)), "pending_writes": .number(Double(stats.pendingOperations)),
+            "retrieval": retrieval,
+        ]))
     }
 }

@@ -32,6 +32,9 @@ final class ServiceMetrics: DreamObserver, Sendable {
     private let cacheHits: CoreMetrics.Counter
     private let cacheMisses: CoreMetrics.Counter
     private let cacheBytes: CoreMetrics.Gauge
+    private let embeddingBacklog: CoreMetrics.Gauge
+    private let embedded: CoreMetrics.Gauge
+    private let embeddingsComputed: CoreMetrics.Counter
     private let commits: CoreMetrics.Counter
     /// Store counters already added to their Prometheus counters (the store keeps running totals).
     private let reported = Mutex<[String: Int]>([:])
@@ -87,6 +90,9 @@ final class ServiceMetrics: DreamObserver, Sendable {
         self.cacheHits = CoreMetrics.Counter(label: "carma_cache_hits_total", factory: factory)
         self.cacheMisses = CoreMetrics.Counter(label: "carma_cache_misses_total", factory: factory)
         self.cacheBytes = CoreMetrics.Gauge(label: "carma_cache_bytes", factory: factory)
+        self.embeddingBacklog = CoreMetrics.Gauge(label: "carma_embedding_backlog", factory: factory)
+        self.embedded = CoreMetrics.Gauge(label: "carma_embedded_fragments", factory: factory)
+        self.embeddingsComputed = CoreMetrics.Counter(label: "carma_embeddings_computed_total", factory: factory)
         self.commits = CoreMetrics.Counter(label: "carma_group_commits_total", factory: factory)
         self.cycleRunning.record(0)
     }
@@ -158,6 +164,10 @@ final class ServiceMetrics: DreamObserver, Sendable {
         self.bytesStored["redundancy"]?.record(files.redundancy)
         self.bytesStored["registry"]?.record(files.registry)
         self.cacheBytes.record(stats.cacheBytes)
+        let meaning = store.meaningStatus
+        self.embeddingBacklog.record(meaning.backlog)
+        self.embedded.record(meaning.embedded)
+        self.advance("embeddings", to: meaning.computed, self.embeddingsComputed)
         self.advance("cache_hits", to: stats.cacheHits, self.cacheHits)
         self.advance("cache_misses", to: stats.cacheMisses, self.cacheMisses)
         self.advance("commits", to: stats.commits, self.commits)

@@ -2,24 +2,79 @@
 import Glibc
 #endif
 
-/// The in-memory retrieval index over every fragment's sketch: an inverted index from term hashes to
-/// fragments (for ranked text queries, BM25 over the sketch's term counts), the sketch vectors (for
-/// "most similar"), client embeddings (for vector queries), and the reverse of the link graph.
+/// The in-memory retrieval index: an inverted index over every fragment's whole content (BM25), the
+/// sketch vectors (the fallback "most similar"), the built-in model's embeddings ("meaning",
+/// quantised to int8), client embeddings (vector queries with the client's own vectors), per-fragment
+/// tags and metadata terms for filters, and the reverse of the link graph.
 ///
 /// Documents live in parallel arrays indexed by a slot number, so that the scoring loops read flat
 /// numbers (word counts, liveness, vector bytes) and never copy a document.
 ///
-/// Not thread-safe: the store keeps it behind a lock.
+/// Not thread-safe: the store keeps it behind a read-write lock.
 public struct TextIndex: Sendable {
     struct Posting: Sendable {
         var document: UInt32
-        var count: UInt8
+        var count: UInt16
+    }
+
+    /// What the index keeps of one fragment version.
+    public struct Document: Sendable {
+        public var id: String
+        public var version: UInt64
+        public var sketch: Sketch
+        /// Term hashes of the whole content with their counts; nil: only the sketch's terms are known
+        /// (a fragment whose content could not be read).
+        public var terms: [UInt32: Int]?
+        /// Words in the whole content.
+        public var words: Int
+        public var tags: [String]
+        public var links: [String]
+        public var metadata: [UInt64]
+        public var clientEmbedding: [Float]?
+
+        public init(
+            id: String, version: UInt64, sketch: Sketch, terms: [UInt32: Int]?, words: Int, tags: [String], links: [String],
+            metadata: [UInt64], clientEmbedding: [Float]?
+        ) {
+            self.id = id
+            self.version = version
+            self.sketch = sketch
+            self.terms = terms
+            self.words = words
+            self.tags = tags
+            self.links = links
+            self.metadata = metadata
+            self.clientEmbedding = clientEmbedding
+        }
+    }
+
+    /// Which documents a ranking may return.
+    public struct Filter: Sendable {
+        /// Every one of these tags.
+        public var tags: Set<String>
+        /// Every one of these metadata terms (`MetadataTerm.hash`).
+        public var metadata: [UInt64]
+        public var excluded: Set<String>
+        /// A last test on the id (the store's statuses), run only for candidates that passed the rest.
+        public var custom: (@Sendable (String) -> Bool)?
+
+        public init(tags: Set<String> = [], metadata: [UInt64] = [], excluded: Set<String> = [], custom: (@Sendable (String) -> Bool)? = nil) {
+            self.tags = tags
+            self.metadata = metadata
+            self.excluded = excluded
+            self.custom = custom
+        }
+
+        public static let none = Filter()
     }
 
     private var ids: [String] = []
+    private var versions: [UInt64] = []
     private var sketches: [Sketch] = []
+    private var termLists: [[UInt32]] = []
     private var tags: [[String]] = []
     private var links: [[String]] = []
+    private var metadata: [[UInt64]] = []
     private var embeddings: [[Float]?] = []
     private var words: [Int32] = []
     private var alive: [Bool] = []
@@ -27,6 +82,12 @@ public struct TextIndex: Sendable {
     private var vectors: [Int8] = []
     /// The Euclidean norm of each document's sketch vector (0 for an empty one).
     private var norms: [Double] = []
+    /// Every document's meaning (the built-in model's embedding, int8), `meaningDimensions` each.
+    private var meanings: [Int8] = []
+    /// The norm of each document's meaning; 0 while it has none yet.
+    private var meaningNorms: [Float] = []
+    public private(set) var meaningDimensions = 0
+    public private(set) var meaningCount = 0
 
     private var slots: [String: UInt32] = [:]
     private var postings: [UInt32: [Posting]] = [:]
@@ -35,7 +96,10 @@ public struct TextIndex: Sendable {
     private var dead = 0
     private var totalWords = 0
 
-    public init() {}
+    /// - Parameter meaningDimensions: The built-in model's dimensions, 0 without a model.
+    public init(meaningDimensions: Int = 0) {
+        self.meaningDimensions = meaningDimensions
+    }
 
     /// Fragments indexed.
     public var count: Int { self.slots.count }
@@ -51,30 +115,53 @@ public struct TextIndex: Sendable {
 
     // MARK: Maintenance
 
-    /// Adds or replaces a fragment.
-    public mutating func upsert(id: String, sketch: Sketch, tags: [String], links: [String], embedding: [Float]?) {
-        self.remove(id)
+    /// Adds or replaces a fragment. A new version starts without a meaning until `setMeaning`.
+    public mutating func upsert(_ document: Document) {
+        self.remove(document.id)
         let slot = UInt32(self.ids.count)
-        self.ids.append(id)
-        self.sketches.append(sketch)
-        self.tags.append(tags)
-        self.links.append(links)
-        self.embeddings.append(embedding)
-        self.words.append(Int32(clamping: sketch.words))
+        let terms = document.terms ?? Dictionary(document.sketch.terms.map { ($0.hash, Int($0.count)) }, uniquingKeysWith: +)
+        self.ids.append(document.id)
+        self.versions.append(document.version)
+        self.sketches.append(document.sketch)
+        self.termLists.append(Array(terms.keys))
+        self.tags.append(document.tags)
+        self.links.append(document.links)
+        self.metadata.append(document.metadata)
+        self.embeddings.append(document.clientEmbedding)
+        let words = document.terms == nil ? document.sketch.words : document.words
+        self.words.append(Int32(clamping: words))
         self.alive.append(true)
-        var vector = sketch.vector
+        var vector = document.sketch.vector
         if vector.count != Sketch.dimensions { vector = [Int8](repeating: 0, count: Sketch.dimensions) }
         self.vectors.append(contentsOf: vector)
         self.norms.append(Double(vector.reduce(0) { $0 + Int($1) * Int($1) }).squareRoot())
-        self.slots[id] = slot
-        for term in sketch.terms {
-            self.postings[term.hash, default: []].append(Posting(document: slot, count: term.count))
-            self.documentFrequency[term.hash, default: 0] += 1
+        self.meanings.append(contentsOf: repeatElement(0, count: self.meaningDimensions))
+        self.meaningNorms.append(0)
+        self.slots[document.id] = slot
+        for (hash, count) in terms {
+            self.postings[hash, default: []].append(Posting(document: slot, count: UInt16(clamping: count)))
+            self.documentFrequency[hash, default: 0] += 1
         }
-        for link in Set(links) where link != id {
-            self.backlinks[link, default: []].insert(id)
+        for link in Set(document.links) where link != document.id {
+            self.backlinks[link, default: []].insert(document.id)
         }
-        self.totalWords += sketch.words
+        self.totalWords += words
+    }
+
+    /// Sets the meaning of a fragment's version; ignored if the index holds another version (a newer
+    /// write overtook the embedding) or the vector has the wrong size.
+    /// - Returns: Whether it was set.
+    @discardableResult
+    public mutating func setMeaning(_ id: String, version: UInt64, _ vector: [Int8]) -> Bool {
+        guard vector.count == self.meaningDimensions, self.meaningDimensions > 0, let slot = self.slots[id].map(Int.init),
+            self.versions[slot] == version
+        else { return false }
+        let norm = Float(vector.reduce(0) { $0 + Int($1) * Int($1) }).squareRoot()
+        if self.meaningNorms[slot] == 0, norm > 0 { self.meaningCount += 1 }
+        let base = slot * self.meaningDimensions
+        self.meanings.replaceSubrange(base..<(base + self.meaningDimensions), with: vector)
+        self.meaningNorms[slot] = norm
+        return norm > 0
     }
 
     /// Forgets a fragment (deleted on purpose, or about to be replaced).
@@ -83,15 +170,18 @@ public struct TextIndex: Sendable {
         let index = Int(slot)
         self.alive[index] = false
         self.embeddings[index] = nil
-        for term in self.sketches[index].terms {
-            let remaining = (self.documentFrequency[term.hash] ?? 1) - 1
-            self.documentFrequency[term.hash] = remaining > 0 ? remaining : nil
+        if self.meaningNorms[index] > 0 { self.meaningCount -= 1 }
+        self.meaningNorms[index] = 0
+        for hash in self.termLists[index] {
+            let remaining = (self.documentFrequency[hash] ?? 1) - 1
+            self.documentFrequency[hash] = remaining > 0 ? remaining : nil
         }
+        self.termLists[index] = []
         for link in Set(self.links[index]) {
             self.backlinks[link]?.remove(id)
             if self.backlinks[link]?.isEmpty == true { self.backlinks[link] = nil }
         }
-        self.totalWords -= self.sketches[index].words
+        self.totalWords -= Int(self.words[index])
         self.dead += 1
         if self.dead > 1024, self.dead * 4 > self.ids.count {
             self.compact()
@@ -107,10 +197,13 @@ public struct TextIndex: Sendable {
             next += 1
         }
         func keep<T>(_ array: [T]) -> [T] { array.indices.filter { self.alive[$0] }.map { array[$0] } }
-        var vectors: [Int8] = []
-        vectors.reserveCapacity(Int(next) * Sketch.dimensions)
-        for index in self.ids.indices where self.alive[index] {
-            vectors.append(contentsOf: self.vectors[(index * Sketch.dimensions)..<((index + 1) * Sketch.dimensions)])
+        func keepRows(_ array: [Int8], width: Int) -> [Int8] {
+            var kept: [Int8] = []
+            kept.reserveCapacity(Int(next) * width)
+            for index in self.ids.indices where self.alive[index] {
+                kept.append(contentsOf: array[(index * width)..<((index + 1) * width)])
+            }
+            return kept
         }
         for (term, list) in self.postings {
             let filtered = list.compactMap { posting -> Posting? in
@@ -119,15 +212,20 @@ public struct TextIndex: Sendable {
             }
             self.postings[term] = filtered.isEmpty ? nil : filtered
         }
+        self.vectors = keepRows(self.vectors, width: Sketch.dimensions)
+        self.meanings = keepRows(self.meanings, width: self.meaningDimensions)
         self.ids = keep(self.ids)
+        self.versions = keep(self.versions)
         self.sketches = keep(self.sketches)
+        self.termLists = keep(self.termLists)
         self.tags = keep(self.tags)
         self.links = keep(self.links)
+        self.metadata = keep(self.metadata)
         self.embeddings = keep(self.embeddings)
         self.words = keep(self.words)
         self.norms = keep(self.norms)
+        self.meaningNorms = keep(self.meaningNorms)
         self.alive = [Bool](repeating: true, count: Int(next))
-        self.vectors = vectors
         self.slots = Dictionary(uniqueKeysWithValues: self.ids.enumerated().map { ($0.element, UInt32($0.offset)) })
         self.dead = 0
     }
@@ -138,6 +236,24 @@ public struct TextIndex: Sendable {
         self.slots[id].map { self.sketches[Int($0)] }
     }
 
+    /// The version indexed for `id`.
+    public func version(_ id: String) -> UInt64? {
+        self.slots[id].map { self.versions[Int($0)] }
+    }
+
+    /// The meaning kept for `id` (int8), if it has one.
+    public func meaning(_ id: String) -> [Int8]? {
+        guard let slot = self.slots[id].map(Int.init), self.meaningNorms[slot] > 0 else { return nil }
+        let base = slot * self.meaningDimensions
+        return Array(self.meanings[base..<(base + self.meaningDimensions)])
+    }
+
+    /// Whether `id`'s indexed version has a meaning.
+    public func hasMeaning(_ id: String, version: UInt64) -> Bool {
+        guard let slot = self.slots[id].map(Int.init) else { return false }
+        return self.versions[slot] == version && self.meaningNorms[slot] > 0
+    }
+
     /// Fragments that link to `id`, sorted.
     public func backlinks(_ id: String) -> [String] {
         (self.backlinks[id] ?? []).sorted()
@@ -146,14 +262,18 @@ public struct TextIndex: Sendable {
     public struct Hit: Sendable, Equatable {
         public var id: String
         public var score: Double
+
+        public init(id: String, score: Double) {
+            self.id = id
+            self.score = score
+        }
     }
 
-    /// Ranks fragments by BM25 over their sketch terms.
+    /// Ranks fragments by BM25 (k1 1.2, b 0.75) over their whole content.
     /// - Parameters:
     ///   - query: Term hashes with their counts in the query.
     ///   - k: How many to return.
-    ///   - accept: Filter on (id, tags).
-    public func search(_ query: [UInt32: Int], k: Int, accept: (String, [String]) -> Bool = { _, _ in true }) -> [Hit] {
+    public func search(_ query: [UInt32: Int], k: Int, filter: Filter = .none) -> [Hit] {
         guard self.count > 0, k > 0 else { return [] }
         let averageWords = max(1, Double(self.totalWords) / Double(self.count))
         // One accumulator per slot, and the slots touched, instead of a dictionary of scores.
@@ -177,33 +297,67 @@ public struct TextIndex: Sendable {
                 }
             }
         }
-        return self.top(touched.lazy.map { ($0, scores[Int($0)]) }, k: k, accept: accept)
+        return self.top(touched.lazy.map { ($0, scores[Int($0)]) }, k: k, filter: filter)
     }
 
     /// The fragments whose sketch vectors are closest to `vector` (cosine).
-    public func similar(to vector: [Int8], k: Int, accept: (String, [String]) -> Bool = { _, _ in true }) -> [Hit] {
+    public func similar(to vector: [Int8], k: Int, filter: Filter = .none) -> [Hit] {
         guard vector.count == Sketch.dimensions else { return [] }
-        var scored: [(UInt32, Double)] = []
-        scored.reserveCapacity(self.count)
         let queryNorm = Double(vector.reduce(0) { $0 + Int($1) * Int($1) }).squareRoot()
         guard queryNorm > 0 else { return [] }
-        self.vectors.withUnsafeBufferPointer { vectors in
-            vector.withUnsafeBufferPointer { query in
-                for index in self.ids.indices where self.alive[index] && self.norms[index] > 0 {
-                    let base = index * Sketch.dimensions
-                    var dot = 0
-                    for d in 0..<Sketch.dimensions {
-                        dot += Int(vectors[base + d]) * Int(query[d])
+        let norms = self.norms
+        let scored = self.dots(vector, in: self.vectors, width: Sketch.dimensions) { slot in
+            norms[slot] > 0 ? queryNorm * norms[slot] : nil
+        }
+        return self.top(scored, k: k, filter: filter)
+    }
+
+    /// The fragments whose meanings are closest to `vector` (cosine; `vector` quantised by
+    /// `TextIndex.quantize`).
+    public func nearestMeaning(to vector: [Int8], k: Int, filter: Filter = .none) -> [Hit] {
+        guard vector.count == self.meaningDimensions, self.meaningCount > 0 else { return [] }
+        let queryNorm = Double(vector.reduce(0) { $0 + Int($1) * Int($1) }).squareRoot()
+        guard queryNorm > 0 else { return [] }
+        let norms = self.meaningNorms
+        let scored = self.dots(vector, in: self.meanings, width: self.meaningDimensions) { slot in
+            norms[slot] > 0 ? queryNorm * Double(norms[slot]) : nil
+        }
+        return self.top(scored, k: k, filter: filter)
+    }
+
+    /// Cosine of `query` with every live row of `matrix` that `divisor` gives a norm product for.
+    private func dots(_ query: [Int8], in matrix: [Int8], width: Int, divisor: (Int) -> Double?) -> [(UInt32, Double)] {
+        var scored: [(UInt32, Double)] = []
+        scored.reserveCapacity(self.count)
+        let wide = width - width % 16
+        matrix.withUnsafeBufferPointer { rows in
+            query.withUnsafeBufferPointer { query in
+                let raw = UnsafeRawPointer(query.baseAddress!)
+                for slot in self.ids.indices where self.alive[slot] {
+                    guard let product = divisor(slot) else { continue }
+                    let row = UnsafeRawPointer(rows.baseAddress! + slot * width)
+                    var sum = SIMD16<Int32>()
+                    var d = 0
+                    while d < wide {
+                        let a = SIMD16<Int32>(truncatingIfNeeded: row.loadUnaligned(fromByteOffset: d, as: SIMD16<Int8>.self))
+                        let b = SIMD16<Int32>(truncatingIfNeeded: raw.loadUnaligned(fromByteOffset: d, as: SIMD16<Int8>.self))
+                        sum &+= a &* b
+                        d += 16
                     }
-                    scored.append((UInt32(index), Double(dot) / (self.norms[index] * queryNorm)))
+                    var dot = Int(sum.wrappedSum())
+                    while d < width {
+                        dot += Int(rows[slot * width + d]) * Int(query[d])
+                        d += 1
+                    }
+                    scored.append((UInt32(slot), Double(dot) / product))
                 }
             }
         }
-        return self.top(scored, k: k, accept: accept)
+        return scored
     }
 
     /// The fragments whose client embeddings are closest to `embedding` (cosine).
-    public func nearest(to embedding: [Float], k: Int, accept: (String, [String]) -> Bool = { _, _ in true }) -> [Hit] {
+    public func nearest(to embedding: [Float], k: Int, filter: Filter = .none) -> [Hit] {
         var scored: [(UInt32, Double)] = []
         let norm = embedding.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
         guard norm > 0 else { return [] }
@@ -217,12 +371,20 @@ public struct TextIndex: Sendable {
             guard otherNorm > 0 else { continue }
             scored.append((UInt32(index), dot / (norm * otherNorm.squareRoot())))
         }
-        return self.top(scored, k: k, accept: accept)
+        return self.top(scored, k: k, filter: filter)
+    }
+
+    private func accepts(_ slot: Int, _ filter: Filter) -> Bool {
+        let id = self.ids[slot]
+        if !filter.excluded.isEmpty, filter.excluded.contains(id) { return false }
+        if !filter.tags.isEmpty, !filter.tags.isSubset(of: self.tags[slot]) { return false }
+        if !filter.metadata.isEmpty, !filter.metadata.allSatisfy(self.metadata[slot].contains) { return false }
+        return filter.custom?(id) ?? true
     }
 
     /// The `k` best accepted documents, ties broken by id so that results are deterministic. Keeps a
     /// small sorted window instead of sorting every candidate.
-    private func top(_ scored: some Sequence<(UInt32, Double)>, k: Int, accept: (String, [String]) -> Bool) -> [Hit] {
+    private func top(_ scored: some Sequence<(UInt32, Double)>, k: Int, filter: Filter) -> [Hit] {
         var best: [(slot: UInt32, score: Double)] = []
         best.reserveCapacity(k + 1)
         func better(_ a: (slot: UInt32, score: Double), _ b: (slot: UInt32, score: Double)) -> Bool {
@@ -230,9 +392,9 @@ public struct TextIndex: Sendable {
         }
         for (slot, score) in scored {
             let candidate = (slot: slot, score: score)
-            guard self.alive[Int(slot)] else { continue }
+            guard self.alive[Int(slot)], score.isFinite else { continue }
             if best.count == k, let last = best.last, !better(candidate, last) { continue }
-            guard accept(self.ids[Int(slot)], self.tags[Int(slot)]) else { continue }
+            guard self.accepts(Int(slot), filter) else { continue }
             var low = 0, high = best.count
             while low < high {
                 let middle = (low + high) / 2
@@ -242,5 +404,37 @@ public struct TextIndex: Sendable {
             if best.count > k { best.removeLast() }
         }
         return best.map { Hit(id: self.ids[Int($0.slot)], score: $0.score) }
+    }
+
+    /// A unit vector as int8: scaled so that its largest magnitude is 127.
+    public static func quantize(_ vector: [Float]) -> [Int8] {
+        let largest = vector.reduce(0) { max($0, abs($1)) }
+        guard largest > 0, largest.isFinite else { return [Int8](repeating: 0, count: vector.count) }
+        let scale = 127 / largest
+        return vector.map { Int8(clamping: Int(($0 * scale).rounded())) }
+    }
+
+    /// An int8 vector back as floats of unit length.
+    public static func unit(_ vector: [Int8]) -> [Float] {
+        let norm = Float(vector.reduce(0) { $0 + Int($1) * Int($1) }).squareRoot()
+        guard norm > 0 else { return vector.map { _ in 0 } }
+        return vector.map { Float($0) / norm }
+    }
+}
+
+/// Metadata equality terms: one hash per top-level member (key and canonical JSON value), so that a
+/// filter `{"lang": "en"}` is a set test, not a read of each record.
+public enum MetadataTerm {
+    /// FNV-1a over the key, a zero byte and the value's canonical JSON text.
+    public static func hash(key: String, value canonicalJSON: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        hash = (hash ^ 0) &* 0x100_0000_01b3
+        for byte in canonicalJSON.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return hash
     }
 }

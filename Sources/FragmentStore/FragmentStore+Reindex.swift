@@ -84,14 +84,7 @@ extension FragmentStore {
                     primary: self.primaryLog.end, redundancy: self.redundancyLog.end, sequence: self.lastSequence.load(ordering: .relaxed),
                     maxVersion: self.lastVersion.load(ordering: .relaxed))))
         self.apply(rows: rows, deleted: deleted, now: now)
-        // Newer than anything the background load will read from the registry, which skips them.
-        self.text.withLock { text in
-            for candidate in rows {
-                guard let sketch = candidate.sketch else { continue }
-                text.upsert(id: candidate.row.id, sketch: sketch, tags: candidate.row.tags, links: candidate.row.links, embedding: candidate.embedding?.map(Float.init))
-            }
-            for (id, _) in deleted { text.remove(id) }
-        }
+        // The text index loads every live fragment from the logs after start-up (startIndexing).
         return (replay.records, work)
     }
 

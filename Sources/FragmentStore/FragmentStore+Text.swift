@@ -1,17 +1,41 @@
+import CarmaEmbedding
 import CarmaJSON
 import CarmaText
 import Foundation
 
-// Sketches, retrieval and the context around a fragment.
+// The text index: what goes into it, how it is loaded at start-up and kept current, and the
+// look-ups reconstruction and context use.
 
 extension FragmentStore {
     /// Sketches a text against the store's term statistics now.
     func sketch(_ content: String) -> Sketch {
-        let counted = Sketch.count(content)
-        let idf: [UInt32: Double] = self.text.withLock { index in
-            Dictionary(uniqueKeysWithValues: counted.counts.keys.map { ($0, index.idf($0)) })
+        self.document(id: "", version: 0, input: FragmentInput(content: content)).sketch
+    }
+
+    /// What the text index keeps of a fragment: its sketch (against the term statistics now), the
+    /// counts of every term of its content, tags, links, metadata terms and client embedding. CPU work,
+    /// done on the caller's thread.
+    func document(id: String, version: UInt64, input: FragmentInput, storedSketch: Sketch? = nil) -> TextIndex.Document {
+        let counted = Sketch.count(input.content)
+        let sketch = storedSketch ?? {
+            let idf: [UInt32: Double] = self.text.read { index in
+                Dictionary(uniqueKeysWithValues: counted.counts.keys.map { ($0, index.idf($0)) })
+            }
+            return Sketch.make(counts: counted.counts, words: counted.words, bytes: input.content.utf8.count, idf: { idf[$0] ?? 1 })
+        }()
+        return TextIndex.Document(
+            id: id, version: version, sketch: sketch, terms: counted.counts, words: counted.words, tags: input.tags, links: input.links,
+            metadata: Self.metadataTerms(input.metadata), clientEmbedding: input.embedding?.map(Float.init))
+    }
+
+    /// One term per top-level metadata member whose value is a string, number, boolean or null.
+    static func metadataTerms(_ metadata: JSONObject) -> [UInt64] {
+        metadata.compactMap { key, value in
+            switch value {
+            case .object, .array: nil
+            default: MetadataTerm.hash(key: key, value: String(decoding: value.bytes, as: UTF8.self))
+            }
         }
-        return Sketch.make(counts: counted.counts, words: counted.words, bytes: content.utf8.count, idf: { idf[$0] ?? 1 })
     }
 
     /// Checks an embedding's dimension against the store's, fixing it on first use (log thread only).
@@ -47,105 +71,129 @@ extension FragmentStore {
         }
     }
 
-    /// Loads every stored sketch into the text index on a thread of its own, so that start-up does
-    /// not wait for it; until it is done, queries see only what is loaded (`textIndexReady` is false).
-    func loadTextIndexInBackground() {
-        let thread = Thread { [self] in
-            let started = ContinuousClock.now
-            var loaded: [(String, Sketch, [Float]?)] = []
-            do {
-                try self.registry.forEachSketch { id, bytes, embedding in
-                    if let sketch = Sketch.decode(bytes) {
-                        loaded.append((id, sketch, embedding.map(Self.decodeEmbedding)))
+    // MARK: Keeping the index current
+
+    /// Starts the indexer thread and, on a thread of its own, the start-up load: every live
+    /// fragment's content read back from the log and tokenised, sketches and meanings from the
+    /// registry. Until it is done, queries see only what is loaded (`textIndexReady` is false). Then
+    /// the fragments without a meaning for their version go to the embedder.
+    func startIndexing() {
+        self.feed.start { [self] changes in
+            var written: [String] = []
+            self.text.write { index in
+                for change in changes {
+                    switch change {
+                    case .upsert(let document):
+                        index.upsert(document)
+                        written.append(document.id)
+                    case .remove(let id):
+                        index.remove(id)
                     }
                 }
-            } catch {
-                self.logger.error("cannot load sketches; queries and reconstruction will see only new fragments", metadata: ["error": "\(error)"])
             }
-            // Rows give tags and links; fragments written since start-up are already indexed (newer).
-            let rows = self.rows(loaded.map(\.0))
-            self.text.withLock { index in
-                for ((id, sketch, embedding), row) in zip(loaded, rows) {
-                    guard let row, index.sketch(id) == nil else { continue }
-                    index.upsert(id: id, sketch: sketch, tags: row.tags, links: row.links, embedding: embedding)
-                }
-            }
+            if self.configuration.encoder != nil { self.meanings.enqueue(written) }
+        }
+        let thread = Thread { [self] in
+            self.loadTextIndex()
             self.textReady.store(true, ordering: .relaxed)
-            self.logger.info(
-                "text index loaded",
-                metadata: ["text.fragments": "\(loaded.count)", "text.load_ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))"])
+            guard let encoder = self.configuration.encoder else { return }
+            let readable = self.state.withLock { $0.rows(where: { $0.status != .blank }) }
+            let missing = self.text.read { index in readable.filter { !index.hasMeaning($0.id, version: $0.version) }.map(\.id) }
+            self.meanings.enqueue(missing)
+            self.logger.info("embedding in the background", metadata: ["embedding.model": "\(encoder.name)", "embedding.backlog": "\(missing.count)"])
+            self.meanings.start { [self] id in self.embedMeaning(id, encoder: encoder) }
         }
         thread.name = "carma-text-index"
         thread.start()
     }
 
+    private func loadTextIndex() {
+        let started = ContinuousClock.now
+        var sketches: [String: Sketch] = [:]
+        var stored: [String: (version: UInt64, vector: [Int8])] = [:]
+        do {
+            try self.registry.forEachSketch { id, bytes, _ in
+                if let sketch = Sketch.decode(bytes) { sketches[id] = sketch }
+            }
+            if let encoder = self.configuration.encoder {
+                if try self.registry.meta("meaning_model") != encoder.name {
+                    // Another model's vectors mean nothing to this one: forget them, embed anew.
+                    self.pipeline.submit(.change(RegistryChange(apply: { registry in
+                        try registry.clearMeanings()
+                        try registry.setMeta("meaning_model", encoder.name)
+                    })))
+                } else {
+                    try self.registry.forEachMeaning { id, version, vector in stored[id] = (version, vector) }
+                }
+            }
+        } catch {
+            self.logger.error("cannot load sketches or meanings; they will be computed again", metadata: ["error": "\(error)"])
+        }
+        let rows = self.state.withLock { $0.rows(where: { _ in true }) }
+        var loaded = 0
+        for chunk in stride(from: 0, to: rows.count, by: 512).map({ rows[$0..<min($0 + 512, rows.count)] }) {
+            var documents: [TextIndex.Document] = []
+            documents.reserveCapacity(chunk.count)
+            for row in chunk {
+                var document: TextIndex.Document?
+                if row.status != .blank, case .record(let bytes) = self.readServed(row), let record = FragmentRecord.decode(bytes) {
+                    document = self.document(id: row.id, version: row.version, input: record.input, storedSketch: sketches[row.id])
+                } else if let sketch = sketches[row.id] {
+                    // Unreadable now: its sketch's terms stand in for the content.
+                    document = TextIndex.Document(
+                        id: row.id, version: row.version, sketch: sketch, terms: nil, words: sketch.words, tags: row.tags, links: row.links,
+                        metadata: [], clientEmbedding: nil)
+                }
+                if let document { documents.append(document) }
+            }
+            loaded += documents.count
+            self.text.write { index in
+                for document in documents where index.version(document.id) == nil {
+                    index.upsert(document)
+                    if let meaning = stored[document.id], meaning.version == document.version {
+                        index.setMeaning(document.id, version: document.version, meaning.vector)
+                    }
+                }
+            }
+        }
+        self.logger.info(
+            "text index loaded",
+            metadata: ["text.fragments": "\(loaded)", "text.meanings": "\(stored.count)", "text.load_ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))"])
+    }
+
+    /// Embeds the current version of one fragment (embedder thread). Blanks keep the meaning they
+    /// had; a reconstruction keeps the meaning of what was lost (same version), which is what the
+    /// next reconstruction aims at.
+    private func embedMeaning(_ id: String, encoder: SentenceEncoder) {
+        guard let row = self.row(id), row.status != .blank, !self.text.read({ $0.hasMeaning(id, version: row.version) }),
+            case .record(let bytes) = self.readServed(row), let record = FragmentRecord.decode(bytes)
+        else { return }
+        let vector = TextIndex.quantize(encoder.embed(record.content))
+        let set = self.text.write { $0.setMeaning(id, version: row.version, vector) }
+        guard set else { return }
+        self.meanings.embedded.add(1, ordering: .relaxed)
+        self.pipeline.submit(.change(RegistryChange(apply: { try $0.setMeaning(id, version: row.version, vector: vector) })))
+    }
+
     /// Whether queries see every fragment yet.
     public var textIndexReady: Bool { self.textReady.load(ordering: .relaxed) }
 
-    // MARK: Retrieval
-
-    /// A query result.
-    public struct QueryHit: Sendable {
-        public var id: String
-        public var score: Double
-        public var row: FragmentRow
-    }
-
-    /// Top-k fragments for a text and/or an embedding, optionally restricted to fragments carrying
-    /// every tag in `tags`. With both, scores are the mean of the two, each scaled to its best.
-    public func query(text: String?, embedding: [Double]?, k: Int, tags: [String]) throws(StoreError) -> [QueryHit] {
-        if let embedding, let dimension = self.embeddingDimension.withLock({ $0 }), embedding.count != dimension {
-            throw .invalid(field: "embedding", "this store's embeddings have \(dimension) dimensions, not \(embedding.count)")
-        }
-        if let embedding, !FragmentInput.fitsFloat(embedding) {
-            throw .invalid(field: "embedding", "embedding values must be finite 32-bit floats")
-        }
-        let required = Set(tags)
-        let accept: (String, [String]) -> Bool = { _, fragmentTags in required.isEmpty || required.isSubset(of: fragmentTags) }
-        let pool = max(k * 4, 50)
-        let (textHits, vectorHits): ([TextIndex.Hit], [TextIndex.Hit]) = self.text.withLock { index in
-            var textHits: [TextIndex.Hit] = []
-            var vectorHits: [TextIndex.Hit] = []
-            if let text {
-                var counts: [UInt32: Int] = [:]
-                for hash in Tokenizer.hashes(text) { counts[hash, default: 0] += 1 }
-                textHits = index.search(counts, k: pool, accept: accept)
-            }
-            if let embedding {
-                vectorHits = index.nearest(to: embedding.map(Float.init), k: pool, accept: accept)
-            }
-            return (textHits, vectorHits)
-        }
-        // Scores end up in [0, 1]: BM25 scaled by the best text score, cosine mapped from [-1, 1].
-        var combined: [String: Double] = [:]
-        let parts = [
-            textHits.map { ($0.id, $0.score / max(textHits.first?.score ?? 1, 1e-12)) },
-            vectorHits.map { ($0.id, ($0.score + 1) / 2) },
-        ].filter { !$0.isEmpty }
-        for hits in parts {
-            for (id, score) in hits where score.isFinite {
-                combined[id, default: 0] += min(1, max(0, score)) / Double(parts.count)
-            }
-        }
-        let ranked = combined.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(k)
-        let rows = self.rows(ranked.map(\.key))
-        return zip(ranked, rows).compactMap { hit, row in row.map { QueryHit(id: hit.key, score: hit.value, row: $0) } }
-    }
+    // MARK: Look-ups for context and reconstruction
 
     /// A fragment's sketch, also while its text is lost.
     public func sketch(of id: String) -> Sketch? {
-        self.text.withLock { $0.sketch(id) }
+        self.text.read { $0.sketch(id) }
     }
 
     /// Fragments linking to `id`.
     public func backlinks(_ id: String) -> [String] {
-        self.text.withLock { $0.backlinks(id) }
+        self.text.read { $0.backlinks(id) }
     }
 
     /// Fragments whose sketch vectors are closest to `vector`, excluding `excluded`.
     public func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        self.text.withLock { index in
-            index.similar(to: vector, k: k, accept: { id, _ in !excluded.contains(id) }).map { ($0.id, $0.score) }
+        self.text.read { index in
+            index.similar(to: vector, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) }
         }
     }
 
@@ -153,19 +201,19 @@ extension FragmentStore {
     public func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
         var counts: [UInt32: Int] = [:]
         for term in sketch.terms { counts[term.hash] = Int(term.count) }
-        return self.text.withLock { index in
-            index.search(counts, k: k, accept: { id, _ in !excluded.contains(id) }).map { ($0.id, $0.score) }
+        return self.text.read { index in
+            index.search(counts, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) }
         }
     }
 
     /// The inverse document frequency of a term hash now.
     public func idf(_ hash: UInt32) -> Double {
-        self.text.withLock { $0.idf(hash) }
+        self.text.read { $0.idf(hash) }
     }
 
-    /// Text index size: fragments and distinct terms.
-    public var textIndexSize: (fragments: Int, terms: Int) {
-        self.text.withLock { ($0.count, $0.termCount) }
+    /// Text index size: fragments, distinct terms and fragments with a meaning.
+    public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) {
+        self.text.read { ($0.count, $0.termCount, $0.meaningCount) }
     }
 
     /// The content of a readable fragment (ok or reconstructed) and its status; nil for blanks and

@@ -39,7 +39,8 @@ public struct WritePrecondition: Sendable, Equatable {
 struct PutOperation: Sendable {
     let id: String
     let input: FragmentInput
-    let sketch: Sketch
+    /// Its text-index document, computed on the caller's thread; the log stage sets the version.
+    let document: TextIndex.Document
     let precondition: WritePrecondition
     let completion: @Sendable (Result<FragmentStore.PutOutcome, StoreError>) -> Void
 }
@@ -72,9 +73,9 @@ extension FragmentStore {
         } catch {
             return completion(.failure(error))
         }
-        // Sketching is CPU work: done here, on the caller's thread, not on the serial log thread.
-        let sketch = self.sketch(input.content)
-        if !self.pipeline.submit(.put(PutOperation(id: id, input: input, sketch: sketch, precondition: precondition, completion: completion))) {
+        // Tokenising and sketching is CPU work: done here, on the caller's thread, not on the serial log thread.
+        let document = self.document(id: id, version: 0, input: input)
+        if !self.pipeline.submit(.put(PutOperation(id: id, input: input, document: document, precondition: precondition, completion: completion))) {
             completion(.failure(.closed))
         }
     }
@@ -199,7 +200,7 @@ extension FragmentStore {
                     let served = ServedFragment(body: body, version: row.version, status: .ok, checksum: row.checksum)
                     acknowledgements.append(.write { put.completion(.success(PutOutcome(created: previous == nil, fragment: served))) })
                     items.append(
-                        .put(row: row, sketch: put.sketch.encode(), embedding: put.input.embedding.map(Self.encodeEmbedding), previous: previous))
+                        .put(row: row, sketch: put.document.sketch.encode(), embedding: put.input.embedding.map(Self.encodeEmbedding), previous: previous))
                 case .delete(let delete, _, let version):
                     if let old = state[delete.id]?.row { self.releaseRecords(of: old) }
                     state.set(delete.id, nil)
@@ -279,19 +280,23 @@ extension FragmentStore {
         return items
     }
 
+    /// Hands the batch's text-index changes to the indexer (before the acknowledgements, so that a
+    /// query after an acknowledged write waits for it).
     private func updateTextIndex(plans: [Planned]) {
-        self.text.withLock { index in
-            for plan in plans {
-                switch plan {
-                case .put(let put, let row, _, _, _, _):
-                    index.upsert(id: row.id, sketch: put.sketch, tags: row.tags, links: row.links, embedding: put.input.embedding?.map(Float.init))
-                case .delete(let delete, _, _):
-                    index.remove(delete.id)
-                default:
-                    continue
-                }
+        var changes: [IndexFeed.Change] = []
+        for plan in plans {
+            switch plan {
+            case .put(let put, let row, _, _, _, _):
+                var document = put.document
+                document.version = row.version
+                changes.append(.upsert(document))
+            case .delete(let delete, _, _):
+                changes.append(.remove(delete.id))
+            default:
+                continue
             }
         }
+        self.feed.submit(changes)
     }
 
     /// Apply stage (apply thread only): one SQLite transaction for many log batches. A failed

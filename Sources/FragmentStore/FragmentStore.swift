@@ -24,8 +24,12 @@ public final class FragmentStore: Sendable {
     let lastSequence: Atomic<UInt64>
     let pipeline: CommitPipeline
     let counters = StoreCounters()
-    /// Sketches of every fragment, for queries, context and reconstruction.
-    let text = Mutex(TextIndex())
+    /// Sketches, postings and meanings of every fragment, for queries, context and reconstruction.
+    let text: ReadWriteLock<TextIndex>
+    /// Text-index changes on their way from the log thread to the indexer thread.
+    let feed = IndexFeed()
+    /// Fragments waiting for the built-in model.
+    let meanings = MeaningWorker()
     /// Whether the text index has been loaded (it loads in the background after start-up).
     let textReady = Atomic<Bool>(false)
     /// The embedding dimension of this store, fixed by the first fragment stored with one.
@@ -42,6 +46,7 @@ public final class FragmentStore: Sendable {
     public init(configuration: StoreConfiguration, logger: Logger) throws(StoreError) {
         self.configuration = configuration
         self.logger = logger
+        self.text = ReadWriteLock(TextIndex(meaningDimensions: configuration.encoder?.dimensions ?? 0))
         do {
             try FileSystem.makeDirectory(configuration.dataDirectory)
             self.lock = try DirectoryLock(path: configuration.lockPath)
@@ -107,7 +112,7 @@ public final class FragmentStore: Sendable {
         self.pipeline.start(store: self)
         // The registry catches up on the replayed records behind the start, before any new write.
         self.pipeline.enqueueApply(replayWork)
-        self.loadTextIndexInBackground()
+        self.startIndexing()
     }
 
     /// Far above anything a store reaches (2^62), far below where the counter would wrap.
@@ -157,7 +162,9 @@ public final class FragmentStore: Sendable {
     /// Finishes queued writes, stops the pipeline threads and lets go of the data directory. Reads
     /// keep working; writes fail.
     public func close() {
+        self.meanings.stop()
         self.pipeline.stop()
+        self.feed.stop()
         self.registry.checkpointAndTruncate()
         self.lock.release()
     }

@@ -141,6 +141,7 @@ final class Registry: Sendable {
         // Checkpoints run on their own connection (see `checkpoint()`), not inside a group commit.
         try writer.execute("PRAGMA wal_autocheckpoint=0")
         try Self.createSchema(writer)
+        try Self.createMeaningTable(writer)
         let sequence = try writer.statement("SELECT COALESCE(MAX(seq), 0) FROM events")
         self.eventSequence = try sequence.step() ? sequence.int(0) : 0
         writer.resetAll()
@@ -452,7 +453,7 @@ extension Registry {
     func delete(_ id: String, before version: UInt64) throws(SQLiteError) {
         try self.writer.statement("DELETE FROM fragments WHERE id = ? AND version < ?").bind(.text(id), .integer(Int64(version))).run()
         guard self.writer.changes > 0 else { return }
-        for table in ["fragment_tags", "repair_queue", "events"] {
+        for table in ["fragment_tags", "repair_queue", "events", "meanings"] {
             try self.writer.statement("DELETE FROM \(table) WHERE id = ?").bind(.text(id)).run()
         }
     }

@@ -1,3 +1,5 @@
+import CarmaEmbedding
+
 /// Where the store keeps its files and how much memory it may use.
 public struct StoreConfiguration: Sendable {
     /// Holds the registry (`registry.sqlite3`) and the primary log (`segments/`).
@@ -16,6 +18,8 @@ public struct StoreConfiguration: Sendable {
     public var segmentBytes: Int
     /// Events kept per fragment and cycle reports kept.
     public var retention: Retention
+    /// The built-in sentence encoder; nil: retrieval by words (and client vectors) only.
+    public var encoder: SentenceEncoder?
 
     /// - Parameters:
     ///   - dataDirectory: Created if missing.
@@ -34,8 +38,10 @@ public struct StoreConfiguration: Sendable {
         maxBatch: Int = 512,
         maxApplyBatch: Int = 8192,
         segmentBytes: Int = 64 << 20,
-        retention: Retention = Retention()
+        retention: Retention = Retention(),
+        encoder: SentenceEncoder? = nil
     ) {
+        self.encoder = encoder
         self.dataDirectory = dataDirectory
         self.redundancyDirectory = redundancyDirectory ?? "\(dataDirectory)/redundancy"
         self.cacheBytes = cacheBytes

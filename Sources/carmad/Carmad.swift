@@ -11,7 +11,7 @@ struct Carmad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "carmad",
         abstract: "CARMA fragment store: a self-healing store for memory fragments, served over HTTP.",
-        subcommands: [Serve.self, Reindex.self, Migrate.self, Faults.self],
+        subcommands: [Serve.self, Reindex.self, Migrate.self, Faults.self, Embed.self],
         defaultSubcommand: Serve.self)
 
     /// A usage error (an unknown flag, a value out of range, an unsafe combination) exits 2 with its
@@ -46,6 +46,11 @@ struct Serve: AsyncParsableCommand {
             "open file limit and connection limit",
             metadata: ["process.open_files_before": "\(files.before)", "process.open_files": "\(files.now)", "process.open_files_hard": "\(files.hard)",
                        "http.max_connections": "\(configuration.server.maxConnections)"])
+        if let encoder = configuration.store.encoder {
+            logger.info("embedding model loaded", metadata: ["embedding.model": "\(encoder.name)", "embedding.max_tokens": "\(encoder.maxTokens)"])
+        } else {
+            logger.warning("no embedding model (--embedding-model): queries rank by words and client vectors only, reconstruction by sketches")
+        }
         if let file = self.options.tokenFile, let mode = (try? FileManager.default.attributesOfItem(atPath: file))?[.posixPermissions] as? Int,
             mode & 0o077 != 0
         {

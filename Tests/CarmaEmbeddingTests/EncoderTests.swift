@@ -3,9 +3,9 @@ import Testing
 
 @testable import CarmaEmbedding
 
-/// The model directory: CARMA_EMBEDDING_MODEL, as the test command sets it after installing the
+/// The model directory: CARMA_TEST_EMBEDDING_MODEL, as the test command sets it after installing the
 /// model's package.
-private let modelDirectory = ProcessInfo.processInfo.environment["CARMA_EMBEDDING_MODEL"]
+private let modelDirectory = ProcessInfo.processInfo.environment["CARMA_TEST_EMBEDDING_MODEL"]
 
 @Suite("sentence encoder")
 struct EncoderTests {

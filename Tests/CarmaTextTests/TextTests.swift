@@ -50,7 +50,7 @@ struct TextTests {
             "c": "tar archives many files into one archive file",
         ]
         for (id, text) in texts.sorted(by: { $0.key < $1.key }) {
-            index.upsert(id: id, sketch: Sketch.make(text, idf: { _ in 1 }), tags: id == "c" ? ["archive"] : [], links: id == "a" ? ["c"] : [], embedding: nil)
+            index.upsert(document(id, text, tags: id == "c" ? ["archive"] : [], links: id == "a" ? ["c"] : []))
         }
         func query(_ text: String) -> [UInt32: Int] {
             var counts: [UInt32: Int] = [:]
@@ -58,12 +58,50 @@ struct TextTests {
             return counts
         }
         #expect(index.search(query("remote host commands"), k: 2).first?.id == "b")
-        #expect(index.search(query("files"), k: 3, accept: { _, tags in tags.contains("archive") }).map(\.id) == ["c"])
+        #expect(index.search(query("files"), k: 3, filter: TextIndex.Filter(tags: ["archive"])).map(\.id) == ["c"])
+        #expect(index.search(query("files"), k: 3, filter: TextIndex.Filter(excluded: ["c"])).map(\.id) == ["a"])
         #expect(index.backlinks("c") == ["a"])
         index.remove("b")
         #expect(index.search(query("remote host commands"), k: 2).isEmpty)
         #expect(index.count == 2)
         #expect(index.similar(to: Sketch.make("compress files with gzip", idf: { _ in 1 }).vector, k: 1).first?.id == "a")
+    }
+
+    @Test("BM25 reaches every word of the content, not only the sketch's")
+    func wholeContent() {
+        var index = TextIndex()
+        // A long text whose rare closing word is far from the sketch's most characteristic terms.
+        let filler = (0..<400).map { "word\($0 % 97) common text here" }.joined(separator: " ")
+        index.upsert(document("long", filler + " zanzibar"))
+        index.upsert(document("short", "nothing of the kind"))
+        var counts: [UInt32: Int] = [:]
+        for hash in Tokenizer.hashes("zanzibar") { counts[hash, default: 0] += 1 }
+        #expect(index.search(counts, k: 1).first?.id == "long")
+    }
+
+    @Test("meanings: nearest by cosine, only for the indexed version, filters by metadata terms")
+    func meanings() {
+        var index = TextIndex(meaningDimensions: 4)
+        let ops = MetadataTerm.hash(key: "team", value: "\"ops\"")
+        index.upsert(document("a", "alpha", version: 1, metadata: [ops]))
+        index.upsert(document("b", "beta", version: 2))
+        index.upsert(document("c", "gamma", version: 3))
+        let set = [
+            index.setMeaning("a", version: 1, TextIndex.quantize([1, 0, 0, 0])),
+            index.setMeaning("b", version: 2, TextIndex.quantize([0.9, 0.1, 0, 0])),
+            index.setMeaning("c", version: 2, TextIndex.quantize([0, 1, 0, 0])),
+            index.setMeaning("c", version: 3, [1, 2]),
+        ]
+        // Another version's meaning and a vector of the wrong size are refused.
+        #expect(set == [true, true, false, false])
+        #expect(index.meaningCount == 2)
+        let query = TextIndex.quantize([0.95, 0.05, 0, 0])
+        #expect(index.nearestMeaning(to: query, k: 3).map(\.id) == ["a", "b"] || index.nearestMeaning(to: query, k: 3).map(\.id) == ["b", "a"])
+        #expect(index.nearestMeaning(to: query, k: 3, filter: TextIndex.Filter(metadata: [ops])).map(\.id) == ["a"])
+        index.upsert(document("a", "alpha again", version: 4))
+        #expect(!index.hasMeaning("a", version: 4), "a new version waits for its own embedding")
+        #expect(index.meaningCount == 1)
+        #expect(TextIndex.unit(TextIndex.quantize([3, 4])).map { ($0 * 100).rounded() } == [60, 80])
     }
 
     @Test("similarity measures are 1 for identical texts and 0 for disjoint ones")
@@ -75,4 +113,11 @@ struct TextTests {
         let partial = TextSimilarity.rougeL("rsync copies files", text)
         #expect(partial > 0.5 && partial < 1)
     }
+}
+
+private func document(_ id: String, _ text: String, version: UInt64 = 1, tags: [String] = [], links: [String] = [], metadata: [UInt64] = []) -> TextIndex.Document {
+    let counted = Sketch.count(text)
+    return TextIndex.Document(
+        id: id, version: version, sketch: Sketch.make(text, idf: { _ in 1 }), terms: counted.counts, words: counted.words, tags: tags, links: links,
+        metadata: metadata, clientEmbedding: nil)
 }

@@ -1,0 +1,215 @@
+import CarmaEmbedding
+import CarmaJSON
+import CarmaText
+
+/// How `POST /query` ranks.
+public enum QueryMode: String, Sendable, CaseIterable {
+    /// Every signal the request and the store allow, fused (the default).
+    case hybrid
+    /// BM25 over the fragments' whole content.
+    case text
+    /// Meaning alone: the built-in model's embedding of the text, or the client's vector.
+    case vector
+}
+
+/// A ranking that contributed to a query's results.
+public enum QuerySignal: String, Sendable {
+    /// BM25 over the whole content.
+    case text
+    /// The built-in model's embedding of the query text against the fragments' embeddings.
+    case meaning
+    /// The client's vector against the vectors clients stored with their fragments.
+    case clientVector = "client_vector"
+}
+
+/// How several rankings become one.
+public enum QueryFusion: String, Sendable, CaseIterable {
+    /// Each ranking's scores scaled to [0, 1] (BM25 by its best, cosines as they are), then a
+    /// weighted sum.
+    case weighted
+    /// Reciprocal rank fusion (k = 60): scores ignored, ranks summed.
+    case rrf
+}
+
+public struct QueryRequest: Sendable {
+    public var text: String?
+    public var embedding: [Double]?
+    public var mode: QueryMode
+    public var k: Int
+    /// Every one of these tags.
+    public var tags: [String]
+    /// Only these statuses; nil: any.
+    public var statuses: Set<FragmentStatus>?
+    /// Top-level metadata members that must be equal (strings, numbers, booleans, null).
+    public var metadata: JSONObject
+    public var fusion: QueryFusion
+
+    public init(
+        text: String? = nil, embedding: [Double]? = nil, mode: QueryMode = .hybrid, k: Int = 10, tags: [String] = [],
+        statuses: Set<FragmentStatus>? = nil, metadata: JSONObject = [:], fusion: QueryFusion = .weighted
+    ) {
+        self.text = text
+        self.embedding = embedding
+        self.mode = mode
+        self.k = k
+        self.tags = tags
+        self.statuses = statuses
+        self.metadata = metadata
+        self.fusion = fusion
+    }
+}
+
+public struct QueryAnswer: Sendable {
+    public var hits: [FragmentStore.QueryHit]
+    /// The rankings used, in order of weight.
+    public var signals: [QuerySignal]
+    /// Set when more than one ranking was fused.
+    public var fusion: QueryFusion?
+    /// Why a signal was missing or partial (no model; fragments still waiting for an embedding).
+    public var notes: [String]
+}
+
+/// The built-in model's state, for `/readyz`, metrics and query responses.
+public struct MeaningStatus: Sendable {
+    /// The model's name; nil when carmad runs without one.
+    public var model: String?
+    public var dimensions: Int
+    /// Fragments with an embedding of their current version.
+    public var embedded: Int
+    /// Fragments waiting for the embedder.
+    public var backlog: Int
+    /// Embeddings computed since start-up.
+    public var computed: Int
+}
+
+extension FragmentStore {
+    /// A query result.
+    public struct QueryHit: Sendable {
+        public var id: String
+        public var score: Double
+        public var row: FragmentRow
+    }
+
+    /// Weights of the weighted fusion, by signal (measured with scripts/eval-retrieval.py).
+    static let fusionWeights: [QuerySignal: Double] = [.text: 0.5, .meaning: 0.5, .clientVector: 0.5]
+
+    /// Ranks fragments for a query. Waits (up to a second) until the text index holds every write
+    /// acknowledged before the call, so that a client finds what it just stored.
+    public func query(_ request: QueryRequest) throws(StoreError) -> QueryAnswer {
+        if let embedding = request.embedding {
+            if let dimension = self.embeddingDimension.withLock({ $0 }), embedding.count != dimension {
+                throw .invalid(field: "embedding", "this store's embeddings have \(dimension) dimensions, not \(embedding.count)")
+            }
+            if !FragmentInput.fitsFloat(embedding) {
+                throw .invalid(field: "embedding", "embedding values must be finite 32-bit floats")
+            }
+        }
+        let encoder = self.configuration.encoder
+        var signals: [QuerySignal] = []
+        var notes: [String] = []
+        switch request.mode {
+        case .text:
+            guard request.text != nil else { throw .invalid(field: "text", "mode text needs text") }
+            signals = [.text]
+        case .vector, .hybrid:
+            if request.mode == .hybrid, request.text != nil { signals.append(.text) }
+            if request.text != nil {
+                if encoder != nil {
+                    signals.append(.meaning)
+                } else {
+                    notes.append("no embedding model is loaded: the text was matched by its words only")
+                }
+            }
+            if request.embedding != nil { signals.append(.clientVector) }
+            guard !signals.isEmpty else {
+                throw .invalid(field: "mode", "mode vector needs an embedding, or text and the built-in embedding model (not loaded)")
+            }
+        }
+        let queryMeaning = signals.contains(.meaning) ? encoder.map { TextIndex.quantize($0.embed(request.text!)) } : nil
+        var counts: [UInt32: Int] = [:]
+        if signals.contains(.text), let text = request.text {
+            for hash in Tokenizer.hashes(text) { counts[hash, default: 0] += 1 }
+        }
+        let filter = self.filter(for: request)
+        let pool = max(request.k * 5, 100)
+        self.feed.waitForSubmitted(timeout: 1)
+        let (rankings, waiting): ([(QuerySignal, [TextIndex.Hit])], Int) = self.text.read { index in
+            let rankings: [(QuerySignal, [TextIndex.Hit])] = signals.map { signal in
+                switch signal {
+                case .text: (signal, index.search(counts, k: pool, filter: filter))
+                case .meaning: (signal, index.nearestMeaning(to: queryMeaning!, k: pool, filter: filter))
+                case .clientVector: (signal, index.nearest(to: request.embedding!.map(Float.init), k: pool, filter: filter))
+                }
+            }
+            return (rankings, index.count - index.meaningCount)
+        }
+        if signals.contains(.meaning), waiting > 0 {
+            notes.append("\(waiting) fragments are still waiting for their embedding and were matched by words only")
+        }
+        let fused = Self.fuse(rankings, fusion: request.fusion).prefix(request.k)
+        let rows = self.rows(fused.map(\.id))
+        let hits = zip(fused, rows).compactMap { hit, row in row.map { QueryHit(id: hit.id, score: hit.score, row: $0) } }
+        return QueryAnswer(hits: hits, signals: signals, fusion: rankings.count > 1 ? request.fusion : nil, notes: notes)
+    }
+
+    private func filter(for request: QueryRequest) -> TextIndex.Filter {
+        var filter = TextIndex.Filter(tags: Set(request.tags), metadata: Self.metadataTerms(request.metadata))
+        if let statuses = request.statuses {
+            filter.custom = { [self] id in
+                guard let status = self.state.withLock({ $0[id]?.row.status }) else { return false }
+                return statuses.contains(status)
+            }
+        }
+        return filter
+    }
+
+    /// One ranking from several, scores in [0, 1], ties by id.
+    static func fuse(_ rankings: [(QuerySignal, [TextIndex.Hit])], fusion: QueryFusion) -> [TextIndex.Hit] {
+        var combined: [String: Double] = [:]
+        let active = rankings.filter { !$0.1.isEmpty }
+        switch fusion {
+        case .weighted:
+            let total = active.reduce(0) { $0 + (fusionWeights[$1.0] ?? 0) }
+            for (signal, hits) in active {
+                let weight = (fusionWeights[signal] ?? 0) / max(total, 1e-12)
+                let best = signal == .text ? max(hits.first?.score ?? 1, 1e-12) : 1
+                for hit in hits {
+                    combined[hit.id, default: 0] += weight * min(1, max(0, hit.score / best))
+                }
+            }
+        case .rrf:
+            for (_, hits) in active {
+                for (rank, hit) in hits.enumerated() {
+                    combined[hit.id, default: 0] += 61.0 / Double(60 + rank + 1) / Double(active.count)
+                }
+            }
+        }
+        return combined.map { TextIndex.Hit(id: $0.key, score: $0.value) }
+            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+    }
+
+    // MARK: Meaning for context and reconstruction
+
+    /// The built-in model, if carmad runs with one.
+    public var encoder: SentenceEncoder? { self.configuration.encoder }
+
+    /// The kept meaning of a fragment (unit length), also while its text is lost.
+    public func meaning(of id: String) -> [Float]? {
+        self.text.read { $0.meaning(id) }.map(TextIndex.unit)
+    }
+
+    /// Fragments whose meanings are closest to `vector`, excluding `excluded`.
+    public func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
+        let quantized = TextIndex.quantize(vector)
+        return self.text.read { index in
+            index.nearestMeaning(to: quantized, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) }
+        }
+    }
+
+    public var meaningStatus: MeaningStatus {
+        let (dimensions, embedded) = self.text.read { ($0.meaningDimensions, $0.meaningCount) }
+        return MeaningStatus(
+            model: self.configuration.encoder?.name, dimensions: dimensions, embedded: embedded, backlog: self.meanings.backlog,
+            computed: self.meanings.embedded.load(ordering: .relaxed))
+    }
+}

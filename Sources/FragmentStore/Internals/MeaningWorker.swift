@@ -1,0 +1,71 @@
+import Foundation
+import Synchronization
+
+/// The queue of fragments waiting for the built-in model, and the thread that works it off. Ids are
+/// queued once however often they are written meanwhile; the worker looks up the version current
+/// when it gets to an id, so a burst of rewrites costs one embedding.
+///
+/// `@unchecked Sendable`: `order`, `queued` and `closed` are touched with `condition` locked.
+final class MeaningWorker: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var order: [String] = []
+    private var head = 0
+    private var queued: Set<String> = []
+    private var closed = false
+    /// Embeddings computed since start-up.
+    let embedded = Atomic<Int>(0)
+
+    func enqueue(_ ids: some Sequence<String>) {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        guard !self.closed else { return }
+        for id in ids where self.queued.insert(id).inserted {
+            self.order.append(id)
+        }
+        self.condition.signal()
+    }
+
+    /// Fragments waiting to be embedded.
+    var backlog: Int {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        return self.queued.count
+    }
+
+    /// Starts the worker thread; `work` embeds one fragment.
+    func start(work: @escaping @Sendable (String) -> Void) {
+        let thread = Thread { [self] in
+            while let id = self.next() {
+                work(id)
+            }
+        }
+        thread.name = "carma-embedder"
+        thread.start()
+    }
+
+    func stop() {
+        self.condition.lock()
+        self.closed = true
+        self.condition.broadcast()
+        self.condition.unlock()
+    }
+
+    private func next() -> String? {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        while self.head == self.order.count {
+            if self.closed { return nil }
+            self.condition.wait()
+        }
+        if self.closed { return nil }
+        let id = self.order[self.head]
+        self.head += 1
+        // Out of the set before the work: a write meanwhile queues the id again.
+        self.queued.remove(id)
+        if self.head > 4096, self.head * 2 > self.order.count {
+            self.order.removeFirst(self.head)
+            self.head = 0
+        }
+        return id
+    }
+}

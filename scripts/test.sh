@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+# The embedding model's tests and live tests read it from here; without it they would not run.
+CARMA_TEST_EMBEDDING_MODEL=$(scripts/model-path.sh)
+export CARMA_TEST_EMBEDDING_MODEL
 swift build --build-tests
 swift test --skip-build "$@"
 

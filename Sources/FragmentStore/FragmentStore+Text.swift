@@ -129,23 +129,12 @@ extension FragmentStore {
         } catch {
             self.logger.error("cannot load sketches or meanings; they will be computed again", metadata: ["error": "\(error)"])
         }
-        let rows = self.state.withLock { $0.rows(where: { _ in true }) }
+        // One sequential pass over the primary log (records matched to the rows they are current
+        // for), then whatever it did not find: blanks and damaged records, by their sketches.
+        var pending = Dictionary(uniqueKeysWithValues: self.state.withLock { $0.rows(where: { _ in true }) }.map { ($0.id, $0) })
         var loaded = 0
-        for chunk in stride(from: 0, to: rows.count, by: 512).map({ rows[$0..<min($0 + 512, rows.count)] }) {
-            var documents: [TextIndex.Document] = []
-            documents.reserveCapacity(chunk.count)
-            for row in chunk {
-                var document: TextIndex.Document?
-                if row.status != .blank, case .record(let bytes) = self.readServed(row), let record = FragmentRecord.decode(bytes) {
-                    document = self.document(id: row.id, version: row.version, input: record.input, storedSketch: sketches[row.id])
-                } else if let sketch = sketches[row.id] {
-                    // Unreadable now: its sketch's terms stand in for the content.
-                    document = TextIndex.Document(
-                        id: row.id, version: row.version, sketch: sketch, terms: nil, words: sketch.words, tags: row.tags, links: row.links,
-                        metadata: [], clientEmbedding: nil)
-                }
-                if let document { documents.append(document) }
-            }
+        var documents: [TextIndex.Document] = []
+        func flush() {
             loaded += documents.count
             self.text.write { index in
                 for document in documents where index.version(document.id) == nil {
@@ -155,7 +144,26 @@ extension FragmentStore {
                     }
                 }
             }
+            documents.removeAll(keepingCapacity: true)
         }
+        self.primaryLog.readThrough { header, body, location in
+            guard let row = pending[header.id], row.version == header.version, row.location == location, row.status != .blank,
+                let record = FragmentRecord.decode(body)
+            else { return }
+            pending[header.id] = nil
+            documents.append(self.document(id: row.id, version: row.version, input: record.input, storedSketch: sketches[row.id]))
+            if documents.count >= 512 { flush() }
+        }
+        for row in pending.values {
+            // Unreadable now: its sketch's terms stand in for the content.
+            guard let sketch = sketches[row.id] else { continue }
+            documents.append(
+                TextIndex.Document(
+                    id: row.id, version: row.version, sketch: sketch, terms: nil, words: sketch.words, tags: row.tags, links: row.links,
+                    metadata: [], clientEmbedding: nil))
+            if documents.count >= 512 { flush() }
+        }
+        flush()
         self.logger.info(
             "text index loaded",
             metadata: ["text.fragments": "\(loaded)", "text.meanings": "\(stored.count)", "text.load_ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))"])

@@ -45,6 +45,9 @@ public final class ServerProcess: @unchecked Sendable {
         self.process.executableURL = URL(fileURLWithPath: Self.carmadPath)
         self.process.arguments = self.arguments
         var env = ProcessInfo.processInfo.environment
+        // A model in the developer's environment would make every test server embed in the
+        // background; tests that want one pass --embedding-model.
+        env["CARMA_EMBEDDING_MODEL"] = nil
         for (key, value) in environment { env[key] = value }
         self.process.environment = env
         let log = FileHandle(forWritingAtPath: self.logPath)!

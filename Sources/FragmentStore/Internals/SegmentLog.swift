@@ -395,6 +395,22 @@ final class SegmentLog: Sendable {
         return (records, damaged)
     }
 
+    /// Every intact record of every segment, each segment read whole with a descriptor of its own
+    /// that is closed again: for one-off passes (the start-up text-index load) that should leave the
+    /// readers' descriptors as they were. Unreadable segments are skipped.
+    func readThrough(_ body: (LogRecord.Header, [UInt8], LogLocation) -> Void) {
+        for segment in self.segments {
+            guard let bytes = try? FileSystem.read(self.path(segment)) else { continue }
+            bytes.withUnsafeBytes { buffer in
+                _ = Self.walk(buffer) { offset, walked in
+                    if case .record(let header, let recordBody) = walked {
+                        body(header, recordBody, LogLocation(segment: segment, offset: UInt64(offset)))
+                    }
+                }
+            }
+        }
+    }
+
     // MARK: Space
 
     /// Counts a record as live (at start-up, and when the index points at a new record).

@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Retrieval quality of carmad's POST /query (modes text, vector, hybrid) against two baselines the
+script computes itself, on query sets built from the project's man-page corpus.
+
+Corpus: whole man pages drawn at random (seeded) until about --fragments fragments. The NAME line
+("ls - list directory contents") is taken out of the stored text, so that the questions built from it
+are not found by copying.
+
+Query sets (each --queries queries, seeded):
+  what-it-does  the NAME line's description ("list directory contents"); any fragment of the page
+                counts as the answer. Meaning, in other words than the page's.
+  known-item    8 consecutive words of one fragment; that fragment is the answer.
+  keywords      the 3 words of one fragment that are rarest in the corpus (each in at least 2
+                fragments); that fragment is the answer. What someone remembers of a note.
+
+Baselines, computed here: BM25 (k1 1.2, b 0.75, lower-cased alphanumeric words) over the same stored
+texts, and dense-only cosine over embeddings from `carmad embed` (the same model; its output matches
+the numpy reference scripts/minilm.py). Metrics: hit@1, hit@10, MRR (reciprocal rank of the first
+answer within the top 10).
+
+    scripts/eval-retrieval.py --carmad .build/release/carmad --model DIR [--out bench-results/retrieval.json]
+"""
+
+import argparse
+import collections
+import json
+import math
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORD = re.compile(r"[a-z0-9]+")
+NAME_LINE = re.compile(r"^NAME\n(.+?) - (.+?)\n", re.S)
+
+
+def words(text):
+    return WORD.findall(text.lower())
+
+
+def build_corpus(path, target, seed):
+    pages = collections.OrderedDict()
+    for line in open(path, encoding="utf-8"):
+        fragment = json.loads(line)
+        key = (fragment["metadata"]["section"], fragment["metadata"]["page"])
+        pages.setdefault(key, []).append(fragment)
+    keys = list(pages)
+    random.Random(seed).shuffle(keys)
+    documents, descriptions = [], {}
+    for key in keys:
+        if len(documents) >= target:
+            break
+        page_ids = [f["id"] for f in pages[key]]
+        for fragment in pages[key]:
+            content = fragment["content"]
+            match = NAME_LINE.match(content)
+            if match:
+                description = match.group(2).strip()
+                if len(words(description)) >= 3:
+                    descriptions[key] = (description, set(page_ids))
+                content = content[match.end():].lstrip("\n")
+            if not content.strip():
+                content = fragment["metadata"]["heading"].lower()
+            documents.append({"id": fragment["id"], "content": content, "tags": fragment["tags"], "links": fragment["links"],
+                              "metadata": fragment["metadata"]})
+    return documents, descriptions
+
+
+def query_sets(documents, descriptions, count, seed):
+    rng = random.Random(seed + 1)
+    sets = {}
+    items = sorted(descriptions.items())
+    rng.shuffle(items)
+    sets["what-it-does"] = [(description, ids) for _, (description, ids) in items[:count]]
+
+    long_enough = [d for d in documents if len(d["content"].split()) >= 30]
+    known = []
+    for document in rng.sample(long_enough, min(count, len(long_enough))):
+        tokens = document["content"].split()
+        start = rng.randrange(0, len(tokens) - 8)
+        known.append((" ".join(tokens[start:start + 8]), {document["id"]}))
+    sets["known-item"] = known
+
+    frequency = collections.Counter()
+    for document in documents:
+        frequency.update(set(words(document["content"])))
+    keywords = []
+    for document in rng.sample(long_enough, min(count, len(long_enough))):
+        candidates = sorted({w for w in words(document["content"]) if frequency[w] >= 2 and len(w) > 2 and not w.isdigit()},
+                            key=lambda w: (frequency[w], w))
+        if len(candidates) >= 3:
+            keywords.append((" ".join(candidates[:3]), {document["id"]}))
+    sets["keywords"] = keywords
+    return sets
+
+
+class BM25:
+    def __init__(self, documents, k1=1.2, b=0.75):
+        self.ids = [d["id"] for d in documents]
+        self.k1, self.b = k1, b
+        self.postings = collections.defaultdict(list)
+        self.lengths = []
+        for slot, document in enumerate(documents):
+            counts = collections.Counter(words(document["content"]))
+            self.lengths.append(sum(counts.values()))
+            for term, tf in counts.items():
+                self.postings[term].append((slot, tf))
+        self.average = sum(self.lengths) / max(1, len(self.lengths))
+
+    def rank(self, query, k=10):
+        n = len(self.ids)
+        scores = collections.defaultdict(float)
+        for term, qtf in collections.Counter(words(query)).items():
+            postings = self.postings.get(term, [])
+            idf = math.log(1 + (n - len(postings) + 0.5) / (len(postings) + 0.5))
+            for slot, tf in postings:
+                norm = self.k1 * (1 - self.b + self.b * self.lengths[slot] / self.average)
+                scores[slot] += idf * qtf * tf * (self.k1 + 1) / (tf + norm)
+        best = sorted(scores.items(), key=lambda item: (-item[1], self.ids[item[0]]))[:k]
+        return [self.ids[slot] for slot, _ in best]
+
+
+def embed(carmad, model, texts, max_tokens):
+    process = subprocess.run([carmad, "embed", "--model", model, "--max-tokens", str(max_tokens)],
+                             input="".join(json.dumps(t) + "\n" for t in texts), capture_output=True, text=True, check=True)
+    return np.array([json.loads(line) for line in process.stdout.splitlines()], dtype=np.float32)
+
+
+def scores(rankings, answers):
+    hit1 = hit10 = rr = 0.0
+    for ranking, relevant in zip(rankings, answers):
+        for rank, id in enumerate(ranking[:10]):
+            if id in relevant:
+                hit10 += 1
+                rr += 1.0 / (rank + 1)
+                if rank == 0:
+                    hit1 += 1
+                break
+    n = max(1, len(answers))
+    return {"hit@1": round(hit1 / n, 3), "hit@10": round(hit10 / n, 3), "mrr": round(rr / n, 3)}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(port, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read() or b"null")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--carmad", default=os.path.join(ROOT, ".build/release/carmad"))
+    parser.add_argument("--model", default=os.environ.get("CARMA_EMBEDDING_MODEL"))
+    parser.add_argument("--corpus", default=os.path.join(ROOT, "corpus/manpages-full.jsonl"))
+    parser.add_argument("--fragments", type=int, default=4000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench-results/retrieval.json"))
+    parser.add_argument("--keep", help="keep the store in this directory")
+    args = parser.parse_args()
+    if not args.model:
+        sys.exit("give --model DIR or set CARMA_EMBEDDING_MODEL")
+
+    documents, descriptions = build_corpus(args.corpus, args.fragments, args.seed)
+    sets = query_sets(documents, descriptions, args.queries, args.seed)
+    print("corpus: %d fragments from %d pages; queries: %s" % (
+        len(documents), len({(d["metadata"]["section"], d["metadata"]["page"]) for d in documents}),
+        ", ".join("%s %d" % (name, len(q)) for name, q in sets.items())), file=sys.stderr)
+
+    data = args.keep or tempfile.mkdtemp(prefix="carma-eval-")
+    port = free_port()
+    log = open(os.path.join(data, "carmad.log") if args.keep else os.devnull, "w")
+    server = subprocess.Popen([args.carmad, "--data-dir", os.path.join(data, "store"), "--port", str(port), "--log-level", "warning",
+                               "--embedding-model", args.model, "--embedding-max-tokens", str(args.max_tokens),
+                               "--dream-interval", "86400", "--dream-max-interval", "86400"], stdout=log, stderr=log)
+    try:
+        for _ in range(300):
+            try:
+                call(port, "GET", "/healthz")
+                break
+            except Exception:
+                time.sleep(0.1)
+        started = time.time()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda d: call(port, "PUT", "/fragments/" + d["id"],
+                                         {"content": d["content"], "tags": d["tags"], "links": d["links"], "metadata": d["metadata"]}),
+                          documents))
+        put_seconds = time.time() - started
+
+        # The dense baseline embeds beside carmad's own background embedder (two processes, two cores).
+        baseline = {}
+        def dense_baseline():
+            started = time.time()
+            matrix = embed(args.carmad, args.model, [d["content"] for d in documents], args.max_tokens)
+            baseline["documents"] = matrix
+            baseline["seconds"] = time.time() - started
+        thread = threading.Thread(target=dense_baseline)
+        thread.start()
+        backlog_started = time.time()
+        while True:
+            ready = call(port, "GET", "/readyz")["retrieval"]
+            if ready["text_index_ready"] and ready["embedding_backlog"] == 0 and ready["embedded"] >= len(documents):
+                break
+            time.sleep(1)
+        drain_seconds = time.time() - backlog_started
+        thread.join()
+
+        bm25 = BM25(documents)
+        ids = [d["id"] for d in documents]
+        results = {"fragments": len(documents), "queries": {name: len(q) for name, q in sets.items()}, "put_seconds": round(put_seconds, 1),
+                   "embedding": {"carmad_backlog_drain_seconds": round(drain_seconds, 1),
+                                 "baseline_fragments_per_second": round(len(documents) / baseline["seconds"], 1),
+                                 "max_tokens": args.max_tokens},
+                   "sets": {}}
+        for name, queries in sets.items():
+            texts = [q for q, _ in queries]
+            answers = [a for _, a in queries]
+            query_vectors = embed(args.carmad, args.model, texts, args.max_tokens)
+            similarity = query_vectors @ baseline["documents"].T
+            dense = [[ids[i] for i in np.argsort(-row, kind="stable")[:10]] for row in similarity]
+            row = {"bm25 baseline": scores([bm25.rank(q) for q in texts], answers), "dense baseline": scores(dense, answers)}
+            for mode, fusion in (("text", None), ("vector", None), ("hybrid", "weighted"), ("hybrid", "rrf")):
+                rankings, took = [], []
+                for text in texts:
+                    body = {"text": text, "k": 10, "mode": mode}
+                    if fusion:
+                        body["fusion"] = fusion
+                    answer = call(port, "POST", "/query", body)
+                    rankings.append([r["id"] for r in answer["results"]])
+                    took.append(answer["took_ms"])
+                label = "carmad " + mode + (" (%s)" % fusion if fusion else "")
+                row[label] = scores(rankings, answers)
+                row[label]["server_p50_ms"] = round(sorted(took)[len(took) // 2], 2)
+            results["sets"][name] = row
+    finally:
+        server.terminate()
+        server.wait()
+        if not args.keep:
+            shutil.rmtree(data, ignore_errors=True)
+
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
+    print("| query set | ranking | hit@1 | hit@10 | MRR |")
+    print("|---|---|---|---|---|")
+    for name, row in results["sets"].items():
+        for label, value in row.items():
+            print("| %s | %s | %.3f | %.3f | %.3f |" % (name, label, value["hit@1"], value["hit@10"], value["mrr"]))
+    e = results["embedding"]
+    print("\n%d fragments; carmad's background embedder drained its backlog in %.0f s; the baseline embedded %.1f fragments/s" % (
+        results["fragments"], e["carmad_backlog_drain_seconds"], e["baseline_fragments_per_second"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -153,7 +153,7 @@ public final class SentenceEncoder: Sendable {
                         qkv.baseAddress! + h + head * headSize, Int32(3 * h), 0, scores.baseAddress!, Int32(n))
                 }
             }
-            Self.softmaxRows(&s.scores, rows: n, columns: n)
+            s.scores.withUnsafeMutableBufferPointer { VectorMath.softmaxRows($0, rows: n, columns: n) }
             s.qkv.withUnsafeBufferPointer { qkv in
                 s.scores.withUnsafeBufferPointer { scores in
                     s.context.withUnsafeMutableBufferPointer { context in
@@ -169,10 +169,7 @@ public final class SentenceEncoder: Sendable {
         for index in 0..<(n * h) { x[index] += s.projected[index] }
         self.layerNorm(&x, rows: n, layer.attentionNorm)
         Self.linear(x, rows: n, inputs: h, weights: layer.intermediate, bias: layer.intermediateBias, outputs: inner, into: &s.intermediate)
-        for index in 0..<(n * inner) {
-            let value = s.intermediate[index]
-            s.intermediate[index] = 0.5 * value * (1 + erff(value * 0.70710678118654752))
-        }
+        s.intermediate.withUnsafeMutableBufferPointer { VectorMath.gelu(UnsafeMutableBufferPointer(rebasing: $0[0..<(n * inner)])) }
         Self.linear(s.intermediate, rows: n, inputs: inner, weights: layer.output, bias: layer.outputBias, outputs: h, into: &s.projected)
         for index in 0..<(n * h) { x[index] += s.projected[index] }
         self.layerNorm(&x, rows: n, layer.outputNorm)
@@ -190,23 +187,6 @@ public final class SentenceEncoder: Sendable {
                         CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outputs), Int32(inputs), 1,
                         a.baseAddress!, Int32(inputs), b.baseAddress!, Int32(inputs), 1, out.baseAddress!, Int32(outputs))
                 }
-            }
-        }
-    }
-
-    private static func softmaxRows(_ values: inout [Float], rows: Int, columns: Int) {
-        values.withUnsafeMutableBufferPointer { v in
-            for row in 0..<rows {
-                let base = row * columns
-                var largest = -Float.infinity
-                for c in 0..<columns { largest = max(largest, v[base + c]) }
-                var sum: Float = 0
-                for c in 0..<columns {
-                    let e = expf(v[base + c] - largest)
-                    v[base + c] = e
-                    sum += e
-                }
-                for c in 0..<columns { v[base + c] /= sum }
             }
         }
     }

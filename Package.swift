@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "carma",
             dependencies: [
-                "CarmaClient", "CarmaFaults", "CarmaJSON", "CarmaText",
+                "CarmaClient", "CarmaEmbedding", "CarmaFaults", "CarmaJSON", "CarmaText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

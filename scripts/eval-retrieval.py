@@ -187,6 +187,7 @@ def main():
         ", ".join("%s %d" % (name, len(q)) for name, q in sets.items())), file=sys.stderr)
 
     data = args.keep or tempfile.mkdtemp(prefix="carma-eval-")
+    os.makedirs(data, exist_ok=True)
     port = free_port()
     log = open(os.path.join(data, "carmad.log") if args.keep else os.devnull, "w")
     server = subprocess.Popen([args.carmad, "--data-dir", os.path.join(data, "store"), "--port", str(port), "--log-level", "warning",

@@ -27,7 +27,7 @@ public final class CarmaService: Sendable {
         self.metrics = metrics
         self.foreground = Foreground(onRequest: { metrics.requestFinished(route: $0, method: $1, status: $2, duration: $3) })
         self.engine = DreamEngine(
-            store: self.store, configuration: configuration.dream, reconstructor: ContextReconstructor(), foreground: self.foreground, observer: metrics,
+            store: self.store, configuration: configuration.dream, reconstructor: configuration.dream.reconstruction.reconstructor, foreground: self.foreground, observer: metrics,
             logger: logger)
         let server = HTTPServer(configuration: configuration.server, router: self.makeRouter(), observer: self.foreground, logger: logger)
         self.foreground.attach(server)

@@ -37,25 +37,10 @@ public struct ContextReconstructor: Reconstructor {
 
     public func reconstruct(_ target: RepairTarget, from store: any ContextSource) -> RebuiltFragment? {
         guard let sketch = store.sketch(of: target.id), !sketch.terms.isEmpty else { return nil }
-        var weights: [UInt32: Double] = [:]
-        for term in sketch.terms { weights[term.hash] = Double(term.count) * max(store.idf(term.hash), 0.05) }
+        let weights = self.termWeights(sketch, store: store)
         let totalWeight = weights.values.reduce(0, +)
         guard totalWeight > 0 else { return nil }
-
-        let candidates = self.candidates(for: target, sketch: sketch, store: store)
-        var sources: [(id: String, prior: Double)] = []
-        var sentences: [Sentence] = []
-        for candidate in candidates {
-            guard sources.count < self.maxSources, sentences.count < self.maxSentences else { break }
-            guard let (content, status) = store.content(candidate.id), status == .ok else { continue }
-            let index = sources.count
-            sources.append((candidate.id, candidate.prior))
-            for (position, text) in Tokenizer.sentences(content).enumerated() where sentences.count < self.maxSentences {
-                let terms = Set(Tokenizer.hashes(text))
-                guard !terms.isEmpty else { continue }
-                sentences.append(Sentence(source: index, position: position, text: text, terms: terms, bytes: text.utf8.count))
-            }
-        }
+        let (sources, sentences) = self.sentences(of: self.candidates(for: target, sketch: sketch, store: store), store: store)
         guard !sentences.isEmpty else { return nil }
 
         // Greedy selection by marginal weighted coverage per square root of length.
@@ -100,6 +85,31 @@ public struct ContextReconstructor: Reconstructor {
         let cosine = max(0, Sketch.cosine(rebuilt.vector, sketch.vector))
         let confidence = min(1, max(0, 0.5 * coverage + 0.5 * cosine))
         return RebuiltFragment(content: text, confidence: confidence, sources: contributors, method: self.method)
+    }
+
+    /// The sketch's terms weighted by count and inverse document frequency.
+    func termWeights(_ sketch: Sketch, store: any ContextSource) -> [UInt32: Double] {
+        var weights: [UInt32: Double] = [:]
+        for term in sketch.terms { weights[term.hash] = Double(term.count) * max(store.idf(term.hash), 0.05) }
+        return weights
+    }
+
+    /// The sentences of the `ok` candidates, in order of trust, within `maxSources` and `maxSentences`.
+    func sentences(of candidates: [Candidate], store: any ContextSource) -> (sources: [(id: String, prior: Double)], sentences: [Sentence]) {
+        var sources: [(id: String, prior: Double)] = []
+        var sentences: [Sentence] = []
+        for candidate in candidates {
+            guard sources.count < self.maxSources, sentences.count < self.maxSentences else { break }
+            guard let (content, status) = store.content(candidate.id), status == .ok else { continue }
+            let index = sources.count
+            sources.append((candidate.id, candidate.prior))
+            for (position, text) in Tokenizer.sentences(content).enumerated() where sentences.count < self.maxSentences {
+                let terms = Set(Tokenizer.hashes(text))
+                guard !terms.isEmpty else { continue }
+                sentences.append(Sentence(source: index, position: position, text: text, terms: terms, bytes: text.utf8.count))
+            }
+        }
+        return (sources, sentences)
     }
 
     /// Candidate sources with a prior weight, deduplicated (highest prior wins), most trusted first.

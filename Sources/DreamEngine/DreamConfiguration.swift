@@ -25,6 +25,8 @@ public struct DreamConfiguration: Sendable {
     public var retryCap: Double
     /// Below this confidence a reconstruction is not accepted: the fragment stays blank.
     public var confidenceFloor: Double
+    /// How fragments without an exact copy are rebuilt.
+    public var reconstruction: ReconstructionMethod = .meaning
     /// Tickets taken from the queue at a time (restored together in one group commit).
     public var batchSize: Int
 
@@ -94,5 +96,19 @@ public struct CycleBudget: Sendable, Equatable {
 extension DreamConfiguration {
     public var defaultBudget: CycleBudget {
         CycleBudget(maxRepairs: self.maxRepairsPerCycle, maxSeconds: self.maxCycleSeconds, scrubFragments: self.scrubPerCycle)
+    }
+}
+
+/// The tier-3 method: aimed at the lost fragment's kept embedding (falling back to its sketch when it
+/// has none), or at its sketch alone (the method before embeddings; kept for comparison).
+public enum ReconstructionMethod: String, Sendable, CaseIterable {
+    case meaning
+    case sketch
+
+    public var reconstructor: any Reconstructor {
+        switch self {
+        case .meaning: MeaningReconstructor()
+        case .sketch: ContextReconstructor()
+        }
     }
 }

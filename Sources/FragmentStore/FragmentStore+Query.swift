@@ -206,6 +206,11 @@ extension FragmentStore {
         }
     }
 
+    /// The model's embedding of a text; nil without a model.
+    public func embed(_ text: String) -> [Float]? {
+        self.configuration.encoder?.embed(text)
+    }
+
     public var meaningStatus: MeaningStatus {
         let (dimensions, embedded) = self.text.read { ($0.meaningDimensions, $0.meaningCount) }
         return MeaningStatus(

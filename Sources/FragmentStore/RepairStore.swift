@@ -56,6 +56,19 @@ public protocol ContextSource: AnyObject, Sendable {
     func rows(_ ids: [String]) -> [FragmentRow?]
     func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)]
     func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)]
+    /// The kept meaning (the model's embedding, unit length) of a fragment, also while it is lost;
+    /// nil without a model or before it was embedded.
+    func meaning(of id: String) -> [Float]?
+    /// Fragments whose meanings are closest to `vector`.
+    func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)]
+    /// The model's embedding of a text (unit length); nil without a model.
+    func embed(_ text: String) -> [Float]?
+}
+
+extension ContextSource {
+    public func meaning(of id: String) -> [Float]? { nil }
+    public func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
+    public func embed(_ text: String) -> [Float]? { nil }
 }
 
 extension RepairStore {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CarmaClient
+import CarmaEmbedding
 import CarmaFaults
 import CarmaJSON
 import CarmaText
@@ -32,6 +33,7 @@ struct Experiment: ParsableCommand {
     @Option(help: "Seed for every random choice.") var seed: UInt64 = 42
     @Flag(help: "The corpus is already loaded; do not PUT it again.") var skipLoad = false
     @Option(help: "Seconds to wait for the dream cycle.") var dreamTimeout = 3600.0
+    @Option(help: "Model directory: reconstructions and baselines are also compared by meaning (the model's cosine to the original).") var embeddingModel: String?
 
     func validate() throws {
         guard (0...1).contains(self.deleteShare), (0...1).contains(self.corruptShare), self.deleteShare + self.corruptShare <= 1 else {
@@ -68,6 +70,10 @@ struct Experiment: ParsableCommand {
             guard failed == 0 else { throw ValidationError("loading failed for \(failed) fragments: \(result.failures.prefix(3))") }
             log("loaded in \(String(format: "%.1f", result.seconds)) s")
         }
+        // A server with a model embeds in the background: damage only once every fragment's meaning
+        // is kept, so that reconstruction can aim at it.
+        try Self.waitForEmbeddings(api)
+        let encoder = try self.embeddingModel.map { try SentenceEncoder(directory: $0) }
 
         // 2. Choose the damage (deterministic for a seed).
         var random = SplitMix(seed: self.seed)
@@ -180,17 +186,19 @@ struct Experiment: ParsableCommand {
                 outcome.tokenF1 = TextSimilarity.tokenF1(content, original)
                 outcome.rougeL = TextSimilarity.rougeL(content, original)
                 outcome.sketchCosine = TextSimilarity.sketchCosine(content, original)
+                outcome.meaningCosine = encoder.map { Self.meaningCosine($0, content, original) }
+                outcome.method = json["method"]?.stringValue
                 outcome.confidence = json["confidence"]?.doubleValue
                 outcome.sources = json["sources"]?.arrayValue?.compactMap(\.stringValue) ?? []
                 // Two baselines, scored the same way: a fixed template naming the fragment and its links
                 // (what an earlier prototype answered), and a copy of the most similar surviving fragment.
                 let template = "Fragment \(id) (lost; linked to \((links[id] ?? []).joined(separator: ", ")))."
-                outcome.baselines["template"] = Self.scores(template, original)
+                outcome.baselines["template"] = Self.scores(template, original, encoder)
                 let context = try api.json("/fragments/\(id)/context?k=10")
                 if let nearest = context["similar"]?.arrayValue?.first(where: { $0["status"] == "ok" })?["id"]?.stringValue,
                     let copy = originals[nearest]
                 {
-                    outcome.baselines["copy_most_similar"] = Self.scores(copy, original)
+                    outcome.baselines["copy_most_similar"] = Self.scores(copy, original, encoder)
                 }
             }
             let history = try api.json("/fragments/\(id)/history")
@@ -228,11 +236,33 @@ struct Experiment: ParsableCommand {
         ]
     }
 
-    static func scores(_ candidate: String, _ original: String) -> [String: Double] {
-        [
+    static func scores(_ candidate: String, _ original: String, _ encoder: SentenceEncoder?) -> [String: Double] {
+        var scores = [
             "token_f1": TextSimilarity.tokenF1(candidate, original), "rouge_l": TextSimilarity.rougeL(candidate, original),
             "sketch_cosine": TextSimilarity.sketchCosine(candidate, original),
         ]
+        if let encoder { scores["meaning_cosine"] = Self.meaningCosine(encoder, candidate, original) }
+        return scores
+    }
+
+    /// The cosine of the model's embeddings of two texts.
+    static func meaningCosine(_ encoder: SentenceEncoder, _ a: String, _ b: String) -> Double {
+        Double(zip(encoder.embed(a), encoder.embed(b)).reduce(0) { $0 + $1.0 * $1.1 })
+    }
+
+    /// Waits until the server's background embedder has no backlog (at once for a server without a model).
+    static func waitForEmbeddings(_ api: CarmaAPI) throws {
+        var announced = false
+        while true {
+            let retrieval = try api.json("/readyz")["retrieval"]
+            guard retrieval?["embedding_model"]?.stringValue != nil else { return }
+            if retrieval?["text_index_ready"] == true, retrieval?["embedding_backlog"] == 0 { return }
+            if !announced {
+                log("waiting for the server to embed every fragment (backlog \(retrieval?["embedding_backlog"]?.intValue ?? 0))")
+                announced = true
+            }
+            Thread.sleep(forTimeInterval: 1)
+        }
     }
 
     static func parseTime(_ text: String) -> Date? {
@@ -455,6 +485,10 @@ struct FragmentOutcome {
     var tokenF1: Double?
     var rougeL: Double?
     var sketchCosine: Double?
+    /// The model's cosine between the rebuilt text and the original (with --embedding-model).
+    var meaningCosine: Double?
+    /// The reconstruction method the server recorded.
+    var method: String?
     var confidence: Double?
     var sources: [String] = []
     var secondsToRecover: Double?

@@ -107,7 +107,7 @@ struct ExperimentReport {
         var baselines = JSONObject()
         for name in ["template", "copy_most_similar"] {
             var measures = JSONObject()
-            for measure in ["token_f1", "rouge_l", "sketch_cosine"] {
+            for measure in ["token_f1", "rouge_l", "sketch_cosine", "meaning_cosine"] {
                 measures[measure] = Self.distribution(rebuilt.compactMap { $0.baselines[name]?[measure] })
             }
             baselines[name] = .object(measures)
@@ -117,7 +117,10 @@ struct ExperimentReport {
             "token_f1": Self.distribution(rebuilt.compactMap(\.tokenF1)),
             "rouge_l": Self.distribution(rebuilt.compactMap(\.rougeL)),
             "sketch_cosine": Self.distribution(rebuilt.compactMap(\.sketchCosine)),
+            "meaning_cosine": Self.distribution(rebuilt.compactMap(\.meaningCosine)),
             "confidence": Self.distribution(rebuilt.compactMap(\.confidence)),
+            "methods": .object(JSONObject(Dictionary(grouping: rebuilt.compactMap(\.method), by: { $0 }).sorted { $0.key < $1.key }.map { ($0.key, JSONValue.number(Double($0.value.count))) })),
+            "calibration": Self.calibration(rebuilt),
             "baselines": .object(baselines),
         ]
         object["integrity"] = [
@@ -134,6 +137,8 @@ struct ExperimentReport {
             if let value = outcome.tokenF1 { entry["token_f1"] = .number(Self.round(value)) }
             if let value = outcome.rougeL { entry["rouge_l"] = .number(Self.round(value)) }
             if let value = outcome.sketchCosine { entry["sketch_cosine"] = .number(Self.round(value)) }
+            if let value = outcome.meaningCosine { entry["meaning_cosine"] = .number(Self.round(value)) }
+            if let value = outcome.method { entry["method"] = .string(value) }
             if let value = outcome.confidence { entry["confidence"] = .number(value) }
             if !outcome.sources.isEmpty { entry["sources"] = JSONValue(outcome.sources) }
             if let value = outcome.secondsToRecover { entry["seconds_to_recover"] = .number(Self.round(value)) }
@@ -154,6 +159,7 @@ struct ExperimentReport {
             return "| \(candidate.name.replacingOccurrences(of: "_", with: " ")) | \(Self.int(entry?["queries"])) | \(Self.int(entry?["blank_stubs"])) | \(Self.int(entry?["reconstructions"])) | \(Self.int(entry?["errors"])) | \(Self.num(latency?["p50_ms"])) | \(Self.num(latency?["p99_ms"])) |"
         }.joined(separator: "\n")
         let similarity = object["similarity"]
+        let methodNames = Set(rebuilt.compactMap(\.method)).sorted().joined(separator: ", ")
         self.headline = """
             | figure | value |
             |---|---|
@@ -177,11 +183,13 @@ struct ExperimentReport {
 
             ## Reconstructions against two baselines (mean over the \(rebuilt.count) reconstructed fragments)
 
-            | method | token F1 | ROUGE-L | sketch cosine |
-            |---|---|---|---|
-            | context-extractive-v1 (this store) | \(Self.num(similarity?["token_f1"]?["mean"])) | \(Self.num(similarity?["rouge_l"]?["mean"])) | \(Self.num(similarity?["sketch_cosine"]?["mean"])) |
-            | fixed template naming the fragment | \(Self.num(similarity?["baselines"]?["template"]?["token_f1"]?["mean"])) | \(Self.num(similarity?["baselines"]?["template"]?["rouge_l"]?["mean"])) | \(Self.num(similarity?["baselines"]?["template"]?["sketch_cosine"]?["mean"])) |
-            | copy of the most similar surviving fragment | \(Self.num(similarity?["baselines"]?["copy_most_similar"]?["token_f1"]?["mean"])) | \(Self.num(similarity?["baselines"]?["copy_most_similar"]?["rouge_l"]?["mean"])) | \(Self.num(similarity?["baselines"]?["copy_most_similar"]?["sketch_cosine"]?["mean"])) |
+            | method | token F1 | ROUGE-L | sketch cosine | meaning cosine |
+            |---|---|---|---|---|
+            | \(methodNames) (this store) | \(Self.measures(similarity))
+            | fixed template naming the fragment | \(Self.measures(similarity?["baselines"]?["template"]))
+            | copy of the most similar surviving fragment | \(Self.measures(similarity?["baselines"]?["copy_most_similar"]))
+
+            Confidence against the real token F1 (calibration, by confidence band): \(Self.calibrationLine(similarity?["calibration"]))
 
             ## Foreground latency by phase
 
@@ -206,6 +214,38 @@ struct ExperimentReport {
         try Data(Pretty.print(self.json).utf8).write(to: URL(fileURLWithPath: "\(directory)/report.json"))
         try Data(self.markdown.utf8).write(to: URL(fileURLWithPath: "\(directory)/report.md"))
         try Data(self.latencySVG.utf8).write(to: URL(fileURLWithPath: "\(directory)/latency.svg"))
+    }
+
+    /// "token F1 | ROUGE-L | sketch cosine | meaning cosine |" means of one method's measures.
+    static func measures(_ object: JSONValue?) -> String {
+        ["token_f1", "rouge_l", "sketch_cosine", "meaning_cosine"].map { " \(Self.num(object?[$0]?["mean"])) |" }.joined()
+    }
+
+    /// Mean confidence and mean real token F1 of the reconstructions, by confidence band, and the mean
+    /// absolute gap between confidence and token F1 over all of them.
+    static func calibration(_ rebuilt: [FragmentOutcome]) -> JSONValue {
+        let pairs = rebuilt.compactMap { outcome in outcome.confidence.flatMap { c in outcome.tokenF1.map { (c, $0) } } }
+        guard !pairs.isEmpty else { return .null }
+        var bands: [JSONValue] = []
+        for low in stride(from: 0.0, to: 1.0, by: 0.2) {
+            let band = pairs.filter { $0.0 >= low && ($0.0 < low + 0.2 || low >= 0.8) }
+            guard !band.isEmpty else { continue }
+            bands.append([
+                "confidence_from": .number(low), "count": .number(Double(band.count)),
+                "mean_confidence": .number(Self.round(band.map(\.0).reduce(0, +) / Double(band.count))),
+                "mean_token_f1": .number(Self.round(band.map(\.1).reduce(0, +) / Double(band.count))),
+            ])
+        }
+        let gap = pairs.map { abs($0.0 - $0.1) }.reduce(0, +) / Double(pairs.count)
+        return ["mean_absolute_gap": .number(Self.round(gap)), "bands": .array(bands)]
+    }
+
+    static func calibrationLine(_ calibration: JSONValue?) -> String {
+        guard let bands = calibration?["bands"]?.arrayValue else { return "–" }
+        let parts = bands.map { band in
+            "\(Self.int(band["count"])) at confidence \(Self.num(band["mean_confidence"])) had token F1 \(Self.num(band["mean_token_f1"]))"
+        }
+        return parts.joined(separator: "; ") + "; mean absolute gap \(Self.num(calibration?["mean_absolute_gap"]))."
     }
 
     static func distribution(_ values: [Double]) -> JSONValue {

@@ -97,6 +97,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "First retry delay after a failed repair, seconds, doubling per attempt (env CARMA_DREAM_RETRY_BASE). Default 30.")
     var dreamRetryBase: Double?
 
+    @Option(help: "How lost fragments without an exact copy are rebuilt: meaning (aimed at the kept embedding; sketch when there is none) or sketch (env CARMA_RECONSTRUCTION). Default meaning.")
+    var reconstruction: String?
+
     @Option(help: "Lowest confidence at which a reconstruction is accepted (env CARMA_RECONSTRUCTION_FLOOR). Default 0.35.")
     var reconstructionFloor: Double?
 
@@ -211,6 +214,12 @@ struct ServerOptions: ParsableArguments {
         dream.scrubPerCycle = try Self.setting(self.scrubPerCycle, "--scrub-per-cycle", default: dream.scrubPerCycle, in: 0...1_000_000_000)
         dream.dutyCycle = try Self.setting(self.dreamDutyCycle, "--dream-duty-cycle", default: dream.dutyCycle, in: 0.01...1)
         dream.retryBase = try Self.setting(self.dreamRetryBase, "--dream-retry-base", default: dream.retryBase, in: 0.01...year)
+        if let name = self.reconstruction ?? Self.env("CARMA_RECONSTRUCTION") {
+            guard let method = ReconstructionMethod(rawValue: name) else {
+                throw ValidationError("--reconstruction must be one of \(ReconstructionMethod.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")
+            }
+            dream.reconstruction = method
+        }
         dream.confidenceFloor = try Self.setting(self.reconstructionFloor, "--reconstruction-floor", default: dream.confidenceFloor, in: 0...1)
         guard dream.maxInterval >= dream.baseInterval else { throw ValidationError("--dream-interval must be at most --dream-max-interval") }
 

@@ -133,7 +133,7 @@ extension FragmentStore {
             switch operation {
             case .put(let put):
                 let previous = current(put.id)
-                let replaced = visible(put.id)
+                let replaced = previous.flatMap { $0.isExpired(at: batchTime) ? nil : $0 }
                 if let failure = put.precondition.check(replaced, id: put.id) {
                     put.completion(.failure(failure))
                     continue

@@ -152,15 +152,17 @@ extension CarmaService {
         }
         if !hits.isEmpty {
             let rows = self.store.rows(hits.map(\.id))
-            similar = zip(hits, rows).map { hit, row in
-                ["id": .string(hit.id), "status": .string(row?.status.rawValue ?? "unknown"), "score": .number((hit.score * 10000).rounded() / 10000)]
+            // The index keeps expired fragments until compaction removes them; they are not listed.
+            similar = zip(hits, rows).compactMap { hit, row in
+                row.map { ["id": .string(hit.id), "status": .string($0.status.rawValue), "score": .number((hit.score * 10000).rounded() / 10000)] }
             }
         }
         // Links are bounded by the store (256) and similar by k; backlinks are not (any number of
         // fragments may link here), so they get what the links leave of the response budget.
         var budget = self.responseBudget
         _ = budget.take(row.links.reduce(0) { $0 + $1.utf8.count + 40 })
-        var backlinks = self.store.backlinks(id)
+        let linking = self.store.backlinks(id)
+        var backlinks = zip(linking, self.store.rows(linking)).compactMap { id, row in row == nil ? nil : id }
         let total = backlinks.count
         if let cut = backlinks.firstIndex(where: { !budget.take($0.utf8.count + 40) }) {
             backlinks.removeSubrange(cut...)

@@ -10,13 +10,19 @@ enum FragmentJSON {
         "reconstructed_at", "rebuild_needed",
     ]
 
+    static let inputFields: Set<String> = ["id", "content", "links", "tags", "metadata", "embedding", "ttl", "expires_at"]
+
+    /// Longest `ttl`: 100 years, in seconds (far from any overflow of the millisecond clock).
+    static let maxTTLSeconds = 100 * 365 * 86_400
+
     /// Parses and type-checks a PUT body. Limits are checked by the store.
-    static func input(from request: HTTPRequest, id: String) throws(HTTPError) -> FragmentInput {
+    /// - Parameter now: What a `ttl` counts from.
+    static func input(from request: HTTPRequest, id: String, now: Timestamp = .now) throws(HTTPError) -> FragmentInput {
         let value = try request.jsonBody(maxDepth: 32)
         guard let object = value.objectValue else {
             throw .invalid("body", "the body must be a JSON object")
         }
-        for key in object.keys where !["id", "content", "links", "tags", "metadata", "embedding"].contains(key) && !readOnlyFields.contains(key) {
+        for key in object.keys where !inputFields.contains(key) && !readOnlyFields.contains(key) {
             throw .invalid(key, "unknown field '\(key)'")
         }
         if let bodyID = object["id"], bodyID.stringValue != id {
@@ -42,7 +48,32 @@ enum FragmentJSON {
             }
         default: throw .invalid("embedding", "an embedding is an array of numbers")
         }
+        input.expiresAt = try expiry(ttl: object["ttl"], expiresAt: object["expires_at"], now: now)
         return input
+    }
+
+    /// The instant a PUT asks its fragment to expire at: `ttl` (whole seconds from `now`) or
+    /// `expires_at` (RFC 3339), not both; nil (or JSON null) for never. Whether it lies in the future
+    /// is the store's rule.
+    static func expiry(ttl: JSONValue?, expiresAt: JSONValue?, now: Timestamp) throws(HTTPError) -> Timestamp? {
+        let ttl = ttl == .null ? nil : ttl
+        let expiresAt = expiresAt == .null ? nil : expiresAt
+        if ttl != nil, expiresAt != nil {
+            throw .invalid("ttl", "give ttl or expires_at, not both")
+        }
+        if let ttl {
+            guard let seconds = ttl.doubleValue, seconds.rounded() == seconds, seconds >= 1, seconds <= Double(maxTTLSeconds) else {
+                throw .invalid("ttl", "ttl is a whole number of seconds from 1 to \(maxTTLSeconds)")
+            }
+            return now.adding(milliseconds: Int64(seconds) * 1000)
+        }
+        if let expiresAt {
+            guard let text = expiresAt.stringValue, let instant = Timestamp(parsingRFC3339: text) else {
+                throw .invalid("expires_at", "expires_at is an RFC 3339 date-time, e.g. 2030-01-31T12:00:00Z")
+            }
+            return instant
+        }
+        return nil
     }
 
     private static func strings(_ value: JSONValue?, field: String) throws(HTTPError) -> [String] {
@@ -91,6 +122,9 @@ enum FragmentJSON {
             "created_at": .string(row.createdAt.rfc3339),
             "updated_at": .string(row.updatedAt.rfc3339),
         ]
+        if let expiresAt = row.expiresAt {
+            object["expires_at"] = .string(expiresAt.rfc3339)
+        }
         if row.status == .blank {
             object["reason"] = .string(row.blankReason?.rawValue ?? "missing")
         }

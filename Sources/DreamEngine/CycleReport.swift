@@ -114,6 +114,7 @@ public struct CycleReport: Sendable {
                 "tombstones_kept": .number(Double(compaction.tombstonesKept)),
                 "tombstones_dropped": .number(Double(compaction.tombstonesDropped)),
                 "bytes_reclaimed": .number(Double(compaction.bytesReclaimed)),
+                "expired": .number(Double(compaction.expired)),
             ]
         }
         if let stopReason = self.stopReason {

@@ -41,7 +41,7 @@ extension DreamEngine {
             _ = self.phase("compact", counting: "records_copied") {
                 let summary = self.store.compact()
                 self.update { report in
-                    if summary.segments > 0 || summary.tombstonesDropped > 0 { report.compaction = summary }
+                    if summary.segments > 0 || summary.tombstonesDropped > 0 || summary.expired > 0 { report.compaction = summary }
                 }
                 return summary.recordsCopied
             }

@@ -7,13 +7,19 @@ public struct FragmentInput: Sendable, Equatable {
     public var tags: [String]
     public var metadata: JSONObject
     public var embedding: [Double]?
+    /// When the fragment expires; nil for never. The service turns a `ttl` into this instant.
+    public var expiresAt: Timestamp?
 
-    public init(content: String, links: [String] = [], tags: [String] = [], metadata: JSONObject = [:], embedding: [Double]? = nil) {
+    public init(
+        content: String, links: [String] = [], tags: [String] = [], metadata: JSONObject = [:], embedding: [Double]? = nil,
+        expiresAt: Timestamp? = nil
+    ) {
         self.content = content
         self.links = links
         self.tags = tags
         self.metadata = metadata
         self.embedding = embedding
+        self.expiresAt = expiresAt
     }
 }
 
@@ -56,7 +62,11 @@ public struct FragmentLimits: Sendable {
 
 extension FragmentInput {
     /// Checks the input against the limits; the error names the field and the rule.
-    public func validate(_ limits: FragmentLimits) throws(StoreError) {
+    /// - Parameter now: An expiry must lie after it (a write that nobody could read is a mistake).
+    public func validate(_ limits: FragmentLimits, now: Timestamp = .now) throws(StoreError) {
+        if let expiresAt = self.expiresAt, expiresAt <= now {
+            throw .invalid(field: "expires_at", "the expiry \(expiresAt.rfc3339) is not in the future")
+        }
         if self.content.utf8.count > limits.maxContentBytes {
             throw .invalid(field: "content", "content may be at most \(limits.maxContentBytes) bytes of UTF-8")
         }

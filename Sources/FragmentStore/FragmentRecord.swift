@@ -14,6 +14,9 @@ public struct FragmentRecord: Sendable, Equatable {
     public var embedding: [Double]?
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
+    /// When the fragment expires; nil for never. In the record, so that a registry rebuilt from the
+    /// logs honours it too.
+    public var expiresAt: Timestamp?
     /// Set on a record rebuilt from context instead of recovered exactly.
     public var reconstruction: Reconstruction?
 
@@ -30,13 +33,16 @@ public struct FragmentRecord: Sendable, Equatable {
         self.tags = input.tags
         self.metadata = input.metadata
         self.embedding = input.embedding
+        self.expiresAt = input.expiresAt
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.reconstruction = reconstruction
     }
 
     public var input: FragmentInput {
-        FragmentInput(content: self.content, links: self.links, tags: self.tags, metadata: self.metadata, embedding: self.embedding)
+        FragmentInput(
+            content: self.content, links: self.links, tags: self.tags, metadata: self.metadata, embedding: self.embedding,
+            expiresAt: self.expiresAt)
     }
 
     /// The canonical JSON of the record, written directly (no intermediate JSON tree: this runs for
@@ -65,6 +71,10 @@ public struct FragmentRecord: Sendable, Equatable {
         writer.writeString(self.createdAt.rfc3339)
         writer.writeRaw(",\"updated_at\":")
         writer.writeString(self.updatedAt.rfc3339)
+        if let expiresAt = self.expiresAt {
+            writer.writeRaw(",\"expires_at\":")
+            writer.writeString(expiresAt.rfc3339)
+        }
         if let reconstruction = self.reconstruction {
             writer.writeRaw(",\"confidence\":")
             writer.writeNumber((reconstruction.confidence * 1000).rounded() / 1000)
@@ -91,7 +101,8 @@ public struct FragmentRecord: Sendable, Equatable {
         let input = FragmentInput(
             content: content, links: strings("links"), tags: strings("tags"),
             metadata: object["metadata"]?.objectValue ?? [:],
-            embedding: object["embedding"]?.arrayValue?.compactMap(\.doubleValue))
+            embedding: object["embedding"]?.arrayValue?.compactMap(\.doubleValue),
+            expiresAt: object["expires_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)))
         var reconstruction: Reconstruction?
         if let confidence = object["confidence"]?.doubleValue, let method = object["method"]?.stringValue {
             reconstruction = Reconstruction(

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// What a compaction pass did.
@@ -7,10 +8,13 @@ public struct CompactionSummary: Sendable, Equatable {
     public var tombstonesKept = 0
     public var tombstonesDropped = 0
     public var bytesReclaimed: Int64 = 0
+    /// Expired fragments deleted (a tombstone each) before the segments were compacted.
+    public var expired = 0
 
     public init() {}
 
     mutating func add(_ other: CompactionSummary) {
+        self.expired += other.expired
         self.segments += other.segments
         self.recordsCopied += other.recordsCopied
         self.tombstonesKept += other.tombstonesKept
@@ -25,8 +29,12 @@ extension FragmentStore {
     /// deleted, so a crash at any step leaves every acknowledged record reachable. A tombstone is kept
     /// (copied forward) until its segment is the oldest of its log: only then can no older record of
     /// its id survive there.
+    ///
+    /// Fragments expired by now are deleted first, each with a tombstone (so that a registry rebuilt
+    /// from the logs never brings back an older version), which leaves their records to be dropped.
     public func compact(threshold: Double, maxSegments: Int) -> CompactionSummary {
         var summary = CompactionSummary()
+        summary.expired = self.deleteExpired(now: .now)
         for log in [self.primaryLog, self.redundancyLog] {
             for candidate in log.compactionCandidates(threshold: threshold).prefix(maxSegments) {
                 summary.add(self.compact(log, segment: candidate.segment, size: candidate.size))
@@ -47,7 +55,7 @@ extension FragmentStore {
         bytes.withUnsafeBytes { buffer in _ = SegmentLog.walk(buffer) { walked.append(($0, $1)) } }
         // The rows of every id met, under one lock (not a copy of the index: its next change would
         // then copy every entry).
-        let rows = self.rows(walked.map { step in
+        let rows = self.indexedRows(walked.map { step in
             switch step.record {
             case .record(let header, _), .damagedBody(let header): header.id
             }
@@ -116,5 +124,29 @@ extension FragmentStore {
         summary.recordsCopied = moved.count
         summary.bytesReclaimed = Int64(size) - Int64(copies.reduce(0) { $0 + LogRecord.length(id: $1.id, bodyLength: $1.body.count) })
         return summary
+    }
+}
+
+extension FragmentStore {
+    /// Deletes every fragment expired at `now`, as a DELETE would (a tombstone in both logs), unless
+    /// it was written again meanwhile; waits until the tombstones are durable.
+    /// - Returns: Fragments deleted.
+    func deleteExpired(now: Timestamp) -> Int {
+        let expired = self.state.withLock { state in state.rows { $0.isExpired(at: now) }.map { ($0.id, $0.version) } }
+        guard !expired.isEmpty else { return 0 }
+        let group = DispatchGroup()
+        let deleted = Atomic<Int>(0)
+        for (id, version) in expired {
+            group.enter()
+            let operation = DeleteOperation(id: id, precondition: .none, expiredVersion: version) { result in
+                if case .success = result { deleted.add(1, ordering: .relaxed) }
+                group.leave()
+            }
+            if !self.pipeline.submit(.delete(operation)) { group.leave() }
+        }
+        group.wait()
+        let count = deleted.load(ordering: .relaxed)
+        if count > 0 { self.logger.info("deleted expired fragments", metadata: ["fragments.expired": "\(count)"]) }
+        return count
     }
 }

@@ -55,7 +55,7 @@ extension FragmentStore {
     /// - Returns: Records replayed, and the registry work.
     func replay(from applied: (primary: LogLocation, redundancy: LogLocation, sequence: UInt64)?) -> (records: Int, work: [ApplyItem]) {
         // Rows looked up one by one (a copy of the index would be copied whole by its next change).
-        var replay = LogReplay(base: { self.row($0) }, sketch: { self.sketch($0) })
+        var replay = LogReplay(base: { self.indexedRow($0) }, sketch: { self.sketch($0) })
         self.primaryLog.scan(from: applied?.primary) { replay.primary($0, $1, at: $2) }
         self.redundancyLog.scan(from: applied?.redundancy) { replay.redundancy($0, $1, at: $2) }
         guard replay.records > 0 else { return (0, []) }
@@ -68,7 +68,11 @@ extension FragmentStore {
         for candidate in rows {
             let row = candidate.row
             if let sketch = candidate.sketch {
-                work.append(.put(row: row, sketch: sketch.encode(), embedding: candidate.embedding.map(Self.encodeEmbedding), previous: self.row(row.id)))
+                let previous = self.indexedRow(row.id)
+                work.append(
+                    .put(
+                        row: row, sketch: sketch.encode(), embedding: candidate.embedding.map(Self.encodeEmbedding), previous: previous,
+                        created: previous == nil))
             } else {
                 work.append(.change(RegistryChange(apply: { try $0.updatePlacement(row) })))
             }

@@ -264,7 +264,7 @@ extension FragmentStore {
         let reconstruction = Reconstruction(confidence: confidence, sources: rebuilt.sources, method: rebuilt.method, at: now)
         let record = FragmentRecord(
             id: target.id, version: target.version,
-            input: FragmentInput(content: rebuilt.content, links: target.row.links, tags: target.row.tags),
+            input: FragmentInput(content: rebuilt.content, links: target.row.links, tags: target.row.tags, expiresAt: target.row.expiresAt),
             createdAt: target.row.createdAt, updatedAt: target.row.updatedAt, reconstruction: reconstruction)
         let bytes = record.encode()
         let checksum = CRC32C.checksum(bytes)

@@ -48,6 +48,9 @@ struct PutOperation: Sendable {
 struct DeleteOperation: Sendable {
     let id: String
     let precondition: WritePrecondition
+    /// Set when the store deletes a fragment because it expired (compaction): only that version, and
+    /// only if it has expired. A client's delete of an expired fragment finds nothing (404).
+    var expiredVersion: UInt64? = nil
     let completion: @Sendable (Result<Void, StoreError>) -> Void
 }
 
@@ -69,7 +72,7 @@ extension FragmentStore {
             return completion(.failure(.invalid(field: "id", reason)))
         }
         do {
-            try input.validate(self.configuration.limits)
+            try input.validate(self.configuration.limits, now: .now)
         } catch {
             return completion(.failure(error))
         }
@@ -89,7 +92,9 @@ extension FragmentStore {
 
     /// One operation of a log batch, between planning and the append.
     private enum Planned {
-        case put(PutOperation, row: FragmentRow, record: [UInt8], previous: FragmentRow?, primary: Int, redundancy: Int)
+        /// `previous` is the row replaced, expired or not (the registry rewrites its tags); `created`
+        /// says whether clients saw no fragment before.
+        case put(PutOperation, row: FragmentRow, record: [UInt8], previous: FragmentRow?, created: Bool, primary: Int, redundancy: Int)
         case delete(DeleteOperation, previous: FragmentRow, version: UInt64)
         case append(AppendOperation, primary: [Int], redundancy: [Int])
         case change(RegistryChange)
@@ -101,9 +106,16 @@ extension FragmentStore {
     /// sync both at once, then update the index and acknowledge. Returns the registry work, in order.
     func logStage(_ batch: [PipelineOperation]) -> [ApplyItem] {
         var pending: [String: FragmentRow?] = [:]
+        let batchTime = Timestamp.now
+        /// The row as the index has it, expired or not (tags and repair entries of the registry row).
         func current(_ id: String) -> FragmentRow? {
             if let planned = pending[id] { return planned }
             return self.state.withLock { $0[id]?.row }
+        }
+        /// The row as clients see it: an expired fragment no longer exists for preconditions,
+        /// `created` and deletes.
+        func visible(_ id: String) -> FragmentRow? {
+            current(id).flatMap { $0.isExpired(at: batchTime) ? nil : $0 }
         }
         var primary: [UInt8] = []
         var redundancy: [UInt8] = []
@@ -122,7 +134,8 @@ extension FragmentStore {
             switch operation {
             case .put(let put):
                 let previous = current(put.id)
-                if let failure = put.precondition.check(previous, id: put.id) {
+                let replaced = previous.flatMap { $0.isExpired(at: batchTime) ? nil : $0 }
+                if let failure = put.precondition.check(replaced, id: put.id) {
                     put.completion(.failure(failure))
                     continue
                 }
@@ -132,18 +145,26 @@ extension FragmentStore {
                 }
                 let version = self.lastVersion.add(1, ordering: .relaxed).newValue
                 let now = Timestamp.now
-                let record = FragmentRecord(id: put.id, version: version, input: put.input, createdAt: previous?.createdAt ?? now, updatedAt: now)
+                let record = FragmentRecord(id: put.id, version: version, input: put.input, createdAt: replaced?.createdAt ?? now, updatedAt: now)
                 let bytes = record.encode()
                 let row = FragmentRow(
                     id: put.id, version: version, status: .ok, checksum: CRC32C.checksum(bytes), recordLength: bytes.count,
-                    size: record.size, links: put.input.links, tags: put.input.tags, createdAt: record.createdAt, updatedAt: now)
+                    size: record.size, links: put.input.links, tags: put.input.tags, createdAt: record.createdAt, updatedAt: now,
+                    expiresAt: put.input.expiresAt)
                 let logged = PendingRecord(kind: .put, id: put.id, version: version, body: bytes, checksum: row.checksum)
                 let primaryOffset = encode(logged, into: &primary)
                 let redundancyOffset = encode(logged, into: &redundancy)
                 pending[put.id] = row
-                plans.append(.put(put, row: row, record: bytes, previous: previous, primary: primaryOffset, redundancy: redundancyOffset))
+                plans.append(
+                    .put(put, row: row, record: bytes, previous: previous, created: replaced == nil, primary: primaryOffset, redundancy: redundancyOffset))
             case .delete(let delete):
-                guard let previous = current(delete.id) else {
+                if let expired = delete.expiredVersion {
+                    guard let row = current(delete.id), row.version == expired, row.isExpired(at: batchTime) else {
+                        delete.completion(.failure(.precondition("'\(delete.id)' changed since it expired", current: current(delete.id)?.version)))
+                        continue
+                    }
+                }
+                guard let previous = delete.expiredVersion == nil ? visible(delete.id) : current(delete.id) else {
                     delete.completion(.failure(.notFound(delete.id)))
                     continue
                 }
@@ -189,7 +210,7 @@ extension FragmentStore {
         self.state.withLock { state in
             for plan in plans {
                 switch plan {
-                case .put(let put, var row, let record, let previous, let primaryOffset, let redundancyOffset):
+                case .put(let put, var row, let record, let previous, let created, let primaryOffset, let redundancyOffset):
                     row.location = at(starts.primary, primaryOffset)
                     row.redundancy = at(starts.redundancy, redundancyOffset)
                     if let old = state[row.id]?.row { self.releaseRecords(of: old) }
@@ -198,9 +219,11 @@ extension FragmentStore {
                     state.set(row.id, IndexEntry(row: row))
                     state.cache(row.id, version: row.version, body: body, recordLength: record.count)
                     let served = ServedFragment(body: body, version: row.version, status: .ok, checksum: row.checksum)
-                    acknowledgements.append(.write { put.completion(.success(PutOutcome(created: previous == nil, fragment: served))) })
+                    acknowledgements.append(.write { put.completion(.success(PutOutcome(created: created, fragment: served))) })
                     items.append(
-                        .put(row: row, sketch: put.document.sketch.encode(), embedding: put.input.embedding.map(Self.encodeEmbedding), previous: previous))
+                        .put(
+                            row: row, sketch: put.document.sketch.encode(), embedding: put.input.embedding.map(Self.encodeEmbedding), previous: previous,
+                            created: created))
                 case .delete(let delete, _, let version):
                     if let old = state[delete.id]?.row { self.releaseRecords(of: old) }
                     state.set(delete.id, nil)
@@ -270,7 +293,7 @@ extension FragmentStore {
         var items: [ApplyItem] = []
         for plan in plans {
             switch plan {
-            case .put(let put, _, _, _, _, _): put.completion(.failure(failure))
+            case .put(let put, _, _, _, _, _, _): put.completion(.failure(failure))
             case .delete(let delete, _, _): delete.completion(.failure(failure))
             case .append(let append, _, _): if let change = append.completion(.failure(failure)) { items.append(.change(change)) }
             case .change(let change): items.append(.change(change))
@@ -286,7 +309,7 @@ extension FragmentStore {
         var changes: [IndexFeed.Change] = []
         for plan in plans {
             switch plan {
-            case .put(let put, let row, _, _, _, _):
+            case .put(let put, let row, _, _, _, _, _):
                 var document = put.document
                 document.version = row.version
                 changes.append(.upsert(document))
@@ -346,13 +369,17 @@ extension FragmentStore {
                 var position: LogPositions?
                 for item in items {
                     switch item {
-                    case .put(let row, let sketch, let embedding, let previous):
+                    case .put(let row, let sketch, let embedding, let previous, let created):
                         guard try self.registry.upsert(row, previousTags: previous?.tags, sketch: sketch, embedding: embedding) else { continue }
                         if let previous, previous.status != .ok {
                             try self.registry.dequeueRepair(row.id)
                         }
+                        if created, previous != nil {
+                            // The id comes back after it expired: the history of the expired fragment goes.
+                            try self.registry.deleteEvents(row.id)
+                        }
                         try self.registry.addEvent(
-                            row.id, at: row.updatedAt, kind: previous == nil ? .created : .updated,
+                            row.id, at: row.updatedAt, kind: created ? .created : .updated,
                             detail: ["version": .number(Double(row.version)), "size": .number(Double(row.size))])
                     case .delete(let id, let version):
                         try self.registry.delete(id, before: version)

@@ -221,9 +221,10 @@ extension FragmentStore {
     public func read(_ id: String) -> ReadResult {
         // A concurrent write may replace the version between the lookup and the file read; then the
         // old file can vanish, and the lookup is simply repeated.
+        let now = Timestamp.now
         for _ in 0..<8 {
             let lookup: Lookup = self.state.withLock { state in
-                guard let entry = state[id] else { return .notFound }
+                guard let entry = state[id], !entry.row.isExpired(at: now) else { return .notFound }
                 if entry.row.status == .blank {
                     return .blank(BlankFragment(row: entry.row, queuedAt: entry.queuedAt))
                 }
@@ -313,13 +314,26 @@ extension FragmentStore {
         return BlankFragment(row: entry.row, queuedAt: entry.queuedAt)
     }
 
-    /// The registry row of a fragment as the index holds it now.
+    /// The registry row of a fragment as the index holds it now; nil for an unknown, deleted or
+    /// expired fragment.
     public func row(_ id: String) -> FragmentRow? {
+        let now = Timestamp.now
+        return self.state.withLock { $0[id]?.row }.flatMap { $0.isExpired(at: now) ? nil : $0 }
+    }
+
+    /// The rows of several fragments at once (nil for unknown, deleted or expired ids), under one lock.
+    public func rows(_ ids: [String]) -> [FragmentRow?] {
+        let now = Timestamp.now
+        return self.state.withLock { state in ids.map { state[$0]?.row } }.map { $0.flatMap { $0.isExpired(at: now) ? nil : $0 } }
+    }
+
+    /// The row the index holds, expired or not: for the store's own bookkeeping (replay, compaction),
+    /// where an expired fragment still has records until its tombstone is written.
+    func indexedRow(_ id: String) -> FragmentRow? {
         self.state.withLock { $0[id]?.row }
     }
 
-    /// The rows of several fragments at once (nil for unknown ids), under one lock.
-    public func rows(_ ids: [String]) -> [FragmentRow?] {
+    func indexedRows(_ ids: [String]) -> [FragmentRow?] {
         self.state.withLock { state in ids.map { state[$0]?.row } }
     }
 

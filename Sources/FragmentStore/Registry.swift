@@ -28,6 +28,14 @@ public struct FragmentRow: Sendable, Equatable {
     public var location: LogLocation?
     /// Where the copy of the exact record is in the redundancy log.
     public var redundancy: LogLocation?
+    /// When the fragment expires (the client's `ttl` or `expires_at`); nil for never. From then on
+    /// it is gone for every reader, and the next compaction deletes it with a tombstone.
+    public var expiresAt: Timestamp? = nil
+
+    /// Whether the fragment has expired at `now`: reads answer 404 and listings leave it out.
+    public func isExpired(at now: Timestamp) -> Bool {
+        self.expiresAt.map { $0 <= now } ?? false
+    }
 }
 
 /// Something that happened to a fragment, for its history.
@@ -113,7 +121,7 @@ public enum RepairPriority: Int, Sendable, Comparable, CaseIterable {
 /// One connection writes, used only by the apply thread (SQLite allows one writer at a time anyway);
 /// another, behind a lock, serves reads, which WAL mode lets run beside the writer.
 final class Registry: Sendable {
-    static let schemaVersion = 2
+    static let schemaVersion = 3
     /// The schema of the previous layout (a payload file per fragment); `carmad migrate` converts it.
     static let previousLayoutSchema = 1
     let path: String
@@ -186,6 +194,11 @@ final class Registry: Sendable {
         if version == previousLayoutSchema { throw SQLiteError.previousLayout }
         if version > schemaVersion { throw SQLiteError.newerSchema(version) }
         if version == schemaVersion { return }
+        if version == 2 {
+            // Version 3 adds per-fragment expiry; older rows never expire.
+            try db.execute("ALTER TABLE fragments ADD COLUMN expires_at INTEGER; PRAGMA user_version = \(schemaVersion);")
+            return
+        }
         // Every write of a PUT touches few B-tree pages on purpose: WAL frames are whole pages, and a
         // random key per index is a page per index per fragment. So the sketch lives in the row, the
         // status index only covers fragments that are not ok, and events are keyed by (id, seq).
@@ -213,7 +226,8 @@ final class Registry: Sendable {
                 location_segment INTEGER,
                 location_offset INTEGER,
                 sketch BLOB,
-                embedding BLOB
+                embedding BLOB,
+                expires_at INTEGER
             ) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS fragments_damaged ON fragments(status, id) WHERE status != 'ok';
             CREATE TABLE IF NOT EXISTS fragment_tags (
@@ -287,7 +301,7 @@ extension Registry {
     static let columnNames = [
         "id", "version", "status", "checksum", "record_length", "size", "links", "tags", "created_at", "updated_at",
         "blank_reason", "lost_at", "detected_by", "original_checksum", "original_length", "confidence",
-        "redundancy_segment", "redundancy_offset", "location_segment", "location_offset",
+        "redundancy_segment", "redundancy_offset", "location_segment", "location_offset", "expires_at",
     ]
     static let fragmentColumns = columnNames.joined(separator: ", ")
 
@@ -316,7 +330,8 @@ extension Registry {
             originalLength: s.isNull(14) ? nil : Int(s.int(14)),
             confidence: s.isNull(15) ? nil : s.double(15),
             location: location(s, 18),
-            redundancy: location(s, 16))
+            redundancy: location(s, 16),
+            expiresAt: s.isNull(20) ? nil : Timestamp(milliseconds: s.int(20)))
     }
 
     /// A location read from two columns; nil when absent or out of range (the registry is read as
@@ -346,8 +361,9 @@ extension Registry {
         }
     }
 
-    /// A page of fragments in id order after `after`, optionally filtered by status and tag.
-    func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws -> [FragmentRow] {
+    /// A page of fragments in id order after `after`, optionally filtered by status and tag; fragments
+    /// expired at `now` are left out.
+    func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int, now: Timestamp = .now) throws -> [FragmentRow] {
         try self.withReader { db in
             var sql = "SELECT \(Self.columnNames.map { "f." + $0 }.joined(separator: ", ")) FROM fragments f"
             var values: [SQLiteValue] = []
@@ -364,6 +380,8 @@ extension Registry {
                 conditions.append("f.id > ?")
                 values.append(.text(after))
             }
+            conditions.append("(f.expires_at IS NULL OR f.expires_at > ?)")
+            values.append(.integer(now.milliseconds))
             if !conditions.isEmpty {
                 sql += " WHERE " + conditions.joined(separator: " AND ")
             }
@@ -423,7 +441,7 @@ extension Registry {
     func upsert(_ row: FragmentRow, previousTags: [String]?, sketch: [UInt8], embedding: [UInt8]?) throws(SQLiteError) -> Bool {
         let statement = try self.writer.statement(
             """
-            INSERT INTO fragments (\(Self.fragmentColumns), sketch, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO fragments (\(Self.fragmentColumns), sketch, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET
                 version = excluded.version, status = excluded.status, checksum = excluded.checksum,
                 record_length = excluded.record_length, size = excluded.size, links = excluded.links,
@@ -432,7 +450,8 @@ extension Registry {
                 original_checksum = excluded.original_checksum, original_length = excluded.original_length,
                 confidence = excluded.confidence, redundancy_segment = excluded.redundancy_segment,
                 redundancy_offset = excluded.redundancy_offset, location_segment = excluded.location_segment,
-                location_offset = excluded.location_offset, sketch = excluded.sketch, embedding = excluded.embedding
+                location_offset = excluded.location_offset, expires_at = excluded.expires_at, sketch = excluded.sketch,
+                embedding = excluded.embedding
             WHERE excluded.version >= fragments.version
             """)
         statement.bindAll(Self.values(of: row) + [.blob(sketch), embedding.map(SQLiteValue.blob) ?? .null])
@@ -456,6 +475,11 @@ extension Registry {
         for table in ["fragment_tags", "repair_queue", "events", "meanings"] {
             try self.writer.statement("DELETE FROM \(table) WHERE id = ?").bind(.text(id)).run()
         }
+    }
+
+    /// Forgets a fragment's history (its id was reused after the fragment expired).
+    func deleteEvents(_ id: String) throws(SQLiteError) {
+        try self.writer.statement("DELETE FROM events WHERE id = ?").bind(.text(id)).run()
     }
 
     /// Records how far the registry has followed the logs (in the same transaction as the rows).
@@ -570,6 +594,7 @@ extension Registry {
             row.confidence.map { .real($0) } ?? .null,
             row.redundancy.map { .integer(Int64($0.segment)) } ?? .null, row.redundancy.map { .integer(Int64($0.offset)) } ?? .null,
             row.location.map { .integer(Int64($0.segment)) } ?? .null, row.location.map { .integer(Int64($0.offset)) } ?? .null,
+            .optional(row.expiresAt?.milliseconds),
         ]
     }
 }

@@ -11,7 +11,7 @@ struct Carmad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "carmad",
         abstract: "CARMA fragment store: a self-healing store for memory fragments, served over HTTP.",
-        subcommands: [Serve.self, Reindex.self, Migrate.self, Faults.self, Embed.self],
+        subcommands: [Serve.self, Reindex.self, Migrate.self, Faults.self, Backup.self, Embed.self],
         defaultSubcommand: Serve.self)
 
     /// A usage error (an unknown flag, a value out of range, an unsafe combination) exits 2 with its

@@ -11,6 +11,10 @@
 #  2. PUT /fragments/{id} and POST /query: every embedding must have the store's dimension, which
 #     the first embedding stored fixes for good (server state, not schema). seed.sh stores a
 #     3-number embedding first, so the dimension is 3 (CARMA_CONTRACT_EMBEDDING_DIM overrides it).
+#  3. PUT /fragments/{id}: `ttl` and `expires_at` exclude each other, and `expires_at` must lie in
+#     the future (a rule over two fields and the server's clock). In a positive case a non-null
+#     `expires_at` becomes a fixed instant far ahead (still a date-time), and is dropped (null) when
+#     a `ttl` is given too. A negative case is left alone.
 import os
 import re
 
@@ -20,6 +24,8 @@ import schemathesis
 FRAGMENT_ID = re.compile(r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,199}$")
 # The store's embedding dimension, as seed.sh fixes it.
 DIMENSION = int(os.environ.get("CARMA_CONTRACT_EMBEDDING_DIM", "3"))
+# An expiry every run is before.
+FAR_FUTURE = "2999-12-31T23:59:59Z"
 # Embedding in openapi.yaml: 1 to 4096 numbers, each finite as a 32-bit float.
 FLOAT_LIMIT = 3.4028235677973366e38
 
@@ -66,3 +72,7 @@ def before_call(context, case, kwargs):
         embedding = body.get("embedding")
         if _valid_embedding(embedding):
             body["embedding"] = (list(embedding) + [0.0] * DIMENSION)[:DIMENSION]
+
+    # Rule 3. Expiry: one of the two, and in the future.
+    if operation == ("PUT", "/fragments/{id}") and positive and body.get("expires_at") is not None:
+        body["expires_at"] = None if body.get("ttl") is not None else FAR_FUTURE

@@ -47,7 +47,8 @@ enum PipelineOperation: Sendable {
 
 /// Registry work behind the log, in log order.
 enum ApplyItem: Sendable {
-    case put(row: FragmentRow, sketch: [UInt8], embedding: [UInt8]?, previous: FragmentRow?)
+    /// `created`: clients saw no fragment before (none, or an expired one).
+    case put(row: FragmentRow, sketch: [UInt8], embedding: [UInt8]?, previous: FragmentRow?, created: Bool)
     case delete(id: String, version: UInt64)
     case change(RegistryChange)
     case barrier(@Sendable () -> Void)

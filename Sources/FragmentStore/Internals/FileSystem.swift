@@ -149,6 +149,47 @@ enum FileSystem {
         close(fd)
     }
 
+    /// Writes a new file durably: `<path>.partial` first, synced, then renamed over `path` and the
+    /// directory synced, so that `path` is never seen half-written.
+    static func writeDurably(_ path: String, _ bytes: [UInt8]) throws(FileError) {
+        let partial = path + ".partial"
+        unlink(partial)
+        let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError(errno: errno, "create", partial) }
+        do throws(FileError) {
+            if !bytes.isEmpty { try writeAll(fd, bytes, at: 0, path: partial) }
+            guard fsync(fd) == 0 else { throw FileError(errno: errno, "fsync", partial) }
+        } catch {
+            close(fd)
+            unlink(partial)
+            throw error
+        }
+        close(fd)
+        try move(partial, to: path)
+        try syncDirectory(of: path)
+    }
+
+    /// `fsync(2)` of a file by name.
+    static func syncFile(_ path: String) throws(FileError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(errno: errno, "open", path) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw FileError(errno: errno, "fsync", path) }
+    }
+
+    /// The absolute path with symbolic links and `..` resolved; nil if it does not exist.
+    static func canonicalPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// Whether `path` is a directory.
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
 
 
 

@@ -49,7 +49,7 @@ struct LogReplay {
         let row = FragmentRow(
             id: header.id, version: header.version, status: .ok, checksum: header.bodyChecksum, recordLength: body.count,
             size: record.size, links: record.links, tags: record.tags, createdAt: record.createdAt, updatedAt: record.updatedAt,
-            confidence: record.reconstruction?.confidence)
+            confidence: record.reconstruction?.confidence, expiresAt: record.expiresAt)
         return Candidate(row: row, sketch: self.sketch(record.content), embedding: record.embedding)
     }
 

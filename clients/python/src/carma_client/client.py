@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
 from urllib.parse import quote
 
@@ -151,13 +152,21 @@ class CarmaClient:
         embedding: Optional[Sequence[float]] = None,
         if_match: Optional[Condition] = None,
         if_none_match: Optional[str] = None,
+        ttl: Optional[int] = None,
+        expires_at: Optional[Union[datetime, str]] = None,
     ) -> PutResult:
         """Creates or replaces a fragment; returns once the write is durable.
 
         ``if_match`` (a version, a tag, ``*``, or several) and ``if_none_match="*"`` make the
         write conditional: ``PreconditionFailed`` (with ``current_version``) when it does not
         hold, so concurrent writers never overwrite each other silently.
+
+        ``ttl`` (whole seconds) or ``expires_at`` (an aware ``datetime`` or an RFC 3339 string),
+        not both, make the fragment expire: afterwards reads raise ``FragmentNotFound`` and the
+        next compaction deletes it. An expiry not in the future raises ``InvalidRequest``.
         """
+        if ttl is not None and expires_at is not None:
+            raise ValueError("give ttl or expires_at, not both")
         body: Dict[str, Any] = {"content": content}
         if links is not None:
             body["links"] = list(links)
@@ -167,6 +176,10 @@ class CarmaClient:
             body["metadata"] = dict(metadata)
         if embedding is not None:
             body["embedding"] = [float(x) for x in embedding]
+        if ttl is not None:
+            body["ttl"] = int(ttl)
+        if expires_at is not None:
+            body["expires_at"] = _rfc3339(expires_at)
         headers: Dict[str, str] = {}
         if if_match is not None:
             headers["If-Match"] = format_condition(if_match)
@@ -388,3 +401,13 @@ class CarmaClient:
         )
         error.stub = stub
         return error
+
+
+def _rfc3339(moment: Union[datetime, str]) -> str:
+    """An aware ``datetime`` in RFC 3339 (UTC, milliseconds); a string is sent as given."""
+    if isinstance(moment, str):
+        return moment
+    if moment.tzinfo is None:
+        raise ValueError("expires_at must be timezone-aware (e.g. datetime.now(timezone.utc))")
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

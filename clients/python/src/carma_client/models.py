@@ -101,6 +101,8 @@ class Fragment:
     embedding: Optional[List[float]] = None
     reconstruction: Optional[Reconstruction] = None
     etag: Optional[str] = None
+    #: When the fragment expires (``ttl`` or ``expires_at`` on its PUT); None for never.
+    expires_at: Optional[datetime] = None
 
     @property
     def is_exact(self) -> bool:
@@ -139,6 +141,7 @@ class Fragment:
             embedding=[float(x) for x in embedding] if embedding is not None else None,
             reconstruction=reconstruction,
             etag=etag,
+            expires_at=parse_timestamp(data.get("expires_at")),
         )
 
 
@@ -262,6 +265,7 @@ class FragmentSummary:
     updated_at: datetime
     reason: Optional[str] = None
     confidence: Optional[float] = None
+    expires_at: Optional[datetime] = None
 
     @property
     def is_blank(self) -> bool:
@@ -281,6 +285,7 @@ class FragmentSummary:
             updated_at=_ts(data["updated_at"]),
             reason=data.get("reason"),
             confidence=float(data["confidence"]) if data.get("confidence") is not None else None,
+            expires_at=parse_timestamp(data.get("expires_at")),
         )
 
 

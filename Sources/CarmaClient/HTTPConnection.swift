@@ -23,6 +23,12 @@ public struct ClientResponse: Sendable {
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
+    public init(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
     public func header(_ name: String) -> String? {
         let lower = name.lowercased()
         return self.headers.first(where: { $0.name.lowercased() == lower })?.value

@@ -9,7 +9,7 @@ struct Carma: AsyncParsableCommand {
         commandName: "carma",
         abstract: "Client for the CARMA fragment store: everyday calls, corpus import, load generation, the resilience experiment and the MCP server.",
         subcommands: [
-            Put.self, Get.self, Delete.self, List.self, History.self, Query.self, Dream.self, Status.self, Import.self,
+            Put.self, Get.self, Delete.self, List.self, History.self, Query.self, Dream.self, Status.self, Export.self, Import.self,
             Load.self, Experiment.self, MCPCommand.self,
         ])
 }

@@ -284,8 +284,8 @@ def test_blank_stub_type_has_no_content() -> None:
     assert not issubclass(BlankStub, Fragment) and not hasattr(BlankStub, "content")
 
 
-def test_export_then_import_into_a_fresh_server_is_exact_and_idempotent(carmad: Carmad, start_carmad, uid) -> None:
-    c = carmad.client()
+def test_export_then_import_into_a_fresh_server_is_exact_and_idempotent(start_carmad, uid) -> None:
+    c = start_carmad(*MANUAL_DREAM_ONLY).client()
     first, second = uid("exp-1"), uid("exp-2")
     c.put_fragment(first, "exported text", links=[second], tags=["x"], metadata={"k": [1, "two"]}, embedding=[0.5, 0.25])
     c.put_fragment(second, "second text")

@@ -8,6 +8,8 @@ public struct CarmaToolbox: Sendable {
     let gateway: any CarmaGateway
     /// Between two looks at a running cycle, when `dream` waits.
     let pollInterval: Duration
+    /// Versions and cycle numbers beyond this are not ones carmad hands out (its ceiling is 2^62).
+    static let maxVersion = 1 << 62
     /// Most report events put in a `dream` or `status` result; the rest are counted.
     static let maxEvents = 50
 
@@ -52,7 +54,7 @@ public struct CarmaToolbox: Sendable {
         if let metadata = try args.object("metadata") { body["metadata"] = .object(metadata) }
         if let embedding = try args.numbers("embedding") { body["embedding"] = .array(embedding.map(JSONValue.number)) }
         var headers: [CarmaRequest.Header] = []
-        if let version = try args.integer("if_version", in: 1...Int(Int32.max) * 1024) {
+        if let version = try args.integer("if_version", in: 1...Self.maxVersion) {
             headers.append(.init(name: "If-Match", value: "\"\(version)\""))
         }
         let (response, json) = try await self.send(CarmaRequest("PUT", "/fragments/\(id.pathSegment)", body: .object(body), headers: headers), expecting: [200, 201])
@@ -100,7 +102,7 @@ public struct CarmaToolbox: Sendable {
         let id = try args.requiredString("id")
         try Self.checkNotEmpty(id, "id")
         var headers: [CarmaRequest.Header] = []
-        if let version = try args.integer("if_version", in: 1...Int(Int32.max) * 1024) {
+        if let version = try args.integer("if_version", in: 1...Self.maxVersion) {
             headers.append(.init(name: "If-Match", value: "\"\(version)\""))
         }
         _ = try await self.send(CarmaRequest("DELETE", "/fragments/\(id.pathSegment)", headers: headers), expecting: [204])
@@ -149,7 +151,7 @@ public struct CarmaToolbox: Sendable {
     }
 
     private func status(_ args: ToolArguments) async throws -> ToolResult {
-        if let cycle = try args.integer("cycle", in: 1...Int(Int32.max) * 1024) {
+        if let cycle = try args.integer("cycle", in: 1...Self.maxVersion) {
             let (_, json) = try await self.send(CarmaRequest("GET", "/dream/\(cycle)"), expecting: [200])
             let report = Self.trimmed(json?.objectValue ?? [:])
             return ToolResult(text: Self.describeCycle(report), structured: .object(report))

@@ -75,7 +75,7 @@ extension FragmentStore {
         }
         // What the store already has at the same or a newer version is left alone; checked again
         // on the log thread, where it counts.
-        var outcomes = self.importOutcomes(fragments)
+        let outcomes = self.importOutcomes(fragments)
         let wanted = fragments.indices.filter { outcomes[$0] == .imported }
         guard !wanted.isEmpty else { return completion(.success(outcomes)) }
         for index in wanted {
@@ -124,7 +124,6 @@ extension FragmentStore {
             }
         }
         if !self.pipeline.submit(.append(operation)) {
-            outcomes = []
             completion(.failure(.closed))
         }
     }

@@ -43,7 +43,7 @@ struct Export: ParsableCommand {
             output.write(Data(bytes))
         }
         progress?.finish()
-        if let partial { try? output.close(); _ = partial }
+        if partial != nil { try? output.close() }
         guard (200..<300).contains(response.status) else {
             if let partial { try? FileManager.default.removeItem(atPath: partial) }
             FileHandle.standardError.write(Data("export failed: HTTP \(response.status) \(response.text.prefix(300))\n".utf8))

@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", exact: "0.12.1"),
     ],
     targets: [
         // C libraries, each behind a module map and a small shim header.
@@ -66,6 +67,15 @@ let package = Package(
         ),
         // A small blocking HTTP/1.1 client and the API calls, for the CLI, the harness and tests.
         .target(name: "CarmaClient", dependencies: ["CarmaJSON"]),
+        // `carma mcp`: the store's tools for agent hosts over the Model Context Protocol, through CarmaClient.
+        .target(
+            name: "CarmaMCP",
+            dependencies: [
+                "CarmaClient", "CarmaJSON",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Damages a store's files as a failing disk would, for the experiment and the tests.
         .target(name: "CarmaFaults"),
 
@@ -81,8 +91,9 @@ let package = Package(
         .executableTarget(
             name: "carma",
             dependencies: [
-                "CarmaClient", "CarmaEmbedding", "CarmaFaults", "CarmaJSON", "CarmaText",
+                "CarmaClient", "CarmaEmbedding", "CarmaFaults", "CarmaJSON", "CarmaMCP", "CarmaText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -94,6 +105,7 @@ let package = Package(
         .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "CarmaTesting", "CarmaFaults"], resources: [.copy("../Fixtures/old-layout-v1.tar.gz")]),
         .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "CarmaTesting", "CarmaFaults"]),
         .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "CarmaTesting"]),
+        .testTarget(name: "CarmaMCPTests", dependencies: ["CarmaMCP", "CarmaClient", "CarmaJSON"]),
         .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaFaults", "CarmaTesting", "CarmaJSON", "CarmaText", "carmad", "carma"]),
     ],
     swiftLanguageModes: [.v6]

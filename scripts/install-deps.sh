@@ -25,8 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "$want_test" = 1 ]; then
-  python_modules=(openapi_spec_validator prometheus_client schemathesis yaml)
-  python_packages=(openapi-spec-validator prometheus_client "schemathesis==4.32.5" PyYAML)
+  # mcp: the real MCP client that drives `carma mcp` in Tests/MCP (its 2.x API, pinned).
+  python_modules=(openapi_spec_validator prometheus_client schemathesis yaml mcp)
+  python_packages=(openapi-spec-validator prometheus_client "schemathesis==4.32.5" PyYAML "mcp==2.3.0")
   need_pip=0
   for module in "${python_modules[@]}"; do
     python3 -c "import $module" >/dev/null 2>&1 || need_pip=1

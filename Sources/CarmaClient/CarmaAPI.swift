@@ -45,6 +45,24 @@ public final class CarmaAPI {
         throw ClientError("unreachable")
     }
 
+    /// Sends a request with a raw body (its headers name its type), retrying once on a fresh
+    /// connection like `request`.
+    public func raw(_ method: String, _ path: String, body: [UInt8], headers: [(String, String)]) throws(ClientError) -> ClientResponse {
+        for attempt in 0..<2 {
+            do {
+                if self.connection?.isOpen != true {
+                    self.connection = try HTTPConnection(host: self.host, port: self.port, timeoutSeconds: self.timeoutSeconds)
+                }
+                return try self.connection!.request(method, path, headers: headers, body: body)
+            } catch {
+                self.connection?.close()
+                self.connection = nil
+                if attempt == 1 { throw error }
+            }
+        }
+        throw ClientError("unreachable")
+    }
+
     public func put(_ id: String, _ fragment: JSONValue, headers: [(String, String)] = []) throws(ClientError) -> ClientResponse {
         try self.request("PUT", "/fragments/\(id)", json: fragment, headers: headers)
     }

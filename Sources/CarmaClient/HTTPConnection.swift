@@ -23,6 +23,12 @@ public struct ClientResponse: Sendable {
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
+    public init(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
     public func header(_ name: String) -> String? {
         let lower = name.lowercased()
         return self.headers.first(where: { $0.name.lowercased() == lower })?.value
@@ -176,6 +182,64 @@ public final class HTTPConnection {
             response.body = self.buffer
             self.buffer.removeAll()
             self.close()
+        }
+        if response.header("Connection")?.lowercased() == "close" {
+            self.close()
+        }
+        return response
+    }
+
+    /// Sends a GET and hands its body to `consume` piece by piece as it arrives (chunked or with a
+    /// length), so that a large answer never sits in memory whole. A non-2xx answer is read whole
+    /// and returned with its body; a 2xx one returns with an empty body.
+    /// - Returns: The response (status and headers).
+    public func stream(
+        _ target: String, headers: [(String, String)] = [], consume: ([UInt8]) throws(ClientError) -> Void
+    ) throws(ClientError) -> ClientResponse {
+        try self.send(Self.encode("GET", target, host: "\(self.host):\(self.port)", headers: headers, body: nil))
+        let headEnd = try self.fill(until: { buffer in Self.find(buffer, [13, 10, 13, 10]) })
+        let head = String(decoding: self.buffer[0..<headEnd], as: UTF8.self)
+        self.buffer.removeFirst(headEnd + 4)
+        var lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
+        let statusLine = lines.isEmpty ? [] : lines.removeFirst().split(separator: " ", maxSplits: 2)
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw ClientError("bad status line") }
+        var response = ClientResponse(status: status, headers: [], body: [])
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            response.headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingLeadingSpaces()))
+        }
+        func deliver(_ bytes: [UInt8]) throws(ClientError) {
+            if (200..<300).contains(status) { try consume(bytes) } else { response.body.append(contentsOf: bytes) }
+        }
+        if response.header("Transfer-Encoding")?.lowercased().contains("chunked") == true {
+            while true {
+                let lineEnd = try self.fill(until: { Self.find($0, [13, 10]) })
+                let sizeText = String(decoding: self.buffer[0..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
+                self.buffer.removeFirst(lineEnd + 2)
+                guard let size = Int(sizeText.trimmingLeadingSpaces(), radix: 16), size >= 0 else { throw ClientError("bad chunk size") }
+                var left = size
+                while left > 0 {
+                    if self.buffer.isEmpty, try self.receive() == 0 { throw ClientError("connection closed by the server mid-body") }
+                    let take = min(left, self.buffer.count)
+                    try deliver(Array(self.buffer[0..<take]))
+                    self.buffer.removeFirst(take)
+                    left -= take
+                }
+                _ = try self.fill(until: { $0.count >= 2 ? 2 : nil })
+                self.buffer.removeFirst(2)
+                if size == 0 { break }
+            }
+        } else if let length = response.header("Content-Length").flatMap(Int.init) {
+            var left = length
+            while left > 0 {
+                if self.buffer.isEmpty, try self.receive() == 0 { throw ClientError("connection closed by the server mid-body") }
+                let take = min(left, self.buffer.count)
+                try deliver(Array(self.buffer[0..<take]))
+                self.buffer.removeFirst(take)
+                left -= take
+            }
+        } else {
+            throw ClientError("a streamed answer needs chunked encoding or a length")
         }
         if response.header("Connection")?.lowercased() == "close" {
             self.close()

@@ -79,6 +79,10 @@ public final class CarmaService: Sendable {
         router.add(.post, "/dream", body: .optionalJSON, preflight: write) { [unowned self] in self.startDream($0) }
         router.add(.get, "/dream", preflight: read) { [unowned self] _ in .response(.json(200, self.engine.status())) }
         router.add(.get, "/dream/{cycle}", preflight: read) { [unowned self] in self.dreamReport($0) }
+        router.add(.get, "/export", preflight: read) { [unowned self] in self.exportFragments($0) }
+        router.add(
+            .post, "/import", body: BodyPolicy(required: true, mediaTypes: [Self.ndjson]), preflight: write,
+            handler: Self.answering { [unowned self] request throws(HTTPError) in try self.importFragments(request) })
         router.add(.get, "/topology", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.topology(request) })
         return router
     }

@@ -36,7 +36,9 @@ extension FragmentStore {
         var summary = CompactionSummary()
         summary.expired = self.deleteExpired(now: .now)
         for log in [self.primaryLog, self.redundancyLog] {
-            for candidate in log.compactionCandidates(threshold: threshold).prefix(maxSegments) {
+            // Segments an export is reading from wait for the next cycle.
+            let pinned = log.volume == .primary ? self.state.withLock { Set($0.pinnedSegments.keys) } : []
+            for candidate in log.compactionCandidates(threshold: threshold).filter({ !pinned.contains($0.segment) }).prefix(maxSegments) {
                 summary.add(self.compact(log, segment: candidate.segment, size: candidate.size))
             }
         }
@@ -114,9 +116,11 @@ extension FragmentStore {
             self.logger.warning("compaction could not copy live records; keeping the segment", metadata: ["segment": "\(segment)", "error": "\(error)"])
             return CompactionSummary()
         }
-        // Only once nothing points into it any more.
+        // Only once nothing points into it any more, and no export's snapshot (taken before the
+        // repoint, under the same lock) still reads from it.
         let stillUsed = self.state.withLock { state in
-            state.entries.values.contains { (primary ? $0.row.location : $0.row.redundancy)?.segment == segment }
+            (primary && state.pinnedSegments[segment] != nil)
+                || state.entries.values.contains { (primary ? $0.row.location : $0.row.redundancy)?.segment == segment }
         }
         guard !stillUsed else { return CompactionSummary() }
         log.removeSegment(segment)

@@ -1,17 +1,26 @@
 import CarmaJSON
 
-/// A response to send: status, header fields and the whole body.
+/// A response to send: status, header fields and the whole body (or a stream of it).
 ///
 /// `Content-Length` and `Date` are added by the server.
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// When set, the body is read from this stream while it is sent (chunked) and `body` is ignored.
+    public var stream: (any HTTPBodyStream)?
 
     public init(status: Int, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// A response whose body is streamed (see `HTTPBodyStream`).
+    public static func streaming(_ status: Int, headers: HTTPHeaders, stream: any HTTPBodyStream) -> HTTPResponse {
+        var response = HTTPResponse(status: status, headers: headers)
+        response.stream = stream
+        return response
     }
 
     /// A JSON response from bytes that are already serialized.

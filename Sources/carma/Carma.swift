@@ -4,13 +4,13 @@ import CarmaJSON
 import Foundation
 
 @main
-struct Carma: ParsableCommand {
+struct Carma: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "carma",
-        abstract: "Client for the CARMA fragment store: everyday calls, corpus import, load generation and the resilience experiment.",
+        abstract: "Client for the CARMA fragment store: everyday calls, corpus import, load generation, the resilience experiment and the MCP server.",
         subcommands: [
-            Put.self, Get.self, Delete.self, List.self, History.self, Query.self, Dream.self, Status.self, Import.self,
-            Load.self, Experiment.self,
+            Put.self, Get.self, Delete.self, List.self, History.self, Query.self, Dream.self, Status.self, Export.self, Import.self,
+            Load.self, Experiment.self, MCPCommand.self,
         ])
 }
 
@@ -21,6 +21,9 @@ struct ServerOption: ParsableArguments {
 
     @Option(help: "File holding the bearer token for writes (env CARMA_AUTH_TOKEN_FILE).")
     var tokenFile: String?
+
+    @Option(help: "The bearer token itself (env CARMA_TOKEN); --token-file keeps it out of the process list.")
+    var token: String?
 
     var endpoint: (host: String, port: Int) {
         get throws {
@@ -35,13 +38,25 @@ struct ServerOption: ParsableArguments {
         }
     }
 
+    /// The token from --token, --token-file, CARMA_TOKEN or CARMA_AUTH_TOKEN_FILE, in that order.
+    var bearerToken: String? {
+        get throws {
+            let environment = ProcessInfo.processInfo.environment
+            if let token = self.token { return token }
+            if let file = self.tokenFile {
+                return try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            if let token = environment["CARMA_TOKEN"] { return token }
+            if let file = environment["CARMA_AUTH_TOKEN_FILE"] {
+                return try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            return nil
+        }
+    }
+
     func api(timeoutSeconds: Int = 60) throws -> CarmaAPI {
         let (host, port) = try self.endpoint
-        var token: String?
-        if let file = self.tokenFile ?? ProcessInfo.processInfo.environment["CARMA_AUTH_TOKEN_FILE"] {
-            token = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        return CarmaAPI(host: host, port: port, token: token, timeoutSeconds: timeoutSeconds)
+        return CarmaAPI(host: host, port: port, token: try self.bearerToken, timeoutSeconds: timeoutSeconds)
     }
 }
 

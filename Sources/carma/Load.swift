@@ -80,13 +80,21 @@ struct Load: ParsableCommand {
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load a JSONL corpus (one fragment a line: id, content, links, tags, metadata) into the store.")
+        abstract: "Load an export of `carma export` (exactly: ids, versions, status), or a JSONL corpus (one fragment a line: id, content, links, tags, metadata), into the store.",
+        discussion: """
+            An export is loaded in batches, each fragment at its own version and only where the store's             version of it is lower: running it again changes nothing, and re-running it after an             interruption completes it.
+            """)
 
     @OptionGroup var server: ServerOption
-    @Argument(help: "The JSONL file.") var file: String
-    @Option(help: "Concurrent connections.") var connections = 32
+    @Argument(help: "The export (NDJSON) or JSONL corpus.") var file: String
+    @Option(help: "Concurrent connections (corpus only).") var connections = 32
 
     func run() throws {
+        if ExportImport.isExport(self.file) {
+            let totals = try ExportImport(api: try self.server.api(timeoutSeconds: 300), path: self.file).run()
+            print("imported \(totals.imported), unchanged \(totals.unchanged), superseded by newer versions \(totals.superseded)")
+            return
+        }
         let corpus = try Corpus.load(self.file)
         let (host, port) = try self.server.endpoint
         let driver = LoadDriver(host: host, port: port, token: try self.server.api().token, connections: self.connections)

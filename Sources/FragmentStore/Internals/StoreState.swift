@@ -19,6 +19,9 @@ struct StoreState {
     private var statusCounts = [Int](repeating: 0, count: FragmentStatus.allCases.count)
     /// Bytes of records in the primary area (the redundancy area holds the originals again).
     private(set) var recordBytes: Int64 = 0
+    /// Primary segments an export's snapshot reads from, with how many snapshots pin each:
+    /// compaction leaves them alone (`FragmentStore+Snapshot.swift`).
+    var pinnedSegments: [UInt32: Int] = [:]
 
     init(cacheBytes: Int) {
         self.cache = PayloadCache(capacityBytes: cacheBytes)

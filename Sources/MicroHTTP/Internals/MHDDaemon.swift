@@ -424,8 +424,13 @@ private func checkHead(_ request: HTTPRequest, route: Route, core: ServerCore) -
 
 private func queue(_ response: HTTPResponse, context: RequestContext, core: ServerCore) -> MHD_Result {
     context.status = response.status
-    let created = response.body.withUnsafeBytes { buffer in
-        MHD_create_response_from_buffer(buffer.count, UnsafeMutableRawPointer(mutating: buffer.baseAddress), .RESPMEM_MUST_COPY)
+    let created: OpaquePointer?
+    if let stream = response.stream {
+        created = streamingResponse(stream)
+    } else {
+        created = response.body.withUnsafeBytes { buffer in
+            MHD_create_response_from_buffer(buffer.count, UnsafeMutableRawPointer(mutating: buffer.baseAddress), .RESPMEM_MUST_COPY)
+        }
     }
     guard let mhdResponse = created else { return .NO }
     defer { MHD_destroy_response(mhdResponse) }
@@ -440,4 +445,44 @@ private func queue(_ response: HTTPResponse, context: RequestContext, core: Serv
         _ = MHD_add_response_header(mhdResponse, "Connection", "close")
     }
     return MHD_queue_response(context.connection, UInt32(response.status), mhdResponse)
+}
+
+/// The stream behind a callback response, retained for libmicrohttpd until its free callback.
+private final class StreamBox {
+    let stream: any HTTPBodyStream
+
+    init(_ stream: any HTTPBodyStream) {
+        self.stream = stream
+    }
+}
+
+/// Bytes per read libmicrohttpd asks a stream for.
+private let streamBlockBytes = 64 * 1024
+
+/// A chunked response of unknown size whose body libmicrohttpd pulls from `stream`. The box is
+/// released (and the stream closed) exactly once, by the free callback, also when creating the
+/// response fails.
+private func streamingResponse(_ stream: any HTTPBodyStream) -> OpaquePointer? {
+    let box = Unmanaged.passRetained(StreamBox(stream))
+    let response = MHD_create_response_from_callback(
+        UInt64.max,  // MHD_SIZE_UNKNOWN: chunked
+        streamBlockBytes,
+        { cls, _, buffer, max in
+            guard let cls, let buffer else { return -2 }
+            let stream = Unmanaged<StreamBox>.fromOpaque(cls).takeUnretainedValue().stream
+            switch stream.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: max)) {
+            case .bytes(let count): return count
+            case .end: return -1  // MHD_CONTENT_READER_END_OF_STREAM
+            case .failed: return -2  // MHD_CONTENT_READER_END_WITH_ERROR
+            }
+        },
+        box.toOpaque(),
+        { cls in
+            guard let cls else { return }
+            Unmanaged<StreamBox>.fromOpaque(cls).takeRetainedValue().stream.close()
+        })
+    if response == nil {
+        box.takeRetainedValue().stream.close()
+    }
+    return response
 }

@@ -21,7 +21,7 @@ from carma_client import (
     PreconditionFailed,
 )
 
-from conftest import Carmad
+from conftest import MANUAL_DREAM_ONLY, Carmad
 
 
 def test_health_and_readiness(client: CarmaClient) -> None:
@@ -282,3 +282,26 @@ def test_one_client_shared_by_threads(carmad: Carmad, uid: Callable[[str], str])
 
 def test_blank_stub_type_has_no_content() -> None:
     assert not issubclass(BlankStub, Fragment) and not hasattr(BlankStub, "content")
+
+
+def test_export_then_import_into_a_fresh_server_is_exact_and_idempotent(start_carmad, uid) -> None:
+    c = start_carmad(*MANUAL_DREAM_ONLY).client()
+    first, second = uid("exp-1"), uid("exp-2")
+    c.put_fragment(first, "exported text", links=[second], tags=["x"], metadata={"k": [1, "two"]}, embedding=[0.5, 0.25])
+    c.put_fragment(second, "second text")
+    lines = c.export_fragments()
+    assert lines[0]["carma_export"] == "header" and lines[-1] == {"carma_export": "end", "fragments": len(lines) - 2}
+    exported = {line["id"]: line for line in lines[1:-1]}
+    assert exported[first]["content"] == "exported text" and exported[first]["status"] == "ok"
+
+    target = start_carmad(*MANUAL_DREAM_ONLY).client()
+    counts = target.import_fragments(lines)
+    assert counts["imported"] == len(exported) and counts["unchanged"] == 0
+    copy = target.get_fragment(first)
+    assert copy.content == "exported text" and copy.version == exported[first]["version"] and copy.metadata == {"k": [1, "two"]}
+    assert target.import_fragments(lines)["unchanged"] == len(exported)
+    assert {line["id"]: line for line in target.export_fragments()[1:-1]} == exported
+
+    with pytest.raises(InvalidRequest) as bad:
+        target.import_fragments([{"id": "x", "version": 0, "content": "y"}])
+    assert bad.value.slug == "invalid-import"

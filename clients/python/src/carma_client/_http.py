@@ -194,6 +194,7 @@ class Transport:
         query: Optional[Mapping[str, Any]] = None,
         headers: Optional[Mapping[str, str]] = None,
         json_body: Any = None,
+        raw_body: Optional[bytes] = None,
         idempotent: Optional[bool] = None,
         retry: Optional[RetryPolicy] = None,
     ) -> Response:
@@ -205,7 +206,7 @@ class Transport:
         policy = retry or self.retry
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        body: Optional[bytes] = None
+        body: Optional[bytes] = raw_body
         all_headers = {"Accept": "application/json, application/problem+json;q=0.9, */*;q=0.1",
                        "User-Agent": self.user_agent}
         if self.token:

@@ -7,6 +7,7 @@ contract: when the server grows an operation, a test fails until the client cove
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 from urllib.parse import quote
 
 from ._http import RetryPolicy, Response, Transport, problem_error
-from .errors import CarmaError, FragmentBlank, PROBLEM_PREFIX
+from .errors import CarmaError, FragmentBlank, PROBLEM_PREFIX, TransportError
 from .models import (
     BLANK,
     BlankStub,
@@ -300,6 +301,33 @@ class CarmaClient:
         if tags is not None:
             body["tags"] = list(tags)
         return QueryResponse.from_json(self._call("POST", "/query", json_body=body, idempotent=True).json())
+
+    # -- export and import -------------------------------------------------------------------
+
+    @operation("exportFragments", "GET", "/export")
+    def export_fragments(self) -> List[Dict[str, Any]]:
+        """Every fragment of one consistent snapshot, as the export's NDJSON lines (dicts): a
+        header (``carma_export: "header"``), one line per fragment in id order (a fragment as
+        ``GET`` serves it, a blank as its stub facts), and a closing line with the count. Raises
+        ``TransportError`` if the closing line is missing (the stream was cut). The whole answer is
+        held in memory: for large stores use ``carma export``, which streams to a file.
+        """
+        response = self._call("GET", "/export")
+        lines = [json.loads(line) for line in response.body.decode("utf-8").splitlines() if line.strip()]
+        if not lines or lines[-1].get("carma_export") != "end":
+            raise TransportError("the export ended without its closing line")
+        return lines
+
+    @operation("importFragments", "POST", "/import")
+    def import_fragments(self, lines: Sequence[Mapping[str, Any]]) -> Dict[str, int]:
+        """Writes export lines (at most 1,000 fragments per call) at their own versions, each
+        only where the store's version is lower; returns the counts ``imported``, ``unchanged``
+        (the same version was there: a repeated import) and ``superseded`` (a newer one was).
+        Safe to repeat after a failure: it is idempotent.
+        """
+        body = "".join(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n" for line in lines).encode("utf-8")
+        response = self._call("POST", "/import", raw_body=body, headers={"Content-Type": "application/x-ndjson"}, idempotent=True)
+        return {key: int(value) for key, value in response.json().items()}
 
     # -- dream engine ------------------------------------------------------------------------
 

@@ -196,6 +196,7 @@ _BY_SLUG: Dict[str, Type[CarmaError]] = {
     "invalid-fragment": InvalidRequest,
     "invalid-budget": InvalidRequest,
     "invalid-cycle": InvalidRequest,
+    "invalid-import": InvalidRequest,
     "length-required": LengthRequired,
     "body-too-large": PayloadTooLarge,
     "json-too-complex": PayloadTooLarge,

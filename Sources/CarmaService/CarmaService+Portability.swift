@@ -1,0 +1,41 @@
+import CarmaJSON
+import FragmentStore
+import MicroHTTP
+
+// GET /export and POST /import: every fragment out as NDJSON from one snapshot, and back in at
+// the versions it had.
+
+extension CarmaService {
+    static let ndjson = "application/x-ndjson"
+
+    func exportFragments(_ request: HTTPRequest) -> HTTPResult {
+        let snapshot = self.store.snapshot()
+        let headers: HTTPHeaders = [
+            "Content-Type": Self.ndjson,
+            "Cache-Control": "no-store",
+            "X-Export-Fragments": String(snapshot.rows.count),
+            "X-Export-Max-Version": String(snapshot.maxVersion),
+        ]
+        return .response(.streaming(200, headers: headers, stream: ExportStream(snapshot: snapshot)))
+    }
+
+    func importFragments(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
+        let fragments = try ImportJSON.fragments(from: request.body)
+        let store = self.store
+        return .deferred { complete in
+            store.importFragments(fragments) { result in
+                switch result {
+                case .success(let outcomes):
+                    var counts: JSONObject = ["imported": 0, "unchanged": 0, "superseded": 0]
+                    for outcome in outcomes {
+                        counts[outcome.rawValue] = .number(Double((counts[outcome.rawValue]?.intValue ?? 0) + 1))
+                    }
+                    counts["fragments"] = .number(Double(outcomes.count))
+                    complete(.json(200, .object(counts)))
+                case .failure(let error):
+                    complete(.problem(for: error))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import CarmaJSON
+import FragmentStore
+import MicroHTTP
+
+/// Reads a `POST /import` body: NDJSON lines as `GET /export` writes them. Every line is checked
+/// before anything is written, so a bad line changes nothing; its problem names the line.
+enum ImportJSON {
+    /// Most fragment lines one request may carry.
+    static let maxFragments = 1000
+
+    private static let fragmentFields: Set<String> = [
+        "id", "version", "content", "links", "tags", "metadata", "embedding", "size", "created_at", "updated_at", "status", "checksum",
+        "confidence", "sources", "method", "reconstructed_at", "rebuild_needed", "reason", "lost_at",
+    ]
+
+    static func fragments(from body: [UInt8]) throws(HTTPError) -> [ImportedFragment] {
+        var fragments: [ImportedFragment] = []
+        var lineNumber = 0
+        for line in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let bytes = line.last == UInt8(ascii: "\r") ? line.dropLast() : line
+            if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            let value: JSONValue
+            do {
+                value = try JSONParser.parse(Array(bytes), maxDepth: 32, maxValues: HTTPRequest.maxJSONValues)
+            } catch {
+                throw Self.invalid(lineNumber, "line", "not JSON: \(error)")
+            }
+            guard let object = value.objectValue else { throw Self.invalid(lineNumber, "line", "a line is a JSON object") }
+            // An export's header and closing lines may come along; they carry nothing to write.
+            if object["carma_export"] != nil { continue }
+            fragments.append(try Self.fragment(object, line: lineNumber))
+            if fragments.count > Self.maxFragments {
+                throw Self.invalid(lineNumber, "body", "at most \(Self.maxFragments) fragments per request")
+            }
+        }
+        guard !fragments.isEmpty else { throw Self.invalid(lineNumber, "body", "no fragment lines") }
+        return fragments
+    }
+
+    private static func fragment(_ object: JSONObject, line: Int) throws(HTTPError) -> ImportedFragment {
+        for key in object.keys where !Self.fragmentFields.contains(key) {
+            throw Self.invalid(line, key, "unknown field '\(key)'")
+        }
+        guard let id = object["id"]?.stringValue else { throw Self.invalid(line, "id", "id is required and must be a string") }
+        if let reason = FragmentID.validate(id) { throw Self.invalid(line, "id", reason) }
+        guard let number = object["version"]?.doubleValue, number >= 1, number < 4.6e18, number.rounded() == number else {
+            throw Self.invalid(line, "version", "version is a positive integer")
+        }
+        let created = try Self.timestamp(object, "created_at", line: line)
+        let updated = try Self.timestamp(object, "updated_at", line: line)
+        let status = object["status"]?.stringValue ?? "ok"
+        let payload: ImportedFragment.Payload
+        switch status {
+        case "ok":
+            payload = .exact(try Self.input(object, line: line))
+        case "reconstructed":
+            guard let confidence = object["confidence"]?.doubleValue, (0...1).contains(confidence) else {
+                throw Self.invalid(line, "confidence", "a reconstruction has a confidence from 0 to 1")
+            }
+            guard let method = object["method"]?.stringValue else { throw Self.invalid(line, "method", "a reconstruction names its method") }
+            let reconstruction = Reconstruction(
+                confidence: confidence, sources: try Self.strings(object, "sources", line: line), method: method,
+                at: object["reconstructed_at"] == nil ? updated : try Self.timestamp(object, "reconstructed_at", line: line))
+            payload = .reconstructed(try Self.input(object, line: line), reconstruction)
+        case "blank":
+            guard let reason = object["reason"]?.stringValue.flatMap(BlankReason.init(rawValue:)) else {
+                throw Self.invalid(line, "reason", "a blank's reason is missing, checksum_mismatch or unreadable")
+            }
+            let size = object["size"]?.intValue ?? 0
+            let lostAt: Timestamp? = object["lost_at"].map { $0 == .null } ?? true ? nil : try Self.timestamp(object, "lost_at", line: line)
+            payload = .blank(
+                links: try Self.strings(object, "links", line: line), tags: try Self.strings(object, "tags", line: line), size: max(0, size),
+                reason: reason, lostAt: lostAt)
+        default:
+            throw Self.invalid(line, "status", "status is ok, reconstructed or blank")
+        }
+        let fragment = ImportedFragment(id: id, version: UInt64(number), createdAt: created, updatedAt: updated, payload: payload)
+        // The exported checksum is of the record these fields encode to: a mismatch means the line
+        // was altered, and importing it would not be the exported fragment.
+        if let expected = object["checksum"]?.stringValue, let record = Self.recordBytes(fragment), expected != CRC32C.format(CRC32C.checksum(record)) {
+            throw Self.invalid(line, "checksum", "the checksum does not match the fragment's fields")
+        }
+        return fragment
+    }
+
+    private static func recordBytes(_ fragment: ImportedFragment) -> [UInt8]? {
+        switch fragment.payload {
+        case .exact(let input):
+            return FragmentRecord(id: fragment.id, version: fragment.version, input: input, createdAt: fragment.createdAt, updatedAt: fragment.updatedAt).encode()
+        case .reconstructed(let input, let reconstruction):
+            return FragmentRecord(
+                id: fragment.id, version: fragment.version, input: input, createdAt: fragment.createdAt, updatedAt: fragment.updatedAt,
+                reconstruction: reconstruction
+            ).encode()
+        case .blank:
+            return nil
+        }
+    }
+
+    private static func input(_ object: JSONObject, line: Int) throws(HTTPError) -> FragmentInput {
+        guard let content = object["content"]?.stringValue else { throw Self.invalid(line, "content", "content is required and must be a string") }
+        var input = FragmentInput(content: content, links: try Self.strings(object, "links", line: line), tags: try Self.strings(object, "tags", line: line))
+        switch object["metadata"] {
+        case nil, .null?: break
+        case .object(let metadata)?: input.metadata = metadata
+        default: throw Self.invalid(line, "metadata", "metadata must be an object")
+        }
+        switch object["embedding"] {
+        case nil, .null?: break
+        case .array(let numbers)?:
+            var embedding: [Double] = []
+            for number in numbers {
+                guard let value = number.doubleValue else { throw Self.invalid(line, "embedding", "an embedding is an array of numbers") }
+                embedding.append(value)
+            }
+            input.embedding = embedding
+        default: throw Self.invalid(line, "embedding", "an embedding is an array of numbers")
+        }
+        return input
+    }
+
+    private static func strings(_ object: JSONObject, _ field: String, line: Int) throws(HTTPError) -> [String] {
+        switch object[field] {
+        case nil, .null?: return []
+        case .array(let items)?:
+            var strings: [String] = []
+            for item in items {
+                guard let string = item.stringValue else { throw Self.invalid(line, field, "\(field) must be an array of strings") }
+                strings.append(string)
+            }
+            return strings
+        default: throw Self.invalid(line, field, "\(field) must be an array of strings")
+        }
+    }
+
+    private static func timestamp(_ object: JSONObject, _ field: String, line: Int) throws(HTTPError) -> Timestamp {
+        guard let text = object[field]?.stringValue, let timestamp = Timestamp(rfc3339: text) else {
+            throw Self.invalid(line, field, "\(field) is a time as the store writes it (YYYY-MM-DDTHH:MM:SS.mmmZ)")
+        }
+        return timestamp
+    }
+
+    static func invalid(_ line: Int, _ field: String, _ detail: String) -> HTTPError {
+        HTTPError(.badRequest("invalid-import", "Invalid import", detail: "line \(line): \(detail)", extra: ["line": .number(Double(line)), "field": .string(field)]))
+    }
+}

@@ -1,0 +1,238 @@
+import CarmaJSON
+import CarmaText
+import Synchronization
+
+/// A fragment from an export, to be written at its own version.
+public struct ImportedFragment: Sendable, Equatable {
+    public var id: String
+    public var version: UInt64
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+    public var payload: Payload
+
+    public enum Payload: Sendable, Equatable {
+        /// The exact fragment.
+        case exact(FragmentInput)
+        /// A reconstruction, flagged as such.
+        case reconstructed(FragmentInput, Reconstruction)
+        /// Known without content: what the exporting store still knew of it.
+        case blank(links: [String], tags: [String], size: Int, reason: BlankReason, lostAt: Timestamp?)
+    }
+
+    public init(id: String, version: UInt64, createdAt: Timestamp, updatedAt: Timestamp, payload: Payload) {
+        self.id = id
+        self.version = version
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.payload = payload
+    }
+
+    /// The record an exact or reconstructed fragment is stored as (nil for a blank).
+    var record: FragmentRecord? {
+        switch self.payload {
+        case .exact(let input):
+            return FragmentRecord(id: self.id, version: self.version, input: input, createdAt: self.createdAt, updatedAt: self.updatedAt)
+        case .reconstructed(let input, let reconstruction):
+            return FragmentRecord(
+                id: self.id, version: self.version, input: input, createdAt: self.createdAt, updatedAt: self.updatedAt, reconstruction: reconstruction)
+        case .blank:
+            return nil
+        }
+    }
+}
+
+/// What an import did with one fragment.
+public enum ImportOutcome: String, Sendable {
+    /// Written at its version: the store had an older version or none.
+    case imported
+    /// The store already has this version: nothing written (a second run of the same import).
+    case unchanged
+    /// The store has a newer version: nothing written.
+    case superseded
+}
+
+extension FragmentStore {
+    /// Writes fragments at their own versions, each only where the store's version of it is lower
+    /// (equal is a no-op, higher wins), so that running the same import again changes nothing. Exact
+    /// fragments go to both logs as `put` records, reconstructions to the primary log as
+    /// `reconstruction` records; a blank has no record and is kept in the index and registry only,
+    /// queued for repair. The store's version counter moves past every imported version.
+    /// `completion` runs once the records are durable and the registry holds the rows.
+    public func importFragments(_ fragments: [ImportedFragment], completion: @escaping @Sendable (Result<[ImportOutcome], StoreError>) -> Void) {
+        for fragment in fragments {
+            if let reason = FragmentID.validate(fragment.id) {
+                return completion(.failure(.invalid(field: "id", "\(fragment.id): \(reason)")))
+            }
+            guard fragment.version > 0, fragment.version < Self.versionCeiling else {
+                return completion(.failure(.invalid(field: "version", "\(fragment.id): version \(fragment.version) is out of range")))
+            }
+            if case .exact(let input) = fragment.payload {
+                do { try input.validate(self.configuration.limits) } catch { return completion(.failure(error)) }
+            }
+            if case .reconstructed(let input, _) = fragment.payload {
+                do { try input.validate(self.configuration.limits) } catch { return completion(.failure(error)) }
+            }
+        }
+        // What the store already has at the same or a newer version is left alone; checked again
+        // on the log thread, where it counts.
+        let outcomes = self.importOutcomes(fragments)
+        let wanted = fragments.indices.filter { outcomes[$0] == .imported }
+        guard !wanted.isEmpty else { return completion(.success(outcomes)) }
+        for index in wanted {
+            if let dimension = fragments[index].input?.embedding?.count, let failure = self.acceptEmbeddingDimension(dimension) {
+                return completion(.failure(failure))
+            }
+        }
+        // Versions handed out from now on are above every imported one.
+        self.lastVersion.max(fragments.map(\.version).max() ?? 0, ordering: .relaxed)
+
+        var primary: [PendingRecord] = []
+        var redundancy: [PendingRecord] = []
+        var planned: [PlannedImport] = []
+        for index in wanted {
+            let fragment = fragments[index]
+            var plan = PlannedImport(index: index, fragment: fragment, document: nil, record: [], checksum: 0, primary: nil, redundancy: nil)
+            if let record = fragment.record {
+                let bytes = record.encode()
+                plan.record = bytes
+                plan.checksum = CRC32C.checksum(bytes)
+                plan.document = self.document(id: fragment.id, version: fragment.version, input: record.input)
+                let kind: LogRecord.Kind = record.reconstruction == nil ? .put : .reconstruction
+                plan.primary = primary.count
+                primary.append(PendingRecord(kind: kind, id: fragment.id, version: fragment.version, body: bytes, checksum: plan.checksum))
+                if kind == .put {
+                    plan.redundancy = redundancy.count
+                    redundancy.append(PendingRecord(kind: .put, id: fragment.id, version: fragment.version, body: bytes, checksum: plan.checksum))
+                }
+            }
+            planned.append(plan)
+        }
+        let plans = planned
+        let written = ImportTally(outcomes)
+        let finish: @Sendable (Result<Void, StoreError>) -> Void = { result in
+            completion(result.map { written.outcomes.withLock { $0 } })
+        }
+        let operation = AppendOperation(primary: primary, redundancy: redundancy) { result in
+            switch result {
+            case .failure(let error):
+                finish(.failure(error))
+                return nil
+            case .success(let locations):
+                var change = self.applyImport(plans, locations: locations, outcomes: written)
+                change.completion = finish
+                return change
+            }
+        }
+        if !self.pipeline.submit(.append(operation)) {
+            completion(.failure(.closed))
+        }
+    }
+
+    /// One fragment of an import between planning and the append.
+    private struct PlannedImport: Sendable {
+        var index: Int
+        var fragment: ImportedFragment
+        /// Its text-index document; nil for a blank (no content to index).
+        var document: TextIndex.Document?
+        var record: [UInt8]
+        var checksum: UInt32
+        var primary: Int?
+        var redundancy: Int?
+    }
+
+    private func importOutcomes(_ fragments: [ImportedFragment]) -> [ImportOutcome] {
+        self.state.withLock { state in
+            var seen: [String: UInt64] = [:]
+            return fragments.map { fragment in
+                let current = max(state[fragment.id]?.row.version ?? 0, seen[fragment.id] ?? 0)
+                seen[fragment.id] = max(current, fragment.version)
+                if current == fragment.version { return .unchanged }
+                return current > fragment.version ? .superseded : .imported
+            }
+        }
+    }
+
+    /// Log thread: makes the appended fragments visible (where nothing newer came meanwhile) and
+    /// returns the registry work.
+    private func applyImport(_ plans: [PlannedImport], locations: AppendedLocations, outcomes: ImportTally) -> RegistryChange {
+        let now = Timestamp.now
+        var applied: [(row: FragmentRow, previous: FragmentRow?, plan: PlannedImport)] = []
+        self.state.withLock { state in
+            for plan in plans {
+                let fragment = plan.fragment
+                let previous = state[fragment.id]?.row
+                if let previous, previous.version >= fragment.version {
+                    let outcome: ImportOutcome = previous.version == fragment.version ? .unchanged : .superseded
+                    outcomes.outcomes.withLock { $0[plan.index] = outcome }
+                    continue
+                }
+                var row = FragmentRow(
+                    id: fragment.id, version: fragment.version, status: .ok, checksum: plan.checksum, recordLength: plan.record.count,
+                    size: 0, links: [], tags: [], createdAt: fragment.createdAt, updatedAt: fragment.updatedAt)
+                var queuedAt: Timestamp?
+                switch fragment.payload {
+                case .exact(let input):
+                    row.size = input.content.utf8.count
+                    row.links = input.links
+                    row.tags = input.tags
+                case .reconstructed(let input, let reconstruction):
+                    row.status = .reconstructed
+                    row.size = input.content.utf8.count
+                    row.links = input.links
+                    row.tags = input.tags
+                    row.confidence = reconstruction.confidence
+                case .blank(let links, let tags, let size, let reason, let lostAt):
+                    row.status = .blank
+                    row.size = size
+                    row.links = links
+                    row.tags = tags
+                    row.blankReason = reason
+                    row.lostAt = lostAt ?? now
+                    queuedAt = now
+                }
+                row.location = plan.primary.map { locations.primary[$0] }
+                row.redundancy = plan.redundancy.map { locations.redundancy[$0] }
+                if let previous { self.releaseRecords(of: previous) }
+                self.retainRecords(of: row)
+                state.set(fragment.id, IndexEntry(row: row, queuedAt: queuedAt))
+                if row.status != .blank {
+                    state.cache(fragment.id, version: row.version, body: Self.servedBody(record: plan.record, status: row.status, checksum: row.checksum), recordLength: plan.record.count)
+                }
+                applied.append((row, previous, plan))
+            }
+        }
+        self.feed.submit(applied.map { _, _, plan in plan.document.map(IndexFeed.Change.upsert) ?? .remove(plan.fragment.id) })
+        let rows = applied.map { (row: $0.row, previous: $0.previous, sketch: $0.plan.document?.sketch.encode() ?? [], embedding: $0.plan.fragment.input?.embedding) }
+        return RegistryChange(apply: { registry in
+            for (row, previous, sketch, embedding) in rows {
+                guard try registry.upsert(row, previousTags: previous?.tags, sketch: sketch, embedding: embedding.map(Self.encodeEmbedding)) else { continue }
+                if previous?.status != nil, previous?.status != .ok { try registry.dequeueRepair(row.id) }
+                try registry.addEvent(
+                    row.id, at: now, kind: previous == nil ? .created : .updated,
+                    detail: ["version": .number(Double(row.version)), "size": .number(Double(row.size)), "imported": true])
+                if row.status == .blank {
+                    try registry.markLost(row, priority: .background, at: now)
+                }
+            }
+        })
+    }
+}
+
+/// The outcomes of one import, filled in on the log thread.
+private final class ImportTally: Sendable {
+    let outcomes: Mutex<[ImportOutcome]>
+
+    init(_ outcomes: [ImportOutcome]) {
+        self.outcomes = Mutex(outcomes)
+    }
+}
+
+extension ImportedFragment {
+    /// The client fields of an exact or reconstructed fragment.
+    var input: FragmentInput? {
+        switch self.payload {
+        case .exact(let input), .reconstructed(let input, _): return input
+        case .blank: return nil
+        }
+    }
+}

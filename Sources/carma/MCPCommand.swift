@@ -1,0 +1,30 @@
+import ArgumentParser
+import CarmaMCP
+import Logging
+
+/// `carma mcp`: the Model Context Protocol server an agent host starts as a subprocess.
+struct MCPCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp",
+        abstract: "Serve the store to an agent host over the Model Context Protocol (stdio).",
+        discussion: """
+            Speaks MCP (JSON-RPC, one message per line) on standard input and output until the host \
+            closes standard input; logs go to standard error. Tools: remember, recall, get, forget, \
+            list, dream, status. Every tool talks to carmad at --server over HTTP.
+            """)
+
+    @OptionGroup var server: ServerOption
+
+    @Option(help: "Log level on standard error: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .warning
+
+    func run() async throws {
+        let (host, port) = try self.server.endpoint
+        var logger = Logger(label: "carma.mcp", factory: { label in StreamLogHandler.standardError(label: label) })
+        logger.logLevel = self.logLevel
+        let gateway = HTTPGateway(host: host, port: port, token: try self.server.bearerToken)
+        try await MemoryServer(toolbox: CarmaToolbox(gateway: gateway), version: "0.1.0").run(logger: logger)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

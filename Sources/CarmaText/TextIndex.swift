@@ -22,10 +22,10 @@ public struct TextIndex: Sendable {
         public var id: String
         public var version: UInt64
         public var sketch: Sketch
-        /// Term hashes of the whole content with their counts; nil: only the sketch's terms are known
-        /// (a fragment whose content could not be read).
+        /// Full-text terms of the whole content with their counts (`FullText.counts`); nil: only the
+        /// sketch's terms are known (a fragment whose content could not be read).
         public var terms: [UInt32: Int]?
-        /// Words in the whole content.
+        /// Full-text terms in the whole content (BM25's document length).
         public var words: Int
         public var tags: [String]
         public var links: [String]
@@ -119,7 +119,7 @@ public struct TextIndex: Sendable {
     public mutating func upsert(_ document: Document) {
         self.remove(document.id)
         let slot = UInt32(self.ids.count)
-        let terms = document.terms ?? Dictionary(document.sketch.terms.map { ($0.hash, Int($0.count)) }, uniquingKeysWith: +)
+        let terms = document.terms ?? Dictionary(document.sketch.terms.map { (FullText.term(forSketchTerm: $0.hash), Int($0.count)) }, uniquingKeysWith: +)
         self.ids.append(document.id)
         self.versions.append(document.version)
         self.sketches.append(document.sketch)

@@ -90,9 +90,6 @@ extension FragmentStore {
         public var row: FragmentRow
     }
 
-    /// Weights of the weighted fusion, by signal (measured with scripts/eval-retrieval.py).
-    static let fusionWeights: [QuerySignal: Double] = [.text: 0.5, .meaning: 0.5, .clientVector: 0.5]
-
     /// Ranks fragments for a query. Waits (up to a second) until the text index holds every write
     /// acknowledged before the call, so that a client finds what it just stored.
     public func query(_ request: QueryRequest) throws(StoreError) -> QueryAnswer {
@@ -126,10 +123,7 @@ extension FragmentStore {
             }
         }
         let queryMeaning = signals.contains(.meaning) ? encoder.map { TextIndex.quantize($0.embed(request.text!)) } : nil
-        var counts: [UInt32: Int] = [:]
-        if signals.contains(.text), let text = request.text {
-            for hash in Tokenizer.hashes(text) { counts[hash, default: 0] += 1 }
-        }
+        let counts = signals.contains(.text) ? FullText.counts(request.text ?? "").counts : [:]
         let filter = self.filter(for: request)
         let pool = max(request.k * 5, 100)
         self.feed.waitForSubmitted(timeout: 1)
@@ -164,17 +158,33 @@ extension FragmentStore {
     }
 
     /// One ranking from several, scores in [0, 1], ties by id.
+    ///
+    /// `weighted`: each ranking's scores are scaled to [0, 1] over its pool (best 1, last 0). The
+    /// text ranking's weight grows with how decisive it is, min(1, 0.6 + 2·gap), where gap is how far
+    /// its best score stands above the second, relative to the best; the vector rankings share the
+    /// rest. A query whose words single out one fragment (a phrase, rare keywords) is left to BM25;
+    /// one whose words match many fragments about equally is decided more by meaning. Chosen on the
+    /// project's query sets (README, scripts/eval-retrieval.py).
     static func fuse(_ rankings: [(QuerySignal, [TextIndex.Hit])], fusion: QueryFusion) -> [TextIndex.Hit] {
         var combined: [String: Double] = [:]
         let active = rankings.filter { !$0.1.isEmpty }
         switch fusion {
         case .weighted:
-            let total = active.reduce(0) { $0 + (fusionWeights[$1.0] ?? 0) }
+            let text = active.first { $0.0 == .text }?.1
+            let vectors = active.count - (text == nil ? 0 : 1)
+            var textWeight = 1.0 / Double(max(active.count, 1))
+            if let text, vectors > 0 {
+                let gap = text.count < 2 || text[0].score <= 0 ? 1 : (text[0].score - text[1].score) / text[0].score
+                textWeight = min(1, 0.6 + 2 * gap)
+            } else if text != nil {
+                textWeight = 1
+            }
             for (signal, hits) in active {
-                let weight = (fusionWeights[signal] ?? 0) / max(total, 1e-12)
-                let best = signal == .text ? max(hits.first?.score ?? 1, 1e-12) : 1
+                let weight = signal == .text ? textWeight : (text == nil ? 1.0 / Double(vectors) : (1 - textWeight) / Double(vectors))
+                let high = hits.first!.score, low = hits.last!.score
                 for hit in hits {
-                    combined[hit.id, default: 0] += weight * min(1, max(0, hit.score / best))
+                    let scaled = high > low ? (hit.score - low) / (high - low) : 1
+                    combined[hit.id, default: 0] += weight * scaled
                 }
             }
         case .rrf:
@@ -184,7 +194,7 @@ extension FragmentStore {
                 }
             }
         }
-        return combined.map { TextIndex.Hit(id: $0.key, score: $0.value) }
+        return combined.map { TextIndex.Hit(id: $0.key, score: min(1, max(0, $0.value))) }
             .sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
     }
 

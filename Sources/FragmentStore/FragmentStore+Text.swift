@@ -17,6 +17,7 @@ extension FragmentStore {
     /// done on the caller's thread.
     func document(id: String, version: UInt64, input: FragmentInput, storedSketch: Sketch? = nil) -> TextIndex.Document {
         let counted = Sketch.count(input.content)
+        let full = FullText.counts(input.content)
         let sketch = storedSketch ?? {
             let idf: [UInt32: Double] = self.text.read { index in
                 Dictionary(uniqueKeysWithValues: counted.counts.keys.map { ($0, index.idf($0)) })
@@ -24,7 +25,7 @@ extension FragmentStore {
             return Sketch.make(counts: counted.counts, words: counted.words, bytes: input.content.utf8.count, idf: { idf[$0] ?? 1 })
         }()
         return TextIndex.Document(
-            id: id, version: version, sketch: sketch, terms: counted.counts, words: counted.words, tags: input.tags, links: input.links,
+            id: id, version: version, sketch: sketch, terms: full.counts, words: full.terms, tags: input.tags, links: input.links,
             metadata: Self.metadataTerms(input.metadata), clientEmbedding: input.embedding?.map(Float.init))
     }
 
@@ -208,7 +209,7 @@ extension FragmentStore {
     /// Fragments sharing the most characteristic terms with `sketch` (BM25 over its terms).
     public func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
         var counts: [UInt32: Int] = [:]
-        for term in sketch.terms { counts[term.hash] = Int(term.count) }
+        for term in sketch.terms { counts[FullText.term(forSketchTerm: term.hash)] = Int(term.count) }
         return self.text.read { index in
             index.search(counts, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) }
         }

@@ -53,9 +53,7 @@ struct TextTests {
             index.upsert(document(id, text, tags: id == "c" ? ["archive"] : [], links: id == "a" ? ["c"] : []))
         }
         func query(_ text: String) -> [UInt32: Int] {
-            var counts: [UInt32: Int] = [:]
-            for hash in Tokenizer.hashes(text) { counts[hash, default: 0] += 1 }
-            return counts
+            FullText.counts(text).counts
         }
         #expect(index.search(query("remote host commands"), k: 2).first?.id == "b")
         #expect(index.search(query("files"), k: 3, filter: TextIndex.Filter(tags: ["archive"])).map(\.id) == ["c"])
@@ -74,9 +72,7 @@ struct TextTests {
         let filler = (0..<400).map { "word\($0 % 97) common text here" }.joined(separator: " ")
         index.upsert(document("long", filler + " zanzibar"))
         index.upsert(document("short", "nothing of the kind"))
-        var counts: [UInt32: Int] = [:]
-        for hash in Tokenizer.hashes("zanzibar") { counts[hash, default: 0] += 1 }
-        #expect(index.search(counts, k: 1).first?.id == "long")
+        #expect(index.search(FullText.counts("zanzibar").counts, k: 1).first?.id == "long")
     }
 
     @Test("meanings: nearest by cosine, only for the indexed version, filters by metadata terms")
@@ -116,8 +112,8 @@ struct TextTests {
 }
 
 private func document(_ id: String, _ text: String, version: UInt64 = 1, tags: [String] = [], links: [String] = [], metadata: [UInt64] = []) -> TextIndex.Document {
-    let counted = Sketch.count(text)
+    let counted = FullText.counts(text)
     return TextIndex.Document(
-        id: id, version: version, sketch: Sketch.make(text, idf: { _ in 1 }), terms: counted.counts, words: counted.words, tags: tags, links: links,
+        id: id, version: version, sketch: Sketch.make(text, idf: { _ in 1 }), terms: counted.counts, words: counted.terms, tags: tags, links: links,
         metadata: metadata, clientEmbedding: nil)
 }

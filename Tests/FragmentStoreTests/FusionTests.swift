@@ -1,0 +1,29 @@
+import CarmaText
+import Testing
+
+@testable import FragmentStore
+
+@Suite("query fusion")
+struct FusionTests {
+    private func hits(_ pairs: [(String, Double)]) -> [TextIndex.Hit] { pairs.map { TextIndex.Hit(id: $0.0, score: $0.1) } }
+
+    @Test("words that single out one fragment decide; words that match many leave it to meaning")
+    func adaptiveWeight() {
+        let meaning = self.hits([("c", 0.9), ("b", 0.5), ("a", 0.1), ("d", 0)])
+        let decisive = FragmentStore.fuse([(.text, self.hits([("a", 10), ("c", 5), ("b", 4.5), ("d", 1)])), (.meaning, meaning)], fusion: .weighted)
+        #expect(decisive.first?.id == "a")
+        let flat = FragmentStore.fuse([(.text, self.hits([("a", 10), ("c", 9.95), ("b", 9.5), ("d", 9)])), (.meaning, meaning)], fusion: .weighted)
+        #expect(flat.first?.id == "c")
+        #expect(flat.allSatisfy { (0...1).contains($0.score) })
+        // One signal alone keeps its order; ties go by id.
+        #expect(FragmentStore.fuse([(.meaning, self.hits([("z", 0.5), ("y", 0.5)]))], fusion: .weighted).map(\.id) == ["y", "z"])
+    }
+
+    @Test("reciprocal rank fusion ignores scores")
+    func reciprocalRank() {
+        let fused = FragmentStore.fuse(
+            [(.text, self.hits([("a", 100), ("b", 1)])), (.meaning, self.hits([("b", 0.9), ("c", 0.8)]))], fusion: .rrf)
+        #expect(fused.first?.id == "b")
+        #expect(Set(fused.map(\.id)) == ["a", "b", "c"])
+    }
+}

@@ -59,8 +59,8 @@ extension CarmaService {
         if let raw = object["status"], !raw.isNull {
             let items = raw.arrayValue ?? [raw]
             let statuses = items.compactMap { $0.stringValue.flatMap(FragmentStatus.init(rawValue:)) }
-            guard !statuses.isEmpty, statuses.count == items.count else {
-                return invalid("status", "status is one of ok, reconstructed, blank, or an array of them")
+            guard !statuses.isEmpty, statuses.count == items.count, items.count <= FragmentStatus.allCases.count else {
+                return invalid("status", "status is one of ok, reconstructed, blank, or an array of 1 to 3 of them")
             }
             request.statuses = Set(statuses)
         }

@@ -172,7 +172,8 @@ def main():
     parser.add_argument("--corpus", default=os.path.join(ROOT, "corpus/manpages-full.jsonl"))
     parser.add_argument("--fragments", type=int, default=4000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--seed", type=int, default=11, help="picks the pages of the corpus (and, by default, the queries)")
+    parser.add_argument("--query-seed", type=int, help="picks the queries; another one than --seed gives a held-out query sample")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--out", default=os.path.join(ROOT, "bench-results/retrieval.json"))
     parser.add_argument("--keep", help="keep the store (and the baseline's embeddings) in this directory, and reuse them if it holds them")
@@ -181,7 +182,7 @@ def main():
         sys.exit("give --model DIR or set CARMA_EMBEDDING_MODEL")
 
     documents, descriptions = build_corpus(args.corpus, args.fragments, args.seed)
-    sets = query_sets(documents, descriptions, args.queries, args.seed)
+    sets = query_sets(documents, descriptions, args.queries, args.seed if args.query_seed is None else args.query_seed)
     print("corpus: %d fragments from %d pages; queries: %s" % (
         len(documents), len({(d["metadata"]["section"], d["metadata"]["page"]) for d in documents}),
         ", ".join("%s %d" % (name, len(q)) for name, q in sets.items())), file=sys.stderr)
@@ -236,7 +237,8 @@ def main():
 
         bm25 = BM25(documents)
         ids = [d["id"] for d in documents]
-        results = {"fragments": len(documents), "queries": {name: len(q) for name, q in sets.items()}, "put_seconds": round(put_seconds, 1),
+        results = {"fragments": len(documents), "queries": {name: len(q) for name, q in sets.items()},
+                   "seed": args.seed, "query_seed": args.seed if args.query_seed is None else args.query_seed, "put_seconds": round(put_seconds, 1),
                    "embedding": {"carmad_backlog_drain_seconds": None if reused else round(drain_seconds, 1),
                                  "baseline_fragments_per_second": round(len(documents) / baseline["seconds"], 1) if baseline["seconds"] else None,
                                  "max_tokens": args.max_tokens},

@@ -262,10 +262,13 @@ public struct TextIndex: Sendable {
     public struct Hit: Sendable, Equatable {
         public var id: String
         public var score: Double
+        /// BM25 hits only: the share of the query's term weight (idf × count) this fragment contains.
+        public var coverage: Double?
 
-        public init(id: String, score: Double) {
+        public init(id: String, score: Double, coverage: Double? = nil) {
             self.id = id
             self.score = score
+            self.coverage = coverage
         }
     }
 
@@ -278,26 +281,36 @@ public struct TextIndex: Sendable {
         let averageWords = max(1, Double(self.totalWords) / Double(self.count))
         // One accumulator per slot, and the slots touched, instead of a dictionary of scores.
         var scores = [Double](repeating: 0, count: self.ids.count)
+        var matched = [Double](repeating: 0, count: self.ids.count)
         var touched: [UInt32] = []
+        var total = 0.0
         self.words.withUnsafeBufferPointer { words in
             self.alive.withUnsafeBufferPointer { alive in
                 scores.withUnsafeMutableBufferPointer { scores in
-                    for (term, queryCount) in query {
-                        guard let list = self.postings[term] else { continue }
-                        let weight = self.idf(term) * Double(queryCount)
-                        for posting in list {
-                            let slot = Int(posting.document)
-                            guard alive[slot] else { continue }
-                            let tf = Double(posting.count)
-                            let norm = 1.2 * (0.25 + 0.75 * Double(words[slot]) / averageWords)
-                            if scores[slot] == 0 { touched.append(posting.document) }
-                            scores[slot] += weight * tf * 2.2 / (tf + norm)
+                    matched.withUnsafeMutableBufferPointer { matched in
+                        for (term, queryCount) in query {
+                            let weight = self.idf(term) * Double(queryCount)
+                            total += weight
+                            guard let list = self.postings[term] else { continue }
+                            for posting in list {
+                                let slot = Int(posting.document)
+                                guard alive[slot] else { continue }
+                                let tf = Double(posting.count)
+                                let norm = 1.2 * (0.25 + 0.75 * Double(words[slot]) / averageWords)
+                                if scores[slot] == 0 { touched.append(posting.document) }
+                                scores[slot] += weight * tf * 2.2 / (tf + norm)
+                                matched[slot] += weight
+                            }
                         }
                     }
                 }
             }
         }
-        return self.top(touched.lazy.map { ($0, scores[Int($0)]) }, k: k, filter: filter)
+        return self.top(touched.lazy.map { ($0, scores[Int($0)]) }, k: k, filter: filter).map { hit in
+            var hit = hit
+            hit.coverage = total > 0 ? min(1, matched[Int(self.slots[hit.id]!)] / total) : 0
+            return hit
+        }
     }
 
     /// The fragments whose sketch vectors are closest to `vector` (cosine).

@@ -199,8 +199,16 @@ def test_query(client: CarmaClient, uid: Callable[[str], str]) -> None:
     assert all(0.0 <= hit.score <= 1.0 and hit.status == "ok" and hit.content for hit in answer.results)
     assert uid("q3") not in [hit.id for hit in answer.results]
     assert answer.blanks == []
+    assert answer.signals == ["text"] and answer.index.model is None and answer.notes
+    # Filters and modes reach the server; a bad mode is a typed 400.
+    client.put_fragment(uid("q4"), "lighthouse maintenance schedule", tags=[tag], metadata={"site": "north"})
+    only = client.query("lighthouse", k=5, tags=[tag], mode="text", status=["ok"], metadata={"site": "north"})
+    assert [hit.id for hit in only.results] == [uid("q4")] and only.signals == ["text"]
     with pytest.raises(ValueError):
         client.query()
+    with pytest.raises(InvalidRequest) as raised:
+        client.query("lighthouse", mode="sideways")
+    assert raised.value.status == 400 and raised.value.problem.get("field") == "mode"
 
 
 def test_query_by_embedding(start_carmad: Callable[..., Carmad]) -> None:

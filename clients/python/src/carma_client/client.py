@@ -283,8 +283,13 @@ class CarmaClient:
 
     @operation("queryFragments", "POST", "/query")
     def query(self, text: Optional[str] = None, *, embedding: Optional[Sequence[float]] = None,
-              k: Optional[int] = None, tags: Optional[Sequence[str]] = None) -> QueryResponse:
-        """Top-``k`` fragments by text and/or embedding; blank hits are flagged, without content.
+              k: Optional[int] = None, tags: Optional[Sequence[str]] = None, mode: Optional[str] = None,
+              status: Optional[Sequence[str]] = None, metadata: Optional[Mapping[str, Any]] = None,
+              fusion: Optional[str] = None) -> QueryResponse:
+        """Top-``k`` fragments by words and meaning (``mode`` ``"hybrid"``, the default), by words
+        alone (``"text"``) or by meaning alone (``"vector"``); filtered by ``tags`` (all of them),
+        ``status`` (any of them) and ``metadata`` (top-level members equal). Blank hits are flagged,
+        without content; the response's ``signals`` and ``notes`` say what the ranking used.
 
         Sent as idempotent although it is a ``POST``: a query changes nothing, so repeating it
         after a 503 is safe.
@@ -300,6 +305,14 @@ class CarmaClient:
             body["k"] = k
         if tags is not None:
             body["tags"] = list(tags)
+        if mode is not None:
+            body["mode"] = mode
+        if status is not None:
+            body["status"] = list(status)
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        if fusion is not None:
+            body["fusion"] = fusion
         return QueryResponse.from_json(self._call("POST", "/query", json_body=body, idempotent=True).json())
 
     # -- export and import -------------------------------------------------------------------

@@ -449,6 +449,10 @@ class IndexInfo:
     ready: bool
     fragments: int
     terms: int
+    #: Fragments with the built-in model's embedding of their current version.
+    embedded: int = 0
+    #: The built-in embedding model, None when the server runs without one (words only).
+    model: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -456,6 +460,12 @@ class QueryResponse:
     results: List[QueryHit]
     took_ms: float
     index: IndexInfo
+    #: The rankings used: ``"text"``, ``"meaning"``, ``"client_vector"``.
+    signals: List[str] = field(default_factory=list)
+    #: Why a signal was missing or partial (no model; fragments still waiting for an embedding).
+    notes: List[str] = field(default_factory=list)
+    #: ``"weighted"`` or ``"rrf"`` when several rankings were fused.
+    fusion: Optional[str] = None
 
     @property
     def blanks(self) -> List[QueryHit]:
@@ -468,7 +478,11 @@ class QueryResponse:
             results=[QueryHit.from_json(hit) for hit in data.get("results", [])],
             took_ms=float(data.get("took_ms", 0.0)),
             index=IndexInfo(ready=bool(index.get("ready")), fragments=int(index.get("fragments", 0)),
-                            terms=int(index.get("terms", 0))),
+                            terms=int(index.get("terms", 0)), embedded=int(index.get("embedded", 0)),
+                            model=index.get("model")),
+            signals=_strs(data.get("signals")),
+            notes=_strs(data.get("notes")),
+            fusion=data.get("fusion"),
         )
 
 

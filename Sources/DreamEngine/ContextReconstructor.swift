@@ -70,21 +70,29 @@ public struct ContextReconstructor: Reconstructor {
             for term in sentence.terms where remaining[term] != nil { remaining[term]! *= 0.25 }
         }
         guard !chosen.isEmpty else { return nil }
-
-        // Keep each source's sentences in their own order, sources in order of trust.
-        chosen.sort { (sentences[$0].source, sentences[$0].position) < (sentences[$1].source, sentences[$1].position) }
-        let text = chosen.map { sentences[$0].text }.joined(separator: "\n")
-        var contributors: [String] = []
-        for index in chosen where !contributors.contains(sources[sentences[index].source].id) {
-            contributors.append(sources[sentences[index].source].id)
-        }
-
-        let present = Set(Tokenizer.hashes(text))
-        let coverage = weights.filter { present.contains($0.key) }.values.reduce(0, +) / totalWeight
+        let (text, contributors) = Self.assemble(chosen, sentences: sentences, sources: sources)
+        let coverage = Self.coverage(of: text, weights: weights, total: totalWeight)
         let rebuilt = Sketch.make(text, idf: { store.idf($0) })
         let cosine = max(0, Sketch.cosine(rebuilt.vector, sketch.vector))
         let confidence = min(1, max(0, 0.5 * coverage + 0.5 * cosine))
         return RebuiltFragment(content: text, confidence: confidence, sources: contributors, method: self.method)
+    }
+
+    /// The chosen sentences as one text, each source's in their own order, sources in order of
+    /// trust; and the sources that contributed.
+    static func assemble(_ chosen: [Int], sentences: [Sentence], sources: [(id: String, prior: Double)]) -> (text: String, sources: [String]) {
+        let ordered = chosen.sorted { (sentences[$0].source, sentences[$0].position) < (sentences[$1].source, sentences[$1].position) }
+        var contributors: [String] = []
+        for index in ordered where !contributors.contains(sources[sentences[index].source].id) {
+            contributors.append(sources[sentences[index].source].id)
+        }
+        return (ordered.map { sentences[$0].text }.joined(separator: "\n"), contributors)
+    }
+
+    /// The share of the sketch's term weight a text contains.
+    static func coverage(of text: String, weights: [UInt32: Double], total: Double) -> Double {
+        let present = Set(Tokenizer.hashes(text))
+        return weights.filter { present.contains($0.key) }.values.reduce(0, +) / total
     }
 
     /// The sketch's terms weighted by count and inverse document frequency.

@@ -93,14 +93,8 @@ public struct MeaningReconstructor: Reconstructor {
             current = pick.score
         }
         guard !chosen.isEmpty else { return nil }
-        chosen.sort { (sentences[$0].source, sentences[$0].position) < (sentences[$1].source, sentences[$1].position) }
-        let text = chosen.map { sentences[$0].text }.joined(separator: "\n")
-        var contributors: [String] = []
-        for index in chosen where !contributors.contains(sources[sentences[index].source].id) {
-            contributors.append(sources[sentences[index].source].id)
-        }
-        let present = Set(Tokenizer.hashes(text))
-        let coverage = weights.filter { present.contains($0.key) }.values.reduce(0, +) / totalWeight
+        let (text, contributors) = ContextReconstructor.assemble(chosen, sentences: sentences, sources: sources)
+        let coverage = ContextReconstructor.coverage(of: text, weights: weights, total: totalWeight)
         let cosine = store.embed(text).map { Self.cosine($0, goal) } ?? 0
         return RebuiltFragment(
             content: text, confidence: Self.confidence(cosine: max(0, cosine), coverage: coverage), sources: contributors, method: self.method)

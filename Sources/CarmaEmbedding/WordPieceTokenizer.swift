@@ -33,7 +33,8 @@ struct WordPieceTokenizer: Sendable {
     func tokenIDs(_ text: String, maxTokens: Int) -> [Int32] {
         var ids: [Int32] = [self.classify]
         let budget = max(2, maxTokens) - 1
-        for word in Self.basicTokens(text) {
+        // A word is at least one token: the first maxTokens words are all that can be used.
+        for word in Self.basicTokens(text, limit: maxTokens) {
             guard ids.count < budget else { break }
             ids.append(contentsOf: self.wordPieces(word))
         }
@@ -42,7 +43,7 @@ struct WordPieceTokenizer: Sendable {
         return ids
     }
 
-    private func wordPieces(_ word: String) -> [Int32] {
+    func wordPieces(_ word: String) -> [Int32] {
         let scalars = Array(word.unicodeScalars)
         guard scalars.count <= 100 else { return [self.unknown] }
         var pieces: [Int32] = []
@@ -66,10 +67,20 @@ struct WordPieceTokenizer: Sendable {
         return pieces
     }
 
-    /// The basic pass: words and single punctuation marks, lower-cased, accents stripped.
-    static func basicTokens(_ text: String) -> [String] {
+    /// The basic pass: words and single punctuation marks, lower-cased, accents stripped; stops
+    /// once `limit` of them are found (the text is not read further).
+    static func basicTokens(_ text: String, limit: Int = .max) -> [String] {
         var cleaned = String.UnicodeScalarView()
+        var words = 0
+        var inWord = false
         for scalar in text.unicodeScalars {
+            // Enough words for `limit` tokens (punctuation splits only add tokens): stop reading.
+            let space = scalar.properties.isWhitespace
+            if !space, !inWord {
+                words += 1
+                if words > limit { break }
+            }
+            inWord = !space
             let value = scalar.value
             if value == 0 || value == 0xFFFD { continue }
             let category = scalar.properties.generalCategory
@@ -103,6 +114,7 @@ struct WordPieceTokenizer: Sendable {
                 }
             }
             if !current.isEmpty { tokens.append(String(current)) }
+            if tokens.count >= limit { break }
         }
         return tokens
     }

@@ -64,6 +64,18 @@ struct EncoderTests {
         #expect(vector.allSatisfy { $0.isFinite })
         #expect(encoder.embed("").count == 384)
     }
+
+    @Test("stopping the basic pass early gives the same tokens as cutting them afterwards", .enabled(if: modelDirectory != nil))
+    func earlyStop() throws {
+        let tokenizer = try WordPieceTokenizer(vocabularyFile: modelDirectory! + "/vocab.txt")
+        let text = (0..<200).map { "word\($0),  with\n\n(punctuation)-and   Ünïcödé;" }.joined(separator: " \t ")
+        for limit in [8, 32, 256] {
+            var full = [tokenizer.classify]
+            for word in WordPieceTokenizer.basicTokens(text) { full.append(contentsOf: tokenizer.wordPieces(word)) }
+            let expected = Array(full.prefix(limit - 1)) + [tokenizer.separator]
+            #expect(tokenizer.tokenIDs(text, maxTokens: limit) == expected)
+        }
+    }
 }
 
 private func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }

@@ -28,10 +28,12 @@ public struct MeaningReconstructor: Reconstructor {
         min(1, max(0, Calibration.intercept + Calibration.cosine * cosine + Calibration.coverage * coverage))
     }
 
+    /// Fitted by scripts/calibrate-confidence.py on bench/reconstruction.sh's run of 2026-11-30 (74
+    /// reconstructions fitted, 69 held out: mean |confidence − token F1| 0.241 before, 0.073 after).
     enum Calibration {
-        static let intercept = 0.0
-        static let cosine = 0.5
-        static let coverage = 0.5
+        static let intercept = -0.3593
+        static let cosine = 0.5669
+        static let coverage = 0.5669
     }
 
     public func reconstruct(_ target: RepairTarget, from store: any ContextSource) -> RebuiltFragment? {

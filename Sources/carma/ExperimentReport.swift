@@ -218,7 +218,7 @@ struct ExperimentReport {
 
     /// "token F1 | ROUGE-L | sketch cosine | meaning cosine |" means of one method's measures.
     static func measures(_ object: JSONValue?) -> String {
-        ["token_f1", "rouge_l", "sketch_cosine", "meaning_cosine"].map { " \(Self.num(object?[$0]?["mean"])) |" }.joined()
+        ["token_f1", "rouge_l", "sketch_cosine", "meaning_cosine"].map { "\(Self.num(object?[$0]?["mean"])) |" }.joined(separator: " ")
     }
 
     /// Mean confidence and mean real token F1 of the reconstructions, by confidence band, and the mean

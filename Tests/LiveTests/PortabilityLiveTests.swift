@@ -153,7 +153,7 @@ struct PortabilityLiveTests {
         #expect(try Self.read(again).fragments == Self.read(file).fragments)
     }
 
-    @Test("bad import input is a 400 naming the line, and changes nothing", .timeLimit(.minutes(2)))
+    @Test("bad import input is a 400 naming the line, and changes nothing", .timeLimit(.minutes(10)))
     func badImport() throws {
         let directory = TemporaryDirectory("live")
         defer { directory.remove() }

@@ -211,26 +211,9 @@ public final class HTTPConnection {
         func deliver(_ bytes: [UInt8]) throws(ClientError) {
             if (200..<300).contains(status) { try consume(bytes) } else { response.body.append(contentsOf: bytes) }
         }
-        if response.header("Transfer-Encoding")?.lowercased().contains("chunked") == true {
-            while true {
-                let lineEnd = try self.fill(until: { Self.find($0, [13, 10]) })
-                let sizeText = String(decoding: self.buffer[0..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
-                self.buffer.removeFirst(lineEnd + 2)
-                guard let size = Int(sizeText.trimmingLeadingSpaces(), radix: 16), size >= 0 else { throw ClientError("bad chunk size") }
-                var left = size
-                while left > 0 {
-                    if self.buffer.isEmpty, try self.receive() == 0 { throw ClientError("connection closed by the server mid-body") }
-                    let take = min(left, self.buffer.count)
-                    try deliver(Array(self.buffer[0..<take]))
-                    self.buffer.removeFirst(take)
-                    left -= take
-                }
-                _ = try self.fill(until: { $0.count >= 2 ? 2 : nil })
-                self.buffer.removeFirst(2)
-                if size == 0 { break }
-            }
-        } else if let length = response.header("Content-Length").flatMap(Int.init) {
-            var left = length
+        /// Hands the next `count` body bytes over as they arrive.
+        func pass(_ count: Int) throws(ClientError) {
+            var left = count
             while left > 0 {
                 if self.buffer.isEmpty, try self.receive() == 0 { throw ClientError("connection closed by the server mid-body") }
                 let take = min(left, self.buffer.count)
@@ -238,6 +221,20 @@ public final class HTTPConnection {
                 self.buffer.removeFirst(take)
                 left -= take
             }
+        }
+        if response.header("Transfer-Encoding")?.lowercased().contains("chunked") == true {
+            while true {
+                let lineEnd = try self.fill(until: { Self.find($0, [13, 10]) })
+                let sizeText = String(decoding: self.buffer[0..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
+                self.buffer.removeFirst(lineEnd + 2)
+                guard let size = Int(sizeText.trimmingLeadingSpaces(), radix: 16), size >= 0 else { throw ClientError("bad chunk size") }
+                try pass(size)
+                _ = try self.fill(until: { $0.count >= 2 ? 2 : nil })
+                self.buffer.removeFirst(2)
+                if size == 0 { break }
+            }
+        } else if let length = response.header("Content-Length").flatMap(Int.init) {
+            try pass(length)
         } else {
             throw ClientError("a streamed answer needs chunked encoding or a length")
         }

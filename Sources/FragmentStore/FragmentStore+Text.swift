@@ -9,21 +9,22 @@ import Foundation
 extension FragmentStore {
     /// Sketches a text against the store's term statistics now.
     func sketch(_ content: String) -> Sketch {
-        self.document(id: "", version: 0, input: FragmentInput(content: content)).sketch
+        self.sketch(counted: Sketch.count(content), bytes: content.utf8.count)
+    }
+
+    private func sketch(counted: (counts: [UInt32: Int], words: Int), bytes: Int) -> Sketch {
+        let idf: [UInt32: Double] = self.text.read { index in
+            Dictionary(uniqueKeysWithValues: counted.counts.keys.map { ($0, index.idf($0)) })
+        }
+        return Sketch.make(counts: counted.counts, words: counted.words, bytes: bytes, idf: { idf[$0] ?? 1 })
     }
 
     /// What the text index keeps of a fragment: its sketch (against the term statistics now), the
     /// counts of every term of its content, tags, links, metadata terms and client embedding. CPU work,
     /// done on the caller's thread.
     func document(id: String, version: UInt64, input: FragmentInput, storedSketch: Sketch? = nil) -> TextIndex.Document {
-        let counted = Sketch.count(input.content)
         let full = FullText.counts(input.content)
-        let sketch = storedSketch ?? {
-            let idf: [UInt32: Double] = self.text.read { index in
-                Dictionary(uniqueKeysWithValues: counted.counts.keys.map { ($0, index.idf($0)) })
-            }
-            return Sketch.make(counts: counted.counts, words: counted.words, bytes: input.content.utf8.count, idf: { idf[$0] ?? 1 })
-        }()
+        let sketch = storedSketch ?? self.sketch(input.content)
         return TextIndex.Document(
             id: id, version: version, sketch: sketch, terms: full.counts, words: full.terms, tags: input.tags, links: input.links,
             metadata: Self.metadataTerms(input.metadata), clientEmbedding: input.embedding?.map(Float.init))

@@ -133,8 +133,17 @@ extension ServerProcess {
     /// Runs a carmad subcommand (`faults`, `migrate`, `reindex`) to the end.
     /// - Returns: Its exit status and everything it printed.
     public static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        try self.runToEnd(carmadPath, arguments)
+    }
+
+    /// Runs the `carma` CLI to the end.
+    public static func runCarma(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        try self.runToEnd(carmaPath, arguments)
+    }
+
+    private static func runToEnd(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: carmadPath)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe

@@ -11,16 +11,7 @@ import Testing
 struct PortabilityLiveTests {
     /// Runs the `carma` CLI to the end.
     static func carma(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ServerProcess.carmaPath)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        try ServerProcess.runCarma(arguments)
     }
 
     static func url(_ server: ServerProcess) -> String { "http://127.0.0.1:\(server.port)" }

@@ -127,6 +127,8 @@ public final class PGConnection: @unchecked Sendable {
     private var prepared: Set<String> = []
     /// False once the connection broke or a call overran its deadline: the pool drops it.
     public private(set) var usable = true
+    /// Calls answered so far (the pool tells a stale connection's first failure from a later one).
+    public private(set) var answered = 0
 
     /// Connects, waiting at most until `deadline`.
     public init(url: String, deadline: ContinuousClock.Instant) throws(PGError) {
@@ -265,6 +267,7 @@ public final class PGConnection: @unchecked Sendable {
         }
         if PQstatus(self.handle) != CONNECTION_OK { self.usable = false }
         if let failure { throw failure }
+        self.answered += 1
         return rows
     }
 

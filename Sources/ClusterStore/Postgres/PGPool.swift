@@ -37,30 +37,45 @@ public final class PGPool: Sendable {
             throw self.noted(.unavailable("every database connection of this node is busy (pool of \(self.size))"))
         }
         defer { self.slots.signal() }
-        let connection: PGConnection
-        if let reused = self.idle.withLock({ $0.popLast() }) {
-            connection = reused
-        } else {
-            do throws(PGError) {
-                connection = try PGConnection(url: self.url, deadline: deadline)
-                try self.setup(connection, deadline)
-            } catch {
-                throw self.noted(error)
-            }
-        }
-        do throws(PGError) {
-            let value = try body(connection, deadline)
-            if connection.usable { self.idle.withLock { $0.append(connection) } }
-            self.up.store(true, ordering: .relaxed)
-            return value
-        } catch {
-            if connection.usable {
-                // A server error leaves the connection in step; roll back whatever was open.
-                if (try? connection.execute("ROLLBACK", deadline: ContinuousClock.now.advanced(by: .seconds(1)))) != nil, connection.usable {
-                    self.idle.withLock { $0.append(connection) }
+        var retried = false
+        while true {
+            let connection: PGConnection
+            var reused = false
+            if let idle = self.idle.withLock({ $0.popLast() }) {
+                connection = idle
+                reused = true
+            } else {
+                do throws(PGError) {
+                    connection = try PGConnection(url: self.url, deadline: deadline)
+                    try self.setup(connection, deadline)
+                } catch {
+                    throw self.noted(error)
                 }
             }
-            throw self.noted(error)
+            let answered = connection.answered
+            do throws(PGError) {
+                let value = try body(connection, deadline)
+                if connection.usable { self.idle.withLock { $0.append(connection) } }
+                self.up.store(true, ordering: .relaxed)
+                return value
+            } catch {
+                if connection.usable {
+                    // A server error leaves the connection in step; roll back whatever was open.
+                    if (try? connection.execute("ROLLBACK", deadline: ContinuousClock.now.advanced(by: .seconds(1)))) != nil, connection.usable {
+                        self.idle.withLock { $0.append(connection) }
+                    }
+                } else if error.kind == .unavailable {
+                    // The server went away: every idle connection is as dead as this one.
+                    self.drain()
+                    // A pooled connection that failed on its first call of this checkout never had a
+                    // statement executed (the server had closed it): once more on a new connection.
+                    if reused, connection.answered == answered, !retried, ContinuousClock.now < deadline {
+                        retried = true
+                        continue
+                    }
+                }
+                throw self.noted(error)
+            }
         }
     }
 

@@ -30,6 +30,13 @@ build_nodes() {
   fi
 }
 
+# fresh_cluster_dir DIR: fresh_dir (lib.sh), after stopping a sandbox PostgreSQL a killed earlier run
+# may have left running in DIR/pg.
+fresh_cluster_dir() {
+  if [ -f "$1/pg/data/PG_VERSION" ]; then "$PG_SANDBOX" stop "$1/pg" >/dev/null 2>&1 || true; fi
+  fresh_dir "$1"
+}
+
 # start_pg DIR: a fresh sandbox PostgreSQL 15 in DIR; sets DATABASE_URL.
 start_pg() {
   need postgresql-15 postgresql-client-15

@@ -28,7 +28,7 @@ if [ "$DAMAGE" -lt 1 ] || [ "$DAMAGE" -gt "$COUNT" ]; then
 fi
 need postgresql-15 postgresql-client-15
 build_nodes
-fresh_dir "$WORK/cluster-repair"
+fresh_cluster_dir "$WORK/cluster-repair"
 start_pg "$WORK/cluster-repair/pg"
 node_flags=(--cache-bytes 0 --dream-interval 3600 --dream-max-interval 3600 --dream-idle-delay 100000 --dream-duty-cycle 1)
 A=18093

@@ -30,7 +30,7 @@ if [ "$CONNECTIONS" -lt 4 ] || [ $((CONNECTIONS % 2)) -ne 0 ]; then
 fi
 need wrk postgresql-15 postgresql-client-15
 build_nodes
-fresh_dir "$WORK/cluster"
+fresh_cluster_dir "$WORK/cluster"
 start_pg "$WORK/cluster/pg"
 here=$(cd "$(dirname "$0")" && pwd)
 node_flags=(--dream-interval 3600 --dream-max-interval 3600 --dream-idle-delay 100000)

@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CISAL", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
 
         // HTTP over libmicrohttpd; knows nothing of fragments.
         .target(
@@ -43,6 +44,14 @@ let package = Package(
             name: "FragmentStore",
             dependencies: [
                 "CISAL", "CSQLite", "CarmaEmbedding", "CarmaJSON", "CarmaText",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Cluster mode: the same store seams on PostgreSQL (libpq), shared by several carmad nodes.
+        .target(
+            name: "ClusterStore",
+            dependencies: [
+                "CPostgres", "FragmentStore", "CarmaJSON", "CarmaText",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -82,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "carmad",
             dependencies: [
-                "CarmaEmbedding", "CarmaFaults", "CarmaService", "DreamEngine", "FragmentStore", "MicroHTTP",
+                "CarmaEmbedding", "CarmaFaults", "CarmaService", "ClusterStore", "DreamEngine", "FragmentStore", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

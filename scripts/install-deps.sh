@@ -6,10 +6,12 @@ set -euo pipefail
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-apt_packages=(libmicrohttpd-dev libisal-dev libsqlite3-dev libopenblas-dev pkg-config)
+# libpq-dev: cluster mode's PostgreSQL client library (carmad links it either way).
+apt_packages=(libmicrohttpd-dev libisal-dev libsqlite3-dev libopenblas-dev libpq-dev pkg-config)
 if [ "$want_test" = 1 ]; then
-  # graphviz: the DOT output is checked with dot(1); procps for pkill in scripts.
-  apt_packages+=(graphviz procps)
+  # graphviz: the DOT output is checked with dot(1); procps for pkill in scripts; postgresql: the
+  # cluster-mode tests start throw-away servers of their own (initdb as the postgres user).
+  apt_packages+=(graphviz procps postgresql)
 fi
 
 missing=()

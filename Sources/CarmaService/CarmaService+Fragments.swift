@@ -66,22 +66,31 @@ extension CarmaService {
         case .blank(let blank):
             self.metrics.blankServed()
             let eta = self.engine.etaSeconds()
-            let headers: HTTPHeaders = [
-                "X-Fragment-Status": "blank",
-                "Cache-Status": "carma; fwd=miss; detail=blank",
-                "Cache-Control": "no-store",
-                "Retry-After": String(eta),
-            ]
-            let body = FragmentJSON.stub(blank, etaSeconds: eta)
-            if Self.prefersStrict(request) {
-                var strictHeaders = headers
-                strictHeaders.add("Preference-Applied", "strict")
-                return .response(.json(503, body, headers: strictHeaders))
-            }
-            return .response(.json(200, body, headers: headers))
+            return self.stubResponse(FragmentJSON.stub(blank, etaSeconds: eta), retryAfter: eta, detail: "blank", request: request)
+        case .backendUnavailable:
+            // Nothing is lost and nothing was recorded: the database is away, not the fragment.
+            self.metrics.blankServed()
+            let retry = 5
+            return self.stubResponse(FragmentJSON.unavailableStub(id, retryAfter: retry), retryAfter: retry, detail: "backend-unavailable", request: request)
         case .unavailable(let reason):
             return .response(.problem(for: StoreError.unavailable(reason)))
         }
+    }
+
+    /// A blank stub: 200 (flagged) by default, 503 for a client that prefers `strict`.
+    private func stubResponse(_ body: JSONValue, retryAfter: Int, detail: String, request: HTTPRequest) -> HTTPResult {
+        let headers: HTTPHeaders = [
+            "X-Fragment-Status": "blank",
+            "Cache-Status": "carma; fwd=miss; detail=\(detail)",
+            "Cache-Control": "no-store",
+            "Retry-After": String(retryAfter),
+        ]
+        if Self.prefersStrict(request) {
+            var strictHeaders = headers
+            strictHeaders.add("Preference-Applied", "strict")
+            return .response(.json(503, body, headers: strictHeaders))
+        }
+        return .response(.json(200, body, headers: headers))
     }
 
     func deleteFragment(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
@@ -156,7 +165,7 @@ extension CarmaService {
         let store = self.store
         return self.afterApplied {
             do throws(StoreError) {
-                guard let events = try store.history(id), let row = store.row(id) else {
+                guard let events = try store.history(id, limit: 500), let row = store.row(id) else {
                     return .notFound(id)
                 }
                 return .json(200, [

@@ -9,7 +9,12 @@ extension CarmaService {
     static let ndjson = "application/x-ndjson"
 
     func exportFragments(_ request: HTTPRequest) -> HTTPResult {
-        let snapshot = self.store.snapshot()
+        let snapshot: StoreSnapshot
+        do {
+            snapshot = try self.store.snapshot()
+        } catch {
+            return .response(.problem(for: error))
+        }
         let headers: HTTPHeaders = [
             "Content-Type": Self.ndjson,
             "Cache-Control": "no-store",

@@ -8,7 +8,7 @@ import Synchronization
 /// The CARMA fragment store as an HTTP service: the store, the routes over it, and the server.
 public final class CarmaService: Sendable {
     public let configuration: ServiceConfiguration
-    public let store: FragmentStore
+    public let store: any FragmentBackend
     public let engine: DreamEngine
     let foreground: Foreground
     let metrics: ServiceMetrics
@@ -17,13 +17,18 @@ public final class CarmaService: Sendable {
     private let serverBox = Mutex<HTTPServer?>(nil)
     let ready = Atomic<Bool>(false)
 
-    /// Opens the store and prepares the routes; `start` begins serving.
-    public init(configuration: ServiceConfiguration, logger: Logger) throws(StoreError) {
+    /// Opens the embedded store and prepares the routes; `start` begins serving.
+    public convenience init(configuration: ServiceConfiguration, logger: Logger) throws(StoreError) {
+        try self.init(configuration: configuration, store: FragmentStore(configuration: configuration.store, logger: logger), logger: logger)
+    }
+
+    /// Serves `store` (embedded or cluster); `start` begins serving.
+    public init(configuration: ServiceConfiguration, store: any FragmentBackend, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         self.authorization = configuration.authToken.map(Authorization.init(token:))
-        self.store = try FragmentStore(configuration: configuration.store, logger: logger)
-        let metrics = ServiceMetrics()
+        self.store = store
+        let metrics = ServiceMetrics(database: !(store is FragmentStore))
         self.metrics = metrics
         self.foreground = Foreground(onRequest: { metrics.requestFinished(route: $0, method: $1, status: $2, duration: $3) })
         self.engine = DreamEngine(
@@ -45,7 +50,7 @@ public final class CarmaService: Sendable {
         self.logger.info(
             "carmad listening",
             metadata: ["http.host": "\(self.configuration.server.host)", "http.port": "\(self.server.port ?? 0)",
-                       "store.fragments": "\(self.store.stats().fragments)", "store.data_dir": "\(self.configuration.store.dataDirectory)"])
+                       "store.fragments": "\(self.store.stats().fragments)", "store.location": "\(self.store.location)"])
     }
 
     /// Stops serving (letting requests in flight finish), stops the dream engine, then closes the
@@ -102,6 +107,11 @@ public final class CarmaService: Sendable {
     private func readiness() -> HTTPResult {
         guard self.ready.load(ordering: .relaxed) else {
             return .response(.problem(503, type: "not-ready", title: "Not ready", detail: "starting or shutting down", headers: ["Retry-After": "5"]))
+        }
+        guard self.store.backendAvailable else {
+            return .response(.problem(
+                503, type: "not-ready", title: "Not ready", detail: "the database does not answer; reads are served from this node's cache or as blanks",
+                headers: ["Retry-After": "5"]))
         }
         let stats = self.store.stats()
         let meaning = self.store.meaningStatus

@@ -109,6 +109,16 @@ enum FragmentJSON {
         return .object(object)
     }
 
+    /// The stub for a fragment nothing is known of just now because the database does not answer
+    /// (cluster mode): flagged blank, reason `backend_unavailable`, nothing queued.
+    static func unavailableStub(_ id: String, retryAfter: Int) -> JSONValue {
+        [
+            "id": .string(id), "status": "blank", "rebuild_needed": false, "version": .null, "links": [], "tags": [],
+            "lost_at": .null, "reason": "backend_unavailable", "detected_by": .null,
+            "rebuild": ["queued_at": .null, "eta_seconds": .number(Double(retryAfter))],
+        ]
+    }
+
     /// A fragment in a listing: everything but the content.
     static func summary(_ row: FragmentRow) -> JSONValue {
         var object: JSONObject = [

@@ -36,6 +36,8 @@ final class ServiceMetrics: DreamObserver, Sendable {
     private let embedded: CoreMetrics.Gauge
     private let embeddingsComputed: CoreMetrics.Counter
     private let commits: CoreMetrics.Counter
+    /// Cluster mode only: whether PostgreSQL answers, and calls that found it unavailable.
+    private let database: (up: CoreMetrics.Gauge, errors: CoreMetrics.Counter)?
     /// Store counters already added to their Prometheus counters (the store keeps running totals).
     private let reported = Mutex<[String: Int]>([:])
 
@@ -47,7 +49,7 @@ final class ServiceMetrics: DreamObserver, Sendable {
         }
     }
 
-    init() {
+    init(database: Bool = false) {
         var factory = PrometheusMetricsFactory(registry: self.registry)
         // Sub-millisecond GETs up to multi-second outliers.
         self.requests = RequestStatistics(bounds: [
@@ -94,6 +96,9 @@ final class ServiceMetrics: DreamObserver, Sendable {
         self.embedded = CoreMetrics.Gauge(label: "carma_embedded_fragments", factory: factory)
         self.embeddingsComputed = CoreMetrics.Counter(label: "carma_embeddings_computed_total", factory: factory)
         self.commits = CoreMetrics.Counter(label: "carma_group_commits_total", factory: factory)
+        self.database = database
+            ? (CoreMetrics.Gauge(label: "carma_database_up", factory: factory), CoreMetrics.Counter(label: "carma_database_errors_total", factory: factory))
+            : nil
         self.cycleRunning.record(0)
     }
 
@@ -151,7 +156,7 @@ final class ServiceMetrics: DreamObserver, Sendable {
     // MARK: Scrape
 
     /// Brings the gauges and mirrored counters up to date, then renders the exposition.
-    func exposition(store: FragmentStore, engine: DreamEngine) -> [UInt8] {
+    func exposition(store: any FragmentBackend, engine: DreamEngine) -> [UInt8] {
         let stats = store.stats()
         for status in FragmentStatus.allCases {
             self.fragments[status]?.record(stats.byStatus[status] ?? 0)
@@ -174,6 +179,10 @@ final class ServiceMetrics: DreamObserver, Sendable {
         self.advance("missing", to: stats.damageDetected[.missing] ?? 0, self.corruption["missing"]!)
         self.advance("checksum_mismatch", to: stats.damageDetected[.checksumMismatch] ?? 0, self.corruption["checksum_mismatch"]!)
         self.advance("unreadable", to: stats.damageDetected[.unreadable] ?? 0, self.corruption["unreadable"]!)
+        if let database = self.database {
+            database.up.record(store.backendAvailable ? 1 : 0)
+            self.advance("database_errors", to: store.backendFailures, database.errors)
+        }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 << 10)
         self.registry.emit(into: &buffer)

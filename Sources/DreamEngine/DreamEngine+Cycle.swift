@@ -28,7 +28,8 @@ extension DreamEngine {
         // A ticket is handled at most once per cycle, also when its retry comes due during the cycle.
         var handled = Set<String>()
         var repaired = self.phase("repair", counting: "repaired") { self.repairPhase(cycle: initial.id, budget: &budget, handled: &handled) }
-        let scrubFound = self.phase("scrub", counting: "damaged_found") { self.scrubPhase(budget: &budget) }
+        let scrubFound = self.store.claimScrub(scheduled: initial.trigger != .manual)
+            ? self.phase("scrub", counting: "damaged_found") { self.scrubPhase(budget: &budget) } : 0
         // The scrub queues what it finds in the background: let that land, then repair it, and what
         // reads found while the scrub ran.
         self.store.flush()

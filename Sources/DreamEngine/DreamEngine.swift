@@ -70,7 +70,7 @@ public final class DreamEngine: @unchecked Sendable {
         self.scheduler = Scheduler(configuration: configuration, now: 0)
         self.nextCycleID = store.lastCycleID() + 1
         // A cycle that was running when the process stopped did not finish: say so.
-        for report in store.recentCycleReports(limit: 20) where report["state"] == "running" {
+        for report in store.unfinishedCycleReports() {
             guard case .object(var object) = report, let id = report["id"]?.intValue else { continue }
             object["state"] = "interrupted"
             object["stop_reason"] = "the process stopped during the cycle"
@@ -79,6 +79,13 @@ public final class DreamEngine: @unchecked Sendable {
                 startedAt: report["started_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)) ?? .now, finishedAt: nil,
                 report: .object(object), wait: true)
         }
+    }
+
+    /// The next cycle's id: the store's when several engines share it (under `condition`).
+    private func allocateCycleID() -> Int64 {
+        let id = self.store.newCycleID(local: self.nextCycleID)
+        self.nextCycleID = id + 1
+        return id
     }
 
     /// Seconds on the engine's monotonic clock.
@@ -151,8 +158,7 @@ public final class DreamEngine: @unchecked Sendable {
                 now: now, manualRequested: false, readyRepairs: self.readyRepairs.count, idleFor: self.foreground.secondsIdle)
             switch decision {
             case .start(let trigger):
-                let report = CycleReport(id: self.nextCycleID, trigger: trigger, startedAt: .now, budget: self.configuration.defaultBudget)
-                self.nextCycleID += 1
+                let report = CycleReport(id: self.allocateCycleID(), trigger: trigger, startedAt: .now, budget: self.configuration.defaultBudget)
                 self.current = report
                 self.scheduler.cycleStarted()
                 self.condition.unlock()
@@ -177,8 +183,7 @@ public final class DreamEngine: @unchecked Sendable {
             self.condition.unlock()
             return (existing.json(includeEvents: false), false)
         }
-        let report = CycleReport(id: self.nextCycleID, trigger: .manual, startedAt: .now, budget: budget ?? self.configuration.defaultBudget)
-        self.nextCycleID += 1
+        let report = CycleReport(id: self.allocateCycleID(), trigger: .manual, startedAt: .now, budget: budget ?? self.configuration.defaultBudget)
         self.pending = report
         self.condition.broadcast()
         self.condition.unlock()

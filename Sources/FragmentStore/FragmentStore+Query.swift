@@ -80,6 +80,14 @@ public struct MeaningStatus: Sendable {
     public var backlog: Int
     /// Embeddings computed since start-up.
     public var computed: Int
+
+    package init(model: String?, dimensions: Int, embedded: Int, backlog: Int, computed: Int) {
+        self.model = model
+        self.dimensions = dimensions
+        self.embedded = embedded
+        self.backlog = backlog
+        self.computed = computed
+    }
 }
 
 extension FragmentStore {
@@ -88,20 +96,54 @@ extension FragmentStore {
         public var id: String
         public var score: Double
         public var row: FragmentRow
+
+        package init(id: String, score: Double, row: FragmentRow) {
+            self.id = id
+            self.score = score
+            self.row = row
+        }
     }
 
     /// Ranks fragments for a query. Waits (up to a second) until the text index holds every write
     /// acknowledged before the call, so that a client finds what it just stored.
     public func query(_ request: QueryRequest) throws(StoreError) -> QueryAnswer {
+        let ranking = try Self.rank(
+            request, index: self.text, encoder: self.configuration.encoder, embeddingDimension: self.embeddingDimension.withLock { $0 },
+            status: { [self] id in self.state.withLock { $0[id]?.row.status } },
+            beforeSearch: { [self] in self.feed.waitForSubmitted(timeout: 1) })
+        let rows = self.rows(ranking.hits.map(\.id))
+        return ranking.answer(rows: rows)
+    }
+
+    /// A query ranked over a text index, before the rows are looked up.
+    package struct Ranking {
+        package var hits: [TextIndex.Hit]
+        package var signals: [QuerySignal]
+        package var fusion: QueryFusion?
+        package var notes: [String]
+
+        /// The answer, with the rows of the hits (nil rows are left out: deleted meanwhile).
+        package func answer(rows: [FragmentRow?]) -> QueryAnswer {
+            let hits = zip(self.hits, rows).compactMap { hit, row in row.map { QueryHit(id: hit.id, score: hit.score, row: $0) } }
+            return QueryAnswer(hits: hits, signals: self.signals, fusion: self.fusion, notes: self.notes)
+        }
+    }
+
+    /// Ranks a query over `index`: the signals the request and the model allow, each ranking's pool,
+    /// then fusion. `status` answers the status filter; `beforeSearch` runs after the CPU work on the
+    /// query and before the index is read (it waits for the index to catch up).
+    package static func rank(
+        _ request: QueryRequest, index text: ReadWriteLock<TextIndex>, encoder: SentenceEncoder?, embeddingDimension: Int?,
+        status: @escaping @Sendable (String) -> FragmentStatus?, beforeSearch: () -> Void
+    ) throws(StoreError) -> Ranking {
         if let embedding = request.embedding {
-            if let dimension = self.embeddingDimension.withLock({ $0 }), embedding.count != dimension {
+            if let dimension = embeddingDimension, embedding.count != dimension {
                 throw .invalid(field: "embedding", "this store's embeddings have \(dimension) dimensions, not \(embedding.count)")
             }
             if !FragmentInput.fitsFloat(embedding) {
                 throw .invalid(field: "embedding", "embedding values must be finite 32-bit floats")
             }
         }
-        let encoder = self.configuration.encoder
         var signals: [QuerySignal] = []
         var notes: [String] = []
         switch request.mode {
@@ -124,10 +166,13 @@ extension FragmentStore {
         }
         let queryMeaning = signals.contains(.meaning) ? encoder.map { TextIndex.quantize($0.embed(request.text!)) } : nil
         let counts = signals.contains(.text) ? FullText.counts(request.text ?? "").counts : [:]
-        let filter = self.filter(for: request)
+        var filter = TextIndex.Filter(tags: Set(request.tags), metadata: Self.metadataTerms(request.metadata))
+        if let statuses = request.statuses {
+            filter.custom = { id in status(id).map(statuses.contains) ?? false }
+        }
         let pool = max(request.k * 5, 100)
-        self.feed.waitForSubmitted(timeout: 1)
-        let (rankings, waiting): ([(QuerySignal, [TextIndex.Hit])], Int) = self.text.read { index in
+        beforeSearch()
+        let (rankings, waiting): ([(QuerySignal, [TextIndex.Hit])], Int) = text.read { index in
             let rankings: [(QuerySignal, [TextIndex.Hit])] = signals.map { signal in
                 switch signal {
                 case .text: (signal, index.search(counts, k: pool, filter: filter))
@@ -140,21 +185,8 @@ extension FragmentStore {
         if signals.contains(.meaning), waiting > 0 {
             notes.append("\(waiting) fragments are still waiting for their embedding and were matched by words only")
         }
-        let fused = Self.fuse(rankings, fusion: request.fusion).prefix(request.k)
-        let rows = self.rows(fused.map(\.id))
-        let hits = zip(fused, rows).compactMap { hit, row in row.map { QueryHit(id: hit.id, score: hit.score, row: $0) } }
-        return QueryAnswer(hits: hits, signals: signals, fusion: rankings.count > 1 ? request.fusion : nil, notes: notes)
-    }
-
-    private func filter(for request: QueryRequest) -> TextIndex.Filter {
-        var filter = TextIndex.Filter(tags: Set(request.tags), metadata: Self.metadataTerms(request.metadata))
-        if let statuses = request.statuses {
-            filter.custom = { [self] id in
-                guard let status = self.state.withLock({ $0[id]?.row.status }) else { return false }
-                return statuses.contains(status)
-            }
-        }
-        return filter
+        let fused = Array(Self.fuse(rankings, fusion: request.fusion).prefix(request.k))
+        return Ranking(hits: fused, signals: signals, fusion: rankings.count > 1 ? request.fusion : nil, notes: notes)
     }
 
     /// One ranking from several, scores in [0, 1], ties by id.

@@ -9,6 +9,10 @@ import Synchronization
 public struct RepairTarget: Sendable {
     public var row: FragmentRow
 
+    package init(row: FragmentRow) {
+        self.row = row
+    }
+
     public var id: String { self.row.id }
     public var version: UInt64 { self.row.version }
     /// Checksum and length of the exact record to recover: the original's, also for a fragment that is
@@ -19,8 +23,8 @@ public struct RepairTarget: Sendable {
 
 extension FragmentRow {
     /// Checksum and length of the exact record: the original's, also while a reconstruction is served.
-    var exactChecksum: UInt32 { self.originalChecksum ?? self.checksum }
-    var exactLength: Int { self.originalLength ?? self.recordLength }
+    package var exactChecksum: UInt32 { self.originalChecksum ?? self.checksum }
+    package var exactLength: Int { self.originalLength ?? self.recordLength }
     /// The kind of record this row's status serves from.
     var servedKind: LogRecord.Kind { self.status == .reconstructed ? .reconstruction : .put }
 }

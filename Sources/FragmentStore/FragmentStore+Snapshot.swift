@@ -11,15 +11,18 @@ public final class StoreSnapshot: Sendable {
     /// The highest version handed out when the snapshot was taken.
     public let maxVersion: UInt64
     public let takenAt: Timestamp
-    private let store: FragmentStore
-    private let pinned: [UInt32]
+    private let reader: @Sendable (FragmentRow) -> Entry
+    private let closer: @Sendable () -> Void
     private let open = Atomic<Bool>(true)
 
-    init(store: FragmentStore, rows: [FragmentRow], maxVersion: UInt64, pinned: [UInt32]) {
-        self.store = store
+    /// - Parameters:
+    ///   - reader: Reads one row's entry as the snapshot saw it.
+    ///   - closer: Lets go of what keeps the snapshot's records readable; runs once.
+    package init(rows: [FragmentRow], maxVersion: UInt64, reader: @escaping @Sendable (FragmentRow) -> Entry, closer: @escaping @Sendable () -> Void) {
         self.rows = rows
         self.maxVersion = maxVersion
-        self.pinned = pinned
+        self.reader = reader
+        self.closer = closer
         self.takenAt = .now
     }
 
@@ -27,11 +30,11 @@ public final class StoreSnapshot: Sendable {
         self.close()
     }
 
-    /// Lets compaction have the pinned segments again. Safe to call more than once.
+    /// Lets go of the snapshot's records (compaction may have the pinned segments again). Safe to
+    /// call more than once.
     public func close() {
         guard self.open.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        let pinned = self.pinned
-        self.store.state.withLock { state in state.unpin(pinned) }
+        self.closer()
     }
 
     /// What the snapshot holds for one fragment.
@@ -48,18 +51,7 @@ public final class StoreSnapshot: Sendable {
     public func entry(_ index: Int) -> Entry {
         let row = self.rows[index]
         guard row.status != .blank else { return .blank(row) }
-        let outcome = self.store.readServed(row)
-        switch outcome {
-        case .record(let record):
-            return .fragment(FragmentStore.servedBody(record: record, status: row.status, checksum: row.checksum))
-        case .transient(let error):
-            return .unavailable("\(error)")
-        default:
-            var blank = row
-            blank.status = .blank
-            blank.blankReason = outcome.damage ?? .unreadable
-            return .blank(blank)
-        }
+        return self.reader(row)
     }
 }
 
@@ -73,7 +65,26 @@ extension FragmentStore {
             return (rows, segments, self.lastVersion.load(ordering: .relaxed))
         }
         // Sorting happens outside the lock: the rows are copies.
-        return StoreSnapshot(store: self, rows: rows.sorted { $0.id < $1.id }, maxVersion: maxVersion, pinned: pinned)
+        return StoreSnapshot(
+            rows: rows.sorted { $0.id < $1.id }, maxVersion: maxVersion,
+            reader: { [self] row in self.snapshotEntry(row) },
+            closer: { [self] in self.state.withLock { state in state.unpin(pinned) } })
+    }
+
+    /// A snapshot row's entry: its pinned record, read and verified.
+    private func snapshotEntry(_ row: FragmentRow) -> StoreSnapshot.Entry {
+        let outcome = self.readServed(row)
+        switch outcome {
+        case .record(let record):
+            return .fragment(FragmentStore.servedBody(record: record, status: row.status, checksum: row.checksum))
+        case .transient(let error):
+            return .unavailable("\(error)")
+        default:
+            var blank = row
+            blank.status = .blank
+            blank.blankReason = outcome.damage ?? .unreadable
+            return .blank(blank)
+        }
     }
 }
 

@@ -23,8 +23,12 @@ extension FragmentStore {
     /// counts of every term of its content, tags, links, metadata terms and client embedding. CPU work,
     /// done on the caller's thread.
     func document(id: String, version: UInt64, input: FragmentInput, storedSketch: Sketch? = nil) -> TextIndex.Document {
+        Self.document(id: id, version: version, input: input, sketch: storedSketch ?? self.sketch(input.content))
+    }
+
+    /// The index document of a fragment with its sketch made.
+    package static func document(id: String, version: UInt64, input: FragmentInput, sketch: Sketch) -> TextIndex.Document {
         let full = FullText.counts(input.content)
-        let sketch = storedSketch ?? self.sketch(input.content)
         return TextIndex.Document(
             id: id, version: version, sketch: sketch, terms: full.counts, words: full.terms, tags: input.tags, links: input.links,
             metadata: Self.metadataTerms(input.metadata), clientEmbedding: input.embedding?.map(Float.init))

@@ -20,7 +20,7 @@ public struct WritePrecondition: Sendable, Equatable {
 
     public static let none = WritePrecondition()
 
-    func check(_ current: FragmentRow?, id: String) -> StoreError? {
+    package func check(_ current: FragmentRow?, id: String) -> StoreError? {
         if self.ifNoneMatchAny, let current {
             return .precondition("'\(id)' already exists (version \(current.version))", current: current.version)
         }
@@ -60,6 +60,11 @@ extension FragmentStore {
         /// Whether the fragment did not exist before.
         public var created: Bool
         public var fragment: ServedFragment
+
+        package init(created: Bool, fragment: ServedFragment) {
+            self.created = created
+            self.fragment = fragment
+        }
     }
 
     /// Stores a new version of a fragment. `completion` runs (on the log thread) once its record is

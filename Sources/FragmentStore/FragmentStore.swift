@@ -192,6 +192,9 @@ extension FragmentStore {
         /// The record could not be read for a passing reason (out of descriptors or memory): nothing
         /// is lost and nothing was recorded; the client should try again shortly.
         case unavailable(String)
+        /// The storage behind the store (cluster mode: PostgreSQL) does not answer and no copy is at
+        /// hand: nothing is known about the fragment just now.
+        case backendUnavailable(String)
     }
 
     /// A readable fragment: the JSON body to send, plus the facts headers need.
@@ -200,12 +203,24 @@ extension FragmentStore {
         public var version: UInt64
         public var status: FragmentStatus
         public var checksum: UInt32
+
+        package init(body: [UInt8], version: UInt64, status: FragmentStatus, checksum: UInt32) {
+            self.body = body
+            self.version = version
+            self.status = status
+            self.checksum = checksum
+        }
     }
 
     /// A blank fragment: its registry row (links, tags, reason) and when its repair was queued.
     public struct BlankFragment: Sendable {
         public var row: FragmentRow
         public var queuedAt: Timestamp?
+
+        package init(row: FragmentRow, queuedAt: Timestamp?) {
+            self.row = row
+            self.queuedAt = queuedAt
+        }
     }
 
     private enum Lookup {
@@ -338,7 +353,7 @@ extension FragmentStore {
     }
 
     /// The served JSON: the record with its closing brace replaced by `status` and `checksum`.
-    static func servedBody(record: [UInt8], status: FragmentStatus, checksum: UInt32) -> [UInt8] {
+    package static func servedBody(record: [UInt8], status: FragmentStatus, checksum: UInt32) -> [UInt8] {
         var body = record
         if body.last == UInt8(ascii: "}") { body.removeLast() }
         body.append(contentsOf: ",\"status\":\"\(status.rawValue)\",\"checksum\":\"\(CRC32C.format(checksum))\"}".utf8)
@@ -346,7 +361,7 @@ extension FragmentStore {
     }
 
     /// The record a served body was built from.
-    static func record(fromServedBody body: [UInt8], recordLength: Int) -> [UInt8] {
+    package static func record(fromServedBody body: [UInt8], recordLength: Int) -> [UInt8] {
         guard recordLength > 0, recordLength <= body.count else { return [] }
         var record = Array(body[0..<(recordLength - 1)])
         record.append(UInt8(ascii: "}"))
@@ -362,6 +377,11 @@ extension FragmentStore {
         public var rows: [FragmentRow]
         /// The last id of this page when more may follow.
         public var nextAfter: String?
+
+        package init(rows: [FragmentRow], nextAfter: String?) {
+            self.rows = rows
+            self.nextAfter = nextAfter
+        }
     }
 
     /// Lists fragments in id order, after `after`, filtered by status and tag, as the registry has them.

@@ -44,6 +44,15 @@ public protocol RepairStore: AnyObject, Sendable {
     func cycleReport(_ id: Int64) -> JSONValue?
     func recentCycleReports(limit: Int) -> [JSONValue]
     func lastCycleID() -> Int64
+
+    // MARK: Several engines on one store (cluster mode; one engine needs none of these)
+    /// The id of a new cycle, given the one this engine would use next.
+    func newCycleID(local: Int64) -> Int64
+    /// Whether this engine's cycle should scrub now: a scheduled cycle scrubs only if no engine
+    /// scrubbed in the current interval; a manual one always does.
+    func claimScrub(scheduled: Bool) -> Bool
+    /// Reports of cycles this engine left running when its process stopped.
+    func unfinishedCycleReports() -> [JSONValue]
 }
 
 /// What reconstruction reads of the surviving fragments: sketches, term weights, contents, links
@@ -72,6 +81,12 @@ extension ContextSource {
 }
 
 extension RepairStore {
+    public func newCycleID(local: Int64) -> Int64 { local }
+    public func claimScrub(scheduled: Bool) -> Bool { true }
+    public func unfinishedCycleReports() -> [JSONValue] {
+        self.recentCycleReports(limit: 20).filter { $0["state"] == "running" }
+    }
+
     public func readyRepairs(limit: Int) throws(StoreError) -> [RepairTicket] {
         try self.readyRepairs(limit: limit, now: .now)
     }

@@ -31,7 +31,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { self.message }
 
-    init(_ code: Code, _ message: String, field: String? = nil, currentVersion: UInt64? = nil) {
+    package init(_ code: Code, _ message: String, field: String? = nil, currentVersion: UInt64? = nil) {
         self.code = code
         self.message = message
         self.field = field
@@ -42,15 +42,15 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         StoreError(.invalid, message, field: field)
     }
 
-    static func notFound(_ id: String) -> StoreError {
+    package static func notFound(_ id: String) -> StoreError {
         StoreError(.notFound, "no fragment '\(id)'")
     }
 
-    static func precondition(_ message: String, current: UInt64?) -> StoreError {
+    package static func precondition(_ message: String, current: UInt64?) -> StoreError {
         StoreError(.preconditionFailed, message, currentVersion: current)
     }
 
-    static let closed = StoreError(.closed, "the store is closed")
+    package static let closed = StoreError(.closed, "the store is closed")
 
     public static func unavailable(_ message: String) -> StoreError {
         StoreError(.unavailable, message)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CarmaService
+import ClusterStore
 import Foundation
 import FragmentStore
 import Logging
@@ -65,7 +66,18 @@ struct Serve: AsyncParsableCommand {
         }
         let service: CarmaService
         do {
-            service = try CarmaService(configuration: configuration, logger: logger)
+            if let cluster = try self.options.clusterConfiguration(service: configuration) {
+                logger.info(
+                    "cluster mode", metadata: ["database.url": "\(cluster.redactedURL)", "node.name": "\(cluster.nodeName)", "database.pool": "\(cluster.poolSize)"])
+                if configuration.store.encoder != nil {
+                    logger.warning("cluster mode does not use the embedding model yet: queries rank by words and client vectors, reconstruction by sketches")
+                }
+                service = CarmaService(configuration: configuration, store: try ClusterStore(configuration: cluster, logger: logger), logger: logger)
+            } else {
+                service = try CarmaService(configuration: configuration, logger: logger)
+            }
+        } catch let error as ValidationError {
+            throw error
         } catch {
             logger.critical("cannot open the store", metadata: ["error": "\(error)"])
             throw ExitCode.failure

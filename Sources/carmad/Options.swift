@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClusterStore
 import CarmaEmbedding
 import CarmaService
 import DreamEngine
@@ -114,6 +115,24 @@ struct ServerOptions: ParsableArguments {
 
     @Option(help: "Largest response body a list, query or topology request builds, in bytes; longer answers are cut short with a cursor or flag (env CARMA_MAX_RESPONSE_BYTES). Default 8388608.")
     var maxResponseBytes: Int?
+
+    @Option(help: "Run as a cluster node on PostgreSQL, e.g. postgresql://carma@db:5432/carma (env CARMA_DATABASE_URL). Default: the embedded store in --data-dir.")
+    var databaseURL: String?
+
+    @Option(help: "Database connections this node opens at most (env CARMA_DATABASE_POOL). Default 8.")
+    var databasePool: Int?
+
+    @Option(help: "Seconds one database call may take before the database counts as unavailable: reads answer from the cache or a stub, writes 503 (env CARMA_DATABASE_TIMEOUT). Default 2.")
+    var databaseTimeout: Double?
+
+    @Option(help: "This node's name in repair leases and cycle reports (env CARMA_NODE_NAME). Default: host name and process id.")
+    var nodeName: String?
+
+    @Option(help: "Seconds a claimed repair stays with this node before another may take it (env CARMA_REPAIR_LEASE). Default 60.")
+    var repairLease: Double?
+
+    @Option(help: "PostgreSQL tablespace for the redundancy table, used when the schema is first created (env CARMA_REDUNDANCY_TABLESPACE). Default: the database's.")
+    var redundancyTablespace: String?
 
     private static let environment = ProcessInfo.processInfo.environment
 
@@ -250,6 +269,24 @@ struct ServerOptions: ParsableArguments {
         configuration.maxResponseBytes = try Self.setting(
             self.maxResponseBytes, "--max-response-bytes", default: configuration.maxResponseBytes, in: (64 << 10)...(1 << 30))
         return configuration
+    }
+
+    /// Cluster mode's settings, when a database URL is given (flag or environment).
+    func clusterConfiguration(service: ServiceConfiguration) throws -> ClusterConfiguration? {
+        guard let url = self.databaseURL ?? Self.env("CARMA_DATABASE_URL") else { return nil }
+        guard url.hasPrefix("postgresql://") || url.hasPrefix("postgres://") else {
+            throw ValidationError("--database-url must be a postgresql:// URL")
+        }
+        let pool = try Self.setting(self.databasePool, "--database-pool", default: 8, in: 1...1000)
+        let timeout = try Self.setting(self.databaseTimeout, "--database-timeout", default: 2, in: 0.05...600)
+        let lease = try Self.setting(self.repairLease, "--repair-lease", default: 60, in: 1...86_400)
+        let node = self.nodeName ?? Self.env("CARMA_NODE_NAME") ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        guard !node.isEmpty, node.utf8.count <= 200 else { throw ValidationError("--node-name must have 1 to 200 characters") }
+        return ClusterConfiguration(
+            databaseURL: url, poolSize: pool, timeout: .milliseconds(Int64(timeout * 1000)), nodeName: node,
+            repairLease: .milliseconds(Int64(lease * 1000)), redundancyTablespace: self.redundancyTablespace ?? Self.env("CARMA_REDUNDANCY_TABLESPACE"),
+            cacheBytes: service.store.cacheBytes, limits: service.store.limits, retention: service.store.retention,
+            scrubInterval: .milliseconds(Int64(service.dream.baseInterval * 1000)))
     }
 
     /// Sets up swift-log as the flags ask.

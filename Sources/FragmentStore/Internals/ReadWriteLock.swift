@@ -6,11 +6,11 @@ import Glibc
 /// once, and the indexer's short writes are not starved by a steady stream of them.
 ///
 /// `@unchecked Sendable`: `value` is only touched with the lock held (shared for reads).
-final class ReadWriteLock<Value>: @unchecked Sendable {
+package final class ReadWriteLock<Value>: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
     private var value: Value
 
-    init(_ value: Value) {
+    package init(_ value: Value) {
         self.value = value
         self.lock = .allocate(capacity: 1)
         var attributes = pthread_rwlockattr_t()
@@ -25,13 +25,13 @@ final class ReadWriteLock<Value>: @unchecked Sendable {
         self.lock.deallocate()
     }
 
-    func read<T>(_ body: (borrowing Value) throws -> T) rethrows -> T {
+    package func read<T>(_ body: (borrowing Value) throws -> T) rethrows -> T {
         pthread_rwlock_rdlock(self.lock)
         defer { pthread_rwlock_unlock(self.lock) }
         return try body(self.value)
     }
 
-    func write<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+    package func write<T>(_ body: (inout Value) throws -> T) rethrows -> T {
         pthread_rwlock_wrlock(self.lock)
         defer { pthread_rwlock_unlock(self.lock) }
         return try body(&self.value)

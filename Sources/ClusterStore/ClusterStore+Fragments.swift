@@ -1,0 +1,270 @@
+import CarmaJSON
+import CarmaText
+import Dispatch
+import FragmentStore
+
+// Writes, reads and the blanks reads find. Every write is one transaction under a per-id advisory
+// lock (so preconditions hold across nodes, new ids included), acknowledged after COMMIT.
+
+extension ClusterStore {
+    static let lockID = PGStatement("carma_lock_id", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+    static let current = PGStatement(
+        "carma_current", "SELECT nextval('carma_versions'), \(rowColumns) FROM (SELECT 1) one LEFT JOIN carma_fragments f ON f.id = $1")
+    static let upsert = PGStatement(
+        "carma_upsert",
+        """
+        WITH f AS (
+            INSERT INTO carma_fragments (id, version, status, checksum, record_length, size, links, tags, created_at, updated_at, expires_at, sketch)
+            VALUES ($1, $2, 'ok', $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ON CONFLICT (id) DO UPDATE SET version = excluded.version, status = 'ok', checksum = excluded.checksum,
+                record_length = excluded.record_length, size = excluded.size, links = excluded.links, tags = excluded.tags,
+                created_at = excluded.created_at, updated_at = excluded.updated_at, expires_at = excluded.expires_at, sketch = excluded.sketch,
+                blank_reason = NULL, lost_at = NULL, detected_by = NULL, original_checksum = NULL, original_length = NULL, confidence = NULL),
+        p AS (INSERT INTO carma_payloads (id, version, record) VALUES ($1, $2, $12)
+              ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record),
+        r AS (INSERT INTO carma_redundancy (id, version, record) VALUES ($1, $2, $12)
+              ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record),
+        q AS (DELETE FROM carma_repairs WHERE id = $1),
+        e AS (INSERT INTO carma_events (id, at, kind, detail) VALUES ($1, $9, $13, $14)),
+        c AS (INSERT INTO carma_changes (id, at) VALUES ($1, $9))
+        SELECT 1
+        """)
+    static let remove = PGStatement(
+        "carma_remove",
+        """
+        WITH f AS (DELETE FROM carma_fragments WHERE id = $1),
+        p AS (DELETE FROM carma_payloads WHERE id = $1),
+        r AS (DELETE FROM carma_redundancy WHERE id = $1),
+        q AS (DELETE FROM carma_repairs WHERE id = $1),
+        e AS (DELETE FROM carma_events WHERE id = $1),
+        c AS (INSERT INTO carma_changes (id, at) VALUES ($1, $2))
+        SELECT 1
+        """)
+    static let trimEvents = PGStatement(
+        "carma_trim_events",
+        "DELETE FROM carma_events WHERE id = $1 AND sequence <= (SELECT sequence FROM carma_events WHERE id = $1 ORDER BY sequence DESC OFFSET $2 LIMIT 1)")
+
+    /// Writes run on this queue, not on the HTTP thread that asked (which the completion answers).
+    static let writers = DispatchQueue(label: "carma-cluster-writes", attributes: .concurrent)
+
+    public func put(
+        _ id: String, _ input: FragmentInput, precondition: WritePrecondition, completion: @escaping @Sendable (Result<FragmentStore.PutOutcome, StoreError>) -> Void
+    ) {
+        if let reason = FragmentID.validate(id) {
+            return completion(.failure(.invalid(field: "id", reason)))
+        }
+        do {
+            try input.validate(self.configuration.limits, now: .now)
+        } catch {
+            return completion(.failure(error))
+        }
+        guard !self.closed.load(ordering: .relaxed) else { return completion(.failure(.closed)) }
+        Self.writers.async {
+            completion(self.putNow(id, input, precondition: precondition))
+        }
+    }
+
+    private func putNow(_ id: String, _ input: FragmentInput, precondition: WritePrecondition) -> Result<FragmentStore.PutOutcome, StoreError> {
+        let sketch = self.sketch(input.content)
+        do {
+            let outcome: Result<FragmentStore.PutOutcome, StoreError> = try self.pool.transaction { connection, deadline throws(PGError) in
+                try connection.run(Self.lockID, [.text(id)], deadline: deadline)
+                let found = try connection.run(Self.current, [.text(id)], deadline: deadline)
+                guard let first = found.first, let version = first.int(0) else {
+                    throw PGError(kind: .server, state: nil, message: "no version from the database")
+                }
+                let now = Timestamp.now
+                let previous = first.isNull(1) ? nil : Self.row(first, from: 1)
+                let replaced = previous.flatMap { $0.isExpired(at: now) ? nil : $0 }
+                if let failure = precondition.check(replaced, id: id) {
+                    return .failure(failure)
+                }
+                let record = FragmentRecord(id: id, version: UInt64(version), input: input, createdAt: replaced?.createdAt ?? now, updatedAt: now)
+                let bytes = record.encode()
+                let checksum = CRC32C.checksum(bytes)
+                let event: JSONObject = ["version": .number(Double(version)), "size": .number(Double(record.size))]
+                try connection.run(
+                    Self.upsert,
+                    [
+                        .text(id), .int(version), .uint(checksum), .int(bytes.count), .int(record.size), .texts(input.links), .texts(input.tags),
+                        .int(record.createdAt.milliseconds), .int(now.milliseconds), .optional(input.expiresAt?.milliseconds),
+                        .bytes(sketch.encode()), .bytes(bytes), .text(replaced == nil ? "created" : "updated"),
+                        .text(String(decoding: JSONValue.object(event).bytes, as: UTF8.self)),
+                    ], deadline: deadline)
+                try connection.run(Self.trimEvents, [.text(id), .int(self.configuration.retention.eventsPerFragment)], deadline: deadline)
+                let body = FragmentStore.servedBody(record: bytes, status: .ok, checksum: checksum)
+                return .success(
+                    FragmentStore.PutOutcome(
+                        created: replaced == nil, fragment: FragmentStore.ServedFragment(body: body, version: UInt64(version), status: .ok, checksum: checksum)))
+            }
+            if case .success(let outcome) = outcome {
+                self.cache.withLock {
+                    $0.set(id, NodeCache.Entry(version: outcome.fragment.version, status: .ok, checksum: outcome.fragment.checksum, body: outcome.fragment.body))
+                }
+                self.follower.poke()
+            }
+            return outcome
+        } catch {
+            return .failure(Self.storeError(error, doing: "store '\(id)'"))
+        }
+    }
+
+    public func delete(_ id: String, precondition: WritePrecondition, completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        guard !self.closed.load(ordering: .relaxed) else { return completion(.failure(.closed)) }
+        Self.writers.async {
+            do throws(PGError) {
+                let outcome: Result<Void, StoreError> = try self.pool.transaction { connection, deadline throws(PGError) in
+                    try connection.run(Self.lockID, [.text(id)], deadline: deadline)
+                    let found = try connection.run(Self.current, [.text(id)], deadline: deadline)
+                    let now = Timestamp.now
+                    guard let first = found.first, !first.isNull(1), let previous = Self.row(first, from: 1), !previous.isExpired(at: now) else {
+                        return .failure(.notFound(id))
+                    }
+                    if let failure = precondition.check(previous, id: id) {
+                        return .failure(failure)
+                    }
+                    try connection.run(Self.remove, [.text(id), .int(now.milliseconds)], deadline: deadline)
+                    return .success(())
+                }
+                if case .success = outcome {
+                    self.cache.withLock { $0.remove(id) }
+                    self.follower.poke()
+                }
+                completion(outcome)
+            } catch {
+                completion(.failure(Self.storeError(error, doing: "delete '\(id)'")))
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    static let readOne = PGStatement(
+        "carma_read",
+        """
+        SELECT \(rowColumns), q.enqueued_at, p.version, CASE WHEN f.version = $2 THEN NULL ELSE p.record END
+        FROM carma_fragments f LEFT JOIN carma_payloads p ON p.id = f.id LEFT JOIN carma_repairs q ON q.id = f.id
+        WHERE f.id = $1
+        """)
+
+    /// Reads a fragment: its row and (unless this node's cache holds that version) its record in one
+    /// round trip, the record verified against the row's checksum. A missing or damaged record turns
+    /// the fragment blank for every node and queues its repair. While the database does not answer,
+    /// the node's cached copy is served, else a stub saying so.
+    public func read(_ id: String) -> FragmentStore.ReadResult {
+        self.read(id, attempt: 0)
+    }
+
+    private func read(_ id: String, attempt: Int) -> FragmentStore.ReadResult {
+        // Another node changing the fragment between the look-up and marking it blank makes the read
+        // look again; a fragment rewritten that often is answered as busy.
+        guard attempt < 4 else { return .unavailable("'\(id)' changed during every attempt to read it") }
+        let cached = self.cache.withLock { $0[id] }
+        let found: PGRows
+        do {
+            found = try self.pool.with { connection, deadline throws(PGError) in
+                try connection.run(Self.readOne, [.text(id), .int(cached.map { Int64($0.version) } ?? -1)], deadline: deadline)
+            }
+        } catch {
+            if error.kind == .unavailable, let cached {
+                self.counters.cacheHits.add(1, ordering: .relaxed)
+                return .fragment(FragmentStore.ServedFragment(body: cached.body, version: cached.version, status: cached.status, checksum: cached.checksum))
+            }
+            return error.kind == .unavailable ? .backendUnavailable(error.message) : .unavailable("\(error)")
+        }
+        let now = Timestamp.now
+        guard let r = found.first, let row = Self.row(r), !row.isExpired(at: now) else {
+            if cached != nil { self.cache.withLock { $0.remove(id) } }
+            return .notFound
+        }
+        let queuedAt = r.int(Self.rowColumnCount).map(Timestamp.init(milliseconds:))
+        if row.status == .blank {
+            return .blank(FragmentStore.BlankFragment(row: row, queuedAt: queuedAt))
+        }
+        if let cached, cached.version == row.version, cached.status == row.status, cached.checksum == row.checksum {
+            self.counters.cacheHits.add(1, ordering: .relaxed)
+            return .fragment(FragmentStore.ServedFragment(body: cached.body, version: row.version, status: row.status, checksum: row.checksum))
+        }
+        self.counters.cacheMisses.add(1, ordering: .relaxed)
+        let payloadVersion = r.int(Self.rowColumnCount + 1)
+        let record = r.bytes(Self.rowColumnCount + 2)
+        let damage: BlankReason
+        if payloadVersion == nil || payloadVersion != Int64(row.version) {
+            damage = .missing
+        } else if let record, record.count == row.recordLength, CRC32C.checksum(record) == row.checksum {
+            let body = FragmentStore.servedBody(record: record, status: row.status, checksum: row.checksum)
+            self.cache.withLock { $0.set(id, NodeCache.Entry(version: row.version, status: row.status, checksum: row.checksum, body: body)) }
+            return .fragment(FragmentStore.ServedFragment(body: body, version: row.version, status: row.status, checksum: row.checksum))
+        } else if record == nil, cached?.version == row.version {
+            // The cached version matches but its status or checksum changed (a repair): read again.
+            self.cache.withLock { $0.remove(id) }
+            return self.read(id, attempt: attempt + 1)
+        } else {
+            damage = .checksumMismatch
+        }
+        switch self.markBlank(row, reason: damage, detectedBy: .read, priority: .servedBlank) {
+        case .some(let blank): return .blank(blank)
+        case .none: return self.read(id, attempt: attempt + 1)
+        }
+    }
+
+    static let markLost = PGStatement(
+        "carma_mark_lost",
+        """
+        WITH u AS (
+            UPDATE carma_fragments SET status = 'blank', blank_reason = $3, lost_at = $4, detected_by = $5
+            WHERE id = $1 AND version = $2 AND status <> 'blank' RETURNING id),
+        q AS (INSERT INTO carma_repairs (id, priority, enqueued_at, reason) SELECT id, $6::integer, $4::bigint, $7::text FROM u
+              ON CONFLICT (id) DO UPDATE SET priority = LEAST(carma_repairs.priority, excluded.priority)),
+        e AS (INSERT INTO carma_events (id, at, kind, detail) SELECT id, $4::bigint, 'lost', $8::text FROM u UNION ALL SELECT id, $4::bigint, 'queued', $9::text FROM u)
+        SELECT count(*) FROM u
+        """)
+
+    /// Turns a version blank for every node and queues its repair, in one statement. Returns the
+    /// blank, or nil when the fragment changed meanwhile (the caller reads again). While the database
+    /// does not answer, the blank is answered without being recorded (the next read finds it again).
+    func markBlank(_ row: FragmentRow, reason: BlankReason, detectedBy: Detection, priority: RepairPriority) -> FragmentStore.BlankFragment? {
+        let now = Timestamp.now
+        let lost: JSONObject = ["version": .number(Double(row.version)), "reason": .string(reason.rawValue), "detected_by": .string(detectedBy.rawValue)]
+        let queued: JSONObject = ["priority": .string(priority.name)]
+        var blank = row
+        blank.status = .blank
+        blank.blankReason = reason
+        blank.lostAt = now
+        blank.detectedBy = detectedBy
+        self.cache.withLock { $0.remove(row.id) }
+        do {
+            let result = try self.pool.with { connection, deadline throws(PGError) in
+                try connection.run(
+                    Self.markLost,
+                    [
+                        .text(row.id), .uint(row.version), .text(reason.rawValue), .int(now.milliseconds), .text(detectedBy.rawValue),
+                        .int(priority.rawValue), .text("\(detectedBy.rawValue): \(reason.rawValue)"), .text(Self.json(lost)), .text(Self.json(queued)),
+                    ], deadline: deadline)
+            }
+            guard result.first?.int(0) == 1 else {
+                // Already blank (another node found it first) or replaced: the caller reads again.
+                return nil
+            }
+        } catch {
+            self.logger.warning("could not record a blank", metadata: ["fragment.id": "\(row.id)", "error": "\(error)"])
+            return FragmentStore.BlankFragment(row: blank, queuedAt: nil)
+        }
+        self.counters.detected(reason)
+        self.logger.info(
+            "fragment turned blank",
+            metadata: ["fragment.id": "\(row.id)", "fragment.version": "\(row.version)", "reason": "\(reason.rawValue)", "detected_by": "\(detectedBy.rawValue)"])
+        return FragmentStore.BlankFragment(row: blank, queuedAt: now)
+    }
+
+    static func json(_ object: JSONObject) -> String {
+        String(decoding: JSONValue.object(object).bytes, as: UTF8.self)
+    }
+
+    /// Sketches a text against this node's term statistics.
+    func sketch(_ content: String) -> Sketch {
+        let counted = Sketch.count(content)
+        let idf: [UInt32: Double] = self.text.read { index in Dictionary(uniqueKeysWithValues: counted.counts.keys.map { ($0, index.idf($0)) }) }
+        return Sketch.make(counts: counted.counts, words: counted.words, bytes: content.utf8.count, idf: { idf[$0] ?? 1 })
+    }
+}

@@ -1,0 +1,161 @@
+import CarmaJSON
+import CarmaText
+import FragmentStore
+import Synchronization
+
+// Export from one database snapshot, import at the exported versions.
+
+extension ClusterStore {
+    static let snapshotRows = PGStatement("carma_snapshot_rows", "SELECT \(rowColumns) FROM carma_fragments f WHERE f.expires_at IS NULL OR f.expires_at > $1 ORDER BY f.id")
+    static let snapshotRecord = PGStatement("carma_snapshot_record", "SELECT record FROM carma_payloads WHERE id = $1 AND version = $2")
+
+    /// Every fragment as one REPEATABLE READ transaction sees it, on a connection of its own held
+    /// until the snapshot is closed (a long export does not take one from the pool).
+    public func snapshot() throws(StoreError) -> StoreSnapshot {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        let connection: PGConnection
+        let rows: [FragmentRow]
+        let maxVersion: UInt64
+        do {
+            connection = try PGConnection(url: self.configuration.databaseURL, deadline: ContinuousClock.now.advanced(by: self.configuration.timeout))
+            try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", deadline: deadline)
+            rows = try connection.run(Self.snapshotRows, [.int(Timestamp.now.milliseconds)], deadline: deadline).all.compactMap { Self.row($0) }
+            maxVersion = UInt64(try connection.execute("SELECT last_value FROM carma_versions", deadline: deadline).first?.int(0) ?? 0)
+        } catch {
+            throw Self.storeError(error, doing: "take a snapshot for the export")
+        }
+        let shared = Mutex<PGConnection?>(connection)
+        return StoreSnapshot(
+            rows: rows, maxVersion: maxVersion,
+            reader: { row in
+                shared.withLock { connection -> StoreSnapshot.Entry in
+                    guard let connection else { return .unavailable("the snapshot is closed") }
+                    let record: [UInt8]?
+                    do {
+                        record = try connection.run(
+                            Self.snapshotRecord, [.text(row.id), .uint(row.version)], deadline: ContinuousClock.now.advanced(by: .seconds(30))
+                        ).first?.bytes(0)
+                    } catch {
+                        return .unavailable("\(error)")
+                    }
+                    guard let record, record.count == row.recordLength, CRC32C.checksum(record) == row.checksum else {
+                        var blank = row
+                        blank.status = .blank
+                        blank.blankReason = record == nil ? .missing : .checksumMismatch
+                        return .blank(blank)
+                    }
+                    return .fragment(FragmentStore.servedBody(record: record, status: row.status, checksum: row.checksum))
+                }
+            },
+            closer: { shared.withLock { $0 = nil } })
+    }
+
+    static let importRow = PGStatement(
+        "carma_import",
+        """
+        WITH f AS (
+            INSERT INTO carma_fragments (id, version, status, checksum, record_length, size, links, tags, created_at, updated_at, expires_at,
+                blank_reason, lost_at, detected_by, original_checksum, original_length, confidence, sketch)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, NULL, $15, $16)
+            ON CONFLICT (id) DO UPDATE SET version = excluded.version, status = excluded.status, checksum = excluded.checksum,
+                record_length = excluded.record_length, size = excluded.size, links = excluded.links, tags = excluded.tags,
+                created_at = excluded.created_at, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+                blank_reason = excluded.blank_reason, lost_at = excluded.lost_at, detected_by = excluded.detected_by,
+                original_checksum = NULL, original_length = NULL, confidence = excluded.confidence, sketch = excluded.sketch),
+        p AS (INSERT INTO carma_payloads (id, version, record) SELECT $1::text, $2::bigint, $17::bytea WHERE $17::bytea IS NOT NULL
+              ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record),
+        pd AS (DELETE FROM carma_payloads WHERE id = $1::text AND $17::bytea IS NULL),
+        r AS (INSERT INTO carma_redundancy (id, version, record) SELECT $1::text, $2::bigint, $17::bytea WHERE $18::boolean
+              ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record),
+        rd AS (DELETE FROM carma_redundancy WHERE id = $1::text AND NOT $18::boolean),
+        q AS (DELETE FROM carma_repairs WHERE id = $1::text AND $3::text <> 'blank'),
+        qb AS (INSERT INTO carma_repairs (id, priority, enqueued_at, reason) SELECT $1::text, $19::integer, $10::bigint, 'imported blank' WHERE $3::text = 'blank'
+               ON CONFLICT (id) DO NOTHING),
+        e AS (INSERT INTO carma_events (id, at, kind, detail) VALUES ($1::text, $20::bigint, $21::text, $22::text)),
+        c AS (INSERT INTO carma_changes (id, at) VALUES ($1::text, $20::bigint)),
+        v AS (SELECT setval('carma_versions', greatest((SELECT last_value FROM carma_versions), $2::bigint)))
+        SELECT 1 FROM v
+        """)
+
+    /// Writes each fragment at its own version where the database's is lower (equal: unchanged,
+    /// higher: superseded), one transaction per fragment under its id lock; versions handed out
+    /// afterwards are above every imported one.
+    public func importFragments(_ fragments: [ImportedFragment], completion: @escaping @Sendable (Result<[ImportOutcome], StoreError>) -> Void) {
+        for fragment in fragments {
+            if let reason = FragmentID.validate(fragment.id) {
+                return completion(.failure(.invalid(field: "id", "\(fragment.id): \(reason)")))
+            }
+            guard fragment.version > 0, fragment.version < 1 << 62 else {
+                return completion(.failure(.invalid(field: "version", "\(fragment.id): version \(fragment.version) is out of range")))
+            }
+            switch fragment.payload {
+            case .exact(let input), .reconstructed(let input, _):
+                do { try input.validate(self.configuration.limits) } catch { return completion(.failure(error)) }
+            case .blank:
+                break
+            }
+        }
+        Self.writers.async {
+            var outcomes: [ImportOutcome] = []
+            for fragment in fragments {
+                do throws(PGError) {
+                    outcomes.append(try self.importOne(fragment))
+                } catch {
+                    return completion(.failure(Self.storeError(error, doing: "import '\(fragment.id)'")))
+                }
+            }
+            self.follower.poke()
+            completion(.success(outcomes))
+        }
+    }
+
+    private func importOne(_ fragment: ImportedFragment) throws(PGError) -> ImportOutcome {
+        let now = Timestamp.now
+        let id = fragment.id
+        var status = FragmentStatus.blank
+        var record: [UInt8]?
+        var size = 0
+        var links: [String] = []
+        var tags: [String] = []
+        var expiresAt: Timestamp?
+        var confidence: Double?
+        var blankReason: BlankReason?
+        var lostAt: Timestamp?
+        var sketch: Sketch?
+        switch fragment.payload {
+        case .exact(let input), .reconstructed(let input, _):
+            let encoded = FragmentRecord(
+                id: id, version: fragment.version, input: input, createdAt: fragment.createdAt, updatedAt: fragment.updatedAt,
+                reconstruction: { if case .reconstructed(_, let r) = fragment.payload { return r } else { return nil } }())
+            record = encoded.encode()
+            status = encoded.reconstruction == nil ? .ok : .reconstructed
+            confidence = encoded.reconstruction?.confidence
+            size = encoded.size
+            (links, tags, expiresAt) = (input.links, input.tags, input.expiresAt)
+            sketch = self.sketch(input.content)
+        case .blank(let blankLinks, let blankTags, let blankSize, let reason, let lost):
+            (links, tags, size, blankReason, lostAt) = (blankLinks, blankTags, blankSize, reason, lost ?? now)
+        }
+        let checksum = record.map(CRC32C.checksum) ?? 0
+        let detail: JSONObject = ["version": .number(Double(fragment.version)), "imported": true]
+        return try self.pool.transaction { connection, deadline throws(PGError) in
+            try connection.run(Self.lockID, [.text(id)], deadline: deadline)
+            let found = try connection.run(Self.current, [.text(id)], deadline: deadline)
+            let previous = found.first.flatMap { $0.isNull(1) ? nil : Self.row($0, from: 1) }
+            if let previous {
+                if previous.version == fragment.version { return .unchanged }
+                if previous.version > fragment.version { return .superseded }
+            }
+            var parameters: [PGValue] = [.text(id), .uint(fragment.version), .text(status.rawValue), .uint(checksum), .int(record?.count ?? 0)]
+            parameters += [.int(size), .texts(links), .texts(tags), .int(fragment.createdAt.milliseconds), .int(fragment.updatedAt.milliseconds)]
+            parameters += [.optional(expiresAt?.milliseconds), .optional(blankReason?.rawValue), .optional(lostAt?.milliseconds)]
+            parameters += [.optional(status == .blank ? "read" : nil), .optional(confidence)]
+            parameters.append(sketch.map { PGValue.bytes($0.encode()) } ?? PGValue.null)
+            parameters.append(record.map { PGValue.bytes($0) } ?? PGValue.null)
+            parameters += [.bool(status == .ok), .int(RepairPriority.background.rawValue), .int(now.milliseconds)]
+            parameters += [.text(previous == nil ? "created" : "updated"), .text(Self.json(detail))]
+            try connection.run(Self.importRow, parameters, deadline: deadline)
+            return .imported
+        }
+    }
+}

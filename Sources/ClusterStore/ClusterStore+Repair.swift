@@ -1,0 +1,400 @@
+import CarmaJSON
+import FragmentStore
+
+// The repair seams on PostgreSQL: a queue claimed with FOR UPDATE SKIP LOCKED and a lease, exact
+// sources verified by this node, outcomes committed in one statement each, the scrub's shared cursor.
+
+extension ClusterStore {
+    // MARK: Queue
+
+    static let claim = PGStatement(
+        "carma_claim",
+        """
+        UPDATE carma_repairs SET lease_owner = $1, lease_until = $2
+        WHERE id IN (
+            SELECT id FROM carma_repairs
+            WHERE not_before <= $3 AND (lease_until IS NULL OR lease_until < $3 OR lease_owner = $1)
+            ORDER BY priority, enqueued_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+        RETURNING id, priority, enqueued_at, attempts, not_before, reason, last_error
+        """)
+
+    /// Claims up to `limit` due tickets for this node (leased until the lease runs out), most urgent
+    /// first. Tickets leased by other nodes are skipped, not waited for.
+    public func readyRepairs(limit: Int, now: Timestamp) throws(StoreError) -> [RepairTicket] {
+        let leaseUntil = now.adding(milliseconds: Self.milliseconds(self.configuration.repairLease))
+        do {
+            let claimed = try self.pool.with { connection, deadline throws(PGError) in
+                try connection.run(
+                    Self.claim, [.text(self.configuration.nodeName), .int(leaseUntil.milliseconds), .int(now.milliseconds), .int(limit)], deadline: deadline)
+            }
+            return claimed.all.compactMap { r -> RepairTicket? in
+                guard let id = r.string(0), let priority = r.int(1).flatMap({ RepairPriority(rawValue: Int($0)) }), let enqueued = r.int(2),
+                    let attempts = r.int(3), let notBefore = r.int(4), let reason = r.string(5)
+                else { return nil }
+                return RepairTicket(
+                    id: id, priority: priority, enqueuedAt: Timestamp(milliseconds: enqueued), attempts: Int(attempts),
+                    notBefore: Timestamp(milliseconds: notBefore), reason: reason, lastError: r.string(6))
+            }.sorted { ($0.priority, $0.enqueuedAt, $0.id) < ($1.priority, $1.enqueuedAt, $1.id) }
+        } catch {
+            throw Self.storeError(error, doing: "claim repairs")
+        }
+    }
+
+    static let depth = PGStatement("carma_queue_depth", "SELECT count(*), count(*) FILTER (WHERE not_before <= $1) FROM carma_repairs")
+
+    public func repairQueueDepth(now: Timestamp) -> (total: Int, ready: Int) {
+        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.depth, [.int(now.milliseconds)], deadline: deadline) }
+        guard let r = rows?.first else { return (0, 0) }
+        return (Int(r.int(0) ?? 0), Int(r.int(1) ?? 0))
+    }
+
+    static let dequeue = PGStatement("carma_dequeue", "DELETE FROM carma_repairs WHERE id = $1")
+
+    public func dropRepair(_ id: String) {
+        _ = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.dequeue, [.text(id)], deadline: deadline) }
+    }
+
+    static let postpone = PGStatement(
+        "carma_postpone",
+        """
+        WITH q AS (UPDATE carma_repairs SET attempts = attempts + 1, not_before = $2, last_error = $3, priority = COALESCE($4::integer, priority),
+                   lease_owner = NULL, lease_until = NULL WHERE id = $1 RETURNING id)
+        INSERT INTO carma_events (id, at, kind, detail) SELECT id, $5::bigint, 'repair_failed', $6::text FROM q WHERE $7::boolean
+        """)
+
+    public func postponeRepair(_ target: RepairTarget, reason: String, attempt: Int, retryAt: Timestamp, cycle: Int64?, recordEvent: Bool) throws(StoreError) {
+        var detail: JSONObject = [
+            "version": .number(Double(target.version)), "reason": .string(reason), "attempt": .number(Double(attempt)), "next_try_at": .string(retryAt.rfc3339),
+        ]
+        if let cycle { detail["cycle"] = .number(Double(cycle)) }
+        do {
+            try self.pool.with { connection, deadline throws(PGError) in
+                try connection.run(
+                    Self.postpone,
+                    [.text(target.id), .int(retryAt.milliseconds), .text(reason), .null, .int(Timestamp.now.milliseconds), .text(Self.json(detail)), .bool(recordEvent)],
+                    deadline: deadline)
+            }
+        } catch {
+            throw Self.storeError(error, doing: "postpone the repair of '\(target.id)'")
+        }
+    }
+
+    // MARK: Sources of exact bytes
+
+    public func repairTarget(_ id: String) -> RepairTarget? {
+        self.row(id).map(RepairTarget.init(row:))
+    }
+
+    static let primaryRecord = PGStatement("carma_primary_record", "SELECT record FROM carma_payloads WHERE id = $1 AND version = $2")
+    static let redundancyRecord = PGStatement("carma_redundancy_record", "SELECT record FROM carma_redundancy WHERE id = $1 AND version = $2")
+
+    public func exactRecord(_ target: RepairTarget, from tier: RepairTier) -> [UInt8]? {
+        let record: [UInt8]?
+        switch tier {
+        case .primary:
+            guard target.row.status != .reconstructed else { return nil }
+            record = self.fetchRecord(Self.primaryRecord, target)
+        case .cache:
+            record = self.cache.withLock { cache in
+                cache[target.id].flatMap { $0.version == target.version && $0.status == .ok ? $0.body : nil }
+            }.map { FragmentStore.record(fromServedBody: $0, recordLength: target.exactLength) }
+        case .redundancy:
+            record = self.fetchRecord(Self.redundancyRecord, target)
+        case .reconstruction, .none:
+            return nil
+        }
+        guard let record, record.count == target.exactLength, CRC32C.checksum(record) == target.exactChecksum else { return nil }
+        return record
+    }
+
+    private func fetchRecord(_ statement: PGStatement, _ target: RepairTarget) -> [UInt8]? {
+        let rows = try? self.pool.with { connection, deadline throws(PGError) in
+            try connection.run(statement, [.text(target.id), .uint(target.version)], deadline: deadline)
+        }
+        return rows?.first?.bytes(0)
+    }
+
+    public func sourceDescription(_ tier: RepairTier) -> String {
+        switch tier {
+        case .primary: "carma_payloads"
+        case .cache: "node cache (\(self.configuration.nodeName))"
+        case .redundancy: "carma_redundancy"
+        case .reconstruction: "surviving context"
+        case .none: "nothing"
+        }
+    }
+
+    // MARK: Outcomes
+
+    static let restoreOne = PGStatement(
+        "carma_restore",
+        """
+        WITH u AS (
+            UPDATE carma_fragments SET status = 'ok', checksum = $3, record_length = $4, blank_reason = NULL, lost_at = NULL,
+                detected_by = NULL, original_checksum = NULL, original_length = NULL, confidence = NULL
+            WHERE id = $1 AND version = $2 AND status <> 'ok' RETURNING id),
+        p AS (INSERT INTO carma_payloads (id, version, record) SELECT id, $2::bigint, $5::bytea FROM u
+              ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record),
+        r AS (INSERT INTO carma_redundancy (id, version, record) SELECT id, $2::bigint, $5::bytea FROM u WHERE $8::boolean
+              ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record),
+        q AS (DELETE FROM carma_repairs WHERE id IN (SELECT id FROM u)),
+        e AS (INSERT INTO carma_events (id, at, kind, detail) SELECT id, $6::bigint, 'recovered', $7::text FROM u),
+        c AS (INSERT INTO carma_changes (id, at) SELECT id, $6::bigint FROM u)
+        SELECT count(*) FROM u
+        """)
+
+    /// Puts exact records back, each in one statement (row, record, queue, history, change feed);
+    /// per item, whether it applied (false when the fragment changed or another node repaired it).
+    public func restore(_ items: [Restoration]) throws(StoreError) -> [Bool] {
+        var applied: [Bool] = []
+        for item in items {
+            let target = item.target
+            var detail: JSONObject = [
+                "version": .number(Double(target.version)), "tier": .string(item.tier.rawValue), "source": .string(item.source),
+                "duration_ms": .number((item.durationMilliseconds * 1000).rounded() / 1000), "was": .string(target.row.status.rawValue),
+            ]
+            if let cycle = item.cycle { detail["cycle"] = .number(Double(cycle)) }
+            do {
+                let result = try self.pool.with { connection, deadline throws(PGError) in
+                    try connection.run(
+                        Self.restoreOne,
+                        [
+                            .text(target.id), .uint(target.version), .uint(target.exactChecksum), .int(target.exactLength), .bytes(item.record),
+                            .int(Timestamp.now.milliseconds), .text(Self.json(detail)), .bool(item.tier != .redundancy),
+                        ], deadline: deadline)
+                }
+                let done = result.first?.int(0) == 1
+                if done {
+                    let body = FragmentStore.servedBody(record: item.record, status: .ok, checksum: target.exactChecksum)
+                    self.cache.withLock { $0.set(target.id, NodeCache.Entry(version: target.version, status: .ok, checksum: target.exactChecksum, body: body)) }
+                }
+                applied.append(done)
+            } catch {
+                throw Self.storeError(error, doing: "restore '\(target.id)'")
+            }
+        }
+        self.follower.poke()
+        return applied
+    }
+
+    static let reconstructOne = PGStatement(
+        "carma_reconstruct",
+        """
+        WITH u AS (
+            UPDATE carma_fragments SET status = 'reconstructed', original_checksum = $3, original_length = $4, checksum = $5,
+                record_length = $6, confidence = $7
+            WHERE id = $1 AND version = $2 AND status = 'blank' RETURNING id),
+        p AS (INSERT INTO carma_payloads (id, version, record) SELECT id, $2::bigint, $8::bytea FROM u
+              ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record),
+        q AS (UPDATE carma_repairs SET attempts = attempts + 1, not_before = $9, priority = $10, lease_owner = NULL, lease_until = NULL,
+                  last_error = 'reconstructed; waiting for an exact source' WHERE id IN (SELECT id FROM u)),
+        e AS (INSERT INTO carma_events (id, at, kind, detail) SELECT id, $11::bigint, 'reconstructed', $12::text FROM u),
+        c AS (INSERT INTO carma_changes (id, at) SELECT id, $11::bigint FROM u)
+        SELECT count(*) FROM u
+        """)
+
+    public func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool {
+        let now = Timestamp.now
+        let confidence = (rebuilt.confidence * 1000).rounded() / 1000
+        let reconstruction = Reconstruction(confidence: confidence, sources: rebuilt.sources, method: rebuilt.method, at: now)
+        let record = FragmentRecord(
+            id: target.id, version: target.version,
+            input: FragmentInput(content: rebuilt.content, links: target.row.links, tags: target.row.tags, expiresAt: target.row.expiresAt),
+            createdAt: target.row.createdAt, updatedAt: target.row.updatedAt, reconstruction: reconstruction)
+        let bytes = record.encode()
+        let checksum = CRC32C.checksum(bytes)
+        var detail: JSONObject = [
+            "version": .number(Double(target.version)), "confidence": .number(confidence), "sources": JSONValue(rebuilt.sources), "method": .string(rebuilt.method),
+        ]
+        if let cycle { detail["cycle"] = .number(Double(cycle)) }
+        do {
+            let result = try self.pool.with { connection, deadline throws(PGError) in
+                try connection.run(
+                    Self.reconstructOne,
+                    [
+                        .text(target.id), .uint(target.version), .uint(target.exactChecksum), .int(target.exactLength), .uint(checksum), .int(bytes.count),
+                        .double(confidence), .bytes(bytes), .int(retryAt.milliseconds), .int(RepairPriority.background.rawValue), .int(now.milliseconds),
+                        .text(Self.json(detail)),
+                    ], deadline: deadline)
+            }
+            guard result.first?.int(0) == 1 else { return false }
+        } catch {
+            throw Self.storeError(error, doing: "save the reconstruction of '\(target.id)'")
+        }
+        let body = FragmentStore.servedBody(record: bytes, status: .reconstructed, checksum: checksum)
+        self.cache.withLock { $0.set(target.id, NodeCache.Entry(version: target.version, status: .reconstructed, checksum: checksum, body: body)) }
+        self.follower.poke()
+        return true
+    }
+
+    // MARK: Scrub
+
+    static let lockScrub = PGStatement("carma_scrub_lock", "SELECT cursor, passes FROM carma_scrub WHERE name = 'payloads' FOR UPDATE SKIP LOCKED")
+    static let scrubRows = PGStatement(
+        "carma_scrub_rows",
+        """
+        SELECT \(rowColumns), p.version, p.record, r.version, r.record
+        FROM carma_fragments f LEFT JOIN carma_payloads p ON p.id = f.id LEFT JOIN carma_redundancy r ON r.id = f.id
+        WHERE f.id > $1 ORDER BY f.id LIMIT $2
+        """)
+    static let moveScrub = PGStatement("carma_scrub_move", "UPDATE carma_scrub SET cursor = $1, passes = passes + $2 WHERE name = 'payloads'")
+    static let rewriteRedundancy = PGStatement(
+        "carma_rewrite_redundancy",
+        "INSERT INTO carma_redundancy (id, version, record) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record")
+    static let claimScrubSlot = PGStatement(
+        "carma_scrub_slot", "UPDATE carma_scrub SET slice_at = $1 WHERE name = 'payloads' AND slice_at < $1 RETURNING 1")
+
+    /// A scheduled cycle scrubs only if no node has in the current interval (slot = now ÷ interval).
+    public func claimScrub(scheduled: Bool) -> Bool {
+        guard scheduled else { return true }
+        let slot = Timestamp.now.milliseconds / max(1, Self.milliseconds(self.configuration.scrubInterval))
+        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.claimScrubSlot, [.int(slot)], deadline: deadline) }
+        return rows?.count == 1
+    }
+
+    /// Verifies the next `limit` fragments in id order (one node at a time holds the shared cursor;
+    /// another finds it locked and scrubs nothing). A damaged record turns its fragment blank and
+    /// queued; a damaged redundancy copy is written again from an intact primary.
+    public func scrub(limit: Int) -> ScrubSlice {
+        var findings: [(id: String, finding: ScrubFinding)] = []
+        var blanks: [(FragmentRow, BlankReason)] = []
+        var verified = 0
+        var wrapped = false
+        do {
+            try self.pool.transaction { connection, deadline throws(PGError) in
+                guard let cursor = try connection.run(Self.lockScrub, [], deadline: deadline).first?.string(0) else { return }
+                let rows = try connection.run(Self.scrubRows, [.text(cursor), .int(limit)], deadline: deadline)
+                for r in rows.all {
+                    guard let row = Self.row(r) else { continue }
+                    verified += 1
+                    guard row.status != .blank else {
+                        findings.append((row.id, .skipped))
+                        continue
+                    }
+                    let c = Self.rowColumnCount
+                    let primary = Self.verify(version: r.int(c), record: r.bytes(c + 1), row.version, length: row.recordLength, checksum: row.checksum)
+                    let copy = Self.verify(version: r.int(c + 2), record: r.bytes(c + 3), row.version, length: row.exactLength, checksum: row.exactChecksum)
+                    if let damage = primary {
+                        blanks.append((row, damage))
+                        findings.append((row.id, .damaged(damage)))
+                    } else if let damage = copy {
+                        if row.status == .ok, let record = r.bytes(c + 1) {
+                            try connection.run(Self.rewriteRedundancy, [.text(row.id), .uint(row.version), .bytes(record)], deadline: deadline)
+                            findings.append((row.id, .redundancyRepaired(damage)))
+                        } else {
+                            findings.append((row.id, .redundancyDamaged(damage)))
+                        }
+                    } else {
+                        findings.append((row.id, .intact))
+                    }
+                }
+                wrapped = rows.count < limit
+                let next = wrapped ? "" : (rows.all.last?.string(0) ?? "")
+                try connection.run(Self.moveScrub, [.text(next), .int(wrapped ? 1 : 0)], deadline: deadline)
+            }
+        } catch {
+            self.logger.warning("scrub slice failed", metadata: ["error": "\(error)"])
+            return ScrubSlice(scrubbed: 0, findings: [], passCompleted: false)
+        }
+        for (row, damage) in blanks {
+            _ = self.markBlank(row, reason: damage, detectedBy: .scrub, priority: .scrub)
+        }
+        return ScrubSlice(scrubbed: verified, findings: findings, passCompleted: wrapped)
+    }
+
+    /// nil when the record is there at that version and verifies; else what is wrong.
+    static func verify(version: Int64?, record: [UInt8]?, _ expected: UInt64, length: Int, checksum: UInt32) -> BlankReason? {
+        guard let version, version == Int64(expected), let record else { return .missing }
+        return record.count == length && CRC32C.checksum(record) == checksum ? nil : .checksumMismatch
+    }
+
+    // MARK: Compaction
+
+    static let expire = PGStatement(
+        "carma_expire",
+        """
+        WITH x AS (DELETE FROM carma_fragments WHERE expires_at IS NOT NULL AND expires_at <= $1 RETURNING id),
+        p AS (DELETE FROM carma_payloads WHERE id IN (SELECT id FROM x)),
+        r AS (DELETE FROM carma_redundancy WHERE id IN (SELECT id FROM x)),
+        q AS (DELETE FROM carma_repairs WHERE id IN (SELECT id FROM x)),
+        e AS (DELETE FROM carma_events WHERE id IN (SELECT id FROM x)),
+        c AS (INSERT INTO carma_changes (id, at) SELECT id, $1::bigint FROM x)
+        SELECT count(*) FROM x
+        """)
+    static let pruneChanges = PGStatement("carma_prune_changes", "DELETE FROM carma_changes WHERE at < $1")
+    static let pruneCycles = PGStatement("carma_prune_cycles", "DELETE FROM carma_cycles WHERE id <= (SELECT max(id) FROM carma_cycles) - $1")
+
+    /// PostgreSQL reclaims space itself (autovacuum); what is left is removing expired fragments,
+    /// change-feed entries every node has seen (an hour old) and old cycle reports.
+    public func compact(threshold: Double, maxSegments: Int) -> CompactionSummary {
+        var summary = CompactionSummary()
+        let now = Timestamp.now
+        do {
+            try self.pool.with { connection, deadline throws(PGError) in
+                summary.expired = Int(try connection.run(Self.expire, [.int(now.milliseconds)], deadline: deadline).first?.int(0) ?? 0)
+                try connection.run(Self.pruneChanges, [.int(now.milliseconds - ChangeFollower.retentionMilliseconds)], deadline: deadline)
+                try connection.run(Self.pruneCycles, [.int(self.configuration.retention.cycleReports)], deadline: deadline)
+            }
+        } catch {
+            self.logger.warning("compaction failed", metadata: ["error": "\(error)"])
+        }
+        if summary.expired > 0 { self.follower.poke() }
+        return summary
+    }
+
+    // MARK: Cycle reports
+
+    static let saveCycle = PGStatement(
+        "carma_save_cycle",
+        """
+        INSERT INTO carma_cycles (id, node, trigger, state, started_at, finished_at, report) VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (id) DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at, report = excluded.report
+        """)
+    static let oneCycle = PGStatement("carma_cycle", "SELECT report FROM carma_cycles WHERE id = $1")
+    static let recentCycles = PGStatement("carma_recent_cycles", "SELECT report FROM carma_cycles ORDER BY id DESC LIMIT $1")
+    static let unfinishedCycles = PGStatement("carma_unfinished_cycles", "SELECT report FROM carma_cycles WHERE node = $1 AND state = 'running'")
+    static let lastCycle = PGStatement("carma_last_cycle", "SELECT COALESCE(max(id), 0) FROM carma_cycles")
+    static let nextCycle = PGStatement("carma_next_cycle", "SELECT nextval('carma_cycle_ids')")
+
+    public func saveCycleReport(id: Int64, trigger: String, state: String, startedAt: Timestamp, finishedAt: Timestamp?, report: JSONValue, wait: Bool) {
+        var report = report
+        if case .object(var object) = report {
+            object["node"] = .string(self.configuration.nodeName)
+            report = .object(object)
+        }
+        let text = String(decoding: report.bytes, as: UTF8.self)
+        do {
+            try self.pool.with { connection, deadline throws(PGError) in
+                try connection.run(
+                    Self.saveCycle,
+                    [.int(id), .text(self.configuration.nodeName), .text(trigger), .text(state), .int(startedAt.milliseconds), .optional(finishedAt?.milliseconds), .text(text)],
+                    deadline: deadline)
+            }
+        } catch {
+            self.logger.warning("could not save a cycle report", metadata: ["cycle.id": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    private func reports(_ statement: PGStatement, _ parameters: [PGValue]) -> [JSONValue] {
+        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(statement, parameters, deadline: deadline) }
+        return (rows?.all ?? []).compactMap { $0.string(0).flatMap { try? JSONParser.parse($0) } }
+    }
+
+    public func cycleReport(_ id: Int64) -> JSONValue? { self.reports(Self.oneCycle, [.int(id)]).first }
+    public func recentCycleReports(limit: Int) -> [JSONValue] { self.reports(Self.recentCycles, [.int(limit)]) }
+    public func unfinishedCycleReports() -> [JSONValue] { self.reports(Self.unfinishedCycles, [.text(self.configuration.nodeName)]) }
+
+    public func lastCycleID() -> Int64 {
+        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.lastCycle, [], deadline: deadline) }
+        return rows?.first?.int(0) ?? 0
+    }
+
+    public func newCycleID(local: Int64) -> Int64 {
+        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.nextCycle, [], deadline: deadline) }
+        return rows?.first?.int(0) ?? local
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,199 @@
+import CarmaEmbedding
+import CarmaJSON
+import CarmaText
+import FragmentStore
+
+// Listings, histories, and the node's text index (loaded at start, then following the change feed)
+// behind queries, context and reconstruction.
+
+extension ClusterStore {
+    // MARK: Listing and history
+
+    public func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentStore.Page {
+        var conditions = ["(f.expires_at IS NULL OR f.expires_at > $1)", "f.id > $2"]
+        var parameters: [PGValue] = [.int(Timestamp.now.milliseconds), .text(after ?? "")]
+        if let status {
+            parameters.append(.text(status.rawValue))
+            conditions.append("f.status = $\(parameters.count)")
+        }
+        if let tag {
+            parameters.append(.texts([tag]))
+            conditions.append("f.tags @> $\(parameters.count)::text[]")
+        }
+        parameters.append(.int(limit + 1))
+        let name = "carma_list_\(status == nil ? 0 : 1)\(tag == nil ? 0 : 1)"
+        let statement = PGStatement(name, "SELECT \(Self.rowColumns) FROM carma_fragments f WHERE \(conditions.joined(separator: " AND ")) ORDER BY f.id LIMIT $\(parameters.count)")
+        do {
+            let result = try self.pool.with { connection, deadline throws(PGError) in try connection.run(statement, parameters, deadline: deadline) }
+            let rows = result.all.compactMap { Self.row($0) }
+            let page = Array(rows.prefix(limit))
+            return FragmentStore.Page(rows: page, nextAfter: rows.count > limit ? page.last?.id : nil)
+        } catch {
+            throw Self.storeError(error, doing: "list fragments")
+        }
+    }
+
+    static let events = PGStatement(
+        "carma_history", "SELECT sequence, id, at, kind, detail FROM carma_events WHERE id = $1 ORDER BY sequence DESC LIMIT $2")
+
+    public func history(_ id: String, limit: Int) throws(StoreError) -> [FragmentEvent]? {
+        do {
+            guard try self.fetchRows([id])[0] != nil else { return nil }
+            let result = try self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.events, [.text(id), .int(limit)], deadline: deadline) }
+            return result.all.compactMap { r -> FragmentEvent? in
+                guard let sequence = r.int(0), let id = r.string(1), let at = r.int(2), let kind = r.string(3) else { return nil }
+                let detail = r.string(4).flatMap { try? JSONParser.parse($0) }?.objectValue ?? [:]
+                return FragmentEvent(sequence: sequence, id: id, at: Timestamp(milliseconds: at), kind: kind, detail: detail, ())
+            }.reversed()
+        } catch {
+            throw Self.storeError(error, doing: "read the history of '\(id)'")
+        }
+    }
+
+    static let idPage = PGStatement("carma_ids", "SELECT id FROM carma_fragments WHERE id > $1 ORDER BY id LIMIT $2")
+
+    public func ids(after: String?, limit: Int) throws(StoreError) -> [String] {
+        do {
+            let result = try self.pool.with { connection, deadline throws(PGError) in
+                try connection.run(Self.idPage, [.text(after ?? ""), .int(limit)], deadline: deadline)
+            }
+            return result.all.compactMap { $0.string(0) }
+        } catch {
+            throw Self.storeError(error, doing: "walk the registry")
+        }
+    }
+
+    // MARK: The node's text index
+
+    static let feedPosition = PGStatement("carma_feed_position", "SELECT COALESCE(max(sequence), 0) FROM carma_changes")
+    static let allDocuments = PGStatement(
+        "carma_all_documents",
+        "SELECT f.id, f.version, f.status, f.sketch, p.version, p.record, f.links, f.tags FROM carma_fragments f LEFT JOIN carma_payloads p ON p.id = f.id WHERE f.id > $1 ORDER BY f.id LIMIT 2000")
+    static let feed = PGStatement(
+        "carma_feed",
+        """
+        SELECT c.sequence, c.id, f.version, f.status, f.sketch, p.version, p.record, f.links, f.tags
+        FROM carma_changes c LEFT JOIN carma_fragments f ON f.id = c.id LEFT JOIN carma_payloads p ON p.id = c.id
+        WHERE c.sequence > $1 ORDER BY c.sequence LIMIT 1000
+        """)
+
+    /// Loads every fragment into the index, in pages, noting the feed's position first (what changes
+    /// during the load is applied again from the feed: applying twice gives the same index).
+    func loadTextIndex() throws(StoreError) {
+        do {
+            let position = try self.pool.with(timeout: .seconds(30)) { connection, deadline throws(PGError) in
+                try connection.run(Self.feedPosition, [], deadline: deadline)
+            }.first?.int(0) ?? 0
+            self.follower.position.withLock { $0.low = position }
+            var after = ""
+            while true {
+                let page = try self.pool.with(timeout: .seconds(60)) { connection, deadline throws(PGError) in
+                    try connection.run(Self.allDocuments, [.text(after)], deadline: deadline)
+                }
+                self.index(page.all.map { ($0.string(0) ?? "", Array($0.cells[1...])) })
+                guard page.count == 2000, let last = page.all.last?.string(0) else { break }
+                after = last
+            }
+        } catch {
+            throw Self.storeError(error, doing: "load the text index")
+        }
+    }
+
+    /// Applies what the feed holds past this node's position; true when it applied anything.
+    func followFeed() -> Bool {
+        let low = self.follower.position.withLock { $0.low }
+        guard
+            let result = try? self.pool.with({ connection, deadline throws(PGError) in
+                try connection.run(Self.feed, [.int(low)], deadline: deadline)
+            })
+        else { return false }
+        let entries = result.all.compactMap { r -> (Int64, String, [[UInt8]?])? in
+            guard let sequence = r.int(0), let id = r.string(1) else { return nil }
+            return (sequence, id, Array(r.cells[2...]))
+        }
+        let fresh = self.follower.accept(entries.map(\.0))
+        let wanted = entries.filter { fresh.contains($0.0) }
+        self.index(wanted.map { ($0.1, $0.2) })
+        return !wanted.isEmpty
+    }
+
+    /// Indexes fragments from cells (version, status, sketch, payload version, record, links, tags); a fragment
+    /// with no version left is removed. Documents are made outside the index lock.
+    private func index(_ items: [(id: String, cells: [[UInt8]?])]) {
+        guard !items.isEmpty else { return }
+        var documents: [TextIndex.Document] = []
+        var removed: [String] = []
+        for (id, cells) in items {
+            let r = PGRow(cells: cells)
+            guard let version = r.int(0), version > 0 else {
+                removed.append(id)
+                continue
+            }
+            let sketch = r.bytes(2).flatMap(Sketch.decode)
+            let status = r.string(1).flatMap(FragmentStatus.init(rawValue:))
+            if status != .blank, r.int(3) == version, let bytes = r.bytes(4), let record = FragmentRecord.decode(bytes), record.id == id {
+                documents.append(FragmentStore.document(id: id, version: UInt64(version), input: record.input, sketch: sketch ?? self.sketch(record.content)))
+            } else if let sketch {
+                // A blank (or an unreadable record): findable by its kept sketch, as on one machine.
+                documents.append(
+                    TextIndex.Document(
+                        id: id, version: UInt64(version), sketch: sketch, terms: nil, words: sketch.words, tags: r.texts(6) ?? [],
+                        links: r.texts(5) ?? [], metadata: [],
+                        clientEmbedding: nil))
+            }
+        }
+        self.text.write { index in
+            for id in removed { index.remove(id) }
+            for document in documents { index.upsert(document) }
+        }
+    }
+
+    // MARK: Queries and context
+
+    public func query(_ request: QueryRequest) throws(StoreError) -> QueryAnswer {
+        let ranking = try FragmentStore.rank(
+            request, index: self.text, encoder: nil, embeddingDimension: nil,
+            status: { [self] id in self.row(id)?.status },
+            beforeSearch: { [self] in
+                // Every change committed before the query is in the index before it runs.
+                if let position = try? self.pool.with({ connection, deadline throws(PGError) in
+                    try connection.run(Self.feedPosition, [], deadline: deadline)
+                }).first?.int(0) {
+                    self.follower.wait(until: position, timeout: 1)
+                }
+            })
+        return ranking.answer(rows: self.rows(ranking.hits.map(\.id)))
+    }
+
+    public var textIndexReady: Bool { true }
+
+    public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) {
+        self.text.read { ($0.count, $0.termCount, $0.meaningCount) }
+    }
+
+    public var meaningStatus: MeaningStatus {
+        MeaningStatus(model: nil, dimensions: 0, embedded: 0, backlog: 0, computed: 0)
+    }
+
+    public func sketch(of id: String) -> Sketch? { self.text.read { $0.sketch(id) } }
+    public func idf(_ hash: UInt32) -> Double { self.text.read { $0.idf(hash) } }
+    public func backlinks(_ id: String) -> [String] { self.text.read { $0.backlinks(id) } }
+
+    public func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
+        self.text.read { $0.similar(to: vector, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) } }
+    }
+
+    public func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
+        var terms: [UInt32: Int] = [:]
+        for term in sketch.terms { terms[FullText.term(forSketchTerm: term.hash)] = Int(term.count) }
+        return self.text.read { $0.search(terms, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) } }
+    }
+
+    /// The content of a readable fragment (for reconstruction and query answers).
+    public func content(_ id: String) -> (content: String, status: FragmentStatus)? {
+        guard case .fragment(let served) = self.read(id), let value = try? JSONParser.parse(served.body), let content = value["content"]?.stringValue else {
+            return nil
+        }
+        return (content, served.status)
+    }
+}

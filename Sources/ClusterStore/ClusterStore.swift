@@ -1,0 +1,192 @@
+import CarmaEmbedding
+import CarmaJSON
+import CarmaText
+import Foundation
+import FragmentStore
+import Logging
+import Synchronization
+
+/// The fragment store on PostgreSQL, shared by several carmad nodes.
+///
+/// PostgreSQL holds everything durable: the registry (`carma_fragments`), the served records
+/// (`carma_payloads`, CRC32C verified by the node on every read), the exact copies
+/// (`carma_redundancy`), the repair queue with leases, histories, cycle reports and a change feed.
+/// A write is acknowledged once its transaction committed. Each node keeps a bounded cache of served
+/// bodies, checked against the current version on every read, and an in-memory text index that
+/// follows the change feed.
+public final class ClusterStore: Sendable {
+    public let configuration: ClusterConfiguration
+    let logger: Logger
+    let pool: PGPool
+    let cache: Mutex<NodeCache>
+    let counters = ClusterCounters()
+    /// Sketches, postings and links of every fragment, for queries, context and reconstruction.
+    let text = ReadWriteLock(TextIndex())
+    let follower: ChangeFollower
+    let closed = Atomic<Bool>(false)
+
+    /// Connects, creates or migrates the schema (safe when several nodes start at once), loads the
+    /// text index and starts following the change feed. Fails when the database cannot be reached:
+    /// a node does not start without it.
+    public init(configuration: ClusterConfiguration, logger: Logger) throws(StoreError) {
+        self.configuration = configuration
+        self.logger = logger
+        let timeout = configuration.timeout
+        let application = "carmad " + configuration.nodeName
+        self.pool = PGPool(url: configuration.databaseURL, size: configuration.poolSize, timeout: timeout) { connection, deadline throws(PGError) in
+            // The server gives up on a statement a little after the node has; idle transactions of a
+            // node that died are ended by the server.
+            let milliseconds = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+            try connection.execute(
+                "SET application_name = '\(application.replacingOccurrences(of: "'", with: "''"))'; SET statement_timeout = \(max(1000, 2 * milliseconds)); SET idle_in_transaction_session_timeout = 60000",
+                deadline: deadline)
+        }
+        self.cache = Mutex(NodeCache(capacity: configuration.cacheBytes))
+        self.follower = ChangeFollower()
+        do {
+            let applied = try ClusterSchema.migrate(self.pool, redundancyTablespace: configuration.redundancyTablespace)
+            if !applied.isEmpty {
+                logger.info("database schema migrated", metadata: ["schema.versions": "\(applied.map(String.init).joined(separator: ","))"])
+            }
+        } catch {
+            throw Self.storeError(error, doing: "prepare the database schema at \(configuration.redactedURL)")
+        }
+        try self.loadTextIndex()
+        self.follower.start(store: self)
+    }
+
+    public func close() {
+        guard !self.closed.exchange(true, ordering: .relaxed) else { return }
+        self.follower.stop()
+        self.pool.drain()
+    }
+
+    // MARK: Errors
+
+    static func storeError(_ error: PGError, doing action: String) -> StoreError {
+        switch error.kind {
+        case .unavailable:
+            StoreError(.unavailable, "the database does not answer; cannot \(action) now (\(error.message)); nothing changed")
+        case .server:
+            StoreError(.io, "cannot \(action): \(error)")
+        }
+    }
+
+    // MARK: Rows
+
+    /// The registry columns, in `FragmentRow` order.
+    static let rowColumns = """
+        f.id, f.version, f.status, f.checksum, f.record_length, f.size, f.links, f.tags, f.created_at, f.updated_at, f.expires_at,
+        f.blank_reason, f.lost_at, f.detected_by, f.original_checksum, f.original_length, f.confidence
+        """
+    static let rowColumnCount = 17
+
+    /// A registry row from the database; nil when a cell does not parse (never trusted blindly).
+    static func row(_ r: PGRow, from column: Int = 0) -> FragmentRow? {
+        let c = column
+        guard let id = r.string(c), let version = r.int(c + 1), version > 0, let status = r.string(c + 2).flatMap(FragmentStatus.init(rawValue:)),
+            let checksum = r.int(c + 3), let recordLength = r.int(c + 4), let size = r.int(c + 5), let links = r.texts(c + 6),
+            let tags = r.texts(c + 7), let created = r.int(c + 8), let updated = r.int(c + 9)
+        else { return nil }
+        return FragmentRow(
+            id: id, version: UInt64(version), status: status, checksum: UInt32(truncatingIfNeeded: checksum), recordLength: Int(recordLength),
+            size: Int(size), links: links, tags: tags, createdAt: Timestamp(milliseconds: created), updatedAt: Timestamp(milliseconds: updated),
+            blankReason: r.string(c + 11).flatMap(BlankReason.init(rawValue:)), lostAt: r.int(c + 12).map(Timestamp.init(milliseconds:)),
+            detectedBy: r.string(c + 13).flatMap(Detection.init(rawValue:)),
+            originalChecksum: r.int(c + 14).map { UInt32(truncatingIfNeeded: $0) }, originalLength: r.int(c + 15).map(Int.init),
+            confidence: r.double(c + 16), expiresAt: r.int(c + 10).map(Timestamp.init(milliseconds:)))
+    }
+
+    private static let selectRows = PGStatement(
+        "carma_rows", "SELECT \(rowColumns) FROM carma_fragments f WHERE f.id = ANY($1::text[]) AND (f.expires_at IS NULL OR f.expires_at > $2)")
+
+    /// Rows by id (nil for unknown, deleted or expired ids); empty rows when the database does not answer.
+    func fetchRows(_ ids: [String]) throws(PGError) -> [FragmentRow?] {
+        guard !ids.isEmpty else { return [] }
+        let result = try self.pool.with { connection, deadline throws(PGError) in
+            try connection.run(Self.selectRows, [.texts(ids), .int(Timestamp.now.milliseconds)], deadline: deadline)
+        }
+        var byID: [String: FragmentRow] = [:]
+        for r in result.all {
+            if let row = Self.row(r) { byID[row.id] = row }
+        }
+        return ids.map { byID[$0] }
+    }
+
+    public func row(_ id: String) -> FragmentRow? {
+        ((try? self.fetchRows([id])) ?? [nil])[0]
+    }
+
+    public func rows(_ ids: [String]) -> [FragmentRow?] {
+        (try? self.fetchRows(ids)) ?? ids.map { _ in nil }
+    }
+
+    // MARK: State
+
+    public var backendAvailable: Bool { self.pool.isUp }
+    public var backendFailures: Int { self.pool.unavailableCount }
+    public var location: String { self.configuration.redactedURL }
+    public var encoder: SentenceEncoder? { nil }
+
+    private static let countByStatus = PGStatement("carma_count_by_status", "SELECT status, count(*) FROM carma_fragments GROUP BY status")
+    private static let countBlank = PGStatement("carma_count_blank", "SELECT count(*) FROM carma_fragments WHERE status = 'blank'")
+    private static let tableBytes = PGStatement(
+        "carma_table_bytes",
+        "SELECT pg_total_relation_size('carma_payloads'), pg_total_relation_size('carma_redundancy'), pg_total_relation_size('carma_fragments') + pg_total_relation_size('carma_events') + pg_total_relation_size('carma_repairs')")
+
+    public var fragmentCount: Int {
+        self.stats().fragments
+    }
+
+    public var blankCount: Int {
+        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.countBlank, [], deadline: deadline) }
+        return rows?.first?.int(0).map(Int.init) ?? 0
+    }
+
+    public func stats() -> StoreStats {
+        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.countByStatus, [], deadline: deadline) }
+        var byStatus: [FragmentStatus: Int] = [:]
+        for r in rows?.all ?? [] {
+            if let status = r.string(0).flatMap(FragmentStatus.init(rawValue:)), let count = r.int(1) { byStatus[status] = Int(count) }
+        }
+        let (cacheBytes, cacheEntries) = self.cache.withLock { ($0.bytes, $0.count) }
+        return StoreStats(
+            fragments: byStatus.values.reduce(0, +), byStatus: byStatus, recordBytes: 0, cacheBytes: cacheBytes, cacheEntries: cacheEntries,
+            cacheHits: self.counters.cacheHits.load(ordering: .relaxed), cacheMisses: self.counters.cacheMisses.load(ordering: .relaxed),
+            damageDetected: self.counters.damage())
+    }
+
+    public func diskUsage() -> (primary: Int64, redundancy: Int64, registry: Int64) {
+        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.tableBytes, [], deadline: deadline) }
+        guard let r = rows?.first else { return (0, 0, 0) }
+        return (r.int(0) ?? 0, r.int(1) ?? 0, r.int(2) ?? 0)
+    }
+
+    /// Writes are visible to every reader once acknowledged: nothing to wait for.
+    public func whenApplied(_ body: @escaping @Sendable () -> Void) {
+        body()
+    }
+
+    public func flush() {}
+}
+
+/// Counters this node keeps for metrics.
+final class ClusterCounters: Sendable {
+    let cacheHits = Atomic<Int>(0)
+    let cacheMisses = Atomic<Int>(0)
+    let missing = Atomic<Int>(0)
+    let checksum = Atomic<Int>(0)
+
+    func detected(_ reason: BlankReason) {
+        if reason == .missing {
+            self.missing.add(1, ordering: .relaxed)
+        } else {
+            self.checksum.add(1, ordering: .relaxed)
+        }
+    }
+
+    func damage() -> [BlankReason: Int] {
+        [.missing: self.missing.load(ordering: .relaxed), .checksumMismatch: self.checksum.load(ordering: .relaxed), .unreadable: 0]
+    }
+}
+extension ClusterStore: FragmentBackend {}

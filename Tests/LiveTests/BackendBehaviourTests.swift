@@ -1,0 +1,205 @@
+import CarmaClient
+import CarmaJSON
+import CarmaTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// The promises users see, run against both backends: the embedded store and cluster mode on a
+/// real PostgreSQL. Same requests, same expected answers; only how records are damaged differs.
+@Suite("Behaviour on both backends (live)")
+struct BackendBehaviourTests {
+    @Test("round trip, conditional writes, ETags, delete and bad input", arguments: TestBackend.allCases)
+    func fragments(_ backend: TestBackend) throws {
+        let node = try TestNode(backend, arguments: ["--max-content-bytes", "65536"])
+        defer { node.remove() }
+        let api = node.api()
+        let text = "Ünïcødé ✓ — 日本語のテキスト, emoji 🧠, quotes \"\\\" and\ttabs\nnew lines"
+        let created = try api.put("unicode", ["content": .string(text), "links": ["other"], "tags": ["lang:ja"], "metadata": ["n": 1.5]])
+        #expect(created.status == 201)
+        let etag = try #require(created.header("ETag"))
+        let read = try api.get("unicode")
+        #expect(read.status == 200)
+        #expect(read.header("ETag") == etag)
+        #expect(read.header("X-Fragment-Status") == "ok")
+        #expect(try read.json()["content"]?.stringValue == text)
+        #expect(try read.json()["metadata"] == ["n": 1.5])
+        #expect(try api.get("unicode", headers: [("If-None-Match", etag)]).status == 304)
+
+        #expect(try api.put("unicode", ["content": "again"], headers: [("If-None-Match", "*")]).status == 412)
+        let stale = try api.put("unicode", ["content": "again"], headers: [("If-Match", "\"999999\"")])
+        #expect(stale.status == 412)
+        #expect(stale.header("ETag") == etag)
+        let replaced = try api.put("unicode", ["content": "second version"], headers: [("If-Match", etag)])
+        #expect(replaced.status == 200)
+        #expect(replaced.header("ETag") != etag)
+        #expect(try api.get("unicode").json()["content"] == "second version")
+
+        let atLimit = String(repeating: "é", count: 32768)
+        #expect(try api.put("limit", ["content": .string(atLimit)]).status == 201)
+        #expect(try api.get("limit").json()["content"]?.stringValue == atLimit)
+        let over = try api.put("over", ["content": .string(atLimit + "x")])
+        #expect(over.status == 400)
+        #expect(try over.json()["field"] == "content")
+        #expect(try api.get("over").status == 404)
+        #expect(try api.get(".hidden").status == 400)
+        #expect(try api.put("bad", ["content": 5]).status == 400)
+
+        #expect(try api.delete("unicode", headers: [("If-Match", "\"1\"")]).status == 412)
+        #expect(try api.delete("unicode").status == 204)
+        #expect(try api.get("unicode").status == 404)
+        #expect(try api.delete("unicode").status == 404)
+        #expect(try api.request("GET", "/fragments/unicode/history").status == 404)
+        #expect(try api.get("never-stored").json()["type"] == "urn:carma:problem:fragment-not-found")
+    }
+
+    @Test("listings page by cursor and filter by tag; histories; queries and context find what was stored", arguments: TestBackend.allCases)
+    func listingsAndQueries(_ backend: TestBackend) throws {
+        let node = try TestNode(backend)
+        defer { node.remove() }
+        let api = node.api()
+        for index in 0..<25 {
+            let tags: JSONValue = index % 5 == 0 ? ["fifth", "all"] : ["all"]
+            #expect(try api.put(String(format: "item%02d", index), ["content": .string("note \(index) about nothing special"), "tags": tags]).status == 201)
+        }
+        #expect(try api.put("lighthouse", ["content": "The lighthouse keeper logs every passing ship at dusk.", "links": ["item00"]]).status == 201)
+        #expect(try api.put("item03", ["content": "note 3, rewritten"]).status == 200)
+
+        var seen: [String] = []
+        var cursor: String?
+        repeat {
+            let page = try api.json("/fragments?limit=10" + (cursor.map { "&cursor=\($0)" } ?? ""))
+            seen += page["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
+            cursor = page["next_cursor"]?.stringValue
+        } while cursor != nil
+        #expect(seen == (0..<25).map { String(format: "item%02d", $0) } + ["lighthouse"])
+        let fifth = try api.json("/fragments?tag=fifth")["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
+        #expect(fifth == ["item00", "item05", "item10", "item15", "item20"])
+
+        let history = try api.json("/fragments/item03/history")
+        #expect(history["events"]?.arrayValue?.compactMap { $0["kind"]?.stringValue } == ["created", "updated"])
+
+        let answer = try api.request("POST", "/query", json: ["text": "who keeps a log of ships", "k": 3]).json()
+        #expect(answer["results"]?[0]?["id"] == "lighthouse")
+        #expect(answer["results"]?[0]?["content"]?.stringValue?.hasPrefix("The lighthouse keeper") == true)
+        let context = try api.json("/fragments/item00/context")
+        #expect(context["backlinks"]?.arrayValue?.contains { $0["id"] == "lighthouse" } == true)
+    }
+
+    @Test("damaged records answer blank stubs with their reason; one cycle brings all back byte-exact", arguments: TestBackend.allCases)
+    func damageAndRepair(_ backend: TestBackend) throws {
+        let node = try TestNode(backend, arguments: ["--cache-bytes", "0"] + manualDreamOnly)
+        defer { node.remove() }
+        let api = node.api()
+        let contents = try api.seed(60)
+        let corrupted = ["f1", "f2", "f3"], lost = ["f10", "f11", "f12", "f13"]
+        try node.damage(corrupted, .corrupt)
+        try node.damage(lost, .lose)
+
+        for id in corrupted + lost {
+            let response = try api.get(id)
+            #expect(response.status == 200)
+            #expect(response.header("X-Fragment-Status") == "blank")
+            #expect(response.header("Retry-After") != nil)
+            let stub = try response.json()
+            #expect(stub["status"] == "blank")
+            #expect(stub["content"] == nil)
+            #expect(stub["reason"]?.stringValue == node.reason(for: corrupted.contains(id) ? .corrupt : .lose), "\(id)")
+        }
+        #expect(try api.get("f1", headers: [("Prefer", "strict")]).status == 503)
+        let listed = try api.json("/fragments?status=blank")["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
+        #expect(Set(listed ?? []) == Set(corrupted + lost))
+
+        let report = try api.dream()
+        #expect(report["state"] == "finished")
+        #expect(report["outcomes"]?["recovered"] == 7)
+        #expect(report["repairs"]?["redundancy"]?["recovered"] == 7)
+        for (id, content) in contents {
+            let response = try api.get(id)
+            #expect(response.header("X-Fragment-Status") == "ok", "\(id)")
+            #expect(try response.json()["content"]?.stringValue == content, "\(id) not byte-exact")
+        }
+        let kinds = try api.json("/fragments/f10/history")["events"]?.arrayValue?.compactMap { $0["kind"]?.stringValue }
+        #expect(kinds == ["created", "lost", "queued", "recovered"])
+        #expect(try api.json("/dream")["queue"]?["depth"] == 0)
+
+        let scrape = try api.request("GET", "/metrics").text
+        #expect(scrape.contains("carma_fragments{status=\"blank\"} 0"))
+        #expect(scrape.contains("carma_fragments{status=\"ok\"} 60"))
+    }
+
+    @Test("record and redundancy copy both gone: rebuilt from context and flagged reconstructed, never as exact", arguments: TestBackend.allCases)
+    func reconstruction(_ backend: TestBackend) throws {
+        let node = try TestNode(backend, arguments: ["--cache-bytes", "0", "--reconstruction-floor", "0"] + manualDreamOnly)
+        defer { node.remove() }
+        let api = node.api()
+        let topic = "The tide pools north of the harbour hold anemones, crabs and small fish at low tide."
+        #expect(try api.put("pools", ["content": .string(topic), "links": ["anemones", "crabs"]]).status == 201)
+        #expect(try api.put("anemones", ["content": "Anemones in the tide pools close when the tide goes out.", "links": ["pools"]]).status == 201)
+        #expect(try api.put("crabs", ["content": "Crabs hide under rocks in the tide pools of the harbour.", "links": ["pools"]]).status == 201)
+        try node.damage(["pools"], .loseBoth)
+        #expect(try api.get("pools").header("X-Fragment-Status") == "blank")
+
+        let report = try api.dream()
+        #expect(report["outcomes"]?["reconstructed"] == 1)
+        let rebuilt = try api.get("pools")
+        #expect(rebuilt.status == 200)
+        #expect(rebuilt.header("X-Fragment-Status") == "reconstructed")
+        let body = try rebuilt.json()
+        #expect(body["status"] == "reconstructed")
+        #expect(body["confidence"]?.doubleValue != nil)
+        #expect(body["content"]?.stringValue != topic)
+        #expect(body["links"] == ["anemones", "crabs"])
+        let kinds = try api.json("/fragments/pools/history")["events"]?.arrayValue?.compactMap { $0["kind"]?.stringValue }
+        #expect(kinds?.last == "reconstructed")
+    }
+
+    @Test("a fragment with a ttl is served, then gone for every reader; bad expiries are 400", arguments: TestBackend.allCases)
+    func expiry(_ backend: TestBackend) throws {
+        let node = try TestNode(backend)
+        defer { node.remove() }
+        let api = node.api()
+        #expect(try api.put("brief", ["content": "soon gone", "ttl": 1]).status == 201)
+        #expect(try api.put("stays", ["content": "kept"]).status == 201)
+        #expect(try api.put("bad", ["content": "x", "ttl": -1]).status == 400)
+        #expect(try api.get("brief").json()["expires_at"]?.stringValue != nil)
+        usleep(1_300_000)
+        #expect(try api.get("brief").status == 404)
+        #expect(try api.json("/fragments")["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["stays"])
+        #expect(try api.put("brief", ["content": "back again"], headers: [("If-None-Match", "*")]).status == 201)
+    }
+
+    @Test("many clients write and read the same ids at once: every answer whole, versions only go up", arguments: TestBackend.allCases)
+    func concurrentWriters(_ backend: TestBackend) throws {
+        let node = try TestNode(backend)
+        defer { node.remove() }
+        let ids = (0..<4).map { "shared\($0)" }
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 6) { worker in
+            let api = node.api()
+            var lastVersion: [String: Int] = [:]
+            for round in 0..<30 {
+                let id = ids[(worker + round) % ids.count]
+                do {
+                    if worker % 2 == 0 {
+                        let status = try api.put(id, ["content": .string("\(id) by \(worker) round \(round)")]).status
+                        if status != 200 && status != 201 { failures.withLock { $0.append("PUT \(id): \(status)") } }
+                    } else {
+                        let response = try api.get(id)
+                        guard response.status == 200 else { continue }
+                        let body = try response.json()
+                        let version = body["version"]?.intValue ?? 0
+                        let content = body["content"]?.stringValue ?? ""
+                        if !content.hasPrefix("\(id) by ") { failures.withLock { $0.append("torn read of \(id): \(content)") } }
+                        if version < lastVersion[id, default: 0] { failures.withLock { $0.append("\(id) went back to version \(version)") } }
+                        if response.header("ETag") != "\"\(version)\"" { failures.withLock { $0.append("\(id): ETag and version differ") } }
+                        lastVersion[id] = version
+                    }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+    }
+}

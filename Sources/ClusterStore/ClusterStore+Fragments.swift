@@ -50,13 +50,8 @@ extension ClusterStore {
     public func put(
         _ id: String, _ input: FragmentInput, precondition: WritePrecondition, completion: @escaping @Sendable (Result<FragmentStore.PutOutcome, StoreError>) -> Void
     ) {
-        if let reason = FragmentID.validate(id) {
-            return completion(.failure(.invalid(field: "id", reason)))
-        }
-        do {
-            try input.validate(self.configuration.limits, now: .now)
-        } catch {
-            return completion(.failure(error))
+        if let failure = FragmentStore.check(id, input, limits: self.configuration.limits) {
+            return completion(.failure(failure))
         }
         guard !self.closed.load(ordering: .relaxed) else { return completion(.failure(.closed)) }
         Self.writers.async {

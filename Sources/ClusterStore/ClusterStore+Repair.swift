@@ -195,18 +195,7 @@ extension ClusterStore {
 
     public func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool {
         let now = Timestamp.now
-        let confidence = (rebuilt.confidence * 1000).rounded() / 1000
-        let reconstruction = Reconstruction(confidence: confidence, sources: rebuilt.sources, method: rebuilt.method, at: now)
-        let record = FragmentRecord(
-            id: target.id, version: target.version,
-            input: FragmentInput(content: rebuilt.content, links: target.row.links, tags: target.row.tags, expiresAt: target.row.expiresAt),
-            createdAt: target.row.createdAt, updatedAt: target.row.updatedAt, reconstruction: reconstruction)
-        let bytes = record.encode()
-        let checksum = CRC32C.checksum(bytes)
-        var detail: JSONObject = [
-            "version": .number(Double(target.version)), "confidence": .number(confidence), "sources": JSONValue(rebuilt.sources), "method": .string(rebuilt.method),
-        ]
-        if let cycle { detail["cycle"] = .number(Double(cycle)) }
+        let (bytes, checksum, confidence, detail) = rebuilt.stored(for: target, at: now, cycle: cycle)
         do {
             let result = try self.pool.with { connection, deadline throws(PGError) in
                 try connection.run(

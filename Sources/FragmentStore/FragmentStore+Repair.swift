@@ -77,6 +77,24 @@ public struct RebuiltFragment: Sendable {
         self.sources = sources
         self.method = method
     }
+
+    /// How a rebuild of `target` is stored (either backend): its record, made at `now`, with the
+    /// confidence rounded once (records, rows, listings and queries all say the same number), and the
+    /// detail of its `reconstructed` history event.
+    package func stored(for target: RepairTarget, at now: Timestamp, cycle: Int64?) -> (record: [UInt8], checksum: UInt32, confidence: Double, detail: JSONObject) {
+        let confidence = (self.confidence * 1000).rounded() / 1000
+        let reconstruction = Reconstruction(confidence: confidence, sources: self.sources, method: self.method, at: now)
+        let record = FragmentRecord(
+            id: target.id, version: target.version,
+            input: FragmentInput(content: self.content, links: target.row.links, tags: target.row.tags, expiresAt: target.row.expiresAt),
+            createdAt: target.row.createdAt, updatedAt: target.row.updatedAt, reconstruction: reconstruction
+        ).encode()
+        var detail: JSONObject = [
+            "version": .number(Double(target.version)), "confidence": .number(confidence), "sources": JSONValue(self.sources), "method": .string(self.method),
+        ]
+        if let cycle { detail["cycle"] = .number(Double(cycle)) }
+        return (record, CRC32C.checksum(record), confidence, detail)
+    }
 }
 
 extension FragmentStore {
@@ -263,15 +281,7 @@ extension FragmentStore {
     /// - Returns: Whether it was applied (false when the fragment changed meanwhile).
     public func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool {
         let now = Timestamp.now
-        // Rounded once here so that records, rows, listings and queries all say the same number.
-        let confidence = (rebuilt.confidence * 1000).rounded() / 1000
-        let reconstruction = Reconstruction(confidence: confidence, sources: rebuilt.sources, method: rebuilt.method, at: now)
-        let record = FragmentRecord(
-            id: target.id, version: target.version,
-            input: FragmentInput(content: rebuilt.content, links: target.row.links, tags: target.row.tags, expiresAt: target.row.expiresAt),
-            createdAt: target.row.createdAt, updatedAt: target.row.updatedAt, reconstruction: reconstruction)
-        let bytes = record.encode()
-        let checksum = CRC32C.checksum(bytes)
+        let (bytes, checksum, confidence, detail) = rebuilt.stored(for: target, at: now, cycle: cycle)
         let applied = Mutex(false)
         let pending = PendingRecord(kind: .reconstruction, id: target.id, version: target.version, body: bytes, checksum: checksum)
         try self.appendAndWait(primary: [pending], redundancy: []) { locations in
@@ -295,11 +305,6 @@ extension FragmentStore {
             return RegistryChange(apply: { registry in
                 try registry.updatePlacement(row)
                 try registry.postponeRepair(target.id, priority: .background, notBefore: retryAt, error: "reconstructed; waiting for an exact source")
-                var detail: JSONObject = [
-                    "version": .number(Double(target.version)), "confidence": .number(confidence),
-                    "sources": JSONValue(rebuilt.sources), "method": .string(rebuilt.method),
-                ]
-                if let cycle { detail["cycle"] = .number(Double(cycle)) }
                 try registry.addEvent(target.id, at: now, kind: .reconstructed, detail: detail)
             })
         }

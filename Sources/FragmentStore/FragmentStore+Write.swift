@@ -73,19 +73,27 @@ extension FragmentStore {
         _ id: String, _ input: FragmentInput, precondition: WritePrecondition = .none,
         completion: @escaping @Sendable (Result<PutOutcome, StoreError>) -> Void
     ) {
-        if let reason = FragmentID.validate(id) {
-            return completion(.failure(.invalid(field: "id", reason)))
-        }
-        do {
-            try input.validate(self.configuration.limits, now: .now)
-        } catch {
-            return completion(.failure(error))
+        if let failure = Self.check(id, input, limits: self.configuration.limits) {
+            return completion(.failure(failure))
         }
         // Tokenising and sketching is CPU work: done here, on the caller's thread, not on the serial log thread.
         let document = self.document(id: id, version: 0, input: input)
         if !self.pipeline.submit(.put(PutOperation(id: id, input: input, document: document, precondition: precondition, completion: completion))) {
             completion(.failure(.closed))
         }
+    }
+
+    /// Why a PUT of `input` at `id` cannot be stored under `limits` (either backend); nil when it can.
+    package static func check(_ id: String, _ input: FragmentInput, limits: FragmentLimits) -> StoreError? {
+        if let reason = FragmentID.validate(id) {
+            return .invalid(field: "id", reason)
+        }
+        do {
+            try input.validate(limits, now: .now)
+        } catch {
+            return error
+        }
+        return nil
     }
 
     /// Deletes a fragment on purpose: it answers 404 afterwards and is never rebuilt.

@@ -17,6 +17,7 @@ struct BackendBehaviourTests {
         let text = "Ünïcødé ✓ — 日本語のテキスト, emoji 🧠, quotes \"\\\" and\ttabs\nnew lines"
         let created = try api.put("unicode", ["content": .string(text), "links": ["other"], "tags": ["lang:ja"], "metadata": ["n": 1.5]])
         #expect(created.status == 201)
+        #expect(created.header("Location") == "/fragments/unicode")
         let etag = try #require(created.header("ETag"))
         let read = try api.get("unicode")
         #expect(read.status == 200)
@@ -25,6 +26,10 @@ struct BackendBehaviourTests {
         #expect(try read.json()["content"]?.stringValue == text)
         #expect(try read.json()["metadata"] == ["n": 1.5])
         #expect(try api.get("unicode", headers: [("If-None-Match", etag)]).status == 304)
+        let head = try api.request("HEAD", "/fragments/unicode")
+        #expect(head.status == 200)
+        #expect(head.body.isEmpty)
+        #expect(head.header("ETag") == etag)
 
         #expect(try api.put("unicode", ["content": "again"], headers: [("If-None-Match", "*")]).status == 412)
         let stale = try api.put("unicode", ["content": "again"], headers: [("If-Match", "\"999999\"")])

@@ -6,39 +6,10 @@ import Foundation
 import Synchronization
 import Testing
 
-/// The store's promises, through the real server and the real files.
+/// The embedded store's promises, through the real server and the real files (the round trip of a
+/// fragment, on both backends, is in BackendBehaviourTests).
 @Suite("Fragment store (live)")
 struct StoreLiveTests {
-    @Test("a fragment round-trips byte-exact: non-ASCII text, and content at the size limit")
-    func roundTrip() throws {
-        let directory = TemporaryDirectory("live")
-        defer { directory.remove() }
-        let server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--max-content-bytes", "65536"])
-        let api = server.api()
-        let text = "Ünïcødé ✓ — 日本語のテキスト, emoji 🧠, quotes \"\\\" and\ttabs\nnew lines"
-        let created = try api.put("unicode", ["content": .string(text), "links": ["limit"], "tags": ["lang:ja"], "metadata": ["n": 1.5]])
-        #expect(created.status == 201)
-        #expect(created.header("Location") == "/fragments/unicode")
-        let read = try api.get("unicode")
-        #expect(read.status == 200)
-        #expect(read.header("ETag") == created.header("ETag"))
-        #expect(try read.json()["content"]?.stringValue == text)
-        #expect(try read.json()["metadata"] == ["n": 1.5])
-
-        let atLimit = String(repeating: "é", count: 32768)  // 65536 bytes of UTF-8
-        #expect(try api.put("limit", ["content": .string(atLimit)]).status == 201)
-        #expect(try api.get("limit").json()["content"]?.stringValue == atLimit)
-        let over = try api.put("over", ["content": .string(atLimit + "x")])
-        #expect(over.status == 400)
-        #expect(try over.json()["field"] == "content")
-        #expect(try api.get("over").status == 404)
-
-        let head = try api.request("HEAD", "/fragments/unicode")
-        #expect(head.status == 200)
-        #expect(head.body.isEmpty)
-        #expect(head.header("ETag") == created.header("ETag"))
-    }
-
     @Test("a zeroed record answers a blank stub with its reason, a flipped bit too; neither is served as content")
     func blanks() throws {
         let directory = TemporaryDirectory("live")

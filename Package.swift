@@ -114,6 +114,7 @@ let package = Package(
         .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "CarmaTesting", "CarmaFaults"], resources: [.copy("../Fixtures/old-layout-v1.tar.gz")]),
         .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "CarmaTesting", "CarmaFaults"]),
         .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "CarmaTesting"]),
+        .testTarget(name: "ClusterStoreTests", dependencies: ["ClusterStore", "FragmentStore"]),
         .testTarget(name: "CarmaMCPTests", dependencies: ["CarmaMCP", "CarmaClient", "CarmaJSON"]),
         .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaFaults", "CarmaTesting", "CarmaJSON", "CarmaText", "carmad", "carma"]),
     ],

@@ -16,7 +16,8 @@ final class ChangeFollower: Sendable {
     struct Position: Sendable {
         var low: Int64 = 0
         var seen: Set<Int64> = []
-        var gapSince: ContinuousClock.Instant?
+        /// The entry the mark waits for, and since when.
+        var gap: (at: Int64, since: ContinuousClock.Instant)?
     }
 
     let position = Mutex(Position())
@@ -88,17 +89,17 @@ final class ChangeFollower: Sendable {
             position.low += 1
         }
         guard let next = position.seen.min() else {
-            position.gapSince = nil
+            position.gap = nil
             return
         }
         let now = ContinuousClock.now
-        guard let since = position.gapSince else {
-            position.gapSince = now
+        guard let gap = position.gap, gap.at == position.low + 1 else {
+            position.gap = (position.low + 1, now)
             return
         }
-        if now - since > .seconds(Self.gapSeconds) {
+        if now - gap.since > .seconds(Self.gapSeconds) {
             position.low = next - 1
-            position.gapSince = nil
+            position.gap = nil
             Self.advance(&position)
         }
     }

@@ -91,7 +91,10 @@ extension ClusterStore {
                         .bytes(sketch.encode()), .bytes(bytes), .text(replaced == nil ? "created" : "updated"),
                         .text(String(decoding: JSONValue.object(event).bytes, as: UTF8.self)),
                     ], deadline: deadline)
-                try connection.run(Self.trimEvents, [.text(id), .int(self.configuration.retention.eventsPerFragment)], deadline: deadline)
+                if previous != nil {
+                    // A new fragment has one event; an old one may have reached the retention limit.
+                    try connection.run(Self.trimEvents, [.text(id), .int(self.configuration.retention.eventsPerFragment)], deadline: deadline)
+                }
                 let body = FragmentStore.servedBody(record: bytes, status: .ok, checksum: checksum)
                 return .success(
                     FragmentStore.PutOutcome(

@@ -84,7 +84,9 @@ extension ClusterStore {
             let position = try self.pool.with(timeout: .seconds(30)) { connection, deadline throws(PGError) in
                 try connection.run(Self.feedPosition, [], deadline: deadline)
             }.first?.int(0) ?? 0
-            self.follower.position.withLock { $0.low = position }
+            // Entries just below the highest may belong to transactions still committing: the
+            // follower reads them again (indexing the current state twice changes nothing).
+            self.follower.position.withLock { $0.low = max(0, position - 256) }
             var after = ""
             while true {
                 let page = try self.pool.with(timeout: .seconds(60)) { connection, deadline throws(PGError) in

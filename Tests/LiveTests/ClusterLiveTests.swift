@@ -176,6 +176,9 @@ struct ClusterLiveTests {
         let before = try apis[0].json("/dream/\(cycle)")
         #expect(before["state"] == "running", "the cycle should still run when node 1 is killed: \(before)")
         cluster[0].crash()
+        // It died holding leases, which the other nodes must wait out and then take over.
+        let held = try database.psql("SELECT count(*) FROM carma_repairs WHERE lease_owner = 'node1'")
+        #expect((Int(held) ?? 0) > 0, "node 1 held no repair when it died")
 
         // Node 2 dreams until nothing is blank or queued; the repairs node 1 held wait for their
         // lease to run out.
@@ -242,7 +245,7 @@ struct ClusterLiveTests {
                         if let failure = Self.unexpectedRead(response, expected: expected) {
                             outage.fail("GET \(id) via node\(node + 1) (\(phase)): \(failure)")
                         } else {
-                            outage.countRead(phase)
+                            outage.countRead(phase, stub: response.header("X-Fragment-Status") == "blank")
                         }
                     } catch {
                         outage.fail("GET \(id) via node\(node + 1) (\(phase)): no answer: \(error)")
@@ -312,6 +315,7 @@ struct ClusterLiveTests {
         outage.stop()
         group.wait()
 
+        print("database outage: \(outage.summary)")
         let failures = outage.failures
         #expect(failures.isEmpty, "\(failures.count) unexpected answers, first: \(failures.prefix(8).joined(separator: "\n"))\n\(cluster.logs.suffix(4000))")
         #expect(outage.rejectedDuring > 0, "no write was refused while the database was down")
@@ -430,6 +434,7 @@ final class Outage: Sendable {
         var acknowledgedAfter = 0
         var rejectedDuring = 0
         var readsDuring = 0
+        var stubs = 0
     }
 
     private let state = Mutex(State())
@@ -442,6 +447,12 @@ final class Outage: Sendable {
     var acknowledgedAfter: Int { self.state.withLock { $0.acknowledgedAfter } }
     var rejectedDuring: Int { self.state.withLock { $0.rejectedDuring } }
     var readsDuring: Int { self.state.withLock { $0.readsDuring } }
+    var summary: String {
+        self.state.withLock {
+            "\($0.acknowledged.count) writes acknowledged (\($0.acknowledgedAfter) after the outage), \($0.rejectedDuring) refused during it; "
+                + "\($0.readsDuring) reads answered during it, \($0.stubs) blank stubs in all"
+        }
+    }
 
     func enter(_ phase: Phase) { self.state.withLock { $0.phase = phase } }
     func stop() { self.state.withLock { $0.stopped = true } }
@@ -463,9 +474,10 @@ final class Outage: Sendable {
         }
     }
 
-    func countRead(_ phase: Phase) {
+    func countRead(_ phase: Phase, stub: Bool) {
         self.state.withLock { state in
             if phase == .down { state.readsDuring += 1 }
+            if stub { state.stubs += 1 }
         }
     }
 

@@ -23,11 +23,13 @@ public struct ClusterConfiguration: Sendable {
     public var retention: Retention
     /// How often scheduled dream cycles run: one node scrubs per interval, whichever comes first.
     public var scrubInterval: Duration
+    /// The built-in sentence-embedding model; nodes share the embedding work (nil: words only).
+    public var encoder: SentenceEncoder?
 
     public init(
         databaseURL: String, poolSize: Int = 8, timeout: Duration = .seconds(2), nodeName: String, repairLease: Duration = .seconds(60),
         redundancyTablespace: String? = nil, cacheBytes: Int = 64 << 20, limits: FragmentLimits = FragmentLimits(),
-        retention: Retention = Retention(), scrubInterval: Duration = .seconds(300)
+        retention: Retention = Retention(), scrubInterval: Duration = .seconds(300), encoder: SentenceEncoder? = nil
     ) {
         self.databaseURL = databaseURL
         self.poolSize = poolSize
@@ -39,6 +41,7 @@ public struct ClusterConfiguration: Sendable {
         self.limits = limits
         self.retention = retention
         self.scrubInterval = scrubInterval
+        self.encoder = encoder
     }
 
     /// The URL without its password, for logs.

@@ -74,7 +74,14 @@ enum ClusterSchema {
                 CREATE TABLE carma_scrub (name text PRIMARY KEY, cursor text NOT NULL, passes bigint NOT NULL, slice_at bigint NOT NULL);
                 INSERT INTO carma_scrub (name, cursor, passes, slice_at) VALUES ('payloads', '', 0, 0);
                 """
-        }
+        },
+        Migration(version: 2, description: "meanings of the built-in model, claims on embedding work, settings") { _ in
+            """
+            CREATE TABLE carma_meanings (id text PRIMARY KEY, version bigint NOT NULL, model text NOT NULL, vector bytea NOT NULL);
+            CREATE TABLE carma_embed_claims (id text PRIMARY KEY, owner text NOT NULL, until bigint NOT NULL);
+            CREATE TABLE carma_settings (key text PRIMARY KEY, value text NOT NULL);
+            """
+        },
     ]
 
     static func quoted(_ identifier: String) -> String {

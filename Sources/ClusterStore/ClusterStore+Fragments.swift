@@ -37,8 +37,16 @@ extension ClusterStore {
         r AS (DELETE FROM carma_redundancy WHERE id = $1),
         q AS (DELETE FROM carma_repairs WHERE id = $1),
         e AS (DELETE FROM carma_events WHERE id = $1),
+        m AS (DELETE FROM carma_meanings WHERE id = $1),
+        k AS (DELETE FROM carma_embed_claims WHERE id = $1),
         c AS (INSERT INTO carma_changes (id, at) VALUES ($1, $2))
         SELECT 1
+        """)
+    static let embeddingDimension = PGStatement(
+        "carma_embedding_dimension",
+        """
+        WITH i AS (INSERT INTO carma_settings (key, value) VALUES ('embedding_dimension', $1) ON CONFLICT (key) DO NOTHING RETURNING value)
+        SELECT value FROM i UNION ALL SELECT value FROM carma_settings WHERE key = 'embedding_dimension'
         """)
     static let trimEvents = PGStatement(
         "carma_trim_events",
@@ -74,6 +82,14 @@ extension ClusterStore {
                 if let failure = precondition.check(replaced, id: id) {
                     return .failure(failure)
                 }
+                if let dimension = input.embedding?.count {
+                    // The first fragment stored with a client embedding fixes the dimension for all.
+                    let stored = try connection.run(Self.embeddingDimension, [.text(String(dimension))], deadline: deadline).first?.string(0).flatMap { Int($0) }
+                    if let stored { self.embeddingDimension.withLock { $0 = stored } }
+                    if let stored, stored != dimension {
+                        return .failure(.invalid(field: "embedding", "this store's embeddings have \(stored) dimensions, not \(dimension)"))
+                    }
+                }
                 let record = FragmentRecord(id: id, version: UInt64(version), input: input, createdAt: replaced?.createdAt ?? now, updatedAt: now)
                 let bytes = record.encode()
                 let checksum = CRC32C.checksum(bytes)
@@ -100,6 +116,7 @@ extension ClusterStore {
                     $0.set(id, NodeCache.Entry(version: outcome.fragment.version, status: .ok, checksum: outcome.fragment.checksum, body: outcome.fragment.body))
                 }
                 self.follower.poke()
+                self.embedder.poke()
             }
             return outcome
         } catch {
@@ -261,8 +278,6 @@ extension ClusterStore {
 
     /// Sketches a text against this node's term statistics.
     func sketch(_ content: String) -> Sketch {
-        let counted = Sketch.count(content)
-        let idf: [UInt32: Double] = self.text.read { index in Dictionary(uniqueKeysWithValues: counted.counts.keys.map { ($0, index.idf($0)) }) }
-        return Sketch.make(counts: counted.counts, words: counted.words, bytes: content.utf8.count, idf: { idf[$0] ?? 1 })
+        self.text.sketch(content)
     }
 }

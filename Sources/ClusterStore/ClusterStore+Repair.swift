@@ -307,6 +307,7 @@ extension ClusterStore {
         r AS (DELETE FROM carma_redundancy WHERE id IN (SELECT id FROM x)),
         q AS (DELETE FROM carma_repairs WHERE id IN (SELECT id FROM x)),
         e AS (DELETE FROM carma_events WHERE id IN (SELECT id FROM x)),
+        m AS (DELETE FROM carma_meanings WHERE id IN (SELECT id FROM x)),
         c AS (INSERT INTO carma_changes (id, at) SELECT id, $1::bigint FROM x)
         SELECT count(*) FROM x
         """)

@@ -68,12 +68,18 @@ extension ClusterStore {
     static let feedPosition = PGStatement("carma_feed_position", "SELECT COALESCE(max(sequence), 0) FROM carma_changes")
     static let allDocuments = PGStatement(
         "carma_all_documents",
-        "SELECT f.id, f.version, f.status, f.sketch, p.version, p.record, f.links, f.tags FROM carma_fragments f LEFT JOIN carma_payloads p ON p.id = f.id WHERE f.id > $1 ORDER BY f.id LIMIT 2000")
+        """
+        SELECT f.id, f.version, f.status, f.sketch, p.version, p.record, f.links, f.tags, m.vector
+        FROM carma_fragments f LEFT JOIN carma_payloads p ON p.id = f.id
+        LEFT JOIN carma_meanings m ON m.id = f.id AND m.version = f.version AND m.model = $2
+        WHERE f.id > $1 ORDER BY f.id LIMIT 2000
+        """)
     static let feed = PGStatement(
         "carma_feed",
         """
-        SELECT c.sequence, c.id, f.version, f.status, f.sketch, p.version, p.record, f.links, f.tags
+        SELECT c.sequence, c.id, f.version, f.status, f.sketch, p.version, p.record, f.links, f.tags, m.vector
         FROM carma_changes c LEFT JOIN carma_fragments f ON f.id = c.id LEFT JOIN carma_payloads p ON p.id = c.id
+        LEFT JOIN carma_meanings m ON m.id = f.id AND m.version = f.version AND m.model = $2
         WHERE c.sequence > $1 ORDER BY c.sequence LIMIT 1000
         """)
 
@@ -90,7 +96,7 @@ extension ClusterStore {
             var after = ""
             while true {
                 let page = try self.pool.with(timeout: .seconds(60)) { connection, deadline throws(PGError) in
-                    try connection.run(Self.allDocuments, [.text(after)], deadline: deadline)
+                    try connection.run(Self.allDocuments, [.text(after), .text(self.modelName)], deadline: deadline)
                 }
                 self.index(page.all.map { ($0.string(0) ?? "", Array($0.cells[1...])) })
                 guard page.count == 2000, let last = page.all.last?.string(0) else { break }
@@ -106,7 +112,7 @@ extension ClusterStore {
         let low = self.follower.position.withLock { $0.low }
         guard
             let result = try? self.pool.with({ connection, deadline throws(PGError) in
-                try connection.run(Self.feed, [.int(low)], deadline: deadline)
+                try connection.run(Self.feed, [.int(low), .text(self.modelName)], deadline: deadline)
             })
         else { return false }
         let entries = result.all.compactMap { r -> (Int64, String, [[UInt8]?])? in
@@ -119,17 +125,21 @@ extension ClusterStore {
         return !wanted.isEmpty
     }
 
-    /// Indexes fragments from cells (version, status, sketch, payload version, record, links, tags); a fragment
+    /// Indexes fragments from cells (version, status, sketch, payload version, record, links, tags, meaning); a fragment
     /// with no version left is removed. Documents are made outside the index lock.
     private func index(_ items: [(id: String, cells: [[UInt8]?])]) {
         guard !items.isEmpty else { return }
         var documents: [TextIndex.Document] = []
+        var meanings: [(String, UInt64, [Int8])] = []
         var removed: [String] = []
         for (id, cells) in items {
             let r = PGRow(cells: cells)
             guard let version = r.int(0), version > 0 else {
                 removed.append(id)
                 continue
+            }
+            if let vector = r.bytes(7) {
+                meanings.append((id, UInt64(version), vector.map { Int8(bitPattern: $0) }))
             }
             let sketch = r.bytes(2).flatMap(Sketch.decode)
             let status = r.string(1).flatMap(FragmentStatus.init(rawValue:))
@@ -147,6 +157,8 @@ extension ClusterStore {
         self.text.write { index in
             for id in removed { index.remove(id) }
             for document in documents { index.upsert(document) }
+            // A vector of the wrong length (another model's, or damaged) is refused by the index.
+            for (id, version, vector) in meanings { _ = index.setMeaning(id, version: version, vector) }
         }
     }
 
@@ -154,7 +166,7 @@ extension ClusterStore {
 
     public func query(_ request: QueryRequest) throws(StoreError) -> QueryAnswer {
         let ranking = try FragmentStore.rank(
-            request, index: self.text, encoder: nil, embeddingDimension: nil,
+            request, index: self.text, encoder: self.configuration.encoder, embeddingDimension: self.embeddingDimension.withLock { $0 },
             status: { [self] id in self.row(id)?.status },
             beforeSearch: { [self] in
                 // Every change committed before the query is in the index before it runs.
@@ -169,26 +181,17 @@ extension ClusterStore {
 
     public var textIndexReady: Bool { true }
 
-    public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) {
-        self.text.read { ($0.count, $0.termCount, $0.meaningCount) }
-    }
-
-    public var meaningStatus: MeaningStatus {
-        MeaningStatus(model: nil, dimensions: 0, embedded: 0, backlog: 0, computed: 0)
-    }
-
-    public func sketch(of id: String) -> Sketch? { self.text.read { $0.sketch(id) } }
-    public func idf(_ hash: UInt32) -> Double { self.text.read { $0.idf(hash) } }
-    public func backlinks(_ id: String) -> [String] { self.text.read { $0.backlinks(id) } }
+    public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) { self.text.size }
+    public func sketch(of id: String) -> Sketch? { self.text.sketch(of: id) }
+    public func idf(_ hash: UInt32) -> Double { self.text.idf(hash) }
+    public func backlinks(_ id: String) -> [String] { self.text.backlinks(id) }
 
     public func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        self.text.read { $0.similar(to: vector, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) } }
+        self.text.similar(to: vector, k: k, excluding: excluded)
     }
 
     public func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        var terms: [UInt32: Int] = [:]
-        for term in sketch.terms { terms[FullText.term(forSketchTerm: term.hash)] = Int(term.count) }
-        return self.text.read { $0.search(terms, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) } }
+        self.text.related(to: sketch, k: k, excluding: excluded)
     }
 
     /// The content of a readable fragment (for reconstruction and query answers).

@@ -21,7 +21,12 @@ public final class ClusterStore: Sendable {
     let cache: Mutex<NodeCache>
     let counters = ClusterCounters()
     /// Sketches, postings and links of every fragment, for queries, context and reconstruction.
-    let text = ReadWriteLock(TextIndex())
+    let text: ReadWriteLock<TextIndex>
+    /// Fragments waiting for the built-in model are claimed and embedded by this thread.
+    let embedder = ClusterEmbedder()
+    /// The dimension of client embeddings, fixed by the first fragment stored with one (as the
+    /// database records it; nil until this node has seen it).
+    let embeddingDimension = Mutex<Int?>(nil)
     let follower: ChangeFollower
     let closed = Atomic<Bool>(false)
 
@@ -42,6 +47,7 @@ public final class ClusterStore: Sendable {
                 deadline: deadline)
         }
         self.cache = Mutex(NodeCache(capacity: configuration.cacheBytes))
+        self.text = ReadWriteLock(TextIndex(meaningDimensions: configuration.encoder?.dimensions ?? 0))
         self.follower = ChangeFollower()
         do {
             let applied = try ClusterSchema.migrate(self.pool, redundancyTablespace: configuration.redundancyTablespace)
@@ -51,13 +57,19 @@ public final class ClusterStore: Sendable {
         } catch {
             throw Self.storeError(error, doing: "prepare the database schema at \(configuration.redactedURL)")
         }
+        let dimension = try? self.pool.with { connection, deadline throws(PGError) in
+            try connection.execute("SELECT value FROM carma_settings WHERE key = 'embedding_dimension'", deadline: deadline)
+        }.first?.string(0).flatMap { Int($0) }
+        self.embeddingDimension.withLock { $0 = dimension }
         try self.loadTextIndex()
         self.follower.start(store: self)
+        if configuration.encoder != nil { self.embedder.start(store: self) }
     }
 
     public func close() {
         guard !self.closed.exchange(true, ordering: .relaxed) else { return }
         self.follower.stop()
+        self.embedder.stop()
         self.pool.drain()
     }
 
@@ -126,7 +138,7 @@ public final class ClusterStore: Sendable {
     public var backendAvailable: Bool { self.pool.isUp }
     public var backendFailures: Int { self.pool.unavailableCount }
     public var location: String { self.configuration.redactedURL }
-    public var encoder: SentenceEncoder? { nil }
+    public var encoder: SentenceEncoder? { self.configuration.encoder }
 
     private static let countByStatus = PGStatement("carma_count_by_status", "SELECT status, count(*) FROM carma_fragments GROUP BY status")
     private static let countBlank = PGStatement("carma_count_blank", "SELECT count(*) FROM carma_fragments WHERE status = 'blank'")

@@ -239,15 +239,12 @@ extension FragmentStore {
 
     /// The kept meaning of a fragment (unit length), also while its text is lost.
     public func meaning(of id: String) -> [Float]? {
-        self.text.read { $0.meaning(id) }.map(TextIndex.unit)
+        self.text.meaning(of: id)
     }
 
     /// Fragments whose meanings are closest to `vector`, excluding `excluded`.
     public func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        let quantized = TextIndex.quantize(vector)
-        return self.text.read { index in
-            index.nearestMeaning(to: quantized, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) }
-        }
+        self.text.nearestByMeaning(to: vector, k: k, excluding: excluded)
     }
 
     /// The model's embedding of a text; nil without a model.

@@ -9,14 +9,7 @@ import Foundation
 extension FragmentStore {
     /// Sketches a text against the store's term statistics now.
     func sketch(_ content: String) -> Sketch {
-        self.sketch(counted: Sketch.count(content), bytes: content.utf8.count)
-    }
-
-    private func sketch(counted: (counts: [UInt32: Int], words: Int), bytes: Int) -> Sketch {
-        let idf: [UInt32: Double] = self.text.read { index in
-            Dictionary(uniqueKeysWithValues: counted.counts.keys.map { ($0, index.idf($0)) })
-        }
-        return Sketch.make(counts: counted.counts, words: counted.words, bytes: bytes, idf: { idf[$0] ?? 1 })
+        self.text.sketch(content)
     }
 
     /// What the text index keeps of a fragment: its sketch (against the term statistics now), the
@@ -194,40 +187,17 @@ extension FragmentStore {
 
     // MARK: Look-ups for context and reconstruction
 
-    /// A fragment's sketch, also while its text is lost.
-    public func sketch(of id: String) -> Sketch? {
-        self.text.read { $0.sketch(id) }
-    }
+    public func sketch(of id: String) -> Sketch? { self.text.sketch(of: id) }
+    public func backlinks(_ id: String) -> [String] { self.text.backlinks(id) }
+    public func idf(_ hash: UInt32) -> Double { self.text.idf(hash) }
+    public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) { self.text.size }
 
-    /// Fragments linking to `id`.
-    public func backlinks(_ id: String) -> [String] {
-        self.text.read { $0.backlinks(id) }
-    }
-
-    /// Fragments whose sketch vectors are closest to `vector`, excluding `excluded`.
     public func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        self.text.read { index in
-            index.similar(to: vector, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) }
-        }
+        self.text.similar(to: vector, k: k, excluding: excluded)
     }
 
-    /// Fragments sharing the most characteristic terms with `sketch` (BM25 over its terms).
     public func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        var counts: [UInt32: Int] = [:]
-        for term in sketch.terms { counts[FullText.term(forSketchTerm: term.hash)] = Int(term.count) }
-        return self.text.read { index in
-            index.search(counts, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) }
-        }
-    }
-
-    /// The inverse document frequency of a term hash now.
-    public func idf(_ hash: UInt32) -> Double {
-        self.text.read { $0.idf(hash) }
-    }
-
-    /// Text index size: fragments, distinct terms and fragments with a meaning.
-    public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) {
-        self.text.read { ($0.count, $0.termCount, $0.meaningCount) }
+        self.text.related(to: sketch, k: k, excluding: excluded)
     }
 
     /// The content of a readable fragment (ok or reconstructed) and its status; nil for blanks and

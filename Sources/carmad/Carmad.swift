@@ -69,9 +69,6 @@ struct Serve: AsyncParsableCommand {
             if let cluster = try self.options.clusterConfiguration(service: configuration) {
                 logger.info(
                     "cluster mode", metadata: ["database.url": "\(cluster.redactedURL)", "node.name": "\(cluster.nodeName)", "database.pool": "\(cluster.poolSize)"])
-                if configuration.store.encoder != nil {
-                    logger.warning("cluster mode does not use the embedding model yet: queries rank by words and client vectors, reconstruction by sketches")
-                }
                 service = CarmaService(configuration: configuration, store: try ClusterStore(configuration: cluster, logger: logger), logger: logger)
             } else {
                 service = try CarmaService(configuration: configuration, logger: logger)

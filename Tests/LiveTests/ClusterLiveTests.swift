@@ -205,6 +205,44 @@ struct ClusterLiveTests {
                 "left in carma_repairs: \((try? database.psql("SELECT id, lease_owner, lease_until FROM carma_repairs LIMIT 10")) ?? "?")")
     }
 
+    @Test(
+        "with the model: two nodes share the embedding work, and a question in other words finds its answer through either node",
+        .enabled(if: testEmbeddingModel != nil), .timeLimit(.minutes(10)))
+    func sharedMeanings() throws {
+        let database = try PostgresServer()
+        defer { database.destroy() }
+        let cluster = try ClusterNodes(count: 2, database: database, extraArguments: manualDreamOnly + ["--embedding-model", testEmbeddingModel!])
+        defer { cluster.shutDown() }
+        let apis = cluster.apis()
+        let notes = [
+            "kitten": "The kitten sleeps on the warm windowsill all afternoon.",
+            "oil": "Change the engine oil every ten thousand kilometres.",
+            "storm": "Waves crash against the rocky shore during the storm.",
+            "bread": "Knead the dough, let it rise overnight, then bake it until golden.",
+        ]
+        for (index, (id, content)) in notes.sorted(by: { $0.key < $1.key }).enumerated() {
+            #expect(try apis[index % 2].put(id, ["content": .string(content)]).status == 201)
+        }
+        #expect(Self.eventually(within: 120) { try database.psql("SELECT count(*) FROM carma_meanings") == "4" }, "meanings stored")
+        #expect(try database.psql("SELECT count(DISTINCT model) FROM carma_meanings WHERE length(vector) = 384") == "1")
+        for (index, api) in apis.enumerated() {
+            #expect(Self.eventually(within: 60) { try api.json("/readyz")["retrieval"]?["embedded"] == 4 }, "node\(index + 1) index has every meaning")
+            let answer = try api.request("POST", "/query", json: ["text": "a young cat resting in the sunshine", "mode": "vector", "k": 1]).json()
+            #expect(answer["signals"] == ["meaning"])
+            #expect(answer["results"]?.arrayValue?.first?["id"] == "kitten", "node\(index + 1): \(answer)")
+            let car = try api.request("POST", "/query", json: ["text": "looking after a car", "k": 1]).json()
+            #expect(car["results"]?.arrayValue?.first?["id"] == "oil", "node\(index + 1): \(car)")
+        }
+        // A new version is embedded again; a deleted fragment's meaning goes with it.
+        #expect(try apis[1].put("oil", ["content": "Sourdough needs a starter fed with flour and water."]).status == 200)
+        #expect(try apis[0].delete("storm").status == 204)
+        #expect(Self.eventually(within: 120) {
+            try database.psql("SELECT count(*) FROM carma_meanings m JOIN carma_fragments f ON f.id = m.id AND f.version = m.version") == "3"
+        })
+        #expect(try database.psql("SELECT count(*) FROM carma_meanings WHERE id = 'storm'") == "0")
+        #expect(try database.psql("SELECT count(*) FROM carma_embed_claims") == "0")
+    }
+
     @Test("PostgreSQL down for 10 s under reads and writes: reads answer the cached body or a flagged stub, writes 503 with Retry-After, readiness follows, and every acknowledged write is there after", .timeLimit(.minutes(10)))
     func databaseOutage() throws {
         let database = try PostgresServer()

@@ -1,0 +1,135 @@
+import CarmaEmbedding
+import CarmaText
+import Foundation
+import FragmentStore
+import Synchronization
+
+// The built-in model in cluster mode: the nodes share the embedding work by claiming fragments
+// (a claim expires, so a node that dies leaves nothing stuck), store each meaning in
+// `carma_meanings` as int8 with the model's name, and announce it on the change feed, from which
+// every node's index takes it.
+
+extension ClusterStore {
+    /// The model whose meanings this node reads and writes ("" without one: none match).
+    var modelName: String { self.configuration.encoder?.name ?? "" }
+
+    static let claimEmbedding = PGStatement(
+        "carma_claim_embedding",
+        """
+        WITH todo AS (
+            SELECT f.id FROM carma_fragments f
+            LEFT JOIN carma_meanings m ON m.id = f.id
+            LEFT JOIN carma_embed_claims k ON k.id = f.id
+            WHERE f.status <> 'blank' AND (m.id IS NULL OR m.version <> f.version OR m.model <> $1) AND (k.id IS NULL OR k.until < $2)
+            ORDER BY f.updated_at DESC LIMIT $3)
+        INSERT INTO carma_embed_claims (id, owner, until) SELECT id, $4, $5 FROM todo
+        ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, until = excluded.until WHERE carma_embed_claims.until < $2
+        RETURNING id
+        """)
+    static let claimedTexts = PGStatement(
+        "carma_claimed_texts",
+        "SELECT f.id, f.version, f.checksum, p.record FROM carma_fragments f JOIN carma_payloads p ON p.id = f.id AND p.version = f.version WHERE f.id = ANY($1::text[])")
+    static let saveMeaning = PGStatement(
+        "carma_save_meaning",
+        """
+        WITH f AS (SELECT id FROM carma_fragments WHERE id = $1 AND version = $2),
+        m AS (INSERT INTO carma_meanings (id, version, model, vector) SELECT id, $2::bigint, $3::text, $4::bytea FROM f
+              ON CONFLICT (id) DO UPDATE SET version = excluded.version, model = excluded.model, vector = excluded.vector),
+        c AS (INSERT INTO carma_changes (id, at) SELECT id, $5::bigint FROM f),
+        k AS (DELETE FROM carma_embed_claims WHERE id = $1)
+        SELECT count(*) FROM f
+        """)
+    static let releaseClaims = PGStatement("carma_release_claims", "DELETE FROM carma_embed_claims WHERE id = ANY($1::text[]) AND owner = $2")
+
+    /// Claims up to `limit` fragments whose meaning is missing or stale, embeds them and stores the
+    /// meanings; returns how many it embedded (0: nothing to do, or the database is away).
+    func embedBatch(limit: Int) -> Int {
+        guard let encoder = self.configuration.encoder else { return 0 }
+        let now = Timestamp.now
+        let node = self.configuration.nodeName
+        // Long enough for a batch at the model's slowest (about 10 fragments/s on one core).
+        let until = now.adding(milliseconds: Int64(limit) * 2_000 + 30_000)
+        guard
+            let claimed = try? self.pool.with({ connection, deadline throws(PGError) in
+                try connection.run(
+                    Self.claimEmbedding, [.text(encoder.name), .int(now.milliseconds), .int(limit), .text(node), .int(until.milliseconds)], deadline: deadline)
+            }).all.compactMap({ $0.string(0) }), !claimed.isEmpty,
+            let texts = try? self.pool.with({ connection, deadline throws(PGError) in
+                try connection.run(Self.claimedTexts, [.texts(claimed)], deadline: deadline)
+            })
+        else { return 0 }
+        var done = 0
+        for r in texts.all {
+            // A record that does not verify is left to the read path (it turns blank there).
+            guard let id = r.string(0), let version = r.int(1), let checksum = r.int(2), let bytes = r.bytes(3),
+                UInt32(truncatingIfNeeded: checksum) == CRC32C.checksum(bytes), let record = FragmentRecord.decode(bytes)
+            else { continue }
+            let vector = TextIndex.quantize(encoder.embed(record.content))
+            let saved = try? self.pool.with { connection, deadline throws(PGError) in
+                try connection.run(
+                    Self.saveMeaning,
+                    [.text(id), .int(version), .text(encoder.name), .bytes(vector.map { UInt8(bitPattern: $0) }), .int(Timestamp.now.milliseconds)],
+                    deadline: deadline)
+            }
+            if saved != nil {
+                done += 1
+                self.embedder.computed.add(1, ordering: .relaxed)
+            }
+        }
+        _ = try? self.pool.with { connection, deadline throws(PGError) in
+            try connection.run(Self.releaseClaims, [.texts(claimed), .text(node)], deadline: deadline)
+        }
+        if done > 0 { self.follower.poke() }
+        return done
+    }
+
+    public var meaningStatus: MeaningStatus {
+        let (count, dimensions, embedded) = self.text.read { ($0.count, $0.meaningDimensions, $0.meaningCount) }
+        return MeaningStatus(
+            model: self.configuration.encoder?.name, dimensions: dimensions, embedded: embedded,
+            backlog: self.configuration.encoder == nil ? 0 : max(0, count - embedded), computed: self.embedder.computed.load(ordering: .relaxed))
+    }
+
+    public func meaning(of id: String) -> [Float]? { self.text.meaning(of: id) }
+
+    public func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
+        self.text.nearestByMeaning(to: vector, k: k, excluding: excluded)
+    }
+
+    public func embed(_ text: String) -> [Float]? { self.configuration.encoder?.embed(text) }
+}
+
+/// The thread that works off the shared embedding backlog: a batch at a time while there is work,
+/// a look every two seconds (or when this node writes) when there is none.
+final class ClusterEmbedder: Sendable {
+    let computed = Atomic<Int>(0)
+    private let running = Atomic<Bool>(false)
+    private let wake = NSCondition()
+
+    func start(store: ClusterStore) {
+        guard !self.running.exchange(true, ordering: .relaxed) else { return }
+        let thread = Thread { [self] in
+            while self.running.load(ordering: .relaxed) {
+                if store.embedBatch(limit: 8) == 0 {
+                    self.wake.lock()
+                    _ = self.wake.wait(until: Date().addingTimeInterval(2))
+                    self.wake.unlock()
+                }
+            }
+        }
+        thread.name = "carma-embedder"
+        thread.start()
+    }
+
+    /// Asks for a look now (this node just wrote).
+    func poke() {
+        self.wake.lock()
+        self.wake.signal()
+        self.wake.unlock()
+    }
+
+    func stop() {
+        self.running.store(false, ordering: .relaxed)
+        self.poke()
+    }
+}

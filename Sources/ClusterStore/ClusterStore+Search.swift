@@ -164,10 +164,26 @@ extension ClusterStore {
 
     // MARK: Queries and context
 
+    static let damaged = PGStatement("carma_damaged", "SELECT id, status FROM carma_fragments WHERE status <> 'ok'")
+
     public func query(_ request: QueryRequest) throws(StoreError) -> QueryAnswer {
+        // A status filter needs every candidate's status: the few fragments not `ok` are read once
+        // (the partial index of damaged fragments), not one row per candidate.
+        var statuses: [String: FragmentStatus] = [:]
+        if request.statuses != nil {
+            do {
+                let rows = try self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.damaged, [], deadline: deadline) }
+                for r in rows.all {
+                    if let id = r.string(0), let status = r.string(1).flatMap(FragmentStatus.init(rawValue:)) { statuses[id] = status }
+                }
+            } catch {
+                throw Self.storeError(error, doing: "filter by status")
+            }
+        }
+        let damaged = statuses
         let ranking = try FragmentStore.rank(
             request, index: self.text, encoder: self.configuration.encoder, embeddingDimension: self.embeddingDimension.withLock { $0 },
-            status: { [self] id in self.row(id)?.status },
+            status: { id in damaged[id] ?? .ok },
             beforeSearch: { [self] in
                 // Every change committed before the query is in the index before it runs.
                 if let position = try? self.pool.with({ connection, deadline throws(PGError) in

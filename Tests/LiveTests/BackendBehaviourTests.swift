@@ -115,6 +115,8 @@ struct BackendBehaviourTests {
         #expect(try api.get("f1", headers: [("Prefer", "strict")]).status == 503)
         let listed = try api.json("/fragments?status=blank")["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
         #expect(Set(listed ?? []) == Set(corrupted + lost))
+        let blanksFound = try api.request("POST", "/query", json: ["text": "lorem ipsum", "status": ["blank"], "k": 20]).json()
+        #expect(Set(blanksFound["results"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) == Set(corrupted + lost))
 
         let report = try api.dream()
         #expect(report["state"] == "finished")

@@ -115,6 +115,12 @@ struct RetrievalLiveTests {
 
         // A new version is embedded again; until then the query says some fragments wait.
         #expect(try api.put("kill", ["content": "kill makes my files smaller by squeezing them"]).status == 200)
+        // The new version reaches the embedder's queue just after the acknowledgement (the indexer
+        // thread hands it over), so wait for the embedding itself, not for an empty queue.
+        let deadline = Date().addingTimeInterval(300)
+        while Date() < deadline, try !api.request("GET", "/metrics").text.contains("carma_embeddings_computed_total 1") {
+            usleep(100_000)
+        }
         try waitForEmbeddings(api, count: topics.count)
         let after = try api.request("GET", "/metrics").text
         #expect(after.contains("carma_embeddings_computed_total 1"))

@@ -342,7 +342,10 @@ extension ClusterStore {
         """)
     static let oneCycle = PGStatement("carma_cycle", "SELECT report FROM carma_cycles WHERE id = $1")
     static let recentCycles = PGStatement("carma_recent_cycles", "SELECT report FROM carma_cycles ORDER BY id DESC LIMIT $1")
-    static let unfinishedCycles = PGStatement("carma_unfinished_cycles", "SELECT report FROM carma_cycles WHERE node = $1 AND state = 'running'")
+    /// This node's running cycles (it restarted), and any node's started over an hour ago (a node
+    /// that died, under a name it does not come back with: the default name carries the pid).
+    static let unfinishedCycles = PGStatement(
+        "carma_unfinished_cycles", "SELECT report FROM carma_cycles WHERE state = 'running' AND (node = $1 OR started_at < $2)")
     static let lastCycle = PGStatement("carma_last_cycle", "SELECT COALESCE(max(id), 0) FROM carma_cycles")
     static let nextCycle = PGStatement("carma_next_cycle", "SELECT nextval('carma_cycle_ids')")
 
@@ -372,7 +375,9 @@ extension ClusterStore {
 
     public func cycleReport(_ id: Int64) -> JSONValue? { self.reports(Self.oneCycle, [.int(id)]).first }
     public func recentCycleReports(limit: Int) -> [JSONValue] { self.reports(Self.recentCycles, [.int(limit)]) }
-    public func unfinishedCycleReports() -> [JSONValue] { self.reports(Self.unfinishedCycles, [.text(self.configuration.nodeName)]) }
+    public func unfinishedCycleReports() -> [JSONValue] {
+        self.reports(Self.unfinishedCycles, [.text(self.configuration.nodeName), .int(Timestamp.now.milliseconds - 3_600_000)])
+    }
 
     public func lastCycleID() -> Int64 {
         let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.lastCycle, [], deadline: deadline) }

@@ -205,6 +205,31 @@ struct ClusterLiveTests {
                 "left in carma_repairs: \((try? database.psql("SELECT id, lease_owner, lease_until FROM carma_repairs LIMIT 10")) ?? "?")")
     }
 
+    @Test("bad database flags and an unreachable database stop carmad at start with a clear message; a newer schema is refused", .timeLimit(.minutes(10)))
+    func refusedAtStart() throws {
+        let directory = TemporaryDirectory("node")
+        defer { directory.remove() }
+        let base = ["--data-dir", directory.path, "--port", "0"]
+        let scheme = try ServerProcess.run(base + ["--database-url", "mysql://db/carma"])
+        #expect(scheme.status == 2)
+        #expect(scheme.output.contains("postgresql://"))
+        #expect(try ServerProcess.run(base + ["--database-url", "postgresql://x/y", "--database-pool", "0"]).status == 2)
+        #expect(try ServerProcess.run(base + ["--database-url", "postgresql://x/y", "--database-timeout", "nan"]).status == 2)
+
+        // Nothing listens on this port: refused at once, not a hang.
+        let closed = try ServerProcess.run(base + ["--database-url", "postgresql://postgres@127.0.0.1:1/carma", "--database-timeout", "1"])
+        #expect(closed.status == 1)
+        #expect(closed.output.contains("cannot open the store"), "\(closed.output.suffix(2000))")
+
+        let database = try PostgresServer()
+        defer { database.destroy() }
+        _ = try database.psql("CREATE TABLE carma_schema_migrations (version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()); INSERT INTO carma_schema_migrations (version, description) VALUES (999, 'from the future')")
+        let newer = try ServerProcess.run(base + ["--database-url", database.url])
+        #expect(newer.status == 1)
+        #expect(newer.output.contains("newer than this carmad understands"), "\(newer.output.suffix(2000))")
+        #expect(try database.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'carma_fragments'") == "0")
+    }
+
     @Test(
         "with the model: two nodes share the embedding work, and a question in other words finds its answer through either node",
         .enabled(if: testEmbeddingModel != nil), .timeLimit(.minutes(10)))

@@ -83,52 +83,79 @@ extension ClusterStore {
         WHERE c.sequence > $1 ORDER BY c.sequence LIMIT 1000
         """)
 
-    /// Loads every fragment into the index, in pages, noting the feed's position first (what changes
-    /// during the load is applied again from the feed: applying twice gives the same index).
-    func loadTextIndex() throws(StoreError) {
-        do {
-            let position = try self.pool.with(timeout: .seconds(30)) { connection, deadline throws(PGError) in
-                try connection.run(Self.feedPosition, [], deadline: deadline)
-            }.first?.int(0) ?? 0
-            // Entries just below the highest may belong to transactions still committing: the
-            // follower reads them again (indexing the current state twice changes nothing).
-            self.follower.position.withLock { $0.low = max(0, position - 256) }
-            var after = ""
-            while true {
-                let page = try self.pool.with(timeout: .seconds(60)) { connection, deadline throws(PGError) in
-                    try connection.run(Self.allDocuments, [.text(after), .text(self.modelName)], deadline: deadline)
-                }
-                self.index(page.all.map { ($0.string(0) ?? "", Array($0.cells[1...])) })
-                guard page.count == 2000, let last = page.all.last?.string(0) else { break }
-                after = last
+    /// Builds the index afresh from every fragment, in pages, and swaps it in; the feed's position
+    /// is noted first (what changes during the load is applied again from the feed: indexing the
+    /// current state twice gives the same index).
+    func loadTextIndex() throws(PGError) {
+        let position = try self.pool.with(timeout: .seconds(30)) { connection, deadline throws(PGError) in
+            try connection.run(Self.feedPosition, [], deadline: deadline)
+        }.first?.int(0) ?? 0
+        var fresh = TextIndex(meaningDimensions: self.configuration.encoder?.dimensions ?? 0)
+        var after = ""
+        while true {
+            let page = try self.pool.with(timeout: .seconds(60)) { connection, deadline throws(PGError) in
+                try connection.run(Self.allDocuments, [.text(after), .text(self.modelName)], deadline: deadline)
             }
-        } catch {
-            throw Self.storeError(error, doing: "load the text index")
+            Self.apply(self.changes(page.all.map { ($0.string(0) ?? "", Array($0.cells[1...])) }), to: &fresh)
+            guard page.count == 2000, let last = page.all.last?.string(0) else { break }
+            after = last
         }
+        self.text.write { $0 = fresh }
+        // Entries just below the highest may belong to transactions still committing: the follower
+        // reads them again.
+        self.follower.position.withLock { $0 = ChangeFollower.Position(low: max(0, position - 256)) }
     }
 
-    /// Applies what the feed holds past this node's position; true when it applied anything.
+    /// Applies what the feed holds past this node's position; true when it applied anything. The
+    /// first call loads the whole index; so does a call after the feed went unread for longer than
+    /// it keeps entries (the node was cut off from the database).
     func followFeed() -> Bool {
+        let lastRead = self.feedReadAt.withLock { $0 }
+        if lastRead.map({ ContinuousClock.now - $0 > .milliseconds(ChangeFollower.retentionMilliseconds * 5 / 6) }) ?? true {
+            let started = ContinuousClock.now
+            do {
+                try self.loadTextIndex()
+            } catch {
+                // Tried again every 200 ms while the database is away: said once a minute.
+                let failures = self.loadFailures.add(1, ordering: .relaxed).newValue
+                if failures % 300 == 1 {
+                    self.logger.warning("text index not loaded; retrying", metadata: ["error": "\(error)", "attempts": "\(failures)"])
+                }
+                return false
+            }
+            self.loadFailures.store(0, ordering: .relaxed)
+            self.feedReadAt.withLock { $0 = started }
+            self.textLoaded.store(true, ordering: .relaxed)
+            self.logger.info("text index loaded", metadata: ["index.fragments": "\(self.text.size.fragments)"])
+            return true
+        }
         let low = self.follower.position.withLock { $0.low }
+        let started = ContinuousClock.now
         guard
             let result = try? self.pool.with({ connection, deadline throws(PGError) in
                 try connection.run(Self.feed, [.int(low), .text(self.modelName)], deadline: deadline)
             })
         else { return false }
+        self.feedReadAt.withLock { $0 = started }
         let entries = result.all.compactMap { r -> (Int64, String, [[UInt8]?])? in
             guard let sequence = r.int(0), let id = r.string(1) else { return nil }
             return (sequence, id, Array(r.cells[2...]))
         }
         let fresh = self.follower.accept(entries.map(\.0))
         let wanted = entries.filter { fresh.contains($0.0) }
-        self.index(wanted.map { ($0.1, $0.2) })
+        if !wanted.isEmpty {
+            let changes = self.changes(wanted.map { ($0.1, $0.2) })
+            self.text.write { Self.apply(changes, to: &$0) }
+        }
         return !wanted.isEmpty
     }
 
-    /// Indexes fragments from cells (version, status, sketch, payload version, record, links, tags, meaning); a fragment
-    /// with no version left is removed. Documents are made outside the index lock.
-    private func index(_ items: [(id: String, cells: [[UInt8]?])]) {
-        guard !items.isEmpty else { return }
+    typealias IndexChanges = (documents: [TextIndex.Document], meanings: [(String, UInt64, [Int8])], removed: [String])
+
+    /// What to change in an index for fragments read as cells (version, status, sketch, payload
+    /// version, record, links, tags, meaning); a fragment with no version left is removed. CPU work,
+    /// done outside the index lock.
+    private func changes(_ items: [(id: String, cells: [[UInt8]?])]) -> IndexChanges {
         var documents: [TextIndex.Document] = []
         var meanings: [(String, UInt64, [Int8])] = []
         var removed: [String] = []
@@ -154,12 +181,14 @@ extension ClusterStore {
                         clientEmbedding: nil))
             }
         }
-        self.text.write { index in
-            for id in removed { index.remove(id) }
-            for document in documents { index.upsert(document) }
-            // A vector of the wrong length (another model's, or damaged) is refused by the index.
-            for (id, version, vector) in meanings { _ = index.setMeaning(id, version: version, vector) }
-        }
+        return (documents, meanings, removed)
+    }
+
+    private static func apply(_ changes: IndexChanges, to index: inout TextIndex) {
+        for id in changes.removed { index.remove(id) }
+        for document in changes.documents { index.upsert(document) }
+        // A vector of the wrong length (another model's, or damaged) is refused by the index.
+        for (id, version, vector) in changes.meanings { _ = index.setMeaning(id, version: version, vector) }
     }
 
     // MARK: Queries and context
@@ -195,7 +224,7 @@ extension ClusterStore {
         return ranking.answer(rows: self.rows(ranking.hits.map(\.id)))
     }
 
-    public var textIndexReady: Bool { true }
+    public var textIndexReady: Bool { self.textLoaded.load(ordering: .relaxed) }
 
     public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) { self.text.size }
     public func sketch(of id: String) -> Sketch? { self.text.sketch(of: id) }

@@ -28,11 +28,16 @@ public final class ClusterStore: Sendable {
     /// database records it; nil until this node has seen it).
     let embeddingDimension = Mutex<Int?>(nil)
     let follower: ChangeFollower
+    /// Whether the text index holds every fragment yet (it loads in the background at start).
+    let textLoaded = Atomic<Bool>(false)
+    /// When the change feed was last read; the index is loaded afresh when this is too long ago.
+    let feedReadAt = Mutex<ContinuousClock.Instant?>(nil)
+    let loadFailures = Atomic<Int>(0)
     let closed = Atomic<Bool>(false)
 
-    /// Connects, creates or migrates the schema (safe when several nodes start at once), loads the
-    /// text index and starts following the change feed. Fails when the database cannot be reached:
-    /// a node does not start without it.
+    /// Connects, creates or migrates the schema (safe when several nodes start at once), and starts
+    /// the thread that loads the text index and then follows the change feed. Fails when the
+    /// database cannot be reached: a node does not start without it.
     public init(configuration: ClusterConfiguration, logger: Logger) throws(StoreError) {
         self.configuration = configuration
         self.logger = logger
@@ -61,7 +66,6 @@ public final class ClusterStore: Sendable {
             try connection.execute("SELECT value FROM carma_settings WHERE key = 'embedding_dimension'", deadline: deadline)
         }.first?.string(0).flatMap { Int($0) }
         self.embeddingDimension.withLock { $0 = dimension }
-        try self.loadTextIndex()
         self.follower.start(store: self)
         if configuration.encoder != nil { self.embedder.start(store: self) }
     }

@@ -90,6 +90,15 @@ struct BackendBehaviourTests {
         #expect(first?["content"]?.stringValue?.hasPrefix("The lighthouse keeper") == true)
         let context = try api.json("/fragments/item00/context")
         #expect(context["backlinks"]?.arrayValue?.contains { $0["id"] == "lighthouse" } == true)
+
+        // After a restart the index is loaded again (in the background) and finds the same.
+        try node.restart()
+        let restarted = node.api()
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, try restarted.json("/readyz")["retrieval"]?["text_index_ready"] != true { usleep(50_000) }
+        let again = try restarted.request("POST", "/query", json: ["text": "who keeps a log of ships", "k": 3]).json()
+        #expect(again["results"]?.arrayValue?.first?["id"] == "lighthouse")
+        #expect(again["index"]?["fragments"] == 26)
     }
 
     @Test("damaged records answer blank stubs with their reason; one cycle brings all back byte-exact", arguments: TestBackend.allCases)

@@ -12,7 +12,9 @@
 #
 # Usage: Tests/Contract/seed.sh URL DATA_DIR [--token TOKEN]
 #   URL       the server, e.g. http://127.0.0.1:18090
-#   DATA_DIR  the server's --data-dir (the primary log lives in DATA_DIR/segments/*.seg)
+#   DATA_DIR  the server's --data-dir (the primary log lives in DATA_DIR/segments/*.seg), or for
+#             cluster mode its postgresql:// database URL ("lost" then loses its payload row:
+#             reason missing)
 #   TOKEN     the bearer token, when the server runs with --auth-token-file
 #
 # The server must be fresh (empty data directory) and started with the dream engine held off
@@ -55,11 +57,15 @@ put delta '{"content":"Delta has no links and no tags."}'
 put lost '{"content":"This fragment is made blank by the seed: its primary log record is zeroed.","links":["alpha"],"tags":["doomed"]}'
 
 # Zero every record of "lost" in the primary log, in place, as a bad sector would (the redundancy
-# log keeps its copy).
+# log keeps its copy); in cluster mode, delete its payload row (carma_redundancy keeps the copy).
 target=lost
-removed=$(python3 "$(dirname "$0")/../../scripts/zero-records.py" "$data_dir" "$target")
+if [[ $data_dir == postgresql://* ]]; then
+  removed=$(psql -X -A -t -q -d "$data_dir" -c "WITH d AS (DELETE FROM carma_payloads WHERE id = '$target' RETURNING 1) SELECT count(*) FROM d")
+else
+  removed=$(python3 "$(dirname "$0")/../../scripts/zero-records.py" "$data_dir" "$target")
+fi
 if [ "$removed" = 0 ]; then
-  echo "seed: no record for '$target' under $data_dir/segments (wrong DATA_DIR?)" >&2
+  echo "seed: no record for '$target' in $data_dir (wrong DATA_DIR?)" >&2
   exit 1
 fi
 

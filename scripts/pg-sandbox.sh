@@ -187,13 +187,18 @@ HBA
   url_for "$port"
 }
 
-stop() {
-  local dir=$1
-  [ -d "$dir" ] || die "$dir does not exist"
-  dir=$(cd "$dir" && pwd -P)
-  local data=$dir/data
+# existing DIR: sets dir (absolute) and data for a sandbox that start made, or dies.
+existing() {
+  [ -d "$1" ] || die "$1 does not exist"
+  dir=$(cd "$1" && pwd -P)
+  data=$dir/data
   [ -f "$data/PG_VERSION" ] || die "$dir holds no sandbox cluster ($data/PG_VERSION missing)"
   check_binaries
+}
+
+stop() {
+  local dir data
+  existing "$1"
   if ! running "$data"; then
     say "not running in $dir"
     return 0
@@ -203,12 +208,8 @@ stop() {
 }
 
 status() {
-  local dir=$1
-  [ -d "$dir" ] || die "$dir does not exist"
-  dir=$(cd "$dir" && pwd -P)
-  local data=$dir/data
-  [ -f "$data/PG_VERSION" ] || die "$dir holds no sandbox cluster ($data/PG_VERSION missing)"
-  check_binaries
+  local dir data
+  existing "$1"
   if running "$data"; then
     say "running in $dir"
     url_for "$(configured_port "$data")"

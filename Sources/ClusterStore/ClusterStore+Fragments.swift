@@ -93,7 +93,7 @@ extension ClusterStore {
                 let record = FragmentRecord(id: id, version: UInt64(version), input: input, createdAt: replaced?.createdAt ?? now, updatedAt: now)
                 let bytes = record.encode()
                 let checksum = CRC32C.checksum(bytes)
-                let event: JSONObject = ["version": .number(Double(version)), "size": .number(Double(record.size))]
+                let event = HistoryDetail.written(version: UInt64(version), size: record.size)
                 try connection.run(
                     Self.upsert,
                     [
@@ -174,7 +174,7 @@ extension ClusterStore {
         // Another node changing the fragment between the look-up and marking it blank makes the read
         // look again; a fragment rewritten that often is answered as busy.
         guard attempt < 4 else { return .unavailable("'\(id)' changed during every attempt to read it") }
-        let cached = self.cache.withLock { $0[id] }
+        let cached = self.cache.withLock { $0.use(id) }
         let found: PGRows
         do {
             found = try self.pool.with { connection, deadline throws(PGError) in
@@ -240,8 +240,8 @@ extension ClusterStore {
     /// does not answer, the blank is answered without being recorded (the next read finds it again).
     func markBlank(_ row: FragmentRow, reason: BlankReason, detectedBy: Detection, priority: RepairPriority) -> FragmentStore.BlankFragment? {
         let now = Timestamp.now
-        let lost: JSONObject = ["version": .number(Double(row.version)), "reason": .string(reason.rawValue), "detected_by": .string(detectedBy.rawValue)]
-        let queued: JSONObject = ["priority": .string(priority.name)]
+        let lost = HistoryDetail.lost(version: row.version, reason: reason, detectedBy: detectedBy)
+        let queued = HistoryDetail.queued(priority)
         var blank = row
         blank.status = .blank
         blank.blankReason = reason

@@ -25,7 +25,7 @@ extension ClusterStore {
     /// A scheduled cycle scrubs only if no node has in the current interval (slot = now ÷ interval).
     public func claimScrub(scheduled: Bool) -> Bool {
         guard scheduled else { return true }
-        let slot = Timestamp.now.milliseconds / max(1, Self.milliseconds(self.configuration.scrubInterval))
+        let slot = Timestamp.now.milliseconds / max(1, self.configuration.scrubInterval.wholeMilliseconds)
         let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.claimScrubSlot, [.int(slot)], deadline: deadline) }
         return rows?.count == 1
     }
@@ -176,9 +176,5 @@ extension ClusterStore {
     public func newCycleID(local: Int64) -> Int64 {
         let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.nextCycle, [], deadline: deadline) }
         return rows?.first?.int(0) ?? local
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 }

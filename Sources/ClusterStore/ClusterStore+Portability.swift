@@ -81,19 +81,8 @@ extension ClusterStore {
     /// higher: superseded), one transaction per fragment under its id lock; versions handed out
     /// afterwards are above every imported one.
     public func importFragments(_ fragments: [ImportedFragment], completion: @escaping @Sendable (Result<[ImportOutcome], StoreError>) -> Void) {
-        for fragment in fragments {
-            if let reason = FragmentID.validate(fragment.id) {
-                return completion(.failure(.invalid(field: "id", "\(fragment.id): \(reason)")))
-            }
-            guard fragment.version > 0, fragment.version < 1 << 62 else {
-                return completion(.failure(.invalid(field: "version", "\(fragment.id): version \(fragment.version) is out of range")))
-            }
-            switch fragment.payload {
-            case .exact(let input), .reconstructed(let input, _):
-                do { try input.validate(self.configuration.limits) } catch { return completion(.failure(error)) }
-            case .blank:
-                break
-            }
+        if let failure = ImportedFragment.check(fragments, limits: self.configuration.limits) {
+            return completion(.failure(failure))
         }
         Self.writers.async {
             var outcomes: [ImportOutcome] = []
@@ -122,22 +111,18 @@ extension ClusterStore {
         var blankReason: BlankReason?
         var lostAt: Timestamp?
         var sketch: Sketch?
-        switch fragment.payload {
-        case .exact(let input), .reconstructed(let input, _):
-            let encoded = FragmentRecord(
-                id: id, version: fragment.version, input: input, createdAt: fragment.createdAt, updatedAt: fragment.updatedAt,
-                reconstruction: { if case .reconstructed(_, let r) = fragment.payload { return r } else { return nil } }())
+        if let encoded = fragment.record {
             record = encoded.encode()
             status = encoded.reconstruction == nil ? .ok : .reconstructed
             confidence = encoded.reconstruction?.confidence
             size = encoded.size
-            (links, tags, expiresAt) = (input.links, input.tags, input.expiresAt)
-            sketch = self.sketch(input.content)
-        case .blank(let blankLinks, let blankTags, let blankSize, let reason, let lost):
+            (links, tags, expiresAt) = (encoded.links, encoded.tags, encoded.expiresAt)
+            sketch = self.sketch(encoded.content)
+        } else if case .blank(let blankLinks, let blankTags, let blankSize, let reason, let lost) = fragment.payload {
             (links, tags, size, blankReason, lostAt) = (blankLinks, blankTags, blankSize, reason, lost ?? now)
         }
         let checksum = record.map(CRC32C.checksum) ?? 0
-        let detail: JSONObject = ["version": .number(Double(fragment.version)), "imported": true]
+        let detail = HistoryDetail.written(version: fragment.version, size: size, imported: true)
         return try self.pool.transaction { connection, deadline throws(PGError) in
             try connection.run(Self.lockID, [.text(id)], deadline: deadline)
             let found = try connection.run(Self.current, [.text(id)], deadline: deadline)

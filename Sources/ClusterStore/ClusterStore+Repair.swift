@@ -21,7 +21,7 @@ extension ClusterStore {
     /// Claims up to `limit` due tickets for this node (leased until the lease runs out), most urgent
     /// first. Tickets leased by other nodes are skipped, not waited for.
     public func readyRepairs(limit: Int, now: Timestamp) throws(StoreError) -> [RepairTicket] {
-        let leaseUntil = now.adding(milliseconds: Self.milliseconds(self.configuration.repairLease))
+        let leaseUntil = now.adding(milliseconds: self.configuration.repairLease.wholeMilliseconds)
         do {
             let claimed = try self.pool.with { connection, deadline throws(PGError) in
                 try connection.run(
@@ -63,10 +63,7 @@ extension ClusterStore {
         """)
 
     public func postponeRepair(_ target: RepairTarget, reason: String, attempt: Int, retryAt: Timestamp, cycle: Int64?, recordEvent: Bool) throws(StoreError) {
-        var detail: JSONObject = [
-            "version": .number(Double(target.version)), "reason": .string(reason), "attempt": .number(Double(attempt)), "next_try_at": .string(retryAt.rfc3339),
-        ]
-        if let cycle { detail["cycle"] = .number(Double(cycle)) }
+        let detail = HistoryDetail.repairFailed(target, reason: reason, attempt: attempt, retryAt: retryAt, cycle: cycle)
         do {
             try self.pool.with { connection, deadline throws(PGError) in
                 try connection.run(
@@ -96,7 +93,7 @@ extension ClusterStore {
             record = self.fetchRecord(Self.primaryRecord, target)
         case .cache:
             record = self.cache.withLock { cache in
-                cache[target.id].flatMap { $0.version == target.version && $0.status == .ok ? $0.body : nil }
+                cache.use(target.id).flatMap { $0.version == target.version && $0.status == .ok ? $0.body : nil }
             }.map { FragmentStore.record(fromServedBody: $0, recordLength: target.exactLength) }
         case .redundancy:
             record = self.fetchRecord(Self.redundancyRecord, target)
@@ -149,11 +146,7 @@ extension ClusterStore {
         var applied: [Bool] = []
         for item in items {
             let target = item.target
-            var detail: JSONObject = [
-                "version": .number(Double(target.version)), "tier": .string(item.tier.rawValue), "source": .string(item.source),
-                "duration_ms": .number((item.durationMilliseconds * 1000).rounded() / 1000), "was": .string(target.row.status.rawValue),
-            ]
-            if let cycle = item.cycle { detail["cycle"] = .number(Double(cycle)) }
+            let detail = HistoryDetail.recovered(item)
             do {
                 let result = try self.pool.with { connection, deadline throws(PGError) in
                     try connection.run(

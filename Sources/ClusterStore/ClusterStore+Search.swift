@@ -43,7 +43,7 @@ extension ClusterStore {
             return result.all.compactMap { r -> FragmentEvent? in
                 guard let sequence = r.int(0), let id = r.string(1), let at = r.int(2), let kind = r.string(3) else { return nil }
                 let detail = r.string(4).flatMap { try? JSONParser.parse($0) }?.objectValue ?? [:]
-                return FragmentEvent(sequence: sequence, id: id, at: Timestamp(milliseconds: at), kind: kind, detail: detail, ())
+                return FragmentEvent(sequence: sequence, id: id, at: Timestamp(milliseconds: at), kind: kind, detail: detail)
             }.reversed()
         } catch {
             throw Self.storeError(error, doing: "read the history of '\(id)'")

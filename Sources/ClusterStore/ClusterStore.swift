@@ -46,7 +46,7 @@ public final class ClusterStore: Sendable {
         self.pool = PGPool(url: configuration.databaseURL, size: configuration.poolSize, timeout: timeout) { connection, deadline throws(PGError) in
             // The server gives up on a statement a little after the node has; idle transactions of a
             // node that died are ended by the server.
-            let milliseconds = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+            let milliseconds = timeout.wholeMilliseconds
             try connection.execute(
                 "SET application_name = '\(application.replacingOccurrences(of: "'", with: "''"))'; SET statement_timeout = \(max(1000, 2 * milliseconds)); SET idle_in_transaction_session_timeout = 60000",
                 deadline: deadline)

@@ -1,8 +1,8 @@
 import FragmentStore
 
-/// This node's bounded cache of served bodies, by fragment id and version. A hit is served only when
-/// the database says the version is current; while the database does not answer, it is the node's
-/// last known copy. Evicts the oldest entries first.
+/// This node's bounded cache of served bodies: the store's LRU (`PayloadCache`) with an id → slot
+/// map beside it. A hit is served only when the database says its version is current; while the
+/// database does not answer, it is the node's last known copy.
 struct NodeCache: Sendable {
     struct Entry: Sendable {
         var version: UInt64
@@ -11,43 +11,32 @@ struct NodeCache: Sendable {
         var body: [UInt8]
     }
 
-    let capacity: Int
-    private(set) var bytes = 0
-    private var entries: [String: (entry: Entry, generation: Int)] = [:]
-    /// Insertion order; entries replaced or removed since are skipped when evicting.
-    private var order: [(id: String, generation: Int)] = []
-    private var head = 0
-    private var generation = 0
+    private var lru: PayloadCache
+    private var slots: [String: (slot: Int32, status: FragmentStatus, checksum: UInt32)] = [:]
 
     init(capacity: Int) {
-        self.capacity = max(0, capacity)
+        self.lru = PayloadCache(capacityBytes: max(0, capacity))
     }
 
-    var count: Int { self.entries.count }
+    var bytes: Int { self.lru.bytes }
+    var count: Int { self.lru.count }
 
-    subscript(_ id: String) -> Entry? { self.entries[id]?.entry }
+    /// The entry for `id`, marked most recently used.
+    mutating func use(_ id: String) -> Entry? {
+        guard let found = self.slots[id] else { return nil }
+        self.lru.touch(found.slot)
+        let slot = self.lru.slot(found.slot)
+        return Entry(version: slot.version, status: found.status, checksum: found.checksum, body: slot.body)
+    }
 
     mutating func set(_ id: String, _ entry: Entry) {
-        guard entry.body.count <= self.capacity / 4 else { return }
         self.remove(id)
-        self.generation += 1
-        self.entries[id] = (entry, self.generation)
-        self.bytes += entry.body.count
-        self.order.append((id, self.generation))
-        while self.bytes > self.capacity, self.head < self.order.count {
-            let oldest = self.order[self.head]
-            self.head += 1
-            if self.entries[oldest.id]?.generation == oldest.generation {
-                self.remove(oldest.id)
-            }
-        }
-        if self.head > 4096, self.head * 2 > self.order.count {
-            self.order.removeFirst(self.head)
-            self.head = 0
-        }
+        let (slot, evicted) = self.lru.insert(id: id, version: entry.version, body: entry.body, recordLength: entry.body.count)
+        for (victim, _) in evicted { self.slots[victim] = nil }
+        if let slot { self.slots[id] = (slot, entry.status, entry.checksum) }
     }
 
     mutating func remove(_ id: String) {
-        if let old = self.entries.removeValue(forKey: id) { self.bytes -= old.entry.body.count }
+        if let found = self.slots.removeValue(forKey: id) { self.lru.remove(found.slot) }
     }
 }

@@ -64,21 +64,6 @@ extension FragmentRow {
     }
 }
 
-extension FragmentEvent {
-    package init(sequence: Int64, id: String, at: Timestamp, kind: String, detail: JSONObject, _ marker: Void = ()) {
-        self.init(sequence: sequence, id: id, at: at, kind: kind, detail: detail)
-    }
-}
-
-extension RepairTicket {
-    package init(
-        id: String, priority: RepairPriority, enqueuedAt: Timestamp, attempts: Int, notBefore: Timestamp, reason: String, lastError: String?,
-        _ marker: Void = ()
-    ) {
-        self.init(id: id, priority: priority, enqueuedAt: enqueuedAt, attempts: attempts, notBefore: notBefore, reason: reason, lastError: lastError)
-    }
-}
-
 extension ScrubSlice {
     package init(scrubbed verified: Int, findings: [(id: String, finding: ScrubFinding)], passCompleted: Bool) {
         self.init()
@@ -91,7 +76,7 @@ extension ScrubSlice {
 extension StoreStats {
     package init(
         fragments: Int, byStatus: [FragmentStatus: Int], recordBytes: Int64, cacheBytes: Int, cacheEntries: Int, cacheHits: Int, cacheMisses: Int,
-        damageDetected: [BlankReason: Int], _ marker: Void = ()
+        damageDetected: [BlankReason: Int]
     ) {
         self.init(
             fragments: fragments, byStatus: byStatus, recordBytes: recordBytes, cacheBytes: cacheBytes, cacheEntries: cacheEntries,

@@ -27,8 +27,26 @@ public struct ImportedFragment: Sendable, Equatable {
         self.payload = payload
     }
 
+    /// Why a batch of imported fragments cannot be written (either backend); nil when it can.
+    package static func check(_ fragments: [ImportedFragment], limits: FragmentLimits) -> StoreError? {
+        for fragment in fragments {
+            if let reason = FragmentID.validate(fragment.id) {
+                return .invalid(field: "id", "\(fragment.id): \(reason)")
+            }
+            guard fragment.version > 0, fragment.version < FragmentStore.versionCeiling else {
+                return .invalid(field: "version", "\(fragment.id): version \(fragment.version) is out of range")
+            }
+            do {
+                try fragment.input?.validate(limits)
+            } catch {
+                return error
+            }
+        }
+        return nil
+    }
+
     /// The record an exact or reconstructed fragment is stored as (nil for a blank).
-    var record: FragmentRecord? {
+    package var record: FragmentRecord? {
         switch self.payload {
         case .exact(let input):
             return FragmentRecord(id: self.id, version: self.version, input: input, createdAt: self.createdAt, updatedAt: self.updatedAt)
@@ -59,19 +77,8 @@ extension FragmentStore {
     /// queued for repair. The store's version counter moves past every imported version.
     /// `completion` runs once the records are durable and the registry holds the rows.
     public func importFragments(_ fragments: [ImportedFragment], completion: @escaping @Sendable (Result<[ImportOutcome], StoreError>) -> Void) {
-        for fragment in fragments {
-            if let reason = FragmentID.validate(fragment.id) {
-                return completion(.failure(.invalid(field: "id", "\(fragment.id): \(reason)")))
-            }
-            guard fragment.version > 0, fragment.version < Self.versionCeiling else {
-                return completion(.failure(.invalid(field: "version", "\(fragment.id): version \(fragment.version) is out of range")))
-            }
-            if case .exact(let input) = fragment.payload {
-                do { try input.validate(self.configuration.limits) } catch { return completion(.failure(error)) }
-            }
-            if case .reconstructed(let input, _) = fragment.payload {
-                do { try input.validate(self.configuration.limits) } catch { return completion(.failure(error)) }
-            }
+        if let failure = ImportedFragment.check(fragments, limits: self.configuration.limits) {
+            return completion(.failure(failure))
         }
         // What the store already has at the same or a newer version is left alone; checked again
         // on the log thread, where it counts.
@@ -209,7 +216,7 @@ extension FragmentStore {
                 if previous?.status != nil, previous?.status != .ok { try registry.dequeueRepair(row.id) }
                 try registry.addEvent(
                     row.id, at: now, kind: previous == nil ? .created : .updated,
-                    detail: ["version": .number(Double(row.version)), "size": .number(Double(row.size)), "imported": true])
+                    detail: HistoryDetail.written(version: row.version, size: row.size, imported: true))
                 if row.status == .blank {
                     try registry.markLost(row, priority: .background, at: now)
                 }

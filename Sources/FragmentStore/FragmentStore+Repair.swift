@@ -263,13 +263,7 @@ extension FragmentStore {
                     let item = items[index]
                     try registry.updatePlacement(row)
                     try registry.dequeueRepair(row.id)
-                    var detail: JSONObject = [
-                        "version": .number(Double(row.version)), "tier": .string(item.tier.rawValue), "source": .string(item.source),
-                        "duration_ms": .number((item.durationMilliseconds * 1000).rounded() / 1000),
-                        "was": .string(item.target.row.status.rawValue),
-                    ]
-                    if let cycle = item.cycle { detail["cycle"] = .number(Double(cycle)) }
-                    try registry.addEvent(row.id, at: now, kind: .recovered, detail: detail)
+                    try registry.addEvent(row.id, at: now, kind: .recovered, detail: HistoryDetail.recovered(item))
                 }
             })
         }
@@ -320,12 +314,8 @@ extension FragmentStore {
             RegistryChange(apply: { registry in
                 try registry.postponeRepair(target.id, priority: nil, notBefore: retryAt, error: reason)
                 guard recordEvent else { return }
-                var detail: JSONObject = [
-                    "version": .number(Double(target.version)), "reason": .string(reason), "attempt": .number(Double(attempt)),
-                    "next_try_at": .string(retryAt.rfc3339),
-                ]
-                if let cycle { detail["cycle"] = .number(Double(cycle)) }
-                try registry.addEvent(target.id, at: now, kind: .repairFailed, detail: detail)
+                try registry.addEvent(
+                    target.id, at: now, kind: .repairFailed, detail: HistoryDetail.repairFailed(target, reason: reason, attempt: attempt, retryAt: retryAt, cycle: cycle))
             }))
     }
 

@@ -1,10 +1,11 @@
 import CarmaJSON
 import Synchronization
 
-/// Every fragment as it was at one instant, for an export: the index's rows taken under its lock,
-/// with the primary segments they point into pinned so that compaction cannot delete them until the
-/// snapshot is closed. Records are never rewritten in place, so reading a pinned location later gives
-/// exactly the version the snapshot saw, whatever was written since.
+/// Every fragment as it was at one instant, for an export: the rows, and a reader that yields each
+/// row's record as the snapshot saw it until the snapshot is closed. The embedded store takes the
+/// rows under its index lock and pins the primary segments they point into (records are never
+/// rewritten in place, so a pinned location keeps the version the snapshot saw); cluster mode reads
+/// inside one REPEATABLE READ transaction.
 public final class StoreSnapshot: Sendable {
     /// The rows, in id order.
     public let rows: [FragmentRow]

@@ -393,7 +393,7 @@ extension FragmentStore {
                         }
                         try self.registry.addEvent(
                             row.id, at: row.updatedAt, kind: created ? .created : .updated,
-                            detail: ["version": .number(Double(row.version)), "size": .number(Double(row.size))])
+                            detail: HistoryDetail.written(version: row.version, size: row.size))
                     case .delete(let id, let version):
                         try self.registry.delete(id, before: version)
                     case .change(let change):

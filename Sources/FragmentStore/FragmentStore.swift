@@ -116,7 +116,7 @@ public final class FragmentStore: Sendable {
     }
 
     /// Far above anything a store reaches (2^62), far below where the counter would wrap.
-    static let versionCeiling: UInt64 = 1 << 62
+    package static let versionCeiling: UInt64 = 1 << 62
 
     private var registryIsEmpty: Bool {
         ((try? self.registry.fragmentCount()) ?? 0) == 0
@@ -307,10 +307,8 @@ extension FragmentStore {
             .change(
                 RegistryChange(apply: { registry in
                     guard try registry.markLost(row, priority: priority, at: now) else { return }
-                    try registry.addEvent(
-                        id, at: now, kind: .lost,
-                        detail: ["version": .number(Double(version)), "reason": .string(reason.rawValue), "detected_by": .string(detectedBy.rawValue)])
-                    try registry.addEvent(id, at: now, kind: .queued, detail: ["priority": .string(priority.name)])
+                    try registry.addEvent(id, at: now, kind: .lost, detail: HistoryDetail.lost(version: version, reason: reason, detectedBy: detectedBy))
+                    try registry.addEvent(id, at: now, kind: .queued, detail: HistoryDetail.queued(priority))
                 })))
         return marked
     }

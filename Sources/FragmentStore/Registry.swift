@@ -45,6 +45,14 @@ public struct FragmentEvent: Sendable, Equatable {
     public var at: Timestamp
     public var kind: String
     public var detail: JSONObject
+
+    package init(sequence: Int64, id: String, at: Timestamp, kind: String, detail: JSONObject) {
+        self.sequence = sequence
+        self.id = id
+        self.at = at
+        self.kind = kind
+        self.detail = detail
+    }
 }
 
 /// How much history the registry keeps.
@@ -93,6 +101,16 @@ public struct RepairTicket: Sendable, Equatable {
     public var notBefore: Timestamp
     public var reason: String
     public var lastError: String?
+
+    package init(id: String, priority: RepairPriority, enqueuedAt: Timestamp, attempts: Int, notBefore: Timestamp, reason: String, lastError: String?) {
+        self.id = id
+        self.priority = priority
+        self.enqueuedAt = enqueuedAt
+        self.attempts = attempts
+        self.notBefore = notBefore
+        self.reason = reason
+        self.lastError = lastError
+    }
 }
 
 /// Order of the repair queue: lower first.

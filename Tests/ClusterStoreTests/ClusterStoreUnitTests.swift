@@ -1,5 +1,6 @@
 @testable import ClusterStore
 import FragmentStore
+
 import Testing
 
 @Suite("Cluster store pieces")
@@ -42,9 +43,11 @@ struct ClusterStoreUnitTests {
         }
     }
 
-    @Test("the node cache stays within its bytes, evicts the oldest first, and a replaced entry is not evicted for its old slot")
+    @Test("the node cache stays within its bytes, evicts the least recently used first, and a replaced entry is not evicted for its old slot")
     func cache() {
-        var cache = NodeCache(capacity: 400)
+        // Four entries of 100 bytes fit (each also costs the LRU's per-slot overhead).
+        let each = 100 + PayloadCache.slotOverhead
+        var cache = NodeCache(capacity: 4 * each)
         func entry(_ version: UInt64, _ size: Int) -> NodeCache.Entry {
             NodeCache.Entry(version: version, status: .ok, checksum: 0, body: [UInt8](repeating: 1, count: size))
         }
@@ -53,13 +56,16 @@ struct ClusterStoreUnitTests {
         cache.set("a", entry(2, 100))
         cache.set("c", entry(1, 100))
         cache.set("d", entry(1, 100))
-        #expect(cache.bytes == 400)
+        #expect(cache.bytes == 4 * each)
         cache.set("e", entry(1, 100))
-        #expect(cache.bytes == 400)
-        #expect(cache["b"] == nil)
-        #expect(cache["a"]?.version == 2)
-        cache.set("huge", entry(1, 101))
-        #expect(cache["huge"] == nil)
+        #expect(cache.bytes == 4 * each)
+        #expect(cache.use("b") == nil)
+        #expect(cache.use("a")?.version == 2)
+        cache.set("f", entry(1, 100))
+        #expect(cache.use("a")?.version == 2, "a was used last, so c went first")
+        #expect(cache.use("c") == nil)
+        cache.set("huge", entry(1, 4 * each))
+        #expect(cache.use("huge") == nil)
         #expect(NodeCache(capacity: 0).bytes == 0)
     }
 

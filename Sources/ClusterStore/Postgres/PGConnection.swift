@@ -72,11 +72,8 @@ public enum PGValue: Sendable {
 /// The rows of a result, as the text the server sent (bytea decoded on request).
 public struct PGRows: Sendable {
     public var rows: [[[UInt8]?]] = []
-    /// Rows changed by INSERT/UPDATE/DELETE.
-    public var affected = 0
 
     public var count: Int { self.rows.count }
-    public var isEmpty: Bool { self.rows.isEmpty }
     public subscript(_ index: Int) -> PGRow { PGRow(cells: self.rows[index]) }
     public var all: [PGRow] { self.rows.map(PGRow.init(cells:)) }
     public var first: PGRow? { self.rows.first.map(PGRow.init(cells:)) }
@@ -90,7 +87,6 @@ public struct PGRow: Sendable {
     public func string(_ column: Int) -> String? { self.cells[column].map { String(decoding: $0, as: UTF8.self) } }
     public func int(_ column: Int) -> Int64? { self.string(column).flatMap { Int64($0) } }
     public func double(_ column: Int) -> Double? { self.string(column).flatMap { Double($0) } }
-    public func bool(_ column: Int) -> Bool? { self.string(column).map { $0 == "t" } }
     public func texts(_ column: Int) -> [String]? { self.string(column).flatMap(PGArray.parse) }
 
     /// A bytea column in the server's hex output format (`\x0a1b…`).
@@ -251,9 +247,7 @@ public final class PGConnection: @unchecked Sendable {
                     }
                     rows.rows.append(cells)
                 }
-            case PGRES_COMMAND_OK:
-                rows.affected += Int(String(cString: PQcmdTuples(result))) ?? 0
-            case PGRES_EMPTY_QUERY:
+            case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
                 break
             default:
                 let message = String(cString: PQresultErrorMessage(result)).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -277,7 +271,7 @@ public final class PGConnection: @unchecked Sendable {
         guard socket >= 0 else { throw self.broken(action) }
         while true {
             let remaining = ContinuousClock.now.duration(to: deadline)
-            let milliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+            let milliseconds = remaining.wholeMilliseconds
             guard milliseconds > 0 else {
                 self.usable = false
                 throw .unavailable("PostgreSQL did not answer in time (\(action))")

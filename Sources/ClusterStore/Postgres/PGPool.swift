@@ -31,9 +31,9 @@ public final class PGPool: Sendable {
 
     /// Runs `body` with a connection of its own. A connection that broke is dropped, not returned.
     public func with<T>(timeout: Duration? = nil, _ body: (PGConnection, ContinuousClock.Instant) throws(PGError) -> T) throws(PGError) -> T {
-        let deadline = ContinuousClock.now.advanced(by: timeout ?? self.timeout)
-        let wait = DispatchTime.now() + .nanoseconds(Int((timeout ?? self.timeout).components.seconds * 1_000_000_000 + (timeout ?? self.timeout).components.attoseconds / 1_000_000_000))
-        guard self.slots.wait(timeout: wait) == .success else {
+        let timeout = timeout ?? self.timeout
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        guard self.slots.wait(timeout: .now() + .milliseconds(Int(timeout.wholeMilliseconds))) == .success else {
             throw self.noted(.unavailable("every database connection of this node is busy (pool of \(self.size))"))
         }
         defer { self.slots.signal() }
@@ -80,12 +80,12 @@ public final class PGPool: Sendable {
     }
 
     /// Runs `body` in a transaction, again (up to 5 times) after a serialization failure or deadlock.
-    public func transaction<T>(isolation: String = "READ COMMITTED", _ body: (PGConnection, ContinuousClock.Instant) throws(PGError) -> T) throws(PGError) -> T {
+    public func transaction<T>(_ body: (PGConnection, ContinuousClock.Instant) throws(PGError) -> T) throws(PGError) -> T {
         var attempt = 0
         while true {
             do throws(PGError) {
                 return try self.with { connection, deadline throws(PGError) in
-                    try connection.execute("BEGIN ISOLATION LEVEL \(isolation)", deadline: deadline)
+                    try connection.execute("BEGIN", deadline: deadline)
                     let value = try body(connection, deadline)
                     try connection.execute("COMMIT", deadline: deadline)
                     return value

@@ -1,21 +1,22 @@
 /// A byte-bounded LRU cache of served bodies, kept in a slot array with an intrusive doubly linked
 /// list so that a hit is an array access and two index updates, with no allocation.
 ///
-/// Not thread-safe: it lives inside the store's locked state, next to the index that points into it.
-struct PayloadCache {
-    struct Slot {
-        var id: String
-        var version: UInt64
+/// Not thread-safe: it lives inside the store's locked state, next to the index that points into it
+/// (cluster mode's node cache keeps its own id → slot map beside it).
+package struct PayloadCache {
+    package struct Slot {
+        package var id: String
+        package var version: UInt64
         /// The served body: the record without its closing brace, then `status`, `checksum` and `}`.
-        var body: [UInt8]
+        package var body: [UInt8]
         /// Length of the record the body was built from (to recover the record for exact repair).
-        var recordLength: Int
+        package var recordLength: Int
         var previous: Int32
         var next: Int32
     }
 
-    let capacityBytes: Int
-    private(set) var bytes = 0
+    package let capacityBytes: Int
+    package private(set) var bytes = 0
     private(set) var slots: [Slot] = []
     private var free: [Int32] = []
     /// Most recently used.
@@ -23,26 +24,26 @@ struct PayloadCache {
     /// Least recently used, evicted first.
     private var tail: Int32 = -1
 
-    init(capacityBytes: Int) {
+    package init(capacityBytes: Int) {
         self.capacityBytes = capacityBytes
     }
 
-    var count: Int { self.slots.count - self.free.count }
+    package var count: Int { self.slots.count - self.free.count }
 
     /// Per-slot bookkeeping counted against the capacity besides the body itself.
-    static let slotOverhead = 96
+    package static let slotOverhead = 96
 
-    func slot(_ index: Int32) -> Slot {
+    package func slot(_ index: Int32) -> Slot {
         self.slots[Int(index)]
     }
 
     /// A slot's body alone (without copying the rest of the slot).
-    func body(_ index: Int32) -> [UInt8] {
+    package func body(_ index: Int32) -> [UInt8] {
         self.slots[Int(index)].body
     }
 
     /// Marks a slot most recently used.
-    mutating func touch(_ index: Int32) {
+    package mutating func touch(_ index: Int32) {
         guard index != self.head else { return }
         self.unlink(index)
         self.pushFront(index)
@@ -50,7 +51,7 @@ struct PayloadCache {
 
     /// Adds a body; returns its slot (or nil if it is larger than the whole cache) and the ids of
     /// the entries evicted to make room, whose index entries must forget their slot.
-    mutating func insert(id: String, version: UInt64, body: [UInt8], recordLength: Int) -> (slot: Int32?, evicted: [(id: String, slot: Int32)]) {
+    package mutating func insert(id: String, version: UInt64, body: [UInt8], recordLength: Int) -> (slot: Int32?, evicted: [(id: String, slot: Int32)]) {
         let cost = body.count + Self.slotOverhead
         guard cost <= self.capacityBytes else { return (nil, []) }
         var evicted: [(String, Int32)] = []
@@ -73,7 +74,7 @@ struct PayloadCache {
         return (index, evicted)
     }
 
-    mutating func remove(_ index: Int32) {
+    package mutating func remove(_ index: Int32) {
         self.unlink(index)
         self.bytes -= self.slots[Int(index)].body.count + Self.slotOverhead
         self.slots[Int(index)].body = []

@@ -102,7 +102,7 @@ public struct RepairTicket: Sendable, Equatable {
     public var reason: String
     public var lastError: String?
 
-    package init(id: String, priority: RepairPriority, enqueuedAt: Timestamp, attempts: Int, notBefore: Timestamp, reason: String, lastError: String?) {
+    package init(id: String, priority: RepairPriority, enqueuedAt: Timestamp, attempts: Int, notBefore: Timestamp, reason: String, lastError: String? = nil) {
         self.id = id
         self.priority = priority
         self.enqueuedAt = enqueuedAt

@@ -65,7 +65,8 @@ extension CarmaService {
             return .response(HTTPResponse(status: 200, headers: headers, body: fragment.body))
         case .blank(let blank):
             self.metrics.blankServed()
-            let eta = self.engine.etaSeconds()
+            // A repair is planned only for a queued fragment; the stub promises nothing else.
+            let eta = blank.queuedAt == nil ? nil : self.engine.secondsUntilNextAttempt(blank.progress)
             return self.stubResponse(FragmentJSON.stub(blank, etaSeconds: eta), retryAfter: eta, detail: "blank", request: request)
         case .backendUnavailable:
             // Nothing is lost and nothing was recorded: the database is away, not the fragment.
@@ -78,13 +79,13 @@ extension CarmaService {
     }
 
     /// A blank stub: 200 (flagged) by default, 503 for a client that prefers `strict`.
-    private func stubResponse(_ body: JSONValue, retryAfter: Int, detail: String, request: HTTPRequest) -> HTTPResult {
-        let headers: HTTPHeaders = [
+    private func stubResponse(_ body: JSONValue, retryAfter: Int?, detail: String, request: HTTPRequest) -> HTTPResult {
+        var headers: HTTPHeaders = [
             "X-Fragment-Status": "blank",
             "Cache-Status": "carma; fwd=miss; detail=\(detail)",
             "Cache-Control": "no-store",
-            "Retry-After": String(retryAfter),
         ]
+        if let retryAfter { headers.add("Retry-After", String(retryAfter)) }
         if Self.prefersStrict(request) {
             var strictHeaders = headers
             strictHeaders.add("Preference-Applied", "strict")

@@ -88,8 +88,10 @@ enum FragmentJSON {
         }
     }
 
-    /// The blank stub: what the registry still knows, minus the lost content.
-    static func stub(_ blank: FragmentStore.BlankFragment, etaSeconds: Int) -> JSONValue {
+    /// The blank stub: what the registry still knows, minus the lost content, and where its repair
+    /// stands: `state` is `queued` until an attempt fails, then `failed` (with `last_error`); the
+    /// next attempt's time and `eta_seconds` appear only when one is planned (`etaSeconds`).
+    static func stub(_ blank: FragmentStore.BlankFragment, etaSeconds: Int?, now: Timestamp = .now) -> JSONValue {
         let row = blank.row
         var object: JSONObject = [
             "id": .string(row.id),
@@ -102,10 +104,17 @@ enum FragmentJSON {
             "reason": .string(row.blankReason?.rawValue ?? "missing"),
             "detected_by": row.detectedBy.map { .string($0.rawValue) } ?? .null,
         ]
-        object["rebuild"] = [
+        var rebuild: JSONObject = [
+            "state": .string(blank.queuedAt == nil ? "not_queued" : blank.progress.attempts > 0 ? "failed" : "queued"),
             "queued_at": blank.queuedAt.map { .string($0.rfc3339) } ?? .null,
-            "eta_seconds": .number(Double(etaSeconds)),
+            "attempts": .number(Double(blank.progress.attempts)),
         ]
+        if let error = blank.progress.lastError { rebuild["last_error"] = .string(error) }
+        if let etaSeconds {
+            rebuild["next_attempt_at"] = .string(now.adding(milliseconds: Int64(etaSeconds) * 1000).rfc3339)
+            rebuild["eta_seconds"] = .number(Double(etaSeconds))
+        }
+        object["rebuild"] = .object(rebuild)
         return .object(object)
     }
 
@@ -115,7 +124,7 @@ enum FragmentJSON {
         [
             "id": .string(id), "status": "blank", "rebuild_needed": false, "version": .null, "links": [], "tags": [],
             "lost_at": .null, "reason": "backend_unavailable", "detected_by": .null,
-            "rebuild": ["queued_at": .null, "eta_seconds": .number(Double(retryAfter))],
+            "rebuild": ["state": "backend_unavailable", "queued_at": .null, "attempts": 0, "eta_seconds": .number(Double(retryAfter))],
         ]
     }
 

@@ -1,13 +1,42 @@
 /// What the registry keeps of a fragment's text, so that it can be found and rebuilt when the text
-/// itself is lost: its most characteristic terms with their counts, a compact 64-dimension vector of
-/// the whole text, and its size.
+/// itself is lost.
 ///
-/// Encoded it takes 5 bytes per term (32 at most) plus 72: about 230 bytes, a fifth of a 1 KB
-/// fragment and less for larger ones.
+/// Two forms, chosen by size:
+/// - **verbatim**: a fragment whose content and metadata together fit `verbatimBudget` bytes (an
+///   agent's note usually does) keeps the text itself, coded with `CompactText`, and its CRC32C.
+///   Recovery from it is exact. Terms, vector and counts are derived from the text.
+/// - **terms**: a longer fragment keeps its most characteristic words as written (the first spelling
+///   met), in the order they first appear, with their counts, plus a compact 64-dimension vector of
+///   the whole text and its size. Reconstruction aims at these words and can put back the ones no
+///   surviving fragment says.
+///
+/// Sizes, measured by `SketchSizeTests` on short notes and on man-page text: a verbatim sketch costs
+/// 6 bytes plus about 62% of the text; the older term sketch cost 74 bytes plus 5 per term (32 at
+/// most), so for text within the budget the verbatim form is never larger than the term form was.
 public struct Sketch: Sendable, Equatable {
     public static let maxTerms = 32
     public static let dimensions = 64
-    static let formatVersion: UInt8 = 1
+    /// Largest content plus metadata, in UTF-8 bytes, kept verbatim (see the type's comment).
+    public static let verbatimBudget = 320
+    static let termsFormat: UInt8 = 1
+    static let formatVersion: UInt8 = 2
+
+    /// The exact text of a short fragment, with its metadata as canonical JSON, and a checksum of
+    /// both (CRC32C of the content's UTF-8 bytes followed by the metadata bytes).
+    public struct Verbatim: Sendable, Equatable {
+        public var content: String
+        public var metadata: [UInt8]
+        public var checksum: UInt32
+
+        public init(content: String, metadata: [UInt8]) {
+            self.content = content
+            self.metadata = metadata
+            self.checksum = SoftwareCRC32C.checksum(Array(content.utf8) + metadata)
+        }
+
+        /// Whether the text still matches the checksum kept with it.
+        public var verifies: Bool { SoftwareCRC32C.checksum(Array(self.content.utf8) + self.metadata) == self.checksum }
+    }
 
     /// Term hashes and their counts in the text (capped at 255), most characteristic first.
     public var terms: [(hash: UInt32, count: UInt8)]
@@ -17,20 +46,32 @@ public struct Sketch: Sendable, Equatable {
     public var words: Int
     /// UTF-8 bytes of the text.
     public var bytes: Int
+    /// The kept terms as written in the text, in the order they first appear there (each with its
+    /// term hash); empty for a sketch of the first format, which kept hashes only.
+    public var surface: [(word: String, hash: UInt32)]
+    /// The whole text, when it fits the budget.
+    public var verbatim: Verbatim?
 
-    public init(terms: [(hash: UInt32, count: UInt8)], vector: [Int8], words: Int, bytes: Int) {
+    public init(
+        terms: [(hash: UInt32, count: UInt8)], vector: [Int8], words: Int, bytes: Int, surface: [(word: String, hash: UInt32)] = [],
+        verbatim: Verbatim? = nil
+    ) {
         self.terms = terms
         self.vector = vector
         self.words = words
         self.bytes = bytes
+        self.surface = surface
+        self.verbatim = verbatim
     }
 
     public static func == (lhs: Sketch, rhs: Sketch) -> Bool {
         lhs.terms.map(\.hash) == rhs.terms.map(\.hash) && lhs.terms.map(\.count) == rhs.terms.map(\.count)
             && lhs.vector == rhs.vector && lhs.words == rhs.words && lhs.bytes == rhs.bytes
+            && lhs.surface.map(\.word) == rhs.surface.map(\.word) && lhs.surface.map(\.hash) == rhs.surface.map(\.hash)
+            && lhs.verbatim == rhs.verbatim
     }
 
-    /// Sketches a text.
+    /// Sketches a text (terms form, never verbatim: for comparing texts).
     /// - Parameters:
     ///   - text: The content.
     ///   - idf: Inverse document frequency of a term hash in the store now; picks the terms that
@@ -38,6 +79,34 @@ public struct Sketch: Sendable, Equatable {
     public static func make(_ text: String, idf: (UInt32) -> Double) -> Sketch {
         let counted = Self.count(text)
         return Self.make(counts: counted.counts, words: counted.words, bytes: text.utf8.count, idf: idf)
+    }
+
+    /// Sketches a fragment's text for the registry: verbatim when content and metadata fit the
+    /// budget and `verbatimAllowed`, else the terms form with the words as written.
+    /// - Parameters:
+    ///   - text: The content.
+    ///   - metadata: The fragment's metadata as the record writes it (canonical JSON).
+    ///   - verbatimAllowed: False when the record holds what the sketch cannot (a client vector),
+    ///     so that an exact recovery could not verify anyway.
+    ///   - idf: As for `make(_:idf:)`.
+    public static func make(fragment text: String, metadata: [UInt8], verbatimAllowed: Bool, idf: (UInt32) -> Double) -> Sketch {
+        if verbatimAllowed, text.utf8.count + metadata.count <= verbatimBudget {
+            return Self.verbatim(Verbatim(content: text, metadata: metadata))
+        }
+        let counted = Self.count(text)
+        var sketch = Self.make(counts: counted.counts, words: counted.words, bytes: text.utf8.count, idf: idf)
+        sketch.surface = Self.surface(of: text, keeping: Set(sketch.terms.map(\.hash)))
+        return sketch
+    }
+
+    /// The sketch of a verbatim text: every term, weighed by its count alone, so that the same text
+    /// always gives the same sketch (it is derived again when decoded).
+    static func verbatim(_ verbatim: Verbatim) -> Sketch {
+        let counted = Self.count(verbatim.content)
+        var sketch = Self.make(counts: counted.counts, words: counted.words, bytes: verbatim.content.utf8.count, idf: { _ in 1 })
+        sketch.surface = Self.surface(of: verbatim.content, keeping: Set(sketch.terms.map(\.hash)))
+        sketch.verbatim = verbatim
+        return sketch
     }
 
     /// Term counts of a text, and its number of terms.
@@ -59,6 +128,18 @@ public struct Sketch: Sendable, Equatable {
         let terms = weighted.prefix(maxTerms).map { (hash: $0.hash, count: UInt8(min(255, $0.count))) }
         let vector = Self.project(weighted.map { ($0.hash, $0.weight) })
         return Sketch(terms: Array(terms), vector: vector, words: words, bytes: bytes)
+    }
+
+    /// The first spelling of each kept term in the text, in order of first appearance.
+    static func surface(of text: String, keeping kept: Set<UInt32>) -> [(word: String, hash: UInt32)] {
+        var result: [(word: String, hash: UInt32)] = []
+        var seen = Set<UInt32>()
+        for word in Tokenizer.words(text) {
+            let hashes = Tokenizer.hashes(word)
+            guard hashes.count == 1, let hash = hashes.first, kept.contains(hash), seen.insert(hash).inserted else { continue }
+            result.append((word, hash))
+        }
+        return result
     }
 
     /// Projects weighted terms onto `dimensions` signed axes (each term hash picks a sign per axis)
@@ -93,36 +174,5 @@ public struct Sketch: Sendable, Equatable {
         }
         guard na > 0, nb > 0 else { return 0 }
         return Double(dot) / (Double(na).squareRoot() * Double(nb).squareRoot())
-    }
-
-    // MARK: Encoding
-
-    public func encode() -> [UInt8] {
-        var bytes: [UInt8] = [Self.formatVersion, UInt8(self.terms.count)]
-        bytes.reserveCapacity(2 + self.terms.count * 5 + Self.dimensions + 8)
-        for term in self.terms {
-            for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: term.hash >> UInt32(shift))) }
-            bytes.append(term.count)
-        }
-        bytes.append(contentsOf: self.vector.map { UInt8(bitPattern: $0) })
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: UInt32(min(self.words, Int(UInt32.max))) >> UInt32(shift))) }
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: UInt32(min(self.bytes, Int(UInt32.max))) >> UInt32(shift))) }
-        return bytes
-    }
-
-    public static func decode(_ bytes: [UInt8]) -> Sketch? {
-        guard bytes.count >= 2, bytes[0] == formatVersion else { return nil }
-        let count = Int(bytes[1])
-        guard bytes.count == 2 + count * 5 + dimensions + 8 else { return nil }
-        func word(_ at: Int) -> UInt32 {
-            UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
-        }
-        var terms: [(hash: UInt32, count: UInt8)] = []
-        for index in 0..<count {
-            terms.append((word(2 + index * 5), bytes[2 + index * 5 + 4]))
-        }
-        let vectorStart = 2 + count * 5
-        let vector = bytes[vectorStart..<(vectorStart + dimensions)].map { Int8(bitPattern: $0) }
-        return Sketch(terms: terms, vector: vector, words: Int(word(vectorStart + dimensions)), bytes: Int(word(vectorStart + dimensions + 4)))
     }
 }

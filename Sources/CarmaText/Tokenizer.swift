@@ -13,6 +13,22 @@ public enum Tokenizer {
         return result
     }
 
+    /// The words of `text` as written: runs of letters and digits, in order.
+    public static func words(_ text: String) -> [String] {
+        var result: [String] = []
+        var current = ""
+        for character in text {
+            if character.isLetter || character.isNumber {
+                current.append(character)
+            } else if !current.isEmpty {
+                result.append(current)
+                current = ""
+            }
+        }
+        if !current.isEmpty { result.append(current) }
+        return result
+    }
+
     /// The term hashes of `text`, in order.
     public static func hashes(_ text: String) -> [UInt32] {
         var result: [UInt32] = []

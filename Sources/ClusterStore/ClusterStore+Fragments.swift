@@ -68,7 +68,7 @@ extension ClusterStore {
     }
 
     private func putNow(_ id: String, _ input: FragmentInput, precondition: WritePrecondition) -> Result<FragmentStore.PutOutcome, StoreError> {
-        let sketch = self.sketch(input.content)
+        let sketch = self.sketch(input)
         do {
             let outcome: Result<FragmentStore.PutOutcome, StoreError> = try self.pool.transaction { connection, deadline throws(PGError) in
                 try connection.run(Self.lockID, [.text(id)], deadline: deadline)
@@ -157,7 +157,8 @@ extension ClusterStore {
     static let readOne = PGStatement(
         "carma_read",
         """
-        SELECT \(rowColumns), q.enqueued_at, p.version, CASE WHEN f.version = $2 THEN NULL ELSE p.record END
+        SELECT \(rowColumns), q.enqueued_at, p.version, CASE WHEN f.version = $2 THEN NULL ELSE p.record END,
+               q.attempts, q.not_before, q.last_error
         FROM carma_fragments f LEFT JOIN carma_payloads p ON p.id = f.id LEFT JOIN carma_repairs q ON q.id = f.id
         WHERE f.id = $1
         """)
@@ -194,7 +195,11 @@ extension ClusterStore {
         }
         let queuedAt = r.int(Self.rowColumnCount).map(Timestamp.init(milliseconds:))
         if row.status == .blank {
-            return .blank(FragmentStore.BlankFragment(row: row, queuedAt: queuedAt))
+            let notBefore = r.int(Self.rowColumnCount + 4) ?? 0
+            let progress = RepairProgress(
+                attempts: Int(clamping: r.int(Self.rowColumnCount + 3) ?? 0), lastError: r.string(Self.rowColumnCount + 5),
+                notBefore: notBefore > 0 ? Timestamp(milliseconds: notBefore) : nil)
+            return .blank(FragmentStore.BlankFragment(row: row, queuedAt: queuedAt, progress: progress))
         }
         if let cached, cached.version == row.version, cached.status == row.status, cached.checksum == row.checksum {
             self.counters.cacheHits.add(1, ordering: .relaxed)
@@ -276,8 +281,8 @@ extension ClusterStore {
         String(decoding: JSONValue.object(object).bytes, as: UTF8.self)
     }
 
-    /// Sketches a text against this node's term statistics.
-    func sketch(_ content: String) -> Sketch {
-        self.text.sketch(content)
+    /// Sketches a fragment against this node's term statistics.
+    func sketch(_ input: FragmentInput) -> Sketch {
+        self.text.sketch(input)
     }
 }

@@ -117,7 +117,7 @@ extension ClusterStore {
             confidence = encoded.reconstruction?.confidence
             size = encoded.size
             (links, tags, expiresAt) = (encoded.links, encoded.tags, encoded.expiresAt)
-            sketch = self.sketch(encoded.content)
+            sketch = self.sketch(encoded.input)
         } else if case .blank(let blankLinks, let blankTags, let blankSize, let reason, let lost) = fragment.payload {
             (links, tags, size, blankReason, lostAt) = (blankLinks, blankTags, blankSize, reason, lost ?? now)
         }

@@ -97,6 +97,8 @@ extension ClusterStore {
             }.map { FragmentStore.record(fromServedBody: $0, recordLength: target.exactLength) }
         case .redundancy:
             record = self.fetchRecord(Self.redundancyRecord, target)
+        case .sketch:
+            record = SketchRecovery.record(target, sketch: self.sketch(of: target.id))
         case .reconstruction, .none:
             return nil
         }
@@ -116,6 +118,7 @@ extension ClusterStore {
         case .primary: "carma_payloads"
         case .cache: "node cache (\(self.configuration.nodeName))"
         case .redundancy: "carma_redundancy"
+        case .sketch: "the sketch in carma_fragments (the text kept verbatim)"
         case .reconstruction: "surviving context"
         case .none: "nothing"
         }

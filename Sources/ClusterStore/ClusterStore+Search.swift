@@ -171,7 +171,7 @@ extension ClusterStore {
             let sketch = r.bytes(2).flatMap(Sketch.decode)
             let status = r.string(1).flatMap(FragmentStatus.init(rawValue:))
             if status != .blank, r.int(3) == version, let bytes = r.bytes(4), let record = FragmentRecord.decode(bytes), record.id == id {
-                documents.append(FragmentStore.document(id: id, version: UInt64(version), input: record.input, sketch: sketch ?? self.sketch(record.content)))
+                documents.append(FragmentStore.document(id: id, version: UInt64(version), input: record.input, sketch: sketch ?? self.sketch(record.input)))
             } else if let sketch {
                 // A blank (or an unreadable record): findable by its kept sketch, as on one machine.
                 documents.append(

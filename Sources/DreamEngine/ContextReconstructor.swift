@@ -12,6 +12,12 @@ import FragmentStore
 /// Confidence is the mean of two measures against the sketch: the share of the sketch's term weight
 /// the text contains, and the cosine between the text's sketch vector and the lost one's.
 /// Deterministic for the same store contents; bounded by `maxSources` and `maxSentences`.
+///
+/// Words no surviving sentence says still come back: the sketch keeps the lost text's
+/// characteristic words as written and in order, and those the chosen sentences lack are added as a
+/// last line (`keptWords`). Confidence is measured before that line is added, so it does not count
+/// words it did not earn from context. With no surviving sentence at all, those words alone are the
+/// reconstruction, with a confidence of their share of the original's words.
 public struct ContextReconstructor: Reconstructor {
     public let method = "context-extractive-v1"
     public let maxSources: Int
@@ -37,11 +43,12 @@ public struct ContextReconstructor: Reconstructor {
 
     public func reconstruct(_ target: RepairTarget, from store: any ContextSource) -> RebuiltFragment? {
         guard let sketch = store.sketch(of: target.id), !sketch.terms.isEmpty else { return nil }
+        if let verbatim = Self.verbatim(sketch) { return verbatim }
         let weights = self.termWeights(sketch, store: store)
         let totalWeight = weights.values.reduce(0, +)
         guard totalWeight > 0 else { return nil }
         let (sources, sentences) = self.sentences(of: self.candidates(for: target, sketch: sketch, store: store), store: store)
-        guard !sentences.isEmpty else { return nil }
+        guard !sentences.isEmpty else { return Self.keptWordsOnly(sketch) }
 
         // Greedy selection by marginal weighted coverage per square root of length.
         var remaining = weights
@@ -75,7 +82,31 @@ public struct ContextReconstructor: Reconstructor {
         let rebuilt = Sketch.make(text, idf: { store.idf($0) })
         let cosine = max(0, Sketch.cosine(rebuilt.vector, sketch.vector))
         let confidence = min(1, max(0, 0.5 * coverage + 0.5 * cosine))
-        return RebuiltFragment(content: text, confidence: confidence, sources: contributors, method: self.method)
+        return RebuiltFragment(content: Self.addingKeptWords(to: text, sketch: sketch), confidence: confidence, sources: contributors, method: self.method)
+    }
+
+    /// A sketch that holds the whole text (verified) rebuilds it word for word. The exact tier uses
+    /// it first; this serves when the record cannot be rebuilt byte for byte (its row changed).
+    static func verbatim(_ sketch: Sketch) -> RebuiltFragment? {
+        guard let verbatim = sketch.verbatim, verbatim.verifies else { return nil }
+        return RebuiltFragment(content: verbatim.content, confidence: 0.99, sources: [], method: "sketch-verbatim-v1")
+    }
+
+    /// `text` with a last line of the sketch's kept words that it does not contain, in their order.
+    static func addingKeptWords(to text: String, sketch: Sketch) -> String {
+        let present = Set(Tokenizer.hashes(text))
+        let missing = sketch.surface.filter { !present.contains($0.hash) }.map(\.word)
+        guard !missing.isEmpty else { return text }
+        return text.isEmpty ? missing.joined(separator: " ") : text + "\n" + missing.joined(separator: " ")
+    }
+
+    /// The kept words alone, when nothing around the lost fragment survives to quote.
+    static func keptWordsOnly(_ sketch: Sketch) -> RebuiltFragment? {
+        guard !sketch.surface.isEmpty else { return nil }
+        let share = Double(sketch.surface.count) / Double(max(sketch.words, sketch.surface.count))
+        return RebuiltFragment(
+            content: sketch.surface.map(\.word).joined(separator: " "), confidence: (0.5 * share * 1000).rounded() / 1000, sources: [],
+            method: "sketch-words-v1")
     }
 
     /// The chosen sentences as one text, each source's in their own order, sources in order of

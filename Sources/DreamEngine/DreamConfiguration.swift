@@ -42,7 +42,7 @@ public struct DreamConfiguration: Sendable {
     ///   - foregroundBackoff: Default 0.002 s.
     ///   - retryBase: Default 30 s.
     ///   - retryCap: Default 3600 s.
-    ///   - confidenceFloor: Default 0.35.
+    ///   - confidenceFloor: Default 0: every reconstruction made from surviving evidence is stored, flagged with its confidence (a reconstructor returns nothing only when no evidence survives).
     ///   - batchSize: Default 128.
     public init(
         baseInterval: Double = 300,
@@ -56,7 +56,7 @@ public struct DreamConfiguration: Sendable {
         foregroundBackoff: Double = 0.002,
         retryBase: Double = 30,
         retryCap: Double = 3600,
-        confidenceFloor: Double = 0.35,
+        confidenceFloor: Double = 0,
         batchSize: Int = 128
     ) {
         self.baseInterval = baseInterval

@@ -155,7 +155,7 @@ extension DreamEngine {
             return .handled
         }
         // Cheapest first; every tier's bytes are verified by the store against the kept checksum.
-        let exact: (Tier, [UInt8], String)? = [Tier.primary, .cache, .redundancy].lazy.compactMap { tier in
+        let exact: (Tier, [UInt8], String)? = [Tier.primary, .cache, .redundancy, .sketch].lazy.compactMap { tier in
             self.store.exactRecord(target, from: tier).map { (tier, $0, self.store.sourceDescription(tier)) }
         }.first
         if let (tier, record, source) = exact {

@@ -230,15 +230,27 @@ public final class DreamEngine: @unchecked Sendable {
     }
 
     /// Seconds until a blank served now is likely rebuilt.
-    public func etaSeconds() -> Int {
+    /// When the engine will next try to repair a queued fragment whose repair stands at `progress`:
+    /// once its backoff is over (`notBefore`), in the first cycle that starts after that (one is
+    /// running now, the idle start `idleDelay` after it is due, or the scheduled one), after the
+    /// blanks ahead of it (all blanks at the measured repair rate: an upper bound). Seconds from now.
+    public func secondsUntilNextAttempt(_ progress: RepairProgress, now: Timestamp = .now) -> Int {
         self.condition.lock()
         let running = self.current != nil || self.pending != nil
-        let untilNext = max(0, self.scheduler.nextRunAt - self.now())
+        let untilScheduled = max(0, self.scheduler.nextRunAt - self.now())
         let rate = self.repairRate
         self.condition.unlock()
-        let wait = running ? 0 : (self.foreground.requestsInFlight <= 1 ? min(untilNext, self.configuration.idleDelay + 1) : untilNext)
+        let due = progress.notBefore.map { max(0, Double($0.milliseconds - now.milliseconds) / 1000) } ?? 0
+        let start: Double
+        if running, due == 0 {
+            start = 0
+        } else {
+            // Idle starts need a quiet service; under load only the scheduled cycle is sure.
+            let idle = self.foreground.requestsInFlight <= 1 ? due + self.configuration.idleDelay + 1 : .infinity
+            start = min(idle, max(untilScheduled, due))
+        }
         let work = Double(self.store.blankCount) / max(rate, 1)
-        return max(1, Int((wait + work).rounded(.up)))
+        return max(1, Int((start + work).rounded(.up)))
     }
 
     /// The scheduler's state, the queue, and the recent cycles.

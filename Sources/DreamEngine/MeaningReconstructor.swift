@@ -40,6 +40,7 @@ public struct MeaningReconstructor: Reconstructor {
         guard let goal = store.meaning(of: target.id), let sketch = store.sketch(of: target.id), !sketch.terms.isEmpty else {
             return self.fallback.reconstruct(target, from: store)
         }
+        if let verbatim = ContextReconstructor.verbatim(sketch) { return verbatim }
         let weights = self.fallback.termWeights(sketch, store: store)
         let totalWeight = weights.values.reduce(0, +)
         guard totalWeight > 0 else { return self.fallback.reconstruct(target, from: store) }
@@ -50,7 +51,7 @@ public struct MeaningReconstructor: Reconstructor {
         }
         candidates.sort { $0.prior != $1.prior ? $0.prior > $1.prior : $0.id < $1.id }
         let (sources, sentences) = self.fallback.sentences(of: candidates, store: store)
-        guard !sentences.isEmpty else { return nil }
+        guard !sentences.isEmpty else { return ContextReconstructor.keptWordsOnly(sketch) }
 
         // The sentences worth embedding: best term coverage per length, weighted by source trust.
         let ranked = sentences.indices.map { index -> (Int, Double) in
@@ -99,7 +100,8 @@ public struct MeaningReconstructor: Reconstructor {
         let coverage = ContextReconstructor.coverage(of: text, weights: weights, total: totalWeight)
         let cosine = store.embed(text).map { Self.cosine($0, goal) } ?? 0
         return RebuiltFragment(
-            content: text, confidence: Self.confidence(cosine: max(0, cosine), coverage: coverage), sources: contributors, method: self.method)
+            content: ContextReconstructor.addingKeptWords(to: text, sketch: sketch), confidence: Self.confidence(cosine: max(0, cosine), coverage: coverage),
+            sources: contributors, method: self.method)
     }
 
     static func cosine(_ a: [Float], _ b: [Float]) -> Double {

@@ -37,6 +37,9 @@ public enum RepairTier: String, Sendable, CaseIterable {
     case cache
     /// The copy in the redundancy log.
     case redundancy
+    /// The registry's sketch holds the whole text of a short fragment: the record is rebuilt from it
+    /// and the row, and used only if it matches the kept checksum.
+    case sketch
     /// Rebuilt from context: approximate, flagged.
     case reconstruction
     /// Nothing usable: stays blank, retried later.
@@ -248,6 +251,7 @@ extension FragmentStore {
                     if let slot = primaryIndex[index] { entry.row.location = locations.primary[slot] }
                     if let slot = redundancyIndex[index] { entry.row.redundancy = locations.redundancy[slot] }
                     entry.queuedAt = nil
+                    entry.progress = RepairProgress()
                     self.retainRecords(of: entry.row)
                     state.set(target.id, entry)
                     state.cache(
@@ -310,6 +314,11 @@ extension FragmentStore {
     ///   a reconstruction still waiting for an exact source, which would repeat every cycle).
     public func postponeRepair(_ target: RepairTarget, reason: String, attempt: Int, retryAt: Timestamp, cycle: Int64?, recordEvent: Bool) throws(StoreError) {
         let now = Timestamp.now
+        self.state.withLock { state in
+            guard var entry = state[target.id], entry.row.version == target.version else { return }
+            entry.progress = RepairProgress(attempts: attempt, lastError: reason, notBefore: retryAt)
+            state.set(target.id, entry)
+        }
         try self.commitAndWait(
             RegistryChange(apply: { registry in
                 try registry.postponeRepair(target.id, priority: nil, notBefore: retryAt, error: reason)

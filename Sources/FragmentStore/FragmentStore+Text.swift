@@ -7,16 +7,16 @@ import Foundation
 // look-ups reconstruction and context use.
 
 extension FragmentStore {
-    /// Sketches a text against the store's term statistics now.
-    func sketch(_ content: String) -> Sketch {
-        self.text.sketch(content)
+    /// Sketches a fragment against the store's term statistics now.
+    func sketch(_ input: FragmentInput) -> Sketch {
+        self.text.sketch(input)
     }
 
     /// What the text index keeps of a fragment: its sketch (against the term statistics now), the
     /// counts of every term of its content, tags, links, metadata terms and client embedding. CPU work,
     /// done on the caller's thread.
     func document(id: String, version: UInt64, input: FragmentInput, storedSketch: Sketch? = nil) -> TextIndex.Document {
-        Self.document(id: id, version: version, input: input, sketch: storedSketch ?? self.sketch(input.content))
+        Self.document(id: id, version: version, input: input, sketch: storedSketch ?? self.sketch(input))
     }
 
     /// The index document of a fragment with its sketch made.

@@ -124,7 +124,7 @@ public final class FragmentStore: Sendable {
 
     private func loadIndex() throws(StoreError) {
         do throws(SQLiteError) {
-            let queued = try self.registry.queuedTimes()
+            let queued = try self.registry.queuedRepairs()
             let rows = try self.registry.fragmentCount()
             // Straight into the index, under one lock for the whole load. Reading and decoding the rows
             // takes about as long as inserting them, so a second thread reads while this one inserts.
@@ -143,7 +143,7 @@ public final class FragmentStore: Sendable {
                         if let location = row.redundancy {
                             redundancyLive[location.segment, default: 0] += UInt64(LogRecord.length(id: row.id, bodyLength: row.exactLength))
                         }
-                        state.set(row.id, IndexEntry(row: row, queuedAt: queued[row.id]))
+                        state.set(row.id, IndexEntry(row: row, queuedAt: queued[row.id]?.queuedAt, progress: queued[row.id]?.progress ?? RepairProgress()))
                     }
                 }
                 self.primaryLog.retain(primaryLive)
@@ -216,10 +216,13 @@ extension FragmentStore {
     public struct BlankFragment: Sendable {
         public var row: FragmentRow
         public var queuedAt: Timestamp?
+        /// Where its repair stands: attempts made, the last one's error, the next one's earliest time.
+        public var progress: RepairProgress
 
-        package init(row: FragmentRow, queuedAt: Timestamp?) {
+        package init(row: FragmentRow, queuedAt: Timestamp?, progress: RepairProgress = RepairProgress()) {
             self.row = row
             self.queuedAt = queuedAt
+            self.progress = progress
         }
     }
 
@@ -241,7 +244,7 @@ extension FragmentStore {
             let lookup: Lookup = self.state.withLock { state in
                 guard let entry = state[id], !entry.row.isExpired(at: now) else { return .notFound }
                 if entry.row.status == .blank {
-                    return .blank(BlankFragment(row: entry.row, queuedAt: entry.queuedAt))
+                    return .blank(BlankFragment(row: entry.row, queuedAt: entry.queuedAt, progress: entry.progress))
                 }
                 if entry.cacheSlot >= 0 {
                     state.cache.touch(entry.cacheSlot)
@@ -293,7 +296,7 @@ extension FragmentStore {
         let marked: BlankFragment? = self.state.withLock { state in
             guard var entry = state[id], entry.row.version == version, entry.row.location == location else { return nil }
             if entry.row.status == .blank {
-                return BlankFragment(row: entry.row, queuedAt: entry.queuedAt)
+                return BlankFragment(row: entry.row, queuedAt: entry.queuedAt, progress: entry.progress)
             }
             return self.blankEntry(&entry, state: &state, id: id, reason: reason, detectedBy: detectedBy, now: now)
         }
@@ -324,7 +327,7 @@ extension FragmentStore {
         // A cached body stays: reads answer the blank (status comes first), and the bytes remain the
         // cheapest source for an exact repair if they match the stored checksum.
         state.set(id, entry)
-        return BlankFragment(row: entry.row, queuedAt: entry.queuedAt)
+        return BlankFragment(row: entry.row, queuedAt: entry.queuedAt, progress: entry.progress)
     }
 
     /// The registry row of a fragment as the index holds it now; nil for an unknown, deleted or

@@ -559,14 +559,20 @@ extension Registry {
         try self.writer.statement("DELETE FROM repair_queue WHERE id = ?").bind(.text(id)).run()
     }
 
-    /// When each queued fragment was queued.
-    func queuedTimes() throws(SQLiteError) -> [String: Timestamp] {
-        let statement = try self.writer.statement("SELECT id, enqueued_at FROM repair_queue")
-        var times: [String: Timestamp] = [:]
+    /// When each queued fragment was queued, and where its repair stands.
+    func queuedRepairs() throws(SQLiteError) -> [String: (queuedAt: Timestamp, progress: RepairProgress)] {
+        let statement = try self.writer.statement("SELECT id, enqueued_at, attempts, not_before, last_error FROM repair_queue")
+        var queued: [String: (queuedAt: Timestamp, progress: RepairProgress)] = [:]
         while try statement.step() {
-            times[statement.text(0)] = Timestamp(milliseconds: statement.int(1))
+            let notBefore = statement.int(3)
+            queued[statement.text(0)] = (
+                Timestamp(milliseconds: statement.int(1)),
+                RepairProgress(
+                    attempts: Int(clamping: statement.int(2)), lastError: statement.optionalText(4),
+                    notBefore: notBefore > 0 ? Timestamp(milliseconds: notBefore) : nil)
+            )
         }
-        return times
+        return queued
     }
 
     /// Queues a repair; an id already queued keeps its place and takes the more urgent priority.

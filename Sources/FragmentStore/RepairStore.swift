@@ -19,7 +19,7 @@ public protocol RepairStore: AnyObject, Sendable {
     // MARK: Sources and outcomes
     /// What a repair of `id` must recover; nil when the id is unknown (deleted since it was queued).
     func repairTarget(_ id: String) -> RepairTarget?
-    /// The exact record from one tier (`primary`, `cache` or `redundancy`), verified against the
+    /// The exact record from one tier (`primary`, `cache`, `redundancy` or `sketch`), verified against the
     /// checksum the store keeps; nil if that tier has no intact copy.
     func exactRecord(_ target: RepairTarget, from tier: RepairTier) -> [UInt8]?
     /// Where a tier's bytes come from, for reports ("redundancy log in /mnt/b/segments").
@@ -53,6 +53,22 @@ public protocol RepairStore: AnyObject, Sendable {
     func claimScrub(scheduled: Bool) -> Bool
     /// Reports of cycles this engine left running when its process stopped.
     func unfinishedCycleReports() -> [JSONValue]
+}
+
+/// Where the repair of a blank fragment stands, so that its stub can say so truthfully.
+public struct RepairProgress: Sendable, Equatable {
+    /// Attempts made and failed so far.
+    public var attempts: Int
+    /// Why the last attempt failed.
+    public var lastError: String?
+    /// The next attempt is not made before this time (backoff); nil when it is due now.
+    public var notBefore: Timestamp?
+
+    public init(attempts: Int = 0, lastError: String? = nil, notBefore: Timestamp? = nil) {
+        self.attempts = attempts
+        self.lastError = lastError
+        self.notBefore = notBefore
+    }
 }
 
 /// What reconstruction reads of the surviving fragments: sketches, term weights, contents, links
@@ -113,6 +129,7 @@ extension FragmentStore: RepairStore, ContextSource {
         case .primary: self.exactRecordFromPrimary(target)
         case .cache: self.exactRecordFromCache(target)
         case .redundancy: self.exactRecordFromRedundancy(target)
+        case .sketch: SketchRecovery.record(target, sketch: self.sketch(of: target.id))
         case .reconstruction, .none: nil
         }
     }
@@ -122,6 +139,7 @@ extension FragmentStore: RepairStore, ContextSource {
         case .primary: "primary log"
         case .cache: "payload cache"
         case .redundancy: "redundancy log in \(self.redundancyLog.root)"
+        case .sketch: "the registry's sketch (the text kept verbatim)"
         case .reconstruction: "surviving context"
         case .none: "nothing"
         }

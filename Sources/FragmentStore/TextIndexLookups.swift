@@ -46,10 +46,17 @@ extension ReadWriteLock where Value == TextIndex {
         return self.read { $0.nearestMeaning(to: quantized, k: k, filter: TextIndex.Filter(excluded: excluded)).map { ($0.id, $0.score) } }
     }
 
-    /// Sketches a text against the index's term statistics now.
-    package func sketch(_ content: String) -> Sketch {
-        let counted = Sketch.count(content)
+    /// Sketches a fragment for the registry against the index's term statistics now: its text
+    /// verbatim when it is short (and the record holds no client vector, which a sketch cannot keep),
+    /// else its characteristic words.
+    package func sketch(_ input: FragmentInput) -> Sketch {
+        let metadata = FragmentRecord.metadataBytes(input.metadata)
+        let verbatimAllowed = input.embedding == nil
+        if verbatimAllowed, input.content.utf8.count + metadata.count <= Sketch.verbatimBudget {
+            return Sketch.make(fragment: input.content, metadata: metadata, verbatimAllowed: true, idf: { _ in 1 })
+        }
+        let counted = Sketch.count(input.content)
         let idf: [UInt32: Double] = self.read { index in Dictionary(uniqueKeysWithValues: counted.counts.keys.map { ($0, index.idf($0)) }) }
-        return Sketch.make(counts: counted.counts, words: counted.words, bytes: content.utf8.count, idf: { idf[$0] ?? 1 })
+        return Sketch.make(fragment: input.content, metadata: metadata, verbatimAllowed: false, idf: { idf[$0] ?? 1 })
     }
 }

@@ -101,7 +101,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "How lost fragments without an exact copy are rebuilt: meaning (aimed at the kept embedding; sketch when there is none) or sketch (env CARMA_RECONSTRUCTION). Default meaning.")
     var reconstruction: String?
 
-    @Option(help: "Lowest confidence at which a reconstruction is accepted (env CARMA_RECONSTRUCTION_FLOOR). Default 0.35.")
+    @Option(help: "Lowest confidence at which a reconstruction is stored; below it the fragment stays blank (env CARMA_RECONSTRUCTION_FLOOR). Default 0: whatever evidence survives comes back, flagged with its confidence.")
     var reconstructionFloor: Double?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env CARMA_LOG_LEVEL). Default info.")

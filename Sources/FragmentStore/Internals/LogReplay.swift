@@ -25,10 +25,10 @@ struct LogReplay {
     private(set) var records = 0
     private(set) var damaged = 0
     let base: (String) -> FragmentRow?
-    let sketch: (String) -> Sketch
+    let sketch: (FragmentInput) -> Sketch
     let now = Timestamp.now
 
-    init(base: @escaping (String) -> FragmentRow?, sketch: @escaping (String) -> Sketch) {
+    init(base: @escaping (String) -> FragmentRow?, sketch: @escaping (FragmentInput) -> Sketch) {
         self.base = base
         self.sketch = sketch
     }
@@ -50,7 +50,7 @@ struct LogReplay {
             id: header.id, version: header.version, status: .ok, checksum: header.bodyChecksum, recordLength: body.count,
             size: record.size, links: record.links, tags: record.tags, createdAt: record.createdAt, updatedAt: record.updatedAt,
             confidence: record.reconstruction?.confidence, expiresAt: record.expiresAt)
-        return Candidate(row: row, sketch: self.sketch(record.content), embedding: record.embedding)
+        return Candidate(row: row, sketch: self.sketch(record.input), embedding: record.embedding)
     }
 
     mutating func primary(_ header: LogRecord.Header, _ body: [UInt8]?, at location: LogLocation) {

@@ -4,10 +4,12 @@ struct IndexEntry {
     var row: FragmentRow
     var cacheSlot: Int32 = -1
     var queuedAt: Timestamp?
+    var progress = RepairProgress()
 
-    init(row: FragmentRow, queuedAt: Timestamp? = nil) {
+    init(row: FragmentRow, queuedAt: Timestamp? = nil, progress: RepairProgress = RepairProgress()) {
         self.row = row
         self.queuedAt = queuedAt
+        self.progress = progress
     }
 }
 

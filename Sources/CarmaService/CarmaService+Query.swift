@@ -17,7 +17,7 @@ extension CarmaService {
             .response(.badRequest("invalid-query", "Invalid query", detail: detail, extra: ["field": .string(field)]))
         }
         guard let object = value.objectValue else { return invalid("body", "the body must be a JSON object") }
-        for key in object.keys where !["text", "embedding", "k", "tags", "mode", "status", "metadata", "fusion"].contains(key) {
+        for key in object.keys where !["text", "embedding", "k", "tags", "mode", "status", "metadata", "fusion", "min_score"].contains(key) {
             return invalid(key, "unknown field '\(key)'")
         }
         var request = QueryRequest()
@@ -49,6 +49,10 @@ extension CarmaService {
                 return invalid("mode", "mode is one of \(QueryMode.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             request.mode = mode
+        }
+        if let raw = object["min_score"], !raw.isNull {
+            guard let value = raw.doubleValue, (0...1).contains(value) else { return invalid("min_score", "min_score is a number from 0 to 1") }
+            request.minScore = value
         }
         if let raw = object["fusion"], !raw.isNull {
             guard let fusion = raw.stringValue.flatMap(QueryFusion.init(rawValue:)) else {

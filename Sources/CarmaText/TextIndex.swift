@@ -264,11 +264,15 @@ public struct TextIndex: Sendable {
         public var score: Double
         /// BM25 hits only: the share of the query's term weight (idf × count) this fragment contains.
         public var coverage: Double?
+        /// BM25 hits only: the score divided by the query's term weight, so that it does not grow
+        /// with the query's length (1 is about every query term once in a fragment of average length).
+        public var strength: Double?
 
-        public init(id: String, score: Double, coverage: Double? = nil) {
+        public init(id: String, score: Double, coverage: Double? = nil, strength: Double? = nil) {
             self.id = id
             self.score = score
             self.coverage = coverage
+            self.strength = strength
         }
     }
 
@@ -309,6 +313,7 @@ public struct TextIndex: Sendable {
         return self.top(touched.lazy.map { ($0, scores[Int($0)]) }, k: k, filter: filter).map { hit in
             var hit = hit
             hit.coverage = total > 0 ? min(1, matched[Int(self.slots[hit.id]!)] / total) : 0
+            hit.strength = total > 0 ? hit.score / total : 0
             return hit
         }
     }

@@ -1,6 +1,7 @@
 import CarmaEmbedding
 import CarmaJSON
 import CarmaText
+import Foundation
 
 /// How `POST /query` ranks.
 public enum QueryMode: String, Sendable, CaseIterable {
@@ -24,8 +25,8 @@ public enum QuerySignal: String, Sendable {
 
 /// How several rankings become one.
 public enum QueryFusion: String, Sendable, CaseIterable {
-    /// Each ranking's scores scaled to [0, 1] (BM25 by its best, cosines as they are), then a
-    /// weighted sum.
+    /// Each ranking's raw signal put on one absolute scale (`RelevanceScale`), then a weighted sum:
+    /// scores mean the same in every query.
     case weighted
     /// Reciprocal rank fusion (k = 60): scores ignored, ranks summed.
     case rrf
@@ -43,11 +44,14 @@ public struct QueryRequest: Sendable {
     /// Top-level metadata members that must be equal (strings, numbers, booleans, null).
     public var metadata: JSONObject
     public var fusion: QueryFusion
+    /// Results scoring below this are left out.
+    public var minScore: Double
 
     public init(
         text: String? = nil, embedding: [Double]? = nil, mode: QueryMode = .hybrid, k: Int = 10, tags: [String] = [],
-        statuses: Set<FragmentStatus>? = nil, metadata: JSONObject = [:], fusion: QueryFusion = .weighted
+        statuses: Set<FragmentStatus>? = nil, metadata: JSONObject = [:], fusion: QueryFusion = .weighted, minScore: Double = 0
     ) {
+        self.minScore = minScore
         self.text = text
         self.embedding = embedding
         self.mode = mode
@@ -185,13 +189,13 @@ extension FragmentStore {
         if signals.contains(.meaning), waiting > 0 {
             notes.append("\(waiting) fragments are still waiting for their embedding and were matched by words only")
         }
-        let fused = Array(Self.fuse(rankings, fusion: request.fusion).prefix(request.k))
+        let fused = Array(Self.fuse(rankings, fusion: request.fusion).prefix { $0.score >= request.minScore }.prefix(request.k))
         return Ranking(hits: fused, signals: signals, fusion: rankings.count > 1 ? request.fusion : nil, notes: notes)
     }
 
     /// One ranking from several, scores in [0, 1], ties by id.
     ///
-    /// `weighted`: each ranking's scores are scaled to [0, 1] over its pool (best 1, last 0). The
+    /// `weighted`: each ranking's raw signal on the absolute scale of `RelevanceScale`. The
     /// text ranking's weight grows with how decisive it is: min(1, coverage · (0.6 + 2·gap)), where
     /// gap is how far its best score stands above the second, relative to the best, and coverage is
     /// the share of the query's term weight the best hit contains; the vector rankings share the
@@ -215,10 +219,9 @@ extension FragmentStore {
             }
             for (signal, hits) in active {
                 let weight = signal == .text ? textWeight : (text == nil ? 1.0 / Double(vectors) : (1 - textWeight) / Double(vectors))
-                let high = hits.first!.score, low = hits.last!.score
                 for hit in hits {
-                    let scaled = high > low ? (hit.score - low) / (high - low) : 1
-                    combined[hit.id, default: 0] += weight * scaled
+                    let absolute = signal == .text ? RelevanceScale.text(strength: hit.strength ?? 0) : RelevanceScale.meaning(cosine: hit.score)
+                    combined[hit.id, default: 0] += weight * absolute
                 }
             }
         case .rrf:
@@ -233,6 +236,7 @@ extension FragmentStore {
     }
 
     // MARK: Meaning for context and reconstruction
+
 
     /// The built-in model, if carmad runs with one.
     public var encoder: SentenceEncoder? { self.configuration.encoder }
@@ -257,5 +261,29 @@ extension FragmentStore {
         return MeaningStatus(
             model: self.configuration.encoder?.name, dimensions: dimensions, embedded: embedded, backlog: self.meanings.backlog,
             computed: self.meanings.embedded.load(ordering: .relaxed))
+    }
+}
+
+/// The absolute scale of query scores: each signal's raw value mapped to [0, 1] the same way in every
+/// query, so that a score means about the same relevance whatever was asked, and a client can set a
+/// cut-off (`min_score`). Both maps are monotone, so each signal alone ranks as before.
+///
+/// - Meaning: the model's cosine, 0 at `meaningFloor` and below (what unrelated texts score), 1 at
+///   `meaningCeiling` and above (a paraphrase).
+/// - Words: BM25 divided by the query's term weight (`TextIndex.Hit.strength`), saturated:
+///   1 − e^(−2·strength), so a fragment holding every query word once scores about 0.86.
+///
+/// The constants were chosen on the project's short-note evaluation (README, scripts/eval-memory.py):
+/// see the score separation reported there.
+public enum RelevanceScale {
+    public static let meaningFloor = 0.15
+    public static let meaningCeiling = 0.8
+
+    public static func meaning(cosine: Double) -> Double {
+        min(1, max(0, (cosine - meaningFloor) / (meaningCeiling - meaningFloor)))
+    }
+
+    public static func text(strength: Double) -> Double {
+        1 - exp(-2 * max(0, strength))
     }
 }

@@ -6,17 +6,34 @@ import Testing
 @Suite("query fusion")
 struct FusionTests {
     private func hits(_ pairs: [(String, Double)]) -> [TextIndex.Hit] { pairs.map { TextIndex.Hit(id: $0.0, score: $0.1) } }
+    /// BM25 hits whose strength is their score over a query weight of 10.
+    private func textHits(_ pairs: [(String, Double)]) -> [TextIndex.Hit] {
+        pairs.map { TextIndex.Hit(id: $0.0, score: $0.1, coverage: 1, strength: $0.1 / 10) }
+    }
 
     @Test("words that single out one fragment decide; words that match many leave it to meaning")
     func adaptiveWeight() {
         let meaning = self.hits([("c", 0.9), ("b", 0.5), ("a", 0.1), ("d", 0)])
-        let decisive = FragmentStore.fuse([(.text, self.hits([("a", 10), ("c", 5), ("b", 4.5), ("d", 1)])), (.meaning, meaning)], fusion: .weighted)
+        let decisive = FragmentStore.fuse([(.text, self.textHits([("a", 10), ("c", 5), ("b", 4.5), ("d", 1)])), (.meaning, meaning)], fusion: .weighted)
         #expect(decisive.first?.id == "a")
-        let flat = FragmentStore.fuse([(.text, self.hits([("a", 10), ("c", 9.95), ("b", 9.5), ("d", 9)])), (.meaning, meaning)], fusion: .weighted)
+        let flat = FragmentStore.fuse([(.text, self.textHits([("a", 10), ("c", 9.95), ("b", 9.5), ("d", 9)])), (.meaning, meaning)], fusion: .weighted)
         #expect(flat.first?.id == "c")
         #expect(flat.allSatisfy { (0...1).contains($0.score) })
         // One signal alone keeps its order; ties go by id.
         #expect(FragmentStore.fuse([(.meaning, self.hits([("z", 0.5), ("y", 0.5)]))], fusion: .weighted).map(\.id) == ["y", "z"])
+    }
+
+    @Test("scores are absolute: the same signals score the same in any query, and weak matches score low")
+    func absoluteScores() {
+        // The same best match, once among strong rivals and once alone: the same score.
+        let crowded = FragmentStore.fuse([(.meaning, self.hits([("a", 0.7), ("b", 0.69), ("c", 0.68)]))], fusion: .weighted)
+        let alone = FragmentStore.fuse([(.meaning, self.hits([("a", 0.7), ("z", 0.1)]))], fusion: .weighted)
+        #expect(crowded.first?.score == alone.first?.score)
+        // A query that matches nothing well no longer gets a top score near 1.
+        let weak = FragmentStore.fuse([(.meaning, self.hits([("x", 0.2), ("y", 0.18)]))], fusion: .weighted)
+        #expect((weak.first?.score ?? 1) < 0.1)
+        #expect(RelevanceScale.meaning(cosine: 0.9) == 1 && RelevanceScale.meaning(cosine: 0) == 0)
+        #expect(RelevanceScale.text(strength: 1) > 0.8 && RelevanceScale.text(strength: 0.05) < 0.1)
     }
 
     @Test("reciprocal rank fusion ignores scores")

@@ -86,8 +86,7 @@ public struct Sketch: Sendable, Equatable {
     /// - Parameters:
     ///   - text: The content.
     ///   - metadata: The fragment's metadata as the record writes it (canonical JSON).
-    ///   - verbatimAllowed: False when the record holds what the sketch cannot (a client vector),
-    ///     so that an exact recovery could not verify anyway.
+    ///   - verbatimAllowed: False to keep the terms form whatever the size.
     ///   - idf: As for `make(_:idf:)`.
     public static func make(fragment text: String, metadata: [UInt8], verbatimAllowed: Bool, idf: (UInt32) -> Double) -> Sketch {
         if verbatimAllowed, text.utf8.count + metadata.count <= verbatimBudget {

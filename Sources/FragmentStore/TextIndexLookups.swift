@@ -47,12 +47,12 @@ extension ReadWriteLock where Value == TextIndex {
     }
 
     /// Sketches a fragment for the registry against the index's term statistics now: its text
-    /// verbatim when it is short (and the record holds no client vector, which a sketch cannot keep),
-    /// else its characteristic words.
+    /// verbatim when it is short, else its characteristic words. (A record that also holds a client
+    /// vector cannot be rebuilt byte for byte from the sketch; its text still comes back word for
+    /// word, as a reconstruction.)
     package func sketch(_ input: FragmentInput) -> Sketch {
         let metadata = FragmentRecord.metadataBytes(input.metadata)
-        let verbatimAllowed = input.embedding == nil
-        if verbatimAllowed, input.content.utf8.count + metadata.count <= Sketch.verbatimBudget {
+        if input.content.utf8.count + metadata.count <= Sketch.verbatimBudget {
             return Sketch.make(fragment: input.content, metadata: metadata, verbatimAllowed: true, idf: { _ in 1 })
         }
         let counted = Sketch.count(input.content)

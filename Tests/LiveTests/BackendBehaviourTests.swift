@@ -145,12 +145,16 @@ struct BackendBehaviourTests {
         #expect(scrape.contains("carma_fragments{status=\"ok\"} 60"))
     }
 
-    @Test("record and redundancy copy both gone: rebuilt from context and flagged reconstructed, never as exact", arguments: TestBackend.allCases)
+    @Test("record and redundancy copy both gone: a long text is rebuilt from context and flagged reconstructed, never as exact", arguments: TestBackend.allCases)
     func reconstruction(_ backend: TestBackend) throws {
-        let node = try TestNode(backend, arguments: ["--cache-bytes", "0", "--reconstruction-floor", "0"] + manualDreamOnly)
+        let node = try TestNode(backend, arguments: ["--cache-bytes", "0"] + manualDreamOnly)
         defer { node.remove() }
         let api = node.api()
-        let topic = "The tide pools north of the harbour hold anemones, crabs and small fish at low tide."
+        // Over the sketch's verbatim budget, so that only context can bring it back.
+        let topic = "The tide pools north of the harbour hold anemones, crabs and small fish at low tide. "
+            + "Volunteers from the marine station count them every month and publish the counts on the station's notice board. "
+            + "Visitors are asked not to lift rocks, because the crabs that hide under them dry out in minutes. "
+            + "The best time to visit is an hour before the lowest tide of the day, in calm weather."
         #expect(try api.put("pools", ["content": .string(topic), "links": ["anemones", "crabs"]]).status == 201)
         #expect(try api.put("anemones", ["content": "Anemones in the tide pools close when the tide goes out.", "links": ["pools"]]).status == 201)
         #expect(try api.put("crabs", ["content": "Crabs hide under rocks in the tide pools of the harbour.", "links": ["pools"]]).status == 201)
@@ -166,9 +170,72 @@ struct BackendBehaviourTests {
         #expect(body["status"] == "reconstructed")
         #expect(body["confidence"]?.doubleValue != nil)
         #expect(body["content"]?.stringValue != topic)
+        let sources = body["sources"]?.arrayValue ?? []
+        #expect(!sources.isEmpty)
+        // Words no neighbour says come back from the sketch, as written.
+        #expect(body["content"]?.stringValue?.contains("Volunteers") == true)
         #expect(body["links"] == ["anemones", "crabs"])
         let kinds = try api.json("/fragments/pools/history")["events"]?.arrayValue?.compactMap { $0["kind"]?.stringValue }
         #expect(kinds?.last == "reconstructed")
+    }
+
+    @Test("agent memory heals: short notes lost in both logs come back exact from their sketch in one cycle; stubs promise only planned retries", arguments: TestBackend.allCases)
+    func agentMemoryHeals(_ backend: TestBackend) throws {
+        let node = try TestNode(backend, arguments: ["--cache-bytes", "0"] + manualDreamOnly)
+        defer { node.remove() }
+        let api = node.api()
+        try AgentNotes.store(in: api)
+        // A note stored with a client vector (which a sketch cannot hold), and a long text with no
+        // words and no links, of which nothing usable survives.
+        let vector: JSONValue = .array((0..<8).map { .number(Double($0) / 8) })
+        #expect(try api.put("rosa-vector", ["content": "Rosa keeps her climbing gear in the blue locker at the Hisingen office.", "links": ["rosa-28"], "embedding": vector]).status == 201)
+        #expect(try api.put("wordless", ["content": .string(String(repeating: "!!! ??? ", count: 60))]).status == 201)
+        let lost = ["rosa-03", "rosa-11", "rosa-17", "rosa-24", "rosa-30"]
+        try node.damage(lost + ["rosa-vector", "wordless"], .loseBoth)
+
+        for id in lost {
+            let stub = try api.get(id)
+            #expect(stub.header("X-Fragment-Status") == "blank")
+            let rebuild = try stub.json()["rebuild"]
+            #expect(rebuild?["state"] == "queued")
+            #expect(rebuild?["attempts"] == 0)
+            // With cycles started by hand only, the next attempt is the scheduled cycle's, an hour away.
+            let eta = try #require(rebuild?["eta_seconds"]?.intValue)
+            #expect(eta > 600, "a retry in \(eta) s is promised, but none is due before the scheduled cycle")
+            #expect(stub.header("Retry-After") == String(eta))
+            #expect(rebuild?["next_attempt_at"]?.stringValue != nil)
+        }
+
+        let report = try api.dream()
+        #expect(report["repairs"]?["sketch"]?["recovered"] == 5)
+        #expect(report["outcomes"]?["reconstructed"] == 1)
+        for note in AgentNotes.notes where lost.contains(note.id) {
+            let response = try api.get(note.id)
+            #expect(response.header("X-Fragment-Status") == "ok", "\(note.id)")
+            #expect(try response.json()["content"]?.stringValue == note.content, "\(note.id) not exact")
+            let events = try api.json("/fragments/\(note.id)/history")["events"]?.arrayValue ?? []
+            #expect(events.last?["kind"] == "recovered")
+            #expect(events.last?["tier"] == "sketch", "\(note.id): \(events.last ?? .null)")
+        }
+        // The note with a client vector: its text comes back word for word, flagged, since its
+        // record (with the vector) cannot be rebuilt byte for byte.
+        let withVector = try api.get("rosa-vector").json()
+        #expect(withVector["status"] == "reconstructed")
+        #expect(withVector["content"] == "Rosa keeps her climbing gear in the blue locker at the Hisingen office.")
+
+        // Nothing survives of the wordless note: it stays blank, and its stub says the attempt
+        // failed, why, and when the next one is due (the backoff), never "in a few seconds".
+        let stub = try api.get("wordless")
+        let rebuild = try stub.json()["rebuild"]
+        #expect(rebuild?["state"] == "failed")
+        #expect(rebuild?["attempts"] == 1)
+        #expect(rebuild?["last_error"]?.stringValue?.isEmpty == false)
+        let eta = try #require(rebuild?["eta_seconds"]?.intValue)
+        #expect(eta >= 20, "the first retry is 30 s after a failure, not \(eta) s")
+        #expect(stub.header("Retry-After") == String(eta))
+
+        let scrape = try api.request("GET", "/metrics").text
+        #expect(scrape.contains("carma_repairs_total{tier=\"sketch\",outcome=\"recovered\"} 5") || scrape.contains("carma_repairs_total{outcome=\"recovered\",tier=\"sketch\"} 5"))
     }
 
     @Test(

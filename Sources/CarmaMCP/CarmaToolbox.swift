@@ -164,8 +164,13 @@ public struct CarmaToolbox: Sendable {
         }
         if let queue = state["queue"]?.objectValue {
             let depth = queue["depth"]?.intValue ?? 0
-            let eta = queue["eta_seconds"]?.doubleValue.map { String(format: ", ETA %.0f s", $0) } ?? ""
-            lines.append("Repair queue: \(depth) fragments waiting (\(queue["ready"]?.intValue ?? 0) due now)\(eta).")
+            let ready = queue["ready"]?.intValue ?? 0
+            var line = "Repair queue: \(depth) fragments waiting (\(ready) due now, \(depth - ready) waiting for a retry after a failed attempt)"
+            if depth > 0 {
+                line += queue["eta_seconds"]?.doubleValue.map { String(format: "; the due ones should be repaired in about %.0f s", $0) }
+                    ?? "; no repair is due before the retry times"
+            }
+            lines.append(line + ".")
         }
         if let next = state["next_run_at"]?.stringValue {
             lines.append("Next scheduled cycle: \(next).")

@@ -22,9 +22,17 @@ enum FragmentPresentation {
         switch object["status"]?.stringValue ?? "ok" {
         case "blank":
             let reason = object["reason"]?.stringValue ?? "missing"
-            var line = "'\(id)' (\(version)): BLANK, rebuild_needed. Its content was lost (\(reason)) and is being rebuilt; no content is available"
-            if let eta = object["rebuild"]?["eta_seconds"]?.intValue {
-                line += ", retry in about \(eta) s"
+            var line = "'\(id)' (\(version)): BLANK, rebuild_needed. Its content was lost (\(reason)); no content is available"
+            let rebuild = object["rebuild"]
+            if rebuild?["state"] == "failed" {
+                let attempts = rebuild?["attempts"]?.intValue ?? 1
+                line += ". \(attempts) repair attempt\(attempts == 1 ? "" : "s") failed"
+                if let error = rebuild?["last_error"]?.stringValue { line += " (\(error))" }
+            }
+            if let eta = rebuild?["eta_seconds"]?.intValue {
+                line += rebuild?["state"] == "failed" ? "; next attempt in about \(eta) s" : ". A repair is planned in about \(eta) s"
+            } else {
+                line += ". No repair attempt is planned"
             }
             return line + "."
         case "reconstructed":

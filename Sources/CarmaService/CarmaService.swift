@@ -116,7 +116,11 @@ public final class CarmaService: Sendable {
         let stats = self.store.stats()
         let meaning = self.store.meaningStatus
         // Ready either way; `retrieval` says what queries can use (words only without a model).
+        // `partial` while some fragments are not yet searchable by meaning (or words): queries work,
+        // but may miss them.
+        let state = !self.store.textIndexReady || (meaning.model != nil && meaning.backlog > 0) ? "partial" : meaning.model == nil ? "text_only" : "ready"
         let retrieval: JSONValue = [
+            "state": .string(state),
             "text_index_ready": .bool(self.store.textIndexReady),
             "embedding_model": meaning.model.map(JSONValue.string) ?? .null,
             "signals": .array((meaning.model == nil ? ["text", "client_vector"] : ["text", "meaning", "client_vector"]).map(JSONValue.string)),

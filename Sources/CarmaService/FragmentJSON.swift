@@ -31,6 +31,10 @@ enum FragmentJSON {
         guard let content = object["content"]?.stringValue else {
             throw .invalid("content", "content is required and must be a string")
         }
+        // A memory with no text cannot be found, shown or rebuilt: refused rather than kept silently.
+        guard !content.isEmpty else {
+            throw .invalid("content", "content must not be empty")
+        }
         var input = FragmentInput(content: content)
         input.links = try strings(object["links"], field: "links")
         input.tags = try strings(object["tags"], field: "tags")

@@ -103,7 +103,7 @@ public struct Sketch: Sendable, Equatable {
     static func verbatim(_ verbatim: Verbatim) -> Sketch {
         let counted = Self.count(verbatim.content)
         var sketch = Self.make(counts: counted.counts, words: counted.words, bytes: verbatim.content.utf8.count, idf: { _ in 1 })
-        sketch.surface = Self.surface(of: verbatim.content, keeping: Set(sketch.terms.map(\.hash)))
+        // No `surface`: the text itself says every word (and this runs for every note at start-up).
         sketch.verbatim = verbatim
         return sketch
     }

@@ -276,12 +276,19 @@ public final class DreamEngine: @unchecked Sendable {
             "current_interval_seconds": .number(scheduler.currentInterval),
             "clean_streak": .number(Double(scheduler.cleanStreak)),
         ]
-        object["queue"] = [
+        var queue: JSONObject = [
             "depth": .number(Double(depth.total)),
             "ready": .number(Double(depth.ready)),
+            "waiting_for_retry": .number(Double(depth.total - depth.ready)),
             "repair_rate_per_second": .number((rate * 10).rounded() / 10),
-            "eta_seconds": .number(depth.total == 0 ? 0 : (Double(depth.total) / max(rate, 1)).rounded(.up)),
         ]
+        // An estimate only for work that is due: tickets waiting out a backoff are not promised.
+        if depth.total == 0 {
+            queue["eta_seconds"] = 0
+        } else if depth.ready > 0 {
+            queue["eta_seconds"] = .number(Double(self.secondsUntilNextAttempt(RepairProgress())))
+        }
+        object["queue"] = .object(queue)
         object["scrub"] = [
             "pass": .number(Double(pass)),
             "progress": .number(fragments == 0 ? 1 : min(1, (Double(scrubbed) / Double(2 * fragments) * 1000).rounded() / 1000)),

@@ -266,21 +266,23 @@ extension FragmentStore {
 
 /// The absolute scale of query scores: each signal's raw value mapped to [0, 1] the same way in every
 /// query, so that a score means about the same relevance whatever was asked, and a client can set a
-/// cut-off (`min_score`). Both maps are monotone, so each signal alone ranks as before.
+/// cut-off (`min_score`). Both maps are strictly increasing, so each signal alone ranks as before
+/// (no ties made where the raw values differ).
 ///
-/// - Meaning: the model's cosine, 0 at `meaningFloor` and below (what unrelated texts score), 1 at
-///   `meaningCeiling` and above (a paraphrase).
+/// - Meaning: a logistic curve of the model's cosine, 0.5 at `meaningMidpoint`, rising by
+///   `meaningSteepness`: unrelated texts (cosine about 0.1) score near 0.03, a paraphrase (0.8)
+///   near 0.97.
 /// - Words: BM25 divided by the query's term weight (`TextIndex.Hit.strength`), saturated:
 ///   1 − e^(−2·strength), so a fragment holding every query word once scores about 0.86.
 ///
 /// The constants were chosen on the project's short-note evaluation (README, scripts/eval-memory.py):
 /// see the score separation reported there.
 public enum RelevanceScale {
-    public static let meaningFloor = 0.15
-    public static let meaningCeiling = 0.8
+    public static let meaningMidpoint = 0.45
+    public static let meaningSteepness = 10.0
 
     public static func meaning(cosine: Double) -> Double {
-        min(1, max(0, (cosine - meaningFloor) / (meaningCeiling - meaningFloor)))
+        1 / (1 + exp(-(cosine - meaningMidpoint) * meaningSteepness))
     }
 
     public static func text(strength: Double) -> Double {

@@ -71,7 +71,7 @@ struct ToolboxTests {
     @Test("a blank stub is flagged: rebuild_needed, not exact, no content, and the text says BLANK")
     func blankFlagged() async {
         let toolbox = CarmaToolbox(gateway: ScriptedGateway { _ in
-            ScriptedGateway.json(200, ["id": "a", "status": "blank", "rebuild_needed": true, "version": 3, "links": [], "tags": [], "reason": "missing", "rebuild": ["eta_seconds": 5]])
+            ScriptedGateway.json(200, ["id": "a", "status": "blank", "rebuild_needed": true, "version": 3, "links": [], "tags": [], "reason": "missing", "rebuild": ["state": "queued", "eta_seconds": 5]])
         })
         let result = await toolbox.call(.get, arguments: ["id": "a"])
         #expect(!result.isError)
@@ -79,7 +79,23 @@ struct ToolboxTests {
         #expect(result.structured["exact"] == false)
         #expect(result.structured["content"] == nil)
         #expect(result.text.hasPrefix("'a' (version 3): BLANK"))
-        #expect(result.text.contains("retry in about 5 s"))
+        #expect(result.text.contains("A repair is planned in about 5 s"))
+    }
+
+    @Test("a blank whose repair failed says so, with the error and the real next attempt, or that none is planned")
+    func blankFailed() async {
+        let failed = CarmaToolbox(gateway: ScriptedGateway { _ in
+            ScriptedGateway.json(200, [
+                "id": "a", "status": "blank", "version": 3, "reason": "missing",
+                "rebuild": ["state": "failed", "attempts": 2, "last_error": "no surviving context", "eta_seconds": 120],
+            ])
+        })
+        let text = await failed.call(.get, arguments: ["id": "a"]).text
+        #expect(text.contains("2 repair attempts failed (no surviving context); next attempt in about 120 s"))
+        let unplanned = CarmaToolbox(gateway: ScriptedGateway { _ in
+            ScriptedGateway.json(200, ["id": "a", "status": "blank", "version": 3, "reason": "missing", "rebuild": ["state": "not_queued"]])
+        })
+        #expect(await unplanned.call(.get, arguments: ["id": "a"]).text.contains("No repair attempt is planned"))
     }
 
     @Test("a reconstruction's text says it is approximate and gives the confidence")

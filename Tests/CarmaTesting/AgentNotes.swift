@@ -39,12 +39,17 @@ public enum AgentNotes {
         ("rosa-32", "For Rosa's birthday last year her team gave her a book on Sverre Fehn.", ["rosa-31", "rosa-01"]),
     ]
 
+    /// The metadata note `index` is stored with: who it is about and the day it was learned.
+    public static func metadata(_ index: Int) -> JSONObject {
+        ["person": "Rosa Lindqvist", "learned": .string("2026-0\(1 + index % 9)-1\(index % 10)")]
+    }
+
     /// Stores every note (tags `rosa` and `memory`, the day it was learned in metadata).
     public static func store(in api: CarmaAPI) throws {
         for (index, note) in Self.notes.enumerated() {
             let body: JSONValue = [
                 "content": .string(note.content), "links": JSONValue(note.links), "tags": ["rosa", "memory"],
-                "metadata": ["person": "Rosa Lindqvist", "learned": .string("2026-0\(1 + index % 9)-1\(index % 10)")],
+                "metadata": .object(Self.metadata(index)),
             ]
             let response = try api.put(note.id, body)
             guard response.status == 201 else { throw ClientError("PUT \(note.id): \(response.status) \(response.text)") }

@@ -1,5 +1,6 @@
 import CarmaJSON
 import CarmaFaults
+import CarmaText
 import CarmaTesting
 import Dispatch
 import Foundation
@@ -30,8 +31,15 @@ struct FixedReconstructor: Reconstructor {
 /// A store and an engine on a temporary directory.
 final class EngineFixture {
     /// Cycles only when a test asks: no schedule, no idle starts; fast retries; no throttling.
+    /// Cycles by hand only; a confidence floor of 0.35 (the default is 0) so that the floor's
+    /// behaviour can be tested.
     static let manualOnly = DreamConfiguration(
-        baseInterval: 1e6, maxInterval: 1e6, idleDelay: 1e9, dutyCycle: 1, foregroundBackoff: 0, retryBase: 0.2)
+        baseInterval: 1e6, maxInterval: 1e6, idleDelay: 1e9, dutyCycle: 1, foregroundBackoff: 0, retryBase: 0.2, confidenceFloor: 0.35)
+
+    /// A text longer than the sketch's verbatim budget, so that only context can rebuild it.
+    static func long(_ text: String) -> String {
+        String(repeating: text + " ", count: Sketch.verbatimBudget / max(1, text.utf8.count) + 1)
+    }
 
     let directory = TemporaryDirectory("engine")
     var store: FragmentStore
@@ -161,7 +169,7 @@ struct EngineTests {
     @Test("with both copies gone and no reconstruction, it stays blank with a reason and is retried later")
     func bothCopiesGone() throws {
         let fixture = try EngineFixture()
-        try fixture.put("lost", "gone for good")
+        try fixture.put("lost", EngineFixture.long("gone for good"))
         try fixture.lose("lost")
         try fixture.destroyCopies("lost")
         _ = fixture.store.read("lost")
@@ -187,7 +195,7 @@ struct EngineTests {
     func reconstructionTier() throws {
         let fixture = try EngineFixture(reconstructor: FixedReconstructor(confidence: 0.8))
         try fixture.put("n", "neighbour")
-        try fixture.put("x", "the original text", links: ["n"])
+        try fixture.put("x", EngineFixture.long("the original text"), links: ["n"])
         try fixture.lose("x")
         let copy = try fixture.destroyCopies("x")
         _ = fixture.store.read("x")
@@ -211,11 +219,11 @@ struct EngineTests {
             Issue.record("not readable after healing")
             return
         }
-        #expect(try JSONParser.parse(exact.body)["content"] == "the original text")
+        #expect(try JSONParser.parse(exact.body)["content"]?.stringValue == EngineFixture.long("the original text"))
         #expect(fixture.store.row("x")?.status == .ok)
 
         let low = try EngineFixture(reconstructor: FixedReconstructor(confidence: 0.1))
-        try low.put("y", "text")
+        try low.put("y", EngineFixture.long("text"))
         try low.lose("y")
         try low.destroyCopies("y")
         _ = low.store.read("y")

@@ -247,7 +247,9 @@ struct BackendBehaviourTests {
         let api = source.api()
         var contents: [String: String] = [:]
         for index in 0..<40 {
-            let content = "Note \(index) on the harbour tide pools, crabs and anemones, page \(index % 4)."
+            var content = "Note \(index) on the harbour tide pools, crabs and anemones, page \(index % 4)."
+            // n8 is longer than the sketch's verbatim budget, so that it must be reconstructed.
+            if index == 8 { content += String(repeating: " The pools fill again at high tide and the crabs come out to feed.", count: 5) }
             var body: JSONObject = ["content": .string(content), "links": [.string("n\((index + 1) % 40)")], "tags": [.string("t\(index % 3)")]]
             if index % 5 == 0 { body["metadata"] = ["n": .number(Double(index)), "nested": ["ok": true]] }
             #expect(try api.put("n\(index)", .object(body)).status == 201)

@@ -69,7 +69,8 @@ struct DreamLiveTests {
             dataDirectory: directory.path,
             extraArguments: ["--cache-bytes", "0", "--dream-retry-base", "1", "--reconstruction-floor", "1"] + manualDreamOnly)
         let api = server.api()
-        _ = try api.seed(5)
+        // Longer than the sketch's verbatim budget, so that the sketch cannot give it back either.
+        _ = try api.seed(5, size: 600)
         try DiskDamage(dataDirectory: directory.path).zero(["f2"], in: .primary)
         try DiskDamage(dataDirectory: directory.path).destroyRedundancy(of: ["f2"])
         #expect(try api.get("f2").header("X-Fragment-Status") == "blank")
@@ -78,6 +79,8 @@ struct DreamLiveTests {
         let stub = try api.get("f2")
         #expect(stub.status == 200)
         #expect(try stub.json()["status"] == "blank")
+        #expect(try stub.json()["rebuild"]?["state"] == "failed")
+        #expect(try stub.json()["rebuild"]?["last_error"]?.stringValue?.contains("below the floor") == true)
         usleep(1_200_000)
         let second = try api.dream()
         #expect(second["outcomes"]?["failed"] == 1, "retried after its backoff")

@@ -34,8 +34,11 @@ struct PortabilityLiveTests {
             dataDirectory: directory.path + "/a", extraArguments: ["--cache-bytes", "0", "--reconstruction-floor", "0"] + manualDreamOnly)
         let api = server.api()
         for index in 0..<300 {
+            var content = "Fragment \(index) about rack \(index % 7) and the build server number \(index % 11)."
+            // p-8 is longer than the sketch's verbatim budget, so that it must be reconstructed.
+            if index == 8 { content += String(repeating: " The build server in rack 1 runs the nightly jobs for every team.", count: 5) }
             var body: JSONObject = [
-                "content": .string("Fragment \(index) about rack \(index % 7) and the build server number \(index % 11)."),
+                "content": .string(content),
                 "links": [.string("p-\((index + 1) % 300)"), .string("p-\((index + 299) % 300)")],
                 "tags": [.string("t\(index % 5)")],
                 "metadata": ["n": .number(Double(index)), "nested": ["ok": true, "list": [1, "two", .null]]],

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 from urllib.parse import quote
 
 from ._http import RetryPolicy, Response, Transport, problem_error
-from .errors import CarmaError, FragmentBlank, PROBLEM_PREFIX, TransportError
+from .errors import CarmaError, FragmentBlank, IndexingTimeout, NotReady, PROBLEM_PREFIX, TransportError
 from .models import (
     BLANK,
     BlankStub,
@@ -86,6 +86,33 @@ def format_condition(condition: Condition) -> str:
         else:
             parts.append(item)
     return ", ".join(parts)
+
+
+def _sequence(name: str, value: Any, example: str) -> List[Any]:
+    """``value`` as a list, refusing what only looks like one: a ``str`` (or bytes) is iterable,
+    but ``tags="pref"`` would otherwise be stored as ``['p', 'r', 'e', 'f']``."""
+    if isinstance(value, (str, bytes, bytearray)):
+        raise TypeError(f"{name} must be a list, not a {type(value).__name__}: write {name}=[{value!r}] "
+                        f"(e.g. {name}={example})")
+    if isinstance(value, Mapping) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list (e.g. {name}={example}), not {type(value).__name__}")
+    return list(value)
+
+
+def _strings(name: str, value: Any, example: str) -> List[str]:
+    items = _sequence(name, value, example)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must be a list of strings (e.g. {name}={example}); got an item {item!r}")
+    return items
+
+
+def _numbers(name: str, value: Any) -> List[float]:
+    items = _sequence(name, value, "[0.12, -0.5, 0.33]")
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise TypeError(f"{name} must be a list of numbers; got an item {item!r}")
+    return [float(x) for x in items]
 
 
 def _id_path(fragment_id: str, suffix: str = "") -> str:
@@ -165,18 +192,25 @@ class CarmaClient:
         ``ttl`` (whole seconds) or ``expires_at`` (an aware ``datetime`` or an RFC 3339 string),
         not both, make the fragment expire: afterwards reads raise ``FragmentNotFound`` and the
         next compaction deletes it. An expiry not in the future raises ``InvalidRequest``.
+
+        Refused before sending: empty ``content`` (``ValueError``; the server answers 400 too),
+        and a ``str`` where a list belongs (``tags="pref"``, ``links="a"``: ``TypeError``).
         """
+        if not isinstance(content, str):
+            raise TypeError(f"content must be a str, not {type(content).__name__}")
+        if content == "":
+            raise ValueError(f"content of {fragment_id!r} is empty: a fragment needs some text (delete_fragment removes one)")
         if ttl is not None and expires_at is not None:
             raise ValueError("give ttl or expires_at, not both")
         body: Dict[str, Any] = {"content": content}
         if links is not None:
-            body["links"] = list(links)
+            body["links"] = _strings("links", links, "['note-2']")
         if tags is not None:
-            body["tags"] = list(tags)
+            body["tags"] = _strings("tags", tags, "['pref']")
         if metadata is not None:
             body["metadata"] = dict(metadata)
         if embedding is not None:
-            body["embedding"] = [float(x) for x in embedding]
+            body["embedding"] = _numbers("embedding", embedding)
         if ttl is not None:
             body["ttl"] = int(ttl)
         if expires_at is not None:
@@ -285,11 +319,15 @@ class CarmaClient:
     def query(self, text: Optional[str] = None, *, embedding: Optional[Sequence[float]] = None,
               k: Optional[int] = None, tags: Optional[Sequence[str]] = None, mode: Optional[str] = None,
               status: Optional[Sequence[str]] = None, metadata: Optional[Mapping[str, Any]] = None,
-              fusion: Optional[str] = None) -> QueryResponse:
+              fusion: Optional[str] = None, min_score: Optional[float] = None) -> QueryResponse:
         """Top-``k`` fragments by words and meaning (``mode`` ``"hybrid"``, the default), by words
         alone (``"text"``) or by meaning alone (``"vector"``); filtered by ``tags`` (all of them),
         ``status`` (any of them) and ``metadata`` (top-level members equal). Blank hits are flagged,
         without content; the response's ``signals`` and ``notes`` say what the ranking used.
+
+        ``min_score`` (0 to 1, sent only when given) leaves out hits scoring below it: a relevance
+        cut-off (see the README on what scores mean; servers without it answer 400).
+        ``tags`` and ``status`` are lists (``status=["ok"]``); a ``str`` raises ``TypeError``.
 
         Sent as idempotent although it is a ``POST``: a query changes nothing, so repeating it
         after a 503 is safe.
@@ -300,15 +338,21 @@ class CarmaClient:
         if text is not None:
             body["text"] = text
         if embedding is not None:
-            body["embedding"] = [float(x) for x in embedding]
+            body["embedding"] = _numbers("embedding", embedding)
         if k is not None:
             body["k"] = k
         if tags is not None:
-            body["tags"] = list(tags)
+            body["tags"] = _strings("tags", tags, "['pref']")
         if mode is not None:
             body["mode"] = mode
         if status is not None:
-            body["status"] = list(status)
+            body["status"] = _strings("status", status, "['ok']")
+        if min_score is not None:
+            if isinstance(min_score, bool) or not isinstance(min_score, (int, float)):
+                raise TypeError(f"min_score must be a number from 0 to 1, not {type(min_score).__name__}")
+            if not 0.0 <= float(min_score) <= 1.0:
+                raise ValueError(f"min_score must be from 0 to 1, got {min_score}")
+            body["min_score"] = float(min_score)
         if metadata is not None:
             body["metadata"] = dict(metadata)
         if fusion is not None:
@@ -338,7 +382,11 @@ class CarmaClient:
         (the same version was there: a repeated import) and ``superseded`` (a newer one was).
         Safe to repeat after a failure: it is idempotent.
         """
-        body = "".join(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n" for line in lines).encode("utf-8")
+        items = _sequence("lines", lines, "client.export_fragments()")
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise TypeError(f"lines must be a list of export lines (dicts); got an item {type(item).__name__}")
+        body = "".join(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n" for line in items).encode("utf-8")
         response = self._call("POST", "/import", raw_body=body, headers={"Content-Type": "application/x-ndjson"}, idempotent=True)
         return {key: int(value) for key, value in response.json().items()}
 
@@ -413,9 +461,36 @@ class CarmaClient:
 
     @operation("getReadiness", "GET", "/readyz")
     def readyz(self) -> Readiness:
-        """Readiness; ``NotReady`` (after the retries allow) while starting or stopping."""
-        data = self._call("GET", "/readyz").json()
-        return Readiness(status=data["status"], fragments=int(data["fragments"]), pending_writes=int(data["pending_writes"]))
+        """Readiness, with what retrieval can use (``state``: ``ready``, ``partial`` or
+        ``text_only``); ``NotReady`` (after the retries allow) while starting or stopping."""
+        return Readiness.from_json(self._call("GET", "/readyz").json())
+
+    def wait_until_indexed(self, timeout: float = 60.0, poll: float = 0.2) -> Readiness:
+        """Polls ``/readyz`` until the text index is ready and the embedding backlog is 0, so a
+        query sees every fragment written before the call; returns that readiness.
+
+        A server without an embedding model has no backlog (``state`` ``text_only``). A server
+        still starting (``NotReady``) is polled on. ``IndexingTimeout`` (a ``CarmaError`` and a
+        ``TimeoutError``) after ``timeout`` seconds, carrying the last readiness.
+        """
+        deadline = time.monotonic() + timeout
+        last: Optional[Readiness] = None
+        while True:
+            try:
+                last = self.readyz()
+                if last.indexed:
+                    return last
+            except NotReady:
+                pass
+            if time.monotonic() >= deadline:
+                if last is None:
+                    detail = f"the server was not ready within {timeout} s"
+                else:
+                    detail = (f"after {timeout} s the embedding backlog is {last.embedding_backlog}"
+                              f"{'' if last.text_index_ready else ' and the text index is still loading'}"
+                              f" ({last.embedded} of {last.fragments} fragments embedded)")
+                raise IndexingTimeout(detail, readiness=last)
+            time.sleep(max(0.0, min(poll, deadline - time.monotonic())))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -436,7 +511,7 @@ class CarmaClient:
         stub = BlankStub.from_json(response.json(), retry_after=response.retry_after) if response.body else None
         error = FragmentBlank(
             type="about:blank", status=503, title="fragment is blank",
-            detail=f"{stub.id} lost ({stub.reason}); rebuild expected in {stub.rebuild.eta_seconds} s" if stub
+            detail=f"{stub.id} lost ({stub.reason}); {stub.rebuild.describe()}" if stub
             else "fragment is blank",
             headers=response.headers, retry_after=response.retry_after,
         )

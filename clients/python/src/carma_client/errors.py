@@ -76,6 +76,17 @@ class TransportError(CarmaError):
         super().__init__(type="about:blank", status=None, title="transport error", detail=detail)
 
 
+class IndexingTimeout(CarmaError, TimeoutError):
+    """``wait_until_indexed`` ran out of time: the text index or the embeddings were still
+    catching up. ``readiness`` is the last answer of ``/readyz`` (None if none came)."""
+
+    readiness = None
+
+    def __init__(self, detail: str, readiness: object = None) -> None:
+        super().__init__(type="about:blank", status=None, title="indexing not finished", detail=detail)
+        self.readiness = readiness
+
+
 class InvalidRequest(CarmaError):
     """400 family: the server rejected the request as malformed; nothing was changed."""
 

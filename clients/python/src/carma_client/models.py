@@ -50,6 +50,12 @@ def _strs(value: Any) -> List[str]:
     return [str(item) for item in (value or [])]
 
 
+def _text(data: Mapping[str, Any]) -> str:
+    """A result's content as text: "" when absent, null or the result is blank."""
+    content = data.get("content")
+    return content if isinstance(content, str) and data.get("status") != BLANK else ""
+
+
 def _counts(value: Any) -> Dict[str, int]:
     return {str(key): int(count) for key, count in (value or {}).items()}
 
@@ -105,6 +111,16 @@ class Fragment:
     expires_at: Optional[datetime] = None
 
     @property
+    def text(self) -> str:
+        """The content (never None); the same name on every result type, "" for a blank."""
+        return self.content
+
+    @property
+    def is_blank(self) -> bool:
+        """Always False: a blank is a ``BlankStub``, never a ``Fragment``."""
+        return False
+
+    @property
     def is_exact(self) -> bool:
         """True for ``ok``: the content is the stored original, checksum verified."""
         return self.status == OK
@@ -147,10 +163,56 @@ class Fragment:
 
 @dataclass(frozen=True)
 class RebuildInfo:
-    """When a blank's repair was queued and when it is likely done."""
+    """The state of a blank's repair, as honest as the server is: every member may be absent.
 
-    queued_at: Optional[datetime]
-    eta_seconds: int
+    ``state`` is ``queued`` or ``failed`` (None from servers that do not say); ``eta_seconds`` and
+    ``next_attempt_at`` are None when no attempt is planned (or the server does not say), never a
+    made-up 0. ``describe()`` words it for people.
+    """
+
+    queued_at: Optional[datetime] = None
+    eta_seconds: Optional[int] = None
+    state: Optional[str] = None
+    attempts: Optional[int] = None
+    last_error: Optional[str] = None
+    next_attempt_at: Optional[datetime] = None
+
+    @property
+    def planned(self) -> bool:
+        """True when the server named a time for the next attempt."""
+        return self.eta_seconds is not None or self.next_attempt_at is not None
+
+    def describe(self) -> str:
+        """``rebuild expected in 30 s`` when an attempt is planned, else what is known: e.g.
+        ``no retry planned (failed after 3 attempts: no source left)``."""
+        if self.eta_seconds is not None:
+            return f"rebuild expected in {self.eta_seconds} s"
+        if self.next_attempt_at is not None:
+            return "rebuild attempt planned at " + self.next_attempt_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        facts = []
+        if self.state:
+            facts.append(self.state)
+        if self.attempts:
+            facts.append(f"after {self.attempts} attempt{'s' if self.attempts != 1 else ''}")
+        detail = " ".join(facts)
+        if self.last_error:
+            detail = f"{detail}: {self.last_error}" if detail else self.last_error
+        return "no retry planned" + (f" ({detail})" if detail else "")
+
+    @classmethod
+    def from_json(cls, data: Optional[Mapping[str, Any]]) -> "RebuildInfo":
+        data = data or {}
+        eta = data.get("eta_seconds")
+        attempts = data.get("attempts")
+        last_error = data.get("last_error")
+        return cls(
+            queued_at=parse_timestamp(data.get("queued_at")),
+            eta_seconds=int(eta) if eta is not None else None,
+            state=data.get("state"),
+            attempts=int(attempts) if attempts is not None else None,
+            last_error=str(last_error) if last_error is not None else None,
+            next_attempt_at=parse_timestamp(data.get("next_attempt_at")),
+        )
 
 
 @dataclass(frozen=True)
@@ -158,12 +220,14 @@ class BlankStub:
     """What a read of a **blank** fragment answers: the registry's knowledge, without content.
 
     Deliberately not a ``Fragment`` and without a ``content`` attribute: a placeholder must
-    never flow into a pipeline as if it were the text. ``retry_after`` is the server's estimate
-    (seconds) of when a dream cycle will have rebuilt it.
+    never flow into a pipeline as if it were the text. ``text`` is "" (with ``is_blank`` True),
+    so code that joins texts over mixed results keeps working. ``retry_after`` is the server's
+    ``Retry-After`` (seconds), None when no attempt is planned; ``rebuild`` says more.
+    ``version`` is None for ``backend_unavailable`` (nothing known just now).
     """
 
     id: str
-    version: int
+    version: Optional[int]
     links: List[str]
     tags: List[str]
     lost_at: Optional[datetime]
@@ -174,24 +238,30 @@ class BlankStub:
     status: FragmentStatus = BLANK
     rebuild_needed: bool = True
 
+    @property
+    def text(self) -> str:
+        """Always "": a blank has no content (see ``is_blank``, ``rebuild_needed``)."""
+        return ""
+
+    @property
+    def is_blank(self) -> bool:
+        return True
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any], retry_after: Optional[float] = None) -> "BlankStub":
         if data.get("status") != BLANK:
             raise ValueError(f"not a blank stub: status {data.get('status')!r}")
-        rebuild = data.get("rebuild") or {}
         return cls(
             id=data["id"],
-            version=int(data["version"]),
+            version=int(data["version"]) if data.get("version") is not None else None,
             links=_strs(data.get("links")),
             tags=_strs(data.get("tags")),
             lost_at=parse_timestamp(data.get("lost_at")),
             reason=str(data.get("reason", "")),
             detected_by=data.get("detected_by"),
-            rebuild=RebuildInfo(
-                queued_at=parse_timestamp(rebuild.get("queued_at")),
-                eta_seconds=int(rebuild.get("eta_seconds", 0)),
-            ),
+            rebuild=RebuildInfo.from_json(data.get("rebuild")),
             retry_after=retry_after,
+            rebuild_needed=bool(data.get("rebuild_needed", True)),
         )
 
 
@@ -366,19 +436,34 @@ class History:
 
 @dataclass(frozen=True)
 class NeighbourRef:
-    """A linked or linking fragment and its status (``unknown`` if the store never had it)."""
+    """A linked or linking fragment and its status (``unknown`` if the store never had it).
+
+    The context answer carries no content: ``text`` is "" here (never None, like every result
+    type's); read the fragment for its text.
+    """
 
     id: str
     status: str
+    text: str = ""
+
+    @property
+    def is_blank(self) -> bool:
+        return self.status == BLANK
 
 
 @dataclass(frozen=True)
 class SimilarRef:
-    """A similar fragment: cosine of the sketch vectors in ``score``."""
+    """A similar fragment: cosine of the sketch vectors in ``score``; ``text`` "" (no content
+    in a context answer, as for ``NeighbourRef``)."""
 
     id: str
     status: str
     score: float
+    text: str = ""
+
+    @property
+    def is_blank(self) -> bool:
+        return self.status == BLANK
 
 
 @dataclass(frozen=True)
@@ -396,9 +481,9 @@ class FragmentContext:
         return cls(
             id=data["id"],
             status=data["status"],
-            links=[NeighbourRef(n["id"], n["status"]) for n in data.get("links", [])],
-            backlinks=[NeighbourRef(n["id"], n["status"]) for n in data.get("backlinks", [])],
-            similar=[SimilarRef(n["id"], n["status"], float(n["score"])) for n in data.get("similar", [])],
+            links=[NeighbourRef(n["id"], n["status"], _text(n)) for n in data.get("links", [])],
+            backlinks=[NeighbourRef(n["id"], n["status"], _text(n)) for n in data.get("backlinks", [])],
+            similar=[SimilarRef(n["id"], n["status"], float(n["score"]), _text(n)) for n in data.get("similar", [])],
         )
 
 
@@ -407,10 +492,13 @@ class FragmentContext:
 
 @dataclass(frozen=True)
 class QueryHit:
-    """A ranked result. A blank hit has ``content`` None and ``rebuild_needed`` True.
+    """A ranked result. A blank hit has ``content`` None, ``text`` "" and ``rebuild_needed`` True.
 
     Checking ``is_blank`` (or ``content is None``) before using the text is the contract: search
-    results keep flowing when fragments are lost, and say so.
+    results keep flowing when fragments are lost, and say so. ``text`` is never None, so
+    ``"; ".join(hit.text for hit in hits)`` works over any result list.
+
+    ``score`` is in [0, 1]; see the README for what it means across queries.
     """
 
     id: str
@@ -426,6 +514,11 @@ class QueryHit:
     @property
     def is_blank(self) -> bool:
         return self.status == BLANK
+
+    @property
+    def text(self) -> str:
+        """The content, or "" for a blank hit (never None)."""
+        return self.content if self.content is not None else ""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "QueryHit":
@@ -711,8 +804,61 @@ class Health:
     status: str
 
 
+#: ``Readiness.state``: every signal is usable.
+READY = "ready"
+#: Words work, meaning is still catching up (embedding backlog) or the text index is loading.
+PARTIAL = "partial"
+#: No embedding model: words only.
+TEXT_ONLY = "text_only"
+
+
 @dataclass(frozen=True)
 class Readiness:
+    """``GET /readyz``: the store and what retrieval can use right now.
+
+    ``state`` is the server's ``retrieval.state`` when it sends one, else derived the same way:
+    ``partial`` while the embedding backlog is not 0 or the text index is not ready,
+    ``text_only`` without an embedding model, ``ready`` otherwise.
+    """
+
     status: str
     fragments: int
     pending_writes: int
+    text_index_ready: bool = True
+    embedding_model: Optional[str] = None
+    embedded: int = 0
+    embedding_backlog: int = 0
+    state: str = READY
+    signals: List[str] = field(default_factory=list)
+
+    @property
+    def indexed(self) -> bool:
+        """True when queries see every fragment: text index ready and no embedding backlog."""
+        return self.text_index_ready and self.embedding_backlog == 0
+
+    @staticmethod
+    def derive_state(text_index_ready: bool, embedding_model: Optional[str], embedding_backlog: int) -> str:
+        if embedding_backlog > 0 or not text_index_ready:
+            return PARTIAL
+        if not embedding_model:
+            return TEXT_ONLY
+        return READY
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Readiness":
+        retrieval = data.get("retrieval") or {}
+        text_ready = bool(retrieval.get("text_index_ready", True))
+        model = retrieval.get("embedding_model")
+        backlog = int(retrieval.get("embedding_backlog", 0) or 0)
+        state = retrieval.get("state") or cls.derive_state(text_ready, model, backlog)
+        return cls(
+            status=data["status"],
+            fragments=int(data["fragments"]),
+            pending_writes=int(data["pending_writes"]),
+            text_index_ready=text_ready,
+            embedding_model=model,
+            embedded=int(retrieval.get("embedded", 0) or 0),
+            embedding_backlog=backlog,
+            state=str(state),
+            signals=_strs(retrieval.get("signals")),
+        )

@@ -31,11 +31,14 @@ public struct TextIndex: Sendable {
         public var links: [String]
         public var metadata: [UInt64]
         public var clientEmbedding: [Float]?
+        /// Whether the content says when something happens (`TimeExpressions.mentionsTime`).
+        public var mentionsTime: Bool
 
         public init(
             id: String, version: UInt64, sketch: Sketch, terms: [UInt32: Int]?, words: Int, tags: [String], links: [String],
-            metadata: [UInt64], clientEmbedding: [Float]?
+            metadata: [UInt64], clientEmbedding: [Float]?, mentionsTime: Bool = false
         ) {
+            self.mentionsTime = mentionsTime
             self.id = id
             self.version = version
             self.sketch = sketch
@@ -76,6 +79,7 @@ public struct TextIndex: Sendable {
     private var links: [[String]] = []
     private var metadata: [[UInt64]] = []
     private var embeddings: [[Float]?] = []
+    private var timed: [Bool] = []
     private var words: [Int32] = []
     private var alive: [Bool] = []
     /// Every document's sketch vector, `Sketch.dimensions` bytes each, one after the other.
@@ -128,6 +132,7 @@ public struct TextIndex: Sendable {
         self.links.append(document.links)
         self.metadata.append(document.metadata)
         self.embeddings.append(document.clientEmbedding)
+        self.timed.append(document.mentionsTime)
         let words = document.terms == nil ? document.sketch.words : document.words
         self.words.append(Int32(clamping: words))
         self.alive.append(true)
@@ -162,6 +167,11 @@ public struct TextIndex: Sendable {
         self.meanings.replaceSubrange(base..<(base + self.meaningDimensions), with: vector)
         self.meaningNorms[slot] = norm
         return norm > 0
+    }
+
+    /// Whether a fragment's content says when something happens.
+    public func mentionsTime(_ id: String) -> Bool {
+        self.slots[id].map { self.timed[Int($0)] } ?? false
     }
 
     /// Forgets a fragment (deleted on purpose, or about to be replaced).
@@ -222,6 +232,7 @@ public struct TextIndex: Sendable {
         self.links = keep(self.links)
         self.metadata = keep(self.metadata)
         self.embeddings = keep(self.embeddings)
+        self.timed = keep(self.timed)
         self.words = keep(self.words)
         self.norms = keep(self.norms)
         self.meaningNorms = keep(self.meaningNorms)

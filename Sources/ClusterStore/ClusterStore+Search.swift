@@ -178,7 +178,7 @@ extension ClusterStore {
                     TextIndex.Document(
                         id: id, version: UInt64(version), sketch: sketch, terms: nil, words: sketch.words, tags: r.texts(6) ?? [],
                         links: r.texts(5) ?? [], metadata: [],
-                        clientEmbedding: nil))
+                        clientEmbedding: nil, mentionsTime: sketch.verbatim.map { TimeExpressions.mentionsTime($0.content) } ?? false))
             }
         }
         return (documents, meanings, removed)

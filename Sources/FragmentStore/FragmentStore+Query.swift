@@ -189,9 +189,23 @@ extension FragmentStore {
         if signals.contains(.meaning), waiting > 0 {
             notes.append("\(waiting) fragments are still waiting for their embedding and were matched by words only")
         }
-        let fused = Array(Self.fuse(rankings, fusion: request.fusion).prefix { $0.score >= request.minScore }.prefix(request.k))
+        var fused = Self.fuse(rankings, fusion: request.fusion)
+        if request.fusion == .weighted, let question = request.text, TimeExpressions.asksWhen(question) {
+            fused = text.read { index in Self.favouringDates(fused, mentionsTime: index.mentionsTime) }
+        }
+        fused = Array(fused.prefix { $0.score >= request.minScore }.prefix(request.k))
         return Ranking(hits: fused, signals: signals, fusion: rankings.count > 1 ? request.fusion : nil, notes: notes)
     }
+
+    /// A question that asks when is answered by a fragment that says when: those gain
+    /// `dateBonus` (measured on the agent-memory set's temporal questions: README).
+    static func favouringDates(_ hits: [TextIndex.Hit], mentionsTime: (String) -> Bool) -> [TextIndex.Hit] {
+        hits.map { hit in
+            mentionsTime(hit.id) ? TextIndex.Hit(id: hit.id, score: min(1, hit.score + Self.dateBonus), coverage: hit.coverage, strength: hit.strength) : hit
+        }.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+    }
+
+    static let dateBonus = 0.1
 
     /// One ranking from several, scores in [0, 1], ties by id.
     ///

@@ -24,7 +24,8 @@ extension FragmentStore {
         let full = FullText.counts(input.content)
         return TextIndex.Document(
             id: id, version: version, sketch: sketch, terms: full.counts, words: full.terms, tags: input.tags, links: input.links,
-            metadata: Self.metadataTerms(input.metadata), clientEmbedding: input.embedding?.map(Float.init))
+            metadata: Self.metadataTerms(input.metadata), clientEmbedding: input.embedding?.map(Float.init),
+            mentionsTime: TimeExpressions.mentionsTime(input.content))
     }
 
     /// One term per top-level metadata member whose value is a string, number, boolean or null.
@@ -159,7 +160,7 @@ extension FragmentStore {
             documents.append(
                 TextIndex.Document(
                     id: row.id, version: row.version, sketch: sketch, terms: nil, words: sketch.words, tags: row.tags, links: row.links,
-                    metadata: [], clientEmbedding: nil))
+                    metadata: [], clientEmbedding: nil, mentionsTime: sketch.verbatim.map { TimeExpressions.mentionsTime($0.content) } ?? false))
             if documents.count >= 512 { flush() }
         }
         flush()

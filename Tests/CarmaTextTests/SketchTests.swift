@@ -102,3 +102,25 @@ struct SketchTests {
         #expect(try #require(Sketch.decode(bytes)) == old)
     }
 }
+
+@Suite("Time expressions")
+struct TimeExpressionTests {
+    @Test("notes that say when: dates, days, months, years, relative periods")
+    func mentions() {
+        #expect(TimeExpressions.mentionsTime("Maya moved to Bristol on 28 March 2026."))
+        #expect(TimeExpressions.mentionsTime("The race is on Saturday."))
+        #expect(TimeExpressions.mentionsTime("Booked for 2026-07-10."))
+        #expect(TimeExpressions.mentionsTime("She started last week."))
+        #expect(!TimeExpressions.mentionsTime("Maya is allergic to peanuts and carries an EpiPen."))
+        #expect(!TimeExpressions.mentionsTime("Room 1234 on floor 3."))
+    }
+
+    @Test("questions that ask when")
+    func asks() {
+        #expect(TimeExpressions.asksWhen("When did Jonas start at Kestrel?"))
+        #expect(TimeExpressions.asksWhen("On which day is the race?"))
+        #expect(TimeExpressions.asksWhen("How long is the flight?"))
+        #expect(!TimeExpressions.asksWhen("What can't Maya eat?"))
+        #expect(!TimeExpressions.asksWhen(""))
+    }
+}

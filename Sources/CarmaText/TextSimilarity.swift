@@ -17,6 +17,14 @@ public enum TextSimilarity {
         return 2 * precision * recall / (precision + recall)
     }
 
+    /// The share of the reference's distinct content words (terms: stop words left out) that the
+    /// candidate contains: what of the lost text's substance came back, whatever else was added.
+    public static func contentWordRecall(_ candidate: String, _ reference: String) -> Double {
+        let wanted = Set(Tokenizer.hashes(reference))
+        guard !wanted.isEmpty else { return 0 }
+        return Double(wanted.intersection(Tokenizer.hashes(candidate)).count) / Double(wanted.count)
+    }
+
     /// ROUGE-L F1: from the longest common subsequence of the two term sequences.
     public static func rougeL(_ candidate: String, _ reference: String) -> Double {
         let a = Tokenizer.hashes(candidate), b = Tokenizer.hashes(reference)

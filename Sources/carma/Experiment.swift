@@ -184,6 +184,7 @@ struct Experiment: ParsableCommand {
             var outcome = FragmentOutcome(id: id, damage: deleted.contains(id) ? "deleted" : "corrupted", redundancyLost: redundancyLost.contains(id), outcome: verdict.kind.name)
             if case .reconstructed = verdict.kind, let json = try? response.json(), let content = json["content"]?.stringValue, let original = originals[id] {
                 outcome.tokenF1 = TextSimilarity.tokenF1(content, original)
+                outcome.contentWordRecall = TextSimilarity.contentWordRecall(content, original)
                 outcome.rougeL = TextSimilarity.rougeL(content, original)
                 outcome.sketchCosine = TextSimilarity.sketchCosine(content, original)
                 outcome.meaningCosine = encoder.map { Self.meaningCosine($0, content, original) }
@@ -239,6 +240,7 @@ struct Experiment: ParsableCommand {
     static func scores(_ candidate: String, _ original: String, _ encoder: SentenceEncoder?) -> [String: Double] {
         var scores = [
             "token_f1": TextSimilarity.tokenF1(candidate, original), "rouge_l": TextSimilarity.rougeL(candidate, original),
+            "content_word_recall": TextSimilarity.contentWordRecall(candidate, original),
             "sketch_cosine": TextSimilarity.sketchCosine(candidate, original),
         ]
         if let encoder { scores["meaning_cosine"] = Self.meaningCosine(encoder, candidate, original) }
@@ -483,6 +485,7 @@ struct FragmentOutcome {
     var outcome: String
     var tier: String?
     var tokenF1: Double?
+    var contentWordRecall: Double?
     var rougeL: Double?
     var sketchCosine: Double?
     /// The model's cosine between the rebuilt text and the original (with --embedding-model).

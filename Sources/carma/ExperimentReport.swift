@@ -107,7 +107,7 @@ struct ExperimentReport {
         var baselines = JSONObject()
         for name in ["template", "copy_most_similar"] {
             var measures = JSONObject()
-            for measure in ["token_f1", "rouge_l", "sketch_cosine", "meaning_cosine"] {
+            for measure in ["token_f1", "content_word_recall", "rouge_l", "sketch_cosine", "meaning_cosine"] {
                 measures[measure] = Self.distribution(rebuilt.compactMap { $0.baselines[name]?[measure] })
             }
             baselines[name] = .object(measures)
@@ -115,6 +115,7 @@ struct ExperimentReport {
         object["similarity"] = [
             "reconstructions": .number(Double(rebuilt.count)),
             "token_f1": Self.distribution(rebuilt.compactMap(\.tokenF1)),
+            "content_word_recall": Self.distribution(rebuilt.compactMap(\.contentWordRecall)),
             "rouge_l": Self.distribution(rebuilt.compactMap(\.rougeL)),
             "sketch_cosine": Self.distribution(rebuilt.compactMap(\.sketchCosine)),
             "meaning_cosine": Self.distribution(rebuilt.compactMap(\.meaningCosine)),
@@ -135,6 +136,7 @@ struct ExperimentReport {
             ]
             if let tier = outcome.tier { entry["tier"] = .string(tier) }
             if let value = outcome.tokenF1 { entry["token_f1"] = .number(Self.round(value)) }
+            if let value = outcome.contentWordRecall { entry["content_word_recall"] = .number(Self.round(value)) }
             if let value = outcome.rougeL { entry["rouge_l"] = .number(Self.round(value)) }
             if let value = outcome.sketchCosine { entry["sketch_cosine"] = .number(Self.round(value)) }
             if let value = outcome.meaningCosine { entry["meaning_cosine"] = .number(Self.round(value)) }

@@ -193,7 +193,9 @@ extension FragmentStore {
         if request.fusion == .weighted, let question = request.text, TimeExpressions.asksWhen(question) {
             fused = text.read { index in Self.favouringDates(fused, mentionsTime: index.mentionsTime) }
         }
-        fused = Array(fused.prefix { $0.score >= request.minScore }.prefix(request.k))
+        // Compared as answers show scores (4 decimals), so that a score read from one answer, sent
+        // back as `min_score`, keeps that hit.
+        fused = Array(fused.prefix { ($0.score * 10_000).rounded() / 10_000 >= request.minScore }.prefix(request.k))
         return Ranking(hits: fused, signals: signals, fusion: rankings.count > 1 ? request.fusion : nil, notes: notes)
     }
 

@@ -126,7 +126,8 @@ async def test_a_lost_fragment_is_flagged_blank_then_a_dream_restores_it(start_c
 async def test_a_reconstruction_is_flagged_with_its_confidence(start_carmad: Callable[..., Carmad]) -> None:
     server = start_carmad("--cache-bytes", "0", "--reconstruction-floor", "0", *MANUAL_DREAM_ONLY)
     sentences = [
-        "The build server moved to rack 4 in the north hall.",
+        # Longer than the sketch keeps verbatim (320 bytes), so that it must be rebuilt from context.
+        "The build server moved to rack 4 in the north hall. " * 7,
         "Rack 4 in the north hall holds the build server and its spare disks.",
         "The north hall cooling unit keeps rack 4 and the build server cool.",
     ]

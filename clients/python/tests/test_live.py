@@ -195,7 +195,10 @@ def test_query(client: CarmaClient, uid: Callable[[str], str]) -> None:
     client.put_fragment(uid("q3"), "a recipe for lentil soup", tags=[tag])
     answer = client.query("lighthouse keeper", k=5, tags=[tag])
     assert answer.index.ready and answer.took_ms >= 0
-    assert answer.results[0].id == uid("q1") and answer.results[0].score == 1.0
+    # Scores are absolute (comparable across queries), not scaled to 1 for the best hit.
+    assert answer.results[0].id == uid("q1") and answer.results[0].score > answer.results[1].score
+    best = answer.results[0].score
+    assert [hit.id for hit in client.query("lighthouse keeper", k=5, tags=[tag], min_score=best).results] == [uid("q1")]
     assert all(0.0 <= hit.score <= 1.0 and hit.status == "ok" and hit.content for hit in answer.results)
     assert uid("q3") not in [hit.id for hit in answer.results]
     assert answer.blanks == []

@@ -711,10 +711,14 @@ class CycleReport(CycleSummary):
 
 @dataclass(frozen=True)
 class RepairQueue:
+    """The repair queue. ``eta_seconds`` is None when nothing is due (only retries waiting out
+    their backoff): the server promises no time then."""
+
     depth: int
     ready: int
     repair_rate_per_second: float
-    eta_seconds: float
+    eta_seconds: Optional[float]
+    waiting_for_retry: int = 0
 
 
 @dataclass(frozen=True)
@@ -753,7 +757,9 @@ class DreamStatus:
             current_interval_seconds=float(data.get("current_interval_seconds", 0.0)),
             clean_streak=int(data.get("clean_streak", 0)),
             queue=RepairQueue(int(queue.get("depth", 0)), int(queue.get("ready", 0)),
-                              float(queue.get("repair_rate_per_second", 0.0)), float(queue.get("eta_seconds", 0.0))),
+                              float(queue.get("repair_rate_per_second", 0.0)),
+                              float(queue["eta_seconds"]) if queue.get("eta_seconds") is not None else None,
+                              int(queue.get("waiting_for_retry", int(queue.get("depth", 0)) - int(queue.get("ready", 0))))),
             scrub=ScrubState(int(scrub.get("pass", 0)), float(scrub.get("progress", 0.0)), scrub.get("cursor")),
             recent_cycles=[CycleSummary.from_json(c) for c in data.get("recent_cycles", [])],
         )

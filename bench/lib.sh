@@ -130,3 +130,28 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "inf"; else printf 
 keepalive_ok() {
   curl -sv "$1" "$1" -o /dev/null -o /dev/null 2>&1 | grep -q "Re-using existing connection"
 }
+
+# manpage_slice N OUT: whole man pages of the corpus, drawn in a fixed order, until N fragments;
+# links to fragments outside the slice are dropped.
+manpage_slice() {
+  python3 - "$BENCH_ROOT/corpus/manpages-full.jsonl" "$1" "$2" <<'PY'
+import collections, json, random, sys
+source, target, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+pages = collections.OrderedDict()
+for line in open(source):
+    f = json.loads(line)
+    pages.setdefault((f["metadata"]["section"], f["metadata"]["page"]), []).append(f)
+keys = list(pages)
+random.Random(5).shuffle(keys)
+chosen = []
+for key in keys:
+    if len(chosen) >= target:
+        break
+    chosen.extend(pages[key])
+ids = {f["id"] for f in chosen}
+with open(out, "w") as w:
+    for f in chosen:
+        f["links"] = [l for l in f["links"] if l in ids]
+        w.write(json.dumps(f) + "\n")
+PY
+}

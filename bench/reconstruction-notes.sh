@@ -13,31 +13,12 @@
 # and the model's cosine against the original; then the same over the reconstructions alone.
 source "$(dirname "$0")/lib.sh"
 build_release
-: "${OLD_BIN:?set OLD_BIN to a directory with an earlier build's carmad}"
+: "${OLD_BIN:?set OLD_BIN to a directory holding the carmad of an earlier build}"
 MODEL=${CARMA_EMBEDDING_MODEL:-$("$BENCH_ROOT/scripts/model-path.sh")}
 SEED=${SEED:-7}
 fresh_dir "$WORK/reconstruction-notes"
 slice="$WORK/reconstruction-notes/manpages.jsonl"
-python3 - "$BENCH_ROOT/corpus/manpages-full.jsonl" 1000 "$slice" <<'PY'
-import collections, json, random, sys
-source, target, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-pages = collections.OrderedDict()
-for line in open(source):
-    f = json.loads(line)
-    pages.setdefault((f["metadata"]["section"], f["metadata"]["page"]), []).append(f)
-keys = list(pages)
-random.Random(5).shuffle(keys)
-chosen = []
-for key in keys:
-    if len(chosen) >= target:
-        break
-    chosen.extend(pages[key])
-ids = {f["id"] for f in chosen}
-with open(out, "w") as w:
-    for f in chosen:
-        f["links"] = [l for l in f["links"] if l in ids]
-        w.write(json.dumps(f) + "\n")
-PY
+manpage_slice 1000 "$slice"
 NEW_CARMAD=$CARMAD
 run() {
   local name=$1 binary=$2 corpus=$3 share=$4 port=$5

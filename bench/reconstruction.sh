@@ -14,26 +14,7 @@ FRAGMENTS=${FRAGMENTS:-4000}
 SEED=${SEED:-7}
 fresh_dir "$WORK/reconstruction"
 slice="$WORK/reconstruction/slice.jsonl"
-python3 - "$BENCH_ROOT/corpus/manpages-full.jsonl" "$FRAGMENTS" "$slice" <<'PY'
-import collections, json, random, sys
-source, target, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-pages = collections.OrderedDict()
-for line in open(source):
-    f = json.loads(line)
-    pages.setdefault((f["metadata"]["section"], f["metadata"]["page"]), []).append(f)
-keys = list(pages)
-random.Random(5).shuffle(keys)
-chosen = []
-for key in keys:
-    if len(chosen) >= target:
-        break
-    chosen.extend(pages[key])
-ids = {f["id"] for f in chosen}
-with open(out, "w") as w:
-    for f in chosen:
-        f["links"] = [l for l in f["links"] if l in ids]
-        w.write(json.dumps(f) + "\n")
-PY
+manpage_slice "$FRAGMENTS" "$slice"
 run() {
   local name=$1 port=$2; shift 2
   start_carmad "$port" "$WORK/reconstruction/$name" --cache-bytes 0 --dream-interval 3600 --dream-max-interval 3600 --dream-idle-delay 100000 "$@"

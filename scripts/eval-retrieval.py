@@ -24,29 +24,23 @@ answer within the top 10).
 import argparse
 import collections
 import json
-import math
 import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORD = re.compile(r"[a-z0-9]+")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from evalkit import BM25, call, embed, free_port, words  # noqa: E402
 NAME_LINE = re.compile(r"^NAME\n(.+?) - (.+?)\n", re.S)
-
-
-def words(text):
-    return WORD.findall(text.lower())
 
 
 def build_corpus(path, target, seed):
@@ -105,38 +99,6 @@ def query_sets(documents, descriptions, count, seed):
     return sets
 
 
-class BM25:
-    def __init__(self, documents, k1=1.2, b=0.75):
-        self.ids = [d["id"] for d in documents]
-        self.k1, self.b = k1, b
-        self.postings = collections.defaultdict(list)
-        self.lengths = []
-        for slot, document in enumerate(documents):
-            counts = collections.Counter(words(document["content"]))
-            self.lengths.append(sum(counts.values()))
-            for term, tf in counts.items():
-                self.postings[term].append((slot, tf))
-        self.average = sum(self.lengths) / max(1, len(self.lengths))
-
-    def rank(self, query, k=10):
-        n = len(self.ids)
-        scores = collections.defaultdict(float)
-        for term, qtf in collections.Counter(words(query)).items():
-            postings = self.postings.get(term, [])
-            idf = math.log(1 + (n - len(postings) + 0.5) / (len(postings) + 0.5))
-            for slot, tf in postings:
-                norm = self.k1 * (1 - self.b + self.b * self.lengths[slot] / self.average)
-                scores[slot] += idf * qtf * tf * (self.k1 + 1) / (tf + norm)
-        best = sorted(scores.items(), key=lambda item: (-item[1], self.ids[item[0]]))[:k]
-        return [self.ids[slot] for slot, _ in best]
-
-
-def embed(carmad, model, texts, max_tokens):
-    process = subprocess.run([carmad, "embed", "--model", model, "--max-tokens", str(max_tokens)],
-                             input="".join(json.dumps(t) + "\n" for t in texts), capture_output=True, text=True, check=True)
-    return np.array([json.loads(line) for line in process.stdout.splitlines()], dtype=np.float32)
-
-
 def scores(rankings, answers):
     hit1 = hit10 = rr = 0.0
     for ranking, relevant in zip(rankings, answers):
@@ -149,20 +111,6 @@ def scores(rankings, answers):
                 break
     n = max(1, len(answers))
     return {"hit@1": round(hit1 / n, 3), "hit@10": round(hit10 / n, 3), "mrr": round(rr / n, 3)}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(port, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read() or b"null")
 
 
 def main():

@@ -212,7 +212,7 @@ extension FragmentStore {
     /// One ranking from several, scores in [0, 1], ties by id.
     ///
     /// `weighted`: each ranking's raw signal on the absolute scale of `RelevanceScale`. The
-    /// text ranking's weight grows with how decisive it is: min(1, coverage · (0.6 + 2·gap)), where
+    /// text ranking's weight grows with how decisive it is: min(1, coverage · (1 + 2·gap)), where
     /// gap is how far its best score stands above the second, relative to the best, and coverage is
     /// the share of the query's term weight the best hit contains; the vector rankings share the
     /// rest. A query whose words single out one fragment (a phrase, rare keywords) is left to BM25;
@@ -229,7 +229,7 @@ extension FragmentStore {
             var textWeight = 1.0 / Double(max(active.count, 1))
             if let text, vectors > 0 {
                 let gap = text.count < 2 || text[0].score <= 0 ? 1 : (text[0].score - text[1].score) / text[0].score
-                textWeight = min(1, (text[0].coverage ?? 1) * (0.6 + 2 * gap))
+                textWeight = min(1, (text[0].coverage ?? 1) * (1.0 + 2 * gap))
             } else if text != nil {
                 textWeight = 1
             }

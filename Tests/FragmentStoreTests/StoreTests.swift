@@ -242,6 +242,13 @@ struct StoreTests {
             return
         }
         #expect(try JSONParser.parse(fragment.body)["content"] == "alpha")
+        // The sketches are rebuilt from the records too, a short note's with its text verbatim, so
+        // that the sketch tier can still recover it exactly.
+        for _ in 0..<500 where !test.store.textIndexReady { usleep(10_000) }
+        #expect(test.store.sketch(of: "a")?.verbatim?.content == "alpha")
+        let target = try #require(test.store.repairTarget("c"))
+        #expect(test.store.sketch(of: "c")?.verbatim?.content == "gamma")
+        #expect(test.store.exactRecord(target, from: .sketch) != nil)
         // New versions continue above the rebuilt ones.
         #expect(try test.put("d", "delta").fragment.version > versionA)
     }

@@ -37,7 +37,9 @@ public struct ImportedFragment: Sendable, Equatable {
                 return .invalid(field: "version", "\(fragment.id): version \(fragment.version) is out of range")
             }
             do {
-                try fragment.input?.validate(limits)
+                // An expiry already past is kept as exported (the fragment is then gone, as it would
+                // be in the exporting store): an import must not refuse a file for aging.
+                try fragment.input?.validate(limits, now: Timestamp(milliseconds: 0))
             } catch {
                 return error
             }
@@ -82,7 +84,11 @@ extension FragmentStore {
         }
         // What the store already has at the same or a newer version is left alone; checked again
         // on the log thread, where it counts.
-        let outcomes = self.importOutcomes(fragments)
+        let outcomes: [ImportOutcome]
+        switch self.importOutcomes(fragments) {
+        case .success(let found): outcomes = found
+        case .failure(let conflict): return completion(.failure(conflict))
+        }
         let wanted = fragments.indices.filter { outcomes[$0] == .imported }
         guard !wanted.isEmpty else { return completion(.success(outcomes)) }
         for index in wanted {
@@ -147,16 +153,30 @@ extension FragmentStore {
         var redundancy: Int?
     }
 
-    private func importOutcomes(_ fragments: [ImportedFragment]) -> [ImportOutcome] {
-        self.state.withLock { state in
+    /// What each fragment would do; a conflict when a stored version has other content (checked
+    /// again where it counts, on the log thread, for a write racing the import).
+    private func importOutcomes(_ fragments: [ImportedFragment]) -> Result<[ImportOutcome], StoreError> {
+        let checksums = fragments.map { $0.record.map { CRC32C.checksum($0.encode()) } }
+        return self.state.withLock { state in
             var seen: [String: UInt64] = [:]
-            return fragments.map { fragment in
-                let current = max(state[fragment.id]?.row.version ?? 0, seen[fragment.id] ?? 0)
+            var outcomes: [ImportOutcome] = []
+            for (index, fragment) in fragments.enumerated() {
+                let stored = state[fragment.id]?.row
+                let current = max(stored?.version ?? 0, seen[fragment.id] ?? 0)
                 seen[fragment.id] = max(current, fragment.version)
-                if current == fragment.version { return .unchanged }
-                return current > fragment.version ? .superseded : .imported
+                if let stored, stored.version == fragment.version, let checksum = checksums[index], Self.differs(stored, checksum) {
+                    return .failure(.importConflict(fragment.id, version: fragment.version, index: index))
+                }
+                outcomes.append(current == fragment.version ? .unchanged : current > fragment.version ? .superseded : .imported)
             }
+            return .success(outcomes)
         }
+    }
+
+    /// Whether a stored row's record differs from an imported record's checksum. A blank row has
+    /// lost its record (no content to compare): not a conflict, the import leaves it as it is.
+    static func differs(_ stored: FragmentRow, _ checksum: UInt32) -> Bool {
+        stored.status != .blank && stored.checksum != checksum
     }
 
     /// Log thread: makes the appended fragments visible (where nothing newer came meanwhile) and
@@ -182,11 +202,13 @@ extension FragmentStore {
                     row.size = input.content.utf8.count
                     row.links = input.links
                     row.tags = input.tags
+                    row.expiresAt = input.expiresAt
                 case .reconstructed(let input, let reconstruction):
                     row.status = .reconstructed
                     row.size = input.content.utf8.count
                     row.links = input.links
                     row.tags = input.tags
+                    row.expiresAt = input.expiresAt
                     row.confidence = reconstruction.confidence
                 case .blank(let links, let tags, let size, let reason, let lostAt):
                     row.status = .blank

@@ -182,8 +182,8 @@ private struct Scanner {
         self.index < self.bytes.count && self.bytes[self.index] == byte
     }
 
-    /// A number: `.number`, or `.integer` for an integer literal beyond 2^53 that fits in Int64 (a
-    /// double would round it to a neighbour).
+    /// A number: `.number`, or `.integer` for an integer literal of 2^53 or more in magnitude that
+    /// fits in Int64 (a double would round it to a neighbour).
     mutating func parseNumber() throws(JSONParseError) -> JSONValue {
         let start = self.index
         if self.peek(UInt8(ascii: "-")) { self.index += 1 }
@@ -211,7 +211,8 @@ private struct Scanner {
         guard let value = Double(text), value.isFinite else {
             throw JSONParseError(message: "number out of range", offset: start)
         }
-        if integral, abs(value) > JSONValue.exactDoubleLimit, let exact = Int64(text) {
+        // From 2^53 on a double stands for several integers (2^53 + 1 reads as 2^53): keep the literal's.
+        if integral, abs(value) >= JSONValue.exactDoubleLimit, let exact = Int64(text) {
             return .integer(exact)
         }
         return .number(value)

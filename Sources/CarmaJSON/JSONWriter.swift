@@ -37,10 +37,10 @@ public struct JSONWriter {
         self.bytes.append(contentsOf: text.utf8)
     }
 
-    /// Prints an integral double up to 2^53 in magnitude as an integer (`7`, never `7.0`), others in
-    /// Swift's shortest round-trip form.
+    /// Prints an integral double below 2^53 in magnitude as an integer (`7`, never `7.0`), others in
+    /// Swift's shortest round-trip form (which reads back as the same double).
     public mutating func writeNumber(_ n: Double) {
-        if n.rounded() == n, abs(n) <= JSONValue.exactDoubleLimit {
+        if n.rounded() == n, abs(n) < JSONValue.exactDoubleLimit {
             self.writeRaw(String(Int64(n)))
         } else if n.isFinite {
             self.writeRaw(n.description)

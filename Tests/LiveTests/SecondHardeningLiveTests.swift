@@ -235,4 +235,15 @@ struct SecondHardeningLiveTests {
         #expect(failed.output.contains("1000 fragment lines before it") && failed.output.contains("a re-run resumes"), "\(failed.output)")
         #expect(try fragments() == 1000)
     }
+
+    @Test("carmad faults where no store is: an error naming --data-dir, not 'zeroed 0 records' and exit 0")
+    func faultsWithoutStore() throws {
+        let directory = TemporaryDirectory("faults")
+        defer { directory.remove() }
+        for action in [["zero", "a"], ["flip", "a"], ["list", "a"], ["drop-segment", "1"]] {
+            let run = try ServerProcess.run(["faults", "--data-dir", directory.path + "/nothing-here"] + action)
+            #expect(run.status != 0, "\(action): \(run.output)")
+            #expect(run.output.contains("no store at") && !run.output.contains("zeroed 0"), "\(action): \(run.output)")
+        }
+    }
 }

@@ -443,6 +443,29 @@ extension ClusterLiveTests {
     }
 
     /// The value of `carma_database_up` in the node's `/metrics`, if it has one.
+    @Test("a cycle left running by a node that died is marked interrupted by another node once its lease has passed, not an hour later", .timeLimit(.minutes(5)))
+    func abandonedCycleInterrupted() throws {
+        let node = try TestNode(.postgres, arguments: manualDreamOnly)  // lease: --dream-max-seconds 300 + --repair-lease 60
+        defer { node.remove() }
+        let database = try #require(node.database)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // What a node killed mid-cycle leaves (its name carries its pid: it never comes back as itself).
+        func ghost(_ id: Int, startedMinutesAgo minutes: Int64) throws {
+            let started = now - minutes * 60_000
+            let report = #"{"id":\#(id),"state":"running","trigger":"manual","node":"ghost-4242"}"#
+            try database.psql("INSERT INTO carma_cycles (id, node, trigger, state, started_at, report) VALUES (\(id), 'ghost-4242', 'manual', 'running', \(started), '\(report)')")
+        }
+        try ghost(900_001, startedMinutesAgo: 10)  // past its lease (6 min), well within the old hour
+        try ghost(900_002, startedMinutesAgo: 1)  // may still be running
+        let api = node.api()
+        _ = try api.dream()
+        let abandoned = try api.json("/dream/900001")
+        #expect(abandoned["state"] == "interrupted", "before the fix it stayed running for an hour: \(abandoned)")
+        #expect(abandoned["stop_reason"]?.stringValue?.contains("ghost-4242") == true)
+        #expect(try database.psql("SELECT node FROM carma_cycles WHERE id = 900001") == "ghost-4242")
+        #expect(try api.json("/dream/900002")["state"] == "running")
+    }
+
     /// The pids of a test PostgreSQL's postmaster and its backends (to stop them all, as a stalled
     /// machine would; only this server's processes).
     static func postgresProcesses(_ database: PostgresServer) throws -> [pid_t] {

@@ -20,6 +20,7 @@ enum ImportJSON {
     static func fragments(from body: [UInt8]) throws(HTTPError) -> (fragments: [ImportedFragment], lines: [Int]) {
         var fragments: [ImportedFragment] = []
         var lines: [Int] = []
+        var seen: [String: UInt32?] = [:]
         var lineNumber = 0
         for line in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -39,7 +40,19 @@ enum ImportJSON {
                 }
                 continue
             }
-            fragments.append(try Self.fragment(object, line: lineNumber))
+            let fragment = try Self.fragment(object, line: lineNumber)
+            // The same id and version twice in one body with other content: a conflict, as against
+            // the store (a version names one content).
+            let key = "\(fragment.version) \(fragment.id)"
+            let checksum = fragment.record.map { CRC32C.checksum($0.encode()) }
+            if let earlier = seen[key] {
+                if let checksum, let first = earlier, first != checksum {
+                    throw HTTPError(.problem(for: .importConflict(fragment.id, version: fragment.version, index: fragments.count), line: lineNumber))
+                }
+            } else {
+                seen[key] = checksum
+            }
+            fragments.append(fragment)
             lines.append(lineNumber)
             if fragments.count > Self.maxFragments {
                 throw Self.invalid(lineNumber, "body", "at most \(Self.maxFragments) fragments per request")

@@ -174,6 +174,12 @@ struct SecondHardeningLiveTests {
         #expect(try api.get("a").json()["content"] == "first")
         #expect(try api.get("c").status == 404)
         // An export line of a kind no export writes.
+        // The same within one body.
+        let twice = try post([line("e", 4, "one"), line("e", 4, "two")])
+        #expect(twice.status == 409)
+        #expect(try twice.json()["line"] == 2)
+        #expect(try api.get("e").status == 404)
+        #expect(try post([line("e", 4, "one"), line("e", 4, "one")]).status == 200)
         let bogus = try post([#"{"carma_export": "bogus"}"#, line("d", 3, "dee")])
         #expect(bogus.status == 400)
         #expect(try bogus.json()["line"] == 1)

@@ -3,7 +3,7 @@
 // fragment per line it names, on increasing lines, each with a valid id, a version from 1 to below
 // 2^62 that is exactly the integer the line wrote, and, for an exact or reconstructed fragment, a
 // record that encodes and decodes back to the same fields. A refused body is a 400 problem that
-// names a line.
+// names a line (409 for the same id and version twice with other content).
 
 import CarmaJSON
 import FragmentStore
@@ -18,8 +18,10 @@ public func fuzzImport(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         decoded = try ImportJSON.fragments(from: body)
     } catch {
         let response = error.response
-        guard response.status == 400, case .object(let problem)? = try? JSONParser.parse(response.body), problem["line"]?.exactInteger != nil else {
-            fatalError("a refused import must be a 400 problem naming a line: \(response.status)")
+        guard response.status == 400 || response.status == 409, case .object(let problem)? = try? JSONParser.parse(response.body),
+            problem["line"]?.exactInteger != nil
+        else {
+            fatalError("a refused import must be a 400 (or, for one version with two contents, 409) problem naming a line: \(response.status)")
         }
         return 0
     }

@@ -1,3 +1,4 @@
+import FragmentStore
 import CarmaJSON
 import MicroHTTP
 
@@ -20,4 +21,11 @@ extension HTTPResponse {
 
 extension HTTPRequest {
     static let maxJSONValues = 50_000  // as in Problems.swift
+}
+
+extension HTTPResponse {
+    /// The 409 of Problems.swift for an import conflict (the only store error ImportJSON raises).
+    static func problem(for error: StoreError, line: Int) -> HTTPResponse {
+        .problem(409, type: "import-conflict", title: "Import conflict", detail: "line \(line): \(error.message)", extra: ["line": .exact(Int64(line))])
+    }
 }

@@ -39,7 +39,7 @@ extension HTTPResponse {
         case .unavailable:
             return .problem(503, type: "temporarily-unavailable", title: "Temporarily unavailable", detail: error.message, headers: ["Retry-After": "1"])
         case .conflict:
-            return .problem(409, type: "import-conflict", title: "Conflict", detail: lineDetail, extra: fieldAndLine)
+            return .problem(409, type: "import-conflict", title: "Import conflict", detail: lineDetail, extra: fieldAndLine)
         case .locked, .previousLayout:
             return .problem(500, type: "storage-error", title: "Storage error", detail: error.message)
         }

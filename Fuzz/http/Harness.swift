@@ -7,6 +7,11 @@
 // it over (a C string: no NUL, invalid UTF-8 replaced). Nothing may crash; a matched route's
 // parameters must be non-empty and contain no '/' unless it was percent-encoded; decoding what
 // PercentEncoding.encode produced must give back the original.
+//
+// The same bytes are also read as a request head (lines split at CRLF, the request line's last word
+// the version, each other line a field split at its first colon) and given to RequestHead, the checks
+// libmicrohttpd does not make (issue 28: a second, differing Content-Length smuggled a request):
+// differing lengths, a repeated Host, or no Host in HTTP/1.1 must always be refused.
 
 import MicroHTTP
 
@@ -61,5 +66,27 @@ public func fuzzRequestTarget(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
         }
     }
     _ = MediaType(target)
+    checkHead(String(decoding: bytes, as: UTF8.self))
     return 0
+}
+
+func checkHead(_ text: String) {
+    let lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
+    guard let requestLine = lines.first else { return }
+    let version = requestLine.split(separator: " ").last.map(String.init) ?? ""
+    var fields: [(name: String, value: String)] = []
+    for line in lines.dropFirst() {
+        if line.isEmpty { break }
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        fields.append((String(line[..<colon]), String(line[line.index(after: colon)...].drop(while: { $0 == " " }))))
+    }
+    let refused = RequestHead.problem(version: version, fields: fields) != nil
+    let lengths = Set(fields.filter { $0.name.lowercased() == "content-length" }.map(\.value))
+    let hosts = fields.filter { $0.name.lowercased() == "host" }.count
+    if lengths.count > 1 && !refused { fatalError("differing Content-Length fields accepted: \(lengths)") }
+    if hosts > 1 && !refused { fatalError("\(hosts) Host fields accepted") }
+    if hosts == 0 && version == "HTTP/1.1" && !refused { fatalError("an HTTP/1.1 head without Host accepted") }
+    if refused, let problem = RequestHead.problem(version: version, fields: fields), problem.status != 400 || problem.headers["Connection"] != "close" {
+        fatalError("a refused head must be answered 400 and closed")
+    }
 }

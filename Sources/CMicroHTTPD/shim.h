@@ -22,6 +22,8 @@ struct carma_mhd_settings {
     unsigned int connection_limit;
     unsigned int per_ip_connection_limit;
     size_t connection_memory_limit;
+    /* MHD_OPTION_STRICT_FOR_CLIENT: 1 refuses HTTP/1.1 without Host and spaces in the target. */
+    int strict_for_client;
 };
 
 /*
@@ -53,6 +55,7 @@ static inline struct MHD_Daemon *carma_mhd_start(
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, completed_cls },
         { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)carma_mhd_keep_escaped, NULL },
         { MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL },
+        { MHD_OPTION_STRICT_FOR_CLIENT, settings->strict_for_client, NULL },
         { MHD_OPTION_END, 0, NULL },
     };
     return MHD_start_daemon(

@@ -10,6 +10,11 @@ public final class CarmaAPI {
     public let token: String?
     private var connection: HTTPConnection?
     private let timeoutSeconds: Int
+    /// When set, the longest one call may take in all (connecting, sending, waiting, reading, and a
+    /// retry on a fresh connection); past it the call fails with a `timedOut` error.
+    public var callTimeout: Duration?
+    /// When set, overrides `callTimeout` for the next calls: the instant by which they must end.
+    public var deadline: ContinuousClock.Instant?
 
     public init(host: String = "127.0.0.1", port: Int, token: String? = nil, timeoutSeconds: Int = 60) {
         self.host = host
@@ -30,16 +35,27 @@ public final class CarmaAPI {
         if let token, !allHeaders.contains(where: { $0.0.lowercased() == "authorization" }) {
             allHeaders.append(("Authorization", "Bearer \(token)"))
         }
+        return try self.send(method, path, headers: allHeaders, body: body)
+    }
+
+    /// One call, retried once on a fresh connection if the kept-alive one turned out to be closed,
+    /// but never after a timeout (the server may be acting on it) and never past the deadline.
+    private func send(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8]?) throws(ClientError) -> ClientResponse {
+        let deadline = self.deadline ?? self.callTimeout.map { ContinuousClock.now.advanced(by: $0) }
         for attempt in 0..<2 {
-            do {
+            do throws(ClientError) {
+                if let deadline, ContinuousClock.now >= deadline {
+                    throw ClientError("timed out before the request could be sent", timedOut: true)
+                }
                 if self.connection?.isOpen != true {
                     self.connection = try HTTPConnection(host: self.host, port: self.port, timeoutSeconds: self.timeoutSeconds)
                 }
-                return try self.connection!.request(method, path, headers: allHeaders, body: body)
+                self.connection!.deadline = deadline
+                return try self.connection!.request(method, path, headers: headers, body: body)
             } catch {
                 self.connection?.close()
                 self.connection = nil
-                if attempt == 1 { throw error }
+                if attempt == 1 || error.timedOut { throw error }
             }
         }
         throw ClientError("unreachable")
@@ -48,19 +64,7 @@ public final class CarmaAPI {
     /// Sends a request with a raw body (its headers name its type), retrying once on a fresh
     /// connection like `request`.
     public func raw(_ method: String, _ path: String, body: [UInt8], headers: [(String, String)]) throws(ClientError) -> ClientResponse {
-        for attempt in 0..<2 {
-            do {
-                if self.connection?.isOpen != true {
-                    self.connection = try HTTPConnection(host: self.host, port: self.port, timeoutSeconds: self.timeoutSeconds)
-                }
-                return try self.connection!.request(method, path, headers: headers, body: body)
-            } catch {
-                self.connection?.close()
-                self.connection = nil
-                if attempt == 1 { throw error }
-            }
-        }
-        throw ClientError("unreachable")
+        try self.send(method, path, headers: headers, body: body)
     }
 
     public func put(_ id: String, _ fragment: JSONValue, headers: [(String, String)] = []) throws(ClientError) -> ClientResponse {

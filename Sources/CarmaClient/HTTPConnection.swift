@@ -5,9 +5,13 @@ import Glibc
 /// Why a client call failed below HTTP.
 public struct ClientError: Error, CustomStringConvertible, Sendable {
     public let message: String
+    /// Whether the call ran out of time (a deadline or the socket timeout): the server may still
+    /// act on the request, so it must not be sent again blindly.
+    public let timedOut: Bool
 
-    public init(_ message: String) {
+    public init(_ message: String, timedOut: Bool = false) {
         self.message = message
+        self.timedOut = timedOut
     }
 
     public var description: String { self.message }
@@ -48,6 +52,11 @@ public final class HTTPConnection {
     private var fd: Int32 = -1
     private var buffer: [UInt8] = []
     private let timeoutSeconds: Int
+    /// When set, no call waits past it: a receive or send that would is a `timedOut` error.
+    public var deadline: ContinuousClock.Instant?
+    /// Bodies from this size on are sent after `Expect: 100-continue`, so that a refusal (a 413 for a
+    /// body over the server's limit) is read before the body is sent, instead of a broken pipe.
+    public static let expectContinueBytes = 64 * 1024
 
     /// Connects.
     /// - Parameters:
@@ -118,8 +127,37 @@ public final class HTTPConnection {
     public func request(
         _ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8]? = nil
     ) throws(ClientError) -> ClientResponse {
-        try self.send(Self.encode(method, target, host: "\(self.host):\(self.port)", headers: headers, body: body))
+        guard let body, body.count >= Self.expectContinueBytes else {
+            try self.send(Self.encode(method, target, host: "\(self.host):\(self.port)", headers: headers, body: body))
+            return try self.readResponse(method: method)
+        }
+        // The head first; the body only after 100 Continue (or a second of silence, RFC 9110 §10.1.1).
+        // A server that refuses on the head (413) answers at once and closes: that answer is returned.
+        let head = Self.encode(method, target, host: "\(self.host):\(self.port)", headers: headers + [("Content-Length", String(body.count)), ("Expect", "100-continue")], body: [])
+        try self.send(head)
+        if self.waitForData(milliseconds: 1000) {
+            let early = try self.readResponse(method: method)
+            if early.status != 100 {
+                self.close()
+                return early
+            }
+        }
+        do {
+            try self.send(body)
+        } catch {
+            // The server may have answered and closed while the body went out: read that answer.
+            if let answer = try? self.readResponse(method: method) { return answer }
+            throw error
+        }
         return try self.readResponse(method: method)
+    }
+
+    /// Whether bytes (or the end of the stream) arrive within `milliseconds`, or are buffered already.
+    private func waitForData(milliseconds: Int32) -> Bool {
+        guard self.buffer.isEmpty else { return true }
+        guard self.fd >= 0 else { return false }
+        var descriptor = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, milliseconds) > 0
     }
 
     /// The bytes of a request.
@@ -140,6 +178,12 @@ public final class HTTPConnection {
         guard self.fd >= 0 else { throw ClientError("connection closed") }
         var offset = 0
         while offset < bytes.count {
+            if let deadline = self.deadline {
+                var descriptor = pollfd(fd: self.fd, events: Int16(POLLOUT), revents: 0)
+                guard poll(&descriptor, 1, Self.milliseconds(until: deadline)) > 0 else {
+                    throw ClientError("timed out sending to the server", timedOut: true)
+                }
+            }
             let sent = bytes.withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
             if sent < 0 {
                 if errno == EINTR { continue }
@@ -272,10 +316,16 @@ public final class HTTPConnection {
         guard self.fd >= 0 else { throw ClientError("connection closed") }
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
+            if let deadline = self.deadline {
+                var descriptor = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&descriptor, 1, Self.milliseconds(until: deadline))
+                if ready < 0, errno == EINTR { continue }
+                guard ready > 0 else { throw ClientError("timed out waiting for the server", timedOut: true) }
+            }
             let count = chunk.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, 0) }
             if count < 0 {
                 if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { throw ClientError("timed out waiting for the server") }
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw ClientError("timed out waiting for the server", timedOut: true) }
                 throw .system("recv")
             }
             self.buffer.append(contentsOf: chunk[0..<count])
@@ -292,6 +342,14 @@ public final class HTTPConnection {
         var byte: UInt8 = 0
         let count = recv(self.fd, &byte, 1, Int32(MSG_PEEK))
         return count == 0 || (count < 0 && errno == ECONNRESET)
+    }
+
+    /// Milliseconds from now until `deadline`, 0 once it has passed (for poll).
+    static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
+        let left = ContinuousClock.now.duration(to: deadline)
+        guard left > .zero else { return 0 }
+        let (seconds, attoseconds) = left.components
+        return Int32(min(Int64(Int32.max), seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
     }
 
     static func find(_ haystack: [UInt8], _ needle: [UInt8]) -> Int? {

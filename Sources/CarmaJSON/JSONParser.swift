@@ -99,7 +99,7 @@ private struct Scanner {
         case UInt8(ascii: "t"): try self.expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try self.expectLiteral("false"); return .bool(false)
         case UInt8(ascii: "n"): try self.expectLiteral("null"); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try self.parseNumber())
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try self.parseNumber()
         default: throw self.error("unexpected character")
         }
     }
@@ -182,7 +182,9 @@ private struct Scanner {
         self.index < self.bytes.count && self.bytes[self.index] == byte
     }
 
-    mutating func parseNumber() throws(JSONParseError) -> Double {
+    /// A number: `.number`, or `.integer` for an integer literal of 2^53 or more in magnitude that
+    /// fits in Int64 (a double would round it to a neighbour).
+    mutating func parseNumber() throws(JSONParseError) -> JSONValue {
         let start = self.index
         if self.peek(UInt8(ascii: "-")) { self.index += 1 }
         guard self.index < self.bytes.count else { throw self.error("invalid number") }
@@ -193,6 +195,7 @@ private struct Scanner {
         } else {
             throw self.error("invalid number")
         }
+        let integral = !self.peek(UInt8(ascii: ".")) && !self.peek(UInt8(ascii: "e")) && !self.peek(UInt8(ascii: "E"))
         if self.peek(UInt8(ascii: ".")) {
             self.index += 1
             guard self.isDigit() else { throw self.error("invalid number") }
@@ -208,7 +211,11 @@ private struct Scanner {
         guard let value = Double(text), value.isFinite else {
             throw JSONParseError(message: "number out of range", offset: start)
         }
-        return value
+        // From 2^53 on a double stands for several integers (2^53 + 1 reads as 2^53): keep the literal's.
+        if integral, abs(value) >= JSONValue.exactDoubleLimit, let exact = Int64(text) {
+            return .integer(exact)
+        }
+        return .number(value)
     }
 
     func isDigit() -> Bool {

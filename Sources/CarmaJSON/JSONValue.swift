@@ -1,11 +1,17 @@
 /// A JSON document as a value: what the parser produces and the writer prints.
 ///
 /// Objects keep their members in the order they were written, so that what a client stored is what it
-/// reads back. Numbers are finite doubles; integers up to 2^53 survive a round trip exactly.
+/// reads back. Numbers are finite doubles, except integers from 2^53 on (where doubles have gaps):
+/// the parser reads such an integer literal that fits in Int64 as `.integer`,
+/// so that counters such as versions survive a round trip exactly. Every other number stays
+/// `.number`, so code that matches `.number` sees what it saw before. Build integers with
+/// `JSONValue.exact(_:)`, which picks the representation the parser would.
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(Double)
+    /// An integer of magnitude 2^53 or more, held exactly (smaller ones are `.number`).
+    case integer(Int64)
     case string(String)
     case array([JSONValue])
     case object(JSONObject)
@@ -135,14 +141,41 @@ extension JSONValue {
     }
 
     public var doubleValue: Double? {
-        if case .number(let n) = self { return n }
-        return nil
+        switch self {
+        case .number(let n): return n
+        case .integer(let i): return Double(i)
+        default: return nil
+        }
     }
 
     /// The number as an integer, if it is one exactly.
     public var intValue: Int? {
-        guard case .number(let n) = self, n.rounded() == n, abs(n) <= 9_007_199_254_740_992 else { return nil }
-        return Int(n)
+        self.exactInteger.map { Int($0) }
+    }
+
+    /// The number as an integer if it is known exactly: an integral double below 2^53 in magnitude
+    /// (from 2^53 on a double may stand for several integer literals), or an `.integer`.
+    public var exactInteger: Int64? {
+        switch self {
+        case .number(let n):
+            guard n.rounded() == n, abs(n) < Self.exactDoubleLimit else { return nil }
+            return Int64(n)
+        case .integer(let i): return i
+        default: return nil
+        }
+    }
+
+    /// 2^53: every integer below it in magnitude is one double, and no other literal reads as it.
+    public static let exactDoubleLimit: Double = 9_007_199_254_740_992
+
+    /// An integer, exactly: `.number` below 2^53 in magnitude, `.integer` from there on.
+    public static func exact(_ value: Int64) -> JSONValue {
+        value.magnitude < UInt64(exactDoubleLimit) ? .number(Double(value)) : .integer(value)
+    }
+
+    /// An unsigned integer (a version, a count), exactly; nil past Int64.max.
+    public static func exact(_ value: UInt64) -> JSONValue {
+        value <= UInt64(Int64.max) ? .exact(Int64(value)) : .number(Double(value))
     }
 
     public var boolValue: Bool? {

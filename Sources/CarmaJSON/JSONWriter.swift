@@ -12,6 +12,7 @@ public struct JSONWriter {
         case .null: self.writeRaw("null")
         case .bool(let b): self.writeRaw(b ? "true" : "false")
         case .number(let n): self.writeNumber(n)
+        case .integer(let i): self.writeRaw(String(i))
         case .string(let s): self.writeString(s)
         case .array(let elements):
             self.bytes.append(UInt8(ascii: "["))
@@ -36,14 +37,21 @@ public struct JSONWriter {
         self.bytes.append(contentsOf: text.utf8)
     }
 
+    /// Prints an integral double below 2^53 in magnitude as an integer (`7`, never `7.0`), others in
+    /// Swift's shortest round-trip form (which reads back as the same double).
     public mutating func writeNumber(_ n: Double) {
-        if n.rounded() == n, abs(n) < 1e15 {
+        if n.rounded() == n, abs(n) < JSONValue.exactDoubleLimit {
             self.writeRaw(String(Int64(n)))
         } else if n.isFinite {
             self.writeRaw(n.description)
         } else {
             self.writeRaw("null")
         }
+    }
+
+    /// Prints an integer exactly.
+    public mutating func writeInteger(_ n: UInt64) {
+        self.writeRaw(String(n))
     }
 
     public mutating func writeString(_ s: String) {

@@ -11,7 +11,7 @@ extension JSONValue {
         switch value {
         case .null: self = .null
         case .bool(let bool): self = .bool(bool)
-        case .int(let int): self = .number(Double(int))
+        case .int(let int): self = .exact(Int64(int))
         case .double(let double): self = .number(double)
         case .string(let string): self = .string(string)
         case .data(let mimeType, let data): self = .string(data.dataURLEncoded(mimeType: mimeType))
@@ -33,6 +33,7 @@ extension Value {
             } else {
                 self = .double(number)
             }
+        case .integer(let integer): self = .int(Int(integer))
         case .string(let string): self = .string(string)
         case .array(let items): self = .array(items.map(Value.init))
         case .object(let object): self = .object(Dictionary(object.members.map { ($0.key, Value($0.value)) }, uniquingKeysWith: { _, last in last }))

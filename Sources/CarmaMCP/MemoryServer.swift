@@ -49,7 +49,7 @@ public struct MemoryServer: Sendable {
             let arguments = JSONObject((parameters.arguments ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, JSONValue($0.value)) })
             return Self.callResult(await toolbox.call(tool, arguments: arguments))
         }
-        try await server.start(transport: StdioTransport(logger: logger))
+        try await server.start(transport: CheckedTransport(StdioTransport(logger: logger), logger: logger))
         await server.waitUntilCompleted()
         await server.stop()
     }

@@ -172,7 +172,7 @@ extension CarmaService {
                 return .json(200, [
                     "id": .string(id),
                     "status": .string(row.status.rawValue),
-                    "version": .number(Double(row.version)),
+                    "version": .exact(row.version),
                     "events": .array(events.map(FragmentJSON.event)),
                 ])
             } catch {

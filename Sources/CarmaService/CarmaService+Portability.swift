@@ -25,7 +25,7 @@ extension CarmaService {
     }
 
     func importFragments(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
-        let fragments = try ImportJSON.fragments(from: request.body)
+        let (fragments, lines) = try ImportJSON.fragments(from: request.body)
         let store = self.store
         return .deferred { complete in
             store.importFragments(fragments) { result in
@@ -38,7 +38,12 @@ extension CarmaService {
                     counts["fragments"] = .number(Double(outcomes.count))
                     complete(.json(200, .object(counts)))
                 case .failure(let error):
-                    complete(.problem(for: error))
+                    if let index = error.fragmentIndex, lines.indices.contains(index) {
+                        // Name the line, as for the checks made while reading the body.
+                        complete(.problem(for: error, line: lines[index]))
+                    } else {
+                        complete(.problem(for: error))
+                    }
                 }
             }
         }

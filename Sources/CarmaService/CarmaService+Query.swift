@@ -93,7 +93,7 @@ extension CarmaService {
             var result: JSONObject = [
                 "id": .string(hit.id),
                 "score": .number((hit.score * 10000).rounded() / 10000),
-                "version": .number(Double(hit.row.version)),
+                "version": .exact(hit.row.version),
                 "tags": JSONValue(hit.row.tags),
                 "links": JSONValue(hit.row.links),
             ]

@@ -81,7 +81,7 @@ enum ExportLine {
         JSONValue.object([
             "carma_export": "header", "format_version": 1,
             "taken_at": .string(snapshot.takenAt.rfc3339),
-            "max_version": .number(Double(snapshot.maxVersion)),
+            "max_version": .exact(snapshot.maxVersion),
             "fragments": .number(Double(snapshot.rows.count)),
         ]).bytes
     }
@@ -91,7 +91,7 @@ enum ExportLine {
     static func blank(_ row: FragmentRow) -> JSONValue {
         .object([
             "id": .string(row.id),
-            "version": .number(Double(row.version)),
+            "version": .exact(row.version),
             "links": JSONValue(row.links),
             "tags": JSONValue(row.tags),
             "size": .number(Double(row.size)),

@@ -101,7 +101,7 @@ enum FragmentJSON {
             "id": .string(row.id),
             "status": "blank",
             "rebuild_needed": true,
-            "version": .number(Double(row.version)),
+            "version": .exact(row.version),
             "links": JSONValue(row.links),
             "tags": JSONValue(row.tags),
             "lost_at": row.lostAt.map { .string($0.rfc3339) } ?? .null,
@@ -136,7 +136,7 @@ enum FragmentJSON {
     static func summary(_ row: FragmentRow) -> JSONValue {
         var object: JSONObject = [
             "id": .string(row.id),
-            "version": .number(Double(row.version)),
+            "version": .exact(row.version),
             "status": .string(row.status.rawValue),
             "size": .number(Double(row.size)),
             "checksum": .string(CRC32C.format(row.checksum)),

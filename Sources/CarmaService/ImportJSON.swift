@@ -10,11 +10,17 @@ enum ImportJSON {
 
     private static let fragmentFields: Set<String> = [
         "id", "version", "content", "links", "tags", "metadata", "embedding", "size", "created_at", "updated_at", "status", "checksum",
-        "confidence", "sources", "method", "reconstructed_at", "rebuild_needed", "reason", "lost_at",
+        "confidence", "sources", "method", "reconstructed_at", "rebuild_needed", "reason", "lost_at", "expires_at",
     ]
 
-    static func fragments(from body: [UInt8]) throws(HTTPError) -> [ImportedFragment] {
+    /// The kinds of line an export writes besides fragments (`{"carma_export": KIND, …}`).
+    private static let exportLineKinds: Set<String> = ["header", "end"]
+
+    /// The fragments of the body and the line each came from.
+    static func fragments(from body: [UInt8]) throws(HTTPError) -> (fragments: [ImportedFragment], lines: [Int]) {
         var fragments: [ImportedFragment] = []
+        var lines: [Int] = []
+        var seen: [String: UInt32?] = [:]
         var lineNumber = 0
         for line in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -28,14 +34,32 @@ enum ImportJSON {
             }
             guard let object = value.objectValue else { throw Self.invalid(lineNumber, "line", "a line is a JSON object") }
             // An export's header and closing lines may come along; they carry nothing to write.
-            if object["carma_export"] != nil { continue }
-            fragments.append(try Self.fragment(object, line: lineNumber))
+            if let kind = object["carma_export"] {
+                guard let name = kind.stringValue, Self.exportLineKinds.contains(name) else {
+                    throw Self.invalid(lineNumber, "carma_export", "unknown export line \(kind.serialized.prefix(64)): an export writes only 'header' and 'end'")
+                }
+                continue
+            }
+            let fragment = try Self.fragment(object, line: lineNumber)
+            // The same id and version twice in one body with other content: a conflict, as against
+            // the store (a version names one content).
+            let key = "\(fragment.version) \(fragment.id)"
+            let checksum = fragment.record.map { CRC32C.checksum($0.encode()) }
+            if let earlier = seen[key] {
+                if let checksum, let first = earlier, first != checksum {
+                    throw HTTPError(.problem(for: .importConflict(fragment.id, version: fragment.version, index: fragments.count), line: lineNumber))
+                }
+            } else {
+                seen[key] = checksum
+            }
+            fragments.append(fragment)
+            lines.append(lineNumber)
             if fragments.count > Self.maxFragments {
                 throw Self.invalid(lineNumber, "body", "at most \(Self.maxFragments) fragments per request")
             }
         }
         guard !fragments.isEmpty else { throw Self.invalid(lineNumber, "body", "no fragment lines") }
-        return fragments
+        return (fragments, lines)
     }
 
     private static func fragment(_ object: JSONObject, line: Int) throws(HTTPError) -> ImportedFragment {
@@ -44,8 +68,10 @@ enum ImportJSON {
         }
         guard let id = object["id"]?.stringValue else { throw Self.invalid(line, "id", "id is required and must be a string") }
         if let reason = FragmentID.validate(id) { throw Self.invalid(line, "id", reason) }
-        guard let number = object["version"]?.doubleValue, number >= 1, number < 4.6e18, number.rounded() == number else {
-            throw Self.invalid(line, "version", "version is a positive integer")
+        // Exactly the integer written, or refused: a double would turn 2^53 + 1 into 2^53.
+        guard let number = object["version"]?.exactInteger, number >= 1, UInt64(number) < FragmentStore.versionCeiling else {
+            throw Self.invalid(
+                line, "version", "version is a positive integer below 2^62, written without a fraction or an exponent (exactly representable)")
         }
         let created = try Self.timestamp(object, "created_at", line: line)
         let updated = try Self.timestamp(object, "updated_at", line: line)
@@ -101,6 +127,9 @@ enum ImportJSON {
     private static func input(_ object: JSONObject, line: Int) throws(HTTPError) -> FragmentInput {
         guard let content = object["content"]?.stringValue else { throw Self.invalid(line, "content", "content is required and must be a string") }
         var input = FragmentInput(content: content, links: try Self.strings(object, "links", line: line), tags: try Self.strings(object, "tags", line: line))
+        if object["expires_at"] != nil, object["expires_at"] != .null {
+            input.expiresAt = try Self.timestamp(object, "expires_at", line: line)
+        }
         switch object["metadata"] {
         case nil, .null?: break
         case .object(let metadata)?: input.metadata = metadata
@@ -142,6 +171,6 @@ enum ImportJSON {
     }
 
     static func invalid(_ line: Int, _ field: String, _ detail: String) -> HTTPError {
-        HTTPError(.badRequest("invalid-import", "Invalid import", detail: "line \(line): \(detail)", extra: ["line": .number(Double(line)), "field": .string(field)]))
+        HTTPError(.badRequest("invalid-import", "Invalid import", detail: "line \(line): \(detail)", extra: ["line": .exact(Int64(line)), "field": .string(field)]))
     }
 }

@@ -6,22 +6,28 @@ import MicroHTTP
 
 extension HTTPResponse {
     /// The response for a store error. Every kind has a stable problem type.
-    static func problem(for error: StoreError) -> HTTPResponse {
+    /// - Parameter line: The line of the request body (an import) the error is about, if any: named
+    ///   in the detail and as `line`, as the body's own checks do.
+    static func problem(for error: StoreError, line: Int? = nil) -> HTTPResponse {
+        var fieldAndLine: JSONObject = [:]
+        if let field = error.field {
+            fieldAndLine["field"] = .string(field)
+        }
+        if let line {
+            fieldAndLine["line"] = .exact(Int64(line))
+        }
+        let lineDetail = line.map { "line \($0): \(error.message)" } ?? error.message
         switch error.code {
         case .notFound:
             return .problem(404, type: "fragment-not-found", title: "Fragment not found", detail: error.message)
         case .preconditionFailed:
             var extra: JSONObject = [:]
             if let current = error.currentVersion {
-                extra["current_version"] = .number(Double(current))
+                extra["current_version"] = .exact(current)
             }
             return .problem(412, type: "precondition-failed", title: "Precondition failed", detail: error.message, extra: extra)
         case .invalid:
-            var extra: JSONObject = [:]
-            if let field = error.field {
-                extra["field"] = .string(field)
-            }
-            return .problem(400, type: "invalid-fragment", title: "Invalid fragment", detail: error.message, extra: extra)
+            return .problem(400, type: "invalid-fragment", title: "Invalid fragment", detail: lineDetail, extra: fieldAndLine)
         case .diskFull:
             return .problem(507, type: "insufficient-storage", title: "Insufficient storage", detail: error.message)
         case .readOnly:
@@ -32,6 +38,8 @@ extension HTTPResponse {
             return .problem(503, type: "shutting-down", title: "Shutting down", detail: error.message, headers: ["Retry-After": "5"])
         case .unavailable:
             return .problem(503, type: "temporarily-unavailable", title: "Temporarily unavailable", detail: error.message, headers: ["Retry-After": "1"])
+        case .conflict:
+            return .problem(409, type: "import-conflict", title: "Import conflict", detail: lineDetail, extra: fieldAndLine)
         case .locked, .previousLayout:
             return .problem(500, type: "storage-error", title: "Storage error", detail: error.message)
         }

@@ -25,12 +25,17 @@ public struct ClusterConfiguration: Sendable {
     public var scrubInterval: Duration
     /// The built-in sentence-embedding model; nodes share the embedding work (nil: words only).
     public var encoder: SentenceEncoder?
+    /// How long after its start a cycle still marked running may be taken for a node that died in
+    /// it: its time budget plus a repair lease. Past it another node marks it interrupted.
+    public var cycleLease: Duration
 
     public init(
         databaseURL: String, poolSize: Int = 8, timeout: Duration = .seconds(2), nodeName: String, repairLease: Duration = .seconds(60),
         redundancyTablespace: String? = nil, cacheBytes: Int = 64 << 20, limits: FragmentLimits = FragmentLimits(),
-        retention: Retention = Retention(), scrubInterval: Duration = .seconds(300), encoder: SentenceEncoder? = nil
+        retention: Retention = Retention(), scrubInterval: Duration = .seconds(300), encoder: SentenceEncoder? = nil,
+        cycleLease: Duration? = nil
     ) {
+        self.cycleLease = cycleLease ?? .seconds(300) + repairLease
         self.databaseURL = databaseURL
         self.poolSize = poolSize
         self.timeout = timeout

@@ -62,15 +62,20 @@ extension ClusterStore {
             return completion(.failure(failure))
         }
         guard !self.closed.load(ordering: .relaxed) else { return completion(.failure(.closed)) }
+        // The deadline runs from the request, not from when a writer thread takes it up: with the
+        // database stalled, writes queued behind others answered 503 after twice the timeout.
+        let deadline = ContinuousClock.now.advanced(by: self.pool.timeout)
         Self.writers.async {
-            completion(self.putNow(id, input, precondition: precondition))
+            completion(self.putNow(id, input, precondition: precondition, deadline: deadline))
         }
     }
 
-    private func putNow(_ id: String, _ input: FragmentInput, precondition: WritePrecondition) -> Result<FragmentStore.PutOutcome, StoreError> {
+    private func putNow(
+        _ id: String, _ input: FragmentInput, precondition: WritePrecondition, deadline: ContinuousClock.Instant
+    ) -> Result<FragmentStore.PutOutcome, StoreError> {
         let sketch = self.sketch(input)
         do {
-            let outcome: Result<FragmentStore.PutOutcome, StoreError> = try self.pool.transaction { connection, deadline throws(PGError) in
+            let outcome: Result<FragmentStore.PutOutcome, StoreError> = try self.pool.transaction(deadline: deadline) { connection, deadline throws(PGError) in
                 try connection.run(Self.lockID, [.text(id)], deadline: deadline)
                 let found = try connection.run(Self.current, [.text(id)], deadline: deadline)
                 guard let first = found.first, let version = first.int(0) else {
@@ -126,9 +131,10 @@ extension ClusterStore {
 
     public func delete(_ id: String, precondition: WritePrecondition, completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         guard !self.closed.load(ordering: .relaxed) else { return completion(.failure(.closed)) }
+        let deadline = ContinuousClock.now.advanced(by: self.pool.timeout)
         Self.writers.async {
             do throws(PGError) {
-                let outcome: Result<Void, StoreError> = try self.pool.transaction { connection, deadline throws(PGError) in
+                let outcome: Result<Void, StoreError> = try self.pool.transaction(deadline: deadline) { connection, deadline throws(PGError) in
                     try connection.run(Self.lockID, [.text(id)], deadline: deadline)
                     let found = try connection.run(Self.current, [.text(id)], deadline: deadline)
                     let now = Timestamp.now

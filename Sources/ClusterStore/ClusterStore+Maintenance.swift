@@ -131,10 +131,16 @@ extension ClusterStore {
         """)
     static let oneCycle = PGStatement("carma_cycle", "SELECT report FROM carma_cycles WHERE id = $1")
     static let recentCycles = PGStatement("carma_recent_cycles", "SELECT report FROM carma_cycles ORDER BY id DESC LIMIT $1")
-    /// This node's running cycles (it restarted), and any node's started over an hour ago (a node
-    /// that died, under a name it does not come back with: the default name carries the pid).
+    /// This node's running cycles (it restarted), and any node's started longer ago than a cycle
+    /// can run (a node that died, under a name it does not come back with: the default carries the pid).
     static let unfinishedCycles = PGStatement(
         "carma_unfinished_cycles", "SELECT report FROM carma_cycles WHERE state = 'running' AND (node = $1 OR started_at < $2)")
+    /// Another node's cycles still marked running past their lease: that node died in them.
+    static let abandonedCycles = PGStatement(
+        "carma_abandoned_cycles", "SELECT id, node, report FROM carma_cycles WHERE state = 'running' AND node <> $1 AND started_at < $2")
+    /// Marks one abandoned cycle interrupted, keeping the node that ran it; only if it is still running.
+    static let interruptCycle = PGStatement(
+        "carma_interrupt_cycle", "UPDATE carma_cycles SET state = 'interrupted', report = $2 WHERE id = $1 AND state = 'running'")
     static let lastCycle = PGStatement("carma_last_cycle", "SELECT COALESCE(max(id), 0) FROM carma_cycles")
     static let nextCycle = PGStatement("carma_next_cycle", "SELECT nextval('carma_cycle_ids')")
 
@@ -165,7 +171,31 @@ extension ClusterStore {
     public func cycleReport(_ id: Int64) -> JSONValue? { self.reports(Self.oneCycle, [.int(id)]).first }
     public func recentCycleReports(limit: Int) -> [JSONValue] { self.reports(Self.recentCycles, [.int(limit)]) }
     public func unfinishedCycleReports() -> [JSONValue] {
-        self.reports(Self.unfinishedCycles, [.text(self.configuration.nodeName), .int(Timestamp.now.milliseconds - 3_600_000)])
+        self.reports(Self.unfinishedCycles, [.text(self.configuration.nodeName), .int(self.cycleLeaseCutoff().milliseconds)])
+    }
+
+    private func cycleLeaseCutoff() -> Timestamp {
+        Timestamp(milliseconds: Timestamp.now.milliseconds - self.configuration.cycleLease.wholeMilliseconds)
+    }
+
+    /// Marks interrupted the cycles of other nodes that are still marked running after their lease
+    /// (issue 28: a node killed mid-cycle left it running until a node of the same name started).
+    /// Called whenever this node starts a cycle.
+    func interruptAbandonedCycles() {
+        do {
+            try self.pool.with { connection, deadline throws(PGError) in
+                let rows = try connection.run(Self.abandonedCycles, [.text(self.configuration.nodeName), .int(self.cycleLeaseCutoff().milliseconds)], deadline: deadline)
+                for row in rows.all {
+                    guard let id = row.int(0), let text = row.string(2), case .object(var report)? = try? JSONParser.parse(text) else { continue }
+                    report["state"] = "interrupted"
+                    report["stop_reason"] = .string("node \(row.string(1) ?? "?") stopped during the cycle; marked by \(self.configuration.nodeName) after the cycle's lease")
+                    try connection.run(Self.interruptCycle, [.int(id), .text(JSONValue.object(report).serialized)], deadline: deadline)
+                    self.logger.notice("marked a dead node's cycle interrupted", metadata: ["cycle.id": "\(id)", "cycle.node": "\(row.string(1) ?? "?")"])
+                }
+            }
+        } catch {
+            self.logger.warning("could not check for abandoned cycles", metadata: ["error": "\(error)"])
+        }
     }
 
     public func lastCycleID() -> Int64 {
@@ -174,6 +204,7 @@ extension ClusterStore {
     }
 
     public func newCycleID(local: Int64) -> Int64 {
+        self.interruptAbandonedCycles()
         let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.nextCycle, [], deadline: deadline) }
         return rows?.first?.int(0) ?? local
     }

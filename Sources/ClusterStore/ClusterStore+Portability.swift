@@ -85,6 +85,14 @@ extension ClusterStore {
             return completion(.failure(failure))
         }
         Self.writers.async {
+            // Checked before anything is written: a stored version with other content is a conflict.
+            do throws(PGError) {
+                if let conflict = try self.importConflict(fragments) {
+                    return completion(.failure(conflict))
+                }
+            } catch {
+                return completion(.failure(Self.storeError(error, doing: "check the import")))
+            }
             var outcomes: [ImportOutcome] = []
             for fragment in fragments {
                 do throws(PGError) {
@@ -96,6 +104,24 @@ extension ClusterStore {
             self.follower.poke()
             completion(.success(outcomes))
         }
+    }
+
+    static let storedRows = PGStatement("carma_import_stored", "SELECT \(rowColumns) FROM carma_fragments f WHERE f.id = ANY($1)")
+
+    /// The first fragment whose version is stored with other content, as a conflict.
+    private func importConflict(_ fragments: [ImportedFragment]) throws(PGError) -> StoreError? {
+        let ids = Array(Set(fragments.map(\.id)))
+        let stored = try self.pool.transaction { connection, deadline throws(PGError) in
+            try connection.run(Self.storedRows, [.texts(ids)], deadline: deadline).all.compactMap { Self.row($0) }
+        }
+        let byID = Dictionary(stored.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for (index, fragment) in fragments.enumerated() {
+            guard let row = byID[fragment.id], row.version == fragment.version, let record = fragment.record else { continue }
+            if row.status != .blank, row.checksum != CRC32C.checksum(record.encode()) {
+                return .importConflict(fragment.id, version: fragment.version, index: index)
+            }
+        }
+        return nil
     }
 
     private func importOne(_ fragment: ImportedFragment) throws(PGError) -> ImportOutcome {

@@ -43,9 +43,13 @@ extension ClusterStore {
     static let depth = PGStatement("carma_queue_depth", "SELECT count(*), count(*) FILTER (WHERE not_before <= $1) FROM carma_repairs")
 
     public func repairQueueDepth(now: Timestamp) -> (total: Int, ready: Int) {
-        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.depth, [.int(now.milliseconds)], deadline: deadline) }
-        guard let r = rows?.first else { return (0, 0) }
-        return (Int(r.int(0) ?? 0), Int(r.int(1) ?? 0))
+        let pool = self.pool
+        let depth = self.queueDepths.read { () -> [Int]? in
+            let rows = try? pool.with { connection, deadline throws(PGError) in try connection.run(Self.depth, [.int(now.milliseconds)], deadline: deadline) }
+            guard let r = rows?.first else { return nil }
+            return [Int(r.int(0) ?? 0), Int(r.int(1) ?? 0)]
+        } ?? [0, 0]
+        return (depth[0], depth[1])
     }
 
     static let dequeue = PGStatement("carma_dequeue", "DELETE FROM carma_repairs WHERE id = $1")

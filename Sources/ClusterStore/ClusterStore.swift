@@ -34,6 +34,14 @@ public final class ClusterStore: Sendable {
     let feedReadAt = Mutex<ContinuousClock.Instant?>(nil)
     let loadFailures = Atomic<Int>(0)
     let closed = Atomic<Bool>(false)
+    /// Counts for `/metrics` and `/readyz`, which never wait on the database for more than
+    /// `observationPatience` (issue 28: a scrape waited out a stalled database, 6 s, and then
+    /// reported it up): past it they answer the last counts known.
+    let statusCounts = LastKnown<[FragmentStatus: Int]>(patience: observationPatience)
+    let blankCounts = LastKnown<Int>(patience: observationPatience)
+    let tableSizes = LastKnown<[Int64]>(patience: observationPatience)
+    let queueDepths = LastKnown<[Int]>(patience: observationPatience)
+    static let observationPatience: Duration = .milliseconds(500)
 
     /// Connects, creates or migrates the schema (safe when several nodes start at once), and starts
     /// the thread that loads the text index and then follows the change feed. Fails when the
@@ -155,16 +163,25 @@ public final class ClusterStore: Sendable {
     }
 
     public var blankCount: Int {
-        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.countBlank, [], deadline: deadline) }
-        return rows?.first?.int(0).map(Int.init) ?? 0
+        let pool = self.pool
+        return self.blankCounts.read {
+            let rows = try? pool.with { connection, deadline throws(PGError) in try connection.run(Self.countBlank, [], deadline: deadline) }
+            return rows?.first?.int(0).map(Int.init)
+        } ?? 0
     }
 
     public func stats() -> StoreStats {
-        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.countByStatus, [], deadline: deadline) }
-        var byStatus: [FragmentStatus: Int] = [:]
-        for r in rows?.all ?? [] {
-            if let status = r.string(0).flatMap(FragmentStatus.init(rawValue:)), let count = r.int(1) { byStatus[status] = Int(count) }
-        }
+        let pool = self.pool
+        let byStatus = self.statusCounts.read { () -> [FragmentStatus: Int]? in
+            guard let rows = try? pool.with({ connection, deadline throws(PGError) in try connection.run(Self.countByStatus, [], deadline: deadline) }) else {
+                return nil
+            }
+            var counts: [FragmentStatus: Int] = [:]
+            for r in rows.all {
+                if let status = r.string(0).flatMap(FragmentStatus.init(rawValue:)), let count = r.int(1) { counts[status] = Int(count) }
+            }
+            return counts
+        } ?? [:]
         let (cacheBytes, cacheEntries) = self.cache.withLock { ($0.bytes, $0.count) }
         return StoreStats(
             fragments: byStatus.values.reduce(0, +), byStatus: byStatus, recordBytes: 0, cacheBytes: cacheBytes, cacheEntries: cacheEntries,
@@ -173,9 +190,13 @@ public final class ClusterStore: Sendable {
     }
 
     public func diskUsage() -> (primary: Int64, redundancy: Int64, registry: Int64) {
-        let rows = try? self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.tableBytes, [], deadline: deadline) }
-        guard let r = rows?.first else { return (0, 0, 0) }
-        return (r.int(0) ?? 0, r.int(1) ?? 0, r.int(2) ?? 0)
+        let pool = self.pool
+        let sizes = self.tableSizes.read { () -> [Int64]? in
+            let rows = try? pool.with { connection, deadline throws(PGError) in try connection.run(Self.tableBytes, [], deadline: deadline) }
+            guard let r = rows?.first else { return nil }
+            return [r.int(0) ?? 0, r.int(1) ?? 0, r.int(2) ?? 0]
+        } ?? [0, 0, 0]
+        return (sizes[0], sizes[1], sizes[2])
     }
 
     /// Writes are visible to every reader once acknowledged: nothing to wait for.

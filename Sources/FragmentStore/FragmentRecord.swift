@@ -52,7 +52,7 @@ public struct FragmentRecord: Sendable, Equatable {
         writer.writeRaw("{\"id\":")
         writer.writeString(self.id)
         writer.writeRaw(",\"version\":")
-        writer.writeNumber(Double(self.version))
+        writer.writeInteger(self.version)
         writer.writeRaw(",\"content\":")
         writer.writeString(self.content)
         writer.writeRaw(",\"links\":")
@@ -89,10 +89,18 @@ public struct FragmentRecord: Sendable, Equatable {
         return writer.bytes
     }
 
+    /// A record's version: an exact integer (records written before versions were printed exactly
+    /// may hold a double in exponent form; it is taken as it reads).
+    private static func version(_ value: JSONValue?) -> UInt64? {
+        if let exact = value?.exactInteger { return exact > 0 ? UInt64(exact) : nil }
+        guard let double = value?.doubleValue, double >= 1, double < 1.8e19 else { return nil }
+        return UInt64(double)
+    }
+
     /// Parses a record read back from a log.
     public static func decode(_ bytes: [UInt8]) -> FragmentRecord? {
         guard let value = try? JSONParser.parse(bytes, maxDepth: 128), let object = value.objectValue,
-            let id = object["id"]?.stringValue, let version = object["version"]?.doubleValue,
+            let id = object["id"]?.stringValue, let version = Self.version(object["version"]),
             let content = object["content"]?.stringValue,
             let created = object["created_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
             let updated = object["updated_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:))
@@ -109,7 +117,7 @@ public struct FragmentRecord: Sendable, Equatable {
                 confidence: confidence, sources: strings("sources"), method: method,
                 at: object["reconstructed_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)) ?? updated)
         }
-        return FragmentRecord(id: id, version: UInt64(version), input: input, createdAt: created, updatedAt: updated, reconstruction: reconstruction)
+        return FragmentRecord(id: id, version: version, input: input, createdAt: created, updatedAt: updated, reconstruction: reconstruction)
     }
 }
 

@@ -2,63 +2,6 @@ import CarmaJSON
 import CarmaText
 import Synchronization
 
-/// A fragment from an export, to be written at its own version.
-public struct ImportedFragment: Sendable, Equatable {
-    public var id: String
-    public var version: UInt64
-    public var createdAt: Timestamp
-    public var updatedAt: Timestamp
-    public var payload: Payload
-
-    public enum Payload: Sendable, Equatable {
-        /// The exact fragment.
-        case exact(FragmentInput)
-        /// A reconstruction, flagged as such.
-        case reconstructed(FragmentInput, Reconstruction)
-        /// Known without content: what the exporting store still knew of it.
-        case blank(links: [String], tags: [String], size: Int, reason: BlankReason, lostAt: Timestamp?)
-    }
-
-    public init(id: String, version: UInt64, createdAt: Timestamp, updatedAt: Timestamp, payload: Payload) {
-        self.id = id
-        self.version = version
-        self.createdAt = createdAt
-        self.updatedAt = updatedAt
-        self.payload = payload
-    }
-
-    /// Why a batch of imported fragments cannot be written (either backend); nil when it can.
-    package static func check(_ fragments: [ImportedFragment], limits: FragmentLimits) -> StoreError? {
-        for fragment in fragments {
-            if let reason = FragmentID.validate(fragment.id) {
-                return .invalid(field: "id", "\(fragment.id): \(reason)")
-            }
-            guard fragment.version > 0, fragment.version < FragmentStore.versionCeiling else {
-                return .invalid(field: "version", "\(fragment.id): version \(fragment.version) is out of range")
-            }
-            do {
-                try fragment.input?.validate(limits)
-            } catch {
-                return error
-            }
-        }
-        return nil
-    }
-
-    /// The record an exact or reconstructed fragment is stored as (nil for a blank).
-    package var record: FragmentRecord? {
-        switch self.payload {
-        case .exact(let input):
-            return FragmentRecord(id: self.id, version: self.version, input: input, createdAt: self.createdAt, updatedAt: self.updatedAt)
-        case .reconstructed(let input, let reconstruction):
-            return FragmentRecord(
-                id: self.id, version: self.version, input: input, createdAt: self.createdAt, updatedAt: self.updatedAt, reconstruction: reconstruction)
-        case .blank:
-            return nil
-        }
-    }
-}
-
 /// What an import did with one fragment.
 public enum ImportOutcome: String, Sendable {
     /// Written at its version: the store had an older version or none.
@@ -82,7 +25,11 @@ extension FragmentStore {
         }
         // What the store already has at the same or a newer version is left alone; checked again
         // on the log thread, where it counts.
-        let outcomes = self.importOutcomes(fragments)
+        let outcomes: [ImportOutcome]
+        switch self.importOutcomes(fragments) {
+        case .success(let found): outcomes = found
+        case .failure(let conflict): return completion(.failure(conflict))
+        }
         let wanted = fragments.indices.filter { outcomes[$0] == .imported }
         guard !wanted.isEmpty else { return completion(.success(outcomes)) }
         for index in wanted {
@@ -147,16 +94,30 @@ extension FragmentStore {
         var redundancy: Int?
     }
 
-    private func importOutcomes(_ fragments: [ImportedFragment]) -> [ImportOutcome] {
-        self.state.withLock { state in
+    /// What each fragment would do; a conflict when a stored version has other content (checked
+    /// again where it counts, on the log thread, for a write racing the import).
+    private func importOutcomes(_ fragments: [ImportedFragment]) -> Result<[ImportOutcome], StoreError> {
+        let checksums = fragments.map { $0.record.map { CRC32C.checksum($0.encode()) } }
+        return self.state.withLock { state in
             var seen: [String: UInt64] = [:]
-            return fragments.map { fragment in
-                let current = max(state[fragment.id]?.row.version ?? 0, seen[fragment.id] ?? 0)
+            var outcomes: [ImportOutcome] = []
+            for (index, fragment) in fragments.enumerated() {
+                let stored = state[fragment.id]?.row
+                let current = max(stored?.version ?? 0, seen[fragment.id] ?? 0)
                 seen[fragment.id] = max(current, fragment.version)
-                if current == fragment.version { return .unchanged }
-                return current > fragment.version ? .superseded : .imported
+                if let stored, stored.version == fragment.version, let checksum = checksums[index], Self.differs(stored, checksum) {
+                    return .failure(.importConflict(fragment.id, version: fragment.version, index: index))
+                }
+                outcomes.append(current == fragment.version ? .unchanged : current > fragment.version ? .superseded : .imported)
             }
+            return .success(outcomes)
         }
+    }
+
+    /// Whether a stored row's record differs from an imported record's checksum. A blank row has
+    /// lost its record (no content to compare): not a conflict, the import leaves it as it is.
+    static func differs(_ stored: FragmentRow, _ checksum: UInt32) -> Bool {
+        stored.status != .blank && stored.checksum != checksum
     }
 
     /// Log thread: makes the appended fragments visible (where nothing newer came meanwhile) and
@@ -182,11 +143,13 @@ extension FragmentStore {
                     row.size = input.content.utf8.count
                     row.links = input.links
                     row.tags = input.tags
+                    row.expiresAt = input.expiresAt
                 case .reconstructed(let input, let reconstruction):
                     row.status = .reconstructed
                     row.size = input.content.utf8.count
                     row.links = input.links
                     row.tags = input.tags
+                    row.expiresAt = input.expiresAt
                     row.confidence = reconstruction.confidence
                 case .blank(let links, let tags, let size, let reason, let lostAt):
                     row.status = .blank
@@ -231,15 +194,5 @@ private final class ImportTally: Sendable {
 
     init(_ outcomes: [ImportOutcome]) {
         self.outcomes = Mutex(outcomes)
-    }
-}
-
-extension ImportedFragment {
-    /// The client fields of an exact or reconstructed fragment.
-    var input: FragmentInput? {
-        switch self.payload {
-        case .exact(let input), .reconstructed(let input, _): return input
-        case .blank: return nil
-        }
     }
 }

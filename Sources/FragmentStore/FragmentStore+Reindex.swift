@@ -114,7 +114,7 @@ extension FragmentStore {
                     if let event {
                         try self.registry.addEvent(
                             candidate.row.id, at: now, kind: event,
-                            detail: ["version": .number(Double(candidate.row.version)), "status": .string(candidate.row.status.rawValue)])
+                            detail: ["version": .exact(candidate.row.version), "status": .string(candidate.row.status.rawValue)])
                     }
                     if candidate.row.status != .ok {
                         try self.registry.enqueueRepair(

@@ -93,7 +93,7 @@ public struct RebuiltFragment: Sendable {
             createdAt: target.row.createdAt, updatedAt: target.row.updatedAt, reconstruction: reconstruction
         ).encode()
         var detail: JSONObject = [
-            "version": .number(Double(target.version)), "confidence": .number(confidence), "sources": JSONValue(self.sources), "method": .string(self.method),
+            "version": .exact(target.version), "confidence": .number(confidence), "sources": JSONValue(self.sources), "method": .string(self.method),
         ]
         if let cycle { detail["cycle"] = .number(Double(cycle)) }
         return (record, CRC32C.checksum(record), confidence, detail)

@@ -147,7 +147,7 @@ extension FragmentStore {
                     try registry.updatePlacement(moved)
                     try registry.addEvent(
                         row.id, at: now, kind: .redundancyRepaired,
-                        detail: ["version": .number(Double(row.version)), "reason": .string(damage.rawValue), "detected_by": "scrub"])
+                        detail: ["version": .exact(row.version), "reason": .string(damage.rawValue), "detected_by": "scrub"])
                 })
             }
         } catch {

@@ -59,8 +59,11 @@ public final class StoreSnapshot: Sendable {
 extension FragmentStore {
     /// Takes a snapshot of every fragment (see `StoreSnapshot`); close it when done with it.
     public func snapshot() -> StoreSnapshot {
+        let now = Timestamp.now
         let (rows, pinned, maxVersion): ([FragmentRow], [UInt32], UInt64) = self.state.withLock { state in
-            let rows = state.entries.values.map(\.row)
+            // An expired fragment is gone for every reader, the export included (until compaction
+            // deletes it, it is still in the index).
+            let rows = state.entries.values.map(\.row).filter { !$0.isExpired(at: now) }
             let segments = Array(Set(rows.compactMap { $0.location?.segment }))
             state.pin(segments)
             return (rows, segments, self.lastVersion.load(ordering: .relaxed))

@@ -5,13 +5,13 @@ import CarmaJSON
 package enum HistoryDetail {
     /// `created` / `updated` (`imported` when an import wrote it).
     package static func written(version: UInt64, size: Int, imported: Bool = false) -> JSONObject {
-        var detail: JSONObject = ["version": .number(Double(version)), "size": .number(Double(size))]
+        var detail: JSONObject = ["version": .exact(version), "size": .number(Double(size))]
         if imported { detail["imported"] = true }
         return detail
     }
 
     package static func lost(version: UInt64, reason: BlankReason, detectedBy: Detection) -> JSONObject {
-        ["version": .number(Double(version)), "reason": .string(reason.rawValue), "detected_by": .string(detectedBy.rawValue)]
+        ["version": .exact(version), "reason": .string(reason.rawValue), "detected_by": .string(detectedBy.rawValue)]
     }
 
     package static func queued(_ priority: RepairPriority) -> JSONObject {
@@ -20,7 +20,7 @@ package enum HistoryDetail {
 
     package static func recovered(_ item: Restoration) -> JSONObject {
         var detail: JSONObject = [
-            "version": .number(Double(item.target.version)), "tier": .string(item.tier.rawValue), "source": .string(item.source),
+            "version": .exact(item.target.version), "tier": .string(item.tier.rawValue), "source": .string(item.source),
             "duration_ms": .number((item.durationMilliseconds * 1000).rounded() / 1000), "was": .string(item.target.row.status.rawValue),
         ]
         if let cycle = item.cycle { detail["cycle"] = .number(Double(cycle)) }
@@ -29,7 +29,7 @@ package enum HistoryDetail {
 
     package static func repairFailed(_ target: RepairTarget, reason: String, attempt: Int, retryAt: Timestamp, cycle: Int64?) -> JSONObject {
         var detail: JSONObject = [
-            "version": .number(Double(target.version)), "reason": .string(reason), "attempt": .number(Double(attempt)),
+            "version": .exact(target.version), "reason": .string(reason), "attempt": .number(Double(attempt)),
             "next_try_at": .string(retryAt.rfc3339),
         ]
         if let cycle { detail["cycle"] = .number(Double(cycle)) }

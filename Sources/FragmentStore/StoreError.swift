@@ -21,6 +21,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         case locked
         /// The data directory is in the previous layout: `carmad migrate` converts it.
         case previousLayout
+        /// What the request would write contradicts what is stored (an import of a stored version
+        /// with other content); `fragmentIndex` says which of the request's fragments.
+        case conflict
     }
 
     public let code: Code
@@ -28,6 +31,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public let field: String?
     /// The current version, for a failed precondition.
     public let currentVersion: UInt64?
+    /// Which fragment of a batch (an import) the error is about, counted from 0.
+    public var fragmentIndex: Int? = nil
 
     public var description: String { self.message }
 
@@ -51,6 +56,14 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     }
 
     package static let closed = StoreError(.closed, "the store is closed")
+
+    /// An imported fragment whose version is stored with other content.
+    package static func importConflict(_ id: String, version: UInt64, index: Int) -> StoreError {
+        var error = StoreError(
+            .conflict, "'\(id)' version \(version) is already stored with other content: a version names one content", field: "version")
+        error.fragmentIndex = index
+        return error
+    }
 
     public static func unavailable(_ message: String) -> StoreError {
         StoreError(.unavailable, message)

@@ -26,10 +26,13 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable {
 
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-29T23:40:00.123Z`.
     public var rfc3339: String {
-        var seconds = time_t(self.milliseconds / 1000)
+        // Floored, so that a time before 1970 keeps milliseconds from 0 to 999 (truncation printed
+        // "-6" there, a text no parser reads back: the import fuzz target found it).
+        let wholeSeconds = self.milliseconds >= 0 ? self.milliseconds / 1000 : -((-self.milliseconds + 999) / 1000)
+        var seconds = time_t(wholeSeconds)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        let millis = Int(self.milliseconds % 1000)
+        let millis = Int(self.milliseconds - wholeSeconds * 1000)
         func pad(_ value: Int32, _ width: Int) -> String {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text

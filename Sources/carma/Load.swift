@@ -90,7 +90,7 @@ struct Import: ParsableCommand {
     @Option(help: "Concurrent connections (corpus only).") var connections = 32
 
     func run() throws {
-        if ExportImport.isExport(self.file) {
+        if try ExportImport.isExport(self.file) {
             let totals = try ExportImport(api: try self.server.api(timeoutSeconds: 300), path: self.file).run()
             print("imported \(totals.imported), unchanged \(totals.unchanged), superseded by newer versions \(totals.superseded)")
             return
@@ -128,9 +128,8 @@ struct Corpus {
     static func load(_ path: String) throws -> Corpus {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         var fragments: [Fragment] = []
-        var lineNumber = 0
-        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
-            lineNumber += 1
+        for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            let lineNumber = index + 1
             let value: JSONValue
             do {
                 value = try JSONParser.parse(Array(line))

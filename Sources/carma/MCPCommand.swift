@@ -18,11 +18,18 @@ struct MCPCommand: AsyncParsableCommand {
     @Option(help: "Log level on standard error: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .warning
 
+    @Option(help: "Seconds one tool call may wait for carmad in all; past it the call answers an error result.")
+    var timeout = 30
+
+    func validate() throws {
+        guard (1...3600).contains(self.timeout) else { throw ValidationError("--timeout is 1 to 3600 seconds") }
+    }
+
     func run() async throws {
         let (host, port) = try self.server.endpoint
         var logger = Logger(label: "carma.mcp", factory: { label in StreamLogHandler.standardError(label: label) })
         logger.logLevel = self.logLevel
-        let gateway = HTTPGateway(host: host, port: port, token: try self.server.bearerToken)
+        let gateway = HTTPGateway(host: host, port: port, token: try self.server.bearerToken, timeoutSeconds: self.timeout)
         try await MemoryServer(toolbox: CarmaToolbox(gateway: gateway), version: "0.1.0").run(logger: logger)
     }
 }

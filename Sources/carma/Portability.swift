@@ -110,48 +110,108 @@ struct ExportImport {
     }
 
     func run() throws -> Totals {
-        guard let reader = LineReader(path: self.path) else { throw ValidationError("cannot read \(self.path)") }
-        var total: Int?
+        // The whole file is checked before anything is written: a line that is not JSON, an unknown
+        // export line, or a closing count that disagrees with the lines read changes nothing.
+        let plan = try Self.check(self.path)
         var totals = Totals()
         var batch: [UInt8] = []
-        var lines = 0
-        var closed = false
-        var progress: Progress?
+        /// The file line of each line in `batch`, to name it when carmad refuses one.
+        var batchLines: [Int] = []
+        var written = 0
+        let progress = Progress("import", total: plan.fragments)
         func send() throws {
-            guard lines > 0 else { return }
-            let result = try self.post(batch)
+            guard !batchLines.isEmpty else { return }
+            let result = try self.post(batch, fileLines: batchLines, written: written)
             totals.imported += result["imported"]?.intValue ?? 0
             totals.unchanged += result["unchanged"]?.intValue ?? 0
             totals.superseded += result["superseded"]?.intValue ?? 0
-            progress?.advance(by: lines)
+            written += batchLines.count
+            progress.advance(by: batchLines.count)
             batch.removeAll(keepingCapacity: true)
-            lines = 0
+            batchLines.removeAll(keepingCapacity: true)
         }
-        while let line = reader.next() {
-            if line.isEmpty { continue }
-            if line.starts(with: Array("{\"carma_export\":".utf8)) {
-                let value = try? JSONParser.parse(line)
-                if value?["carma_export"] == "header" { total = value?["fragments"]?.intValue; progress = Progress("import", total: total) }
-                if value?["carma_export"] == "end" { closed = true }
-                continue
-            }
-            if lines > 0, batch.count + line.count + 1 > Self.batchBytes || lines >= Self.batchLines {
+        let reader = try LineReader(opening: self.path)
+        var lineNumber = 0
+        while let line = try reader.next() {
+            lineNumber += 1
+            if Self.isBlank(line) || line.starts(with: Array("{\"carma_export\":".utf8)) { continue }
+            if !batchLines.isEmpty, batch.count + line.count + 1 > Self.batchBytes || batchLines.count >= Self.batchLines {
                 try send()
             }
             batch.append(contentsOf: line)
             batch.append(UInt8(ascii: "\n"))
-            lines += 1
+            batchLines.append(lineNumber)
         }
         try send()
-        progress?.finish()
-        if !closed {
+        progress.finish()
+        if !plan.closed {
             FileHandle.standardError.write(Data("warning: \(self.path) has no closing line: the export may be incomplete\n".utf8))
         }
         return totals
     }
 
+    /// What a check of the whole file found.
+    struct Plan {
+        var fragments = 0
+        var closed = false
+    }
+
+    static func isBlank(_ line: [UInt8]) -> Bool {
+        line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
+    }
+
+    /// Reads the whole file once, writing nothing; throws naming the file line of the first problem.
+    static func check(_ path: String) throws -> Plan {
+        let reader = try LineReader(opening: path)
+        var plan = Plan()
+        var closingCount: Int?
+        var lineNumber = 0
+        func fail(_ message: String) -> ValidationError {
+            ValidationError("\(path):\(lineNumber): \(message); nothing was imported")
+        }
+        while let line = try reader.next() {
+            lineNumber += 1
+            if Self.isBlank(line) { continue }
+            let value: JSONValue
+            do {
+                value = try JSONParser.parse(line, maxDepth: 32)
+            } catch {
+                throw fail("not JSON: \(error)")
+            }
+            guard let object = value.objectValue else { throw fail("a line is a JSON object") }
+            if let kind = object["carma_export"] {
+                switch kind.stringValue {
+                case "header"?:
+                    guard lineNumber == 1 || plan.fragments == 0 else { throw fail("a header line after fragment lines") }
+                case "end"?:
+                    guard closingCount == nil else { throw fail("a second closing line") }
+                    guard let count = object["fragments"]?.exactInteger, count >= 0 else { throw fail("the closing line has no fragment count") }
+                    closingCount = Int(count)
+                    plan.closed = true
+                default:
+                    throw fail("unknown export line \(kind.serialized.prefix(64)): an export has only 'header' and 'end' lines")
+                }
+                continue
+            }
+            guard closingCount == nil else { throw fail("a fragment line after the closing line") }
+            guard object["id"]?.stringValue != nil else { throw fail("a fragment line needs a string id") }
+            guard let version = object["version"]?.exactInteger, version >= 1 else {
+                throw fail("version is a positive integer, written without a fraction or an exponent")
+            }
+            plan.fragments += 1
+        }
+        if let closingCount, closingCount != plan.fragments {
+            throw ValidationError(
+                "\(path): the closing line counts \(closingCount) fragments but the file has \(plan.fragments): it was cut or altered; nothing was imported")
+        }
+        return plan
+    }
+
     /// One batch, retried while carmad answers 503 with Retry-After (at most a minute in all).
-    private func post(_ body: [UInt8]) throws -> JSONValue {
+    /// - Parameters:
+    ///   - fileLines: The file line of each line of `body`, to report a refused line by its place in the file.
+    ///   - written: Fragment lines sent (and written) before this batch.
+    private func post(_ body: [UInt8], fileLines: [Int], written: Int) throws -> JSONValue {
         var waited = 0.0
         while true {
             var headers: [(String, String)] = [("Content-Type", "application/x-ndjson")]
@@ -164,35 +224,52 @@ struct ExportImport {
                 waited += delay
                 continue
             }
-            FileHandle.standardError.write(Data("import failed: HTTP \(response.status) \(response.text.prefix(500))\n".utf8))
+            var message = "import failed: HTTP \(response.status) \(response.text.prefix(500))"
+            // carmad numbers the lines of the batch it was sent: name the file's line instead.
+            if let problem = try? response.json(), let line = problem["line"]?.intValue, (1...fileLines.count).contains(line) {
+                var detail = problem["detail"]?.stringValue ?? problem["title"]?.stringValue ?? ""
+                if let range = detail.range(of: "line \(line): "), range.lowerBound == detail.startIndex { detail.removeSubrange(range) }
+                message = "import failed at \(self.path):\(fileLines[line - 1]): \(detail) (HTTP \(response.status))"
+            }
+            if written > 0 {
+                message += "\n\(written) fragment lines before it (up to line \(fileLines[0] - 1)) were written; fix the line and run the import again: a re-run resumes, leaving what is already there unchanged"
+            } else {
+                message += "\nnothing was imported"
+            }
+            FileHandle.standardError.write(Data((message + "\n").utf8))
             throw ExitCode(1)
         }
     }
 
     /// Whether the file is an export (its first line is an export header), not a corpus.
-    static func isExport(_ path: String) -> Bool {
-        guard let reader = LineReader(path: path), let first = reader.next() else { return false }
+    static func isExport(_ path: String) throws -> Bool {
+        guard let first = try LineReader(opening: path).next() else { return false }
         return (try? JSONParser.parse(first))?["carma_export"] == "header"
     }
 }
 
-/// Lines of a file, read a block at a time.
+/// Lines of a file, read a block at a time; a directory or an unreadable file is an error, not a crash.
 final class LineReader {
     private let handle: FileHandle
+    private let path: String
     private var buffer: [UInt8] = []
     private var start = 0
     private var atEnd = false
 
-    init?(path: String) {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    init(opening path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ValidationError("\(path): no such file") }
+        guard !isDirectory.boolValue else { throw ValidationError("\(path) is a directory: give the export or corpus file") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw ValidationError("cannot read \(path)") }
         self.handle = handle
+        self.path = path
     }
 
     deinit {
         try? self.handle.close()
     }
 
-    func next() -> [UInt8]? {
+    func next() throws -> [UInt8]? {
         while true {
             if let newline = self.buffer[self.start...].firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(self.buffer[self.start..<newline])
@@ -207,8 +284,14 @@ final class LineReader {
             }
             self.buffer.removeFirst(self.start)
             self.start = 0
-            let data = self.handle.readData(ofLength: 1 << 20)
-            if data.isEmpty { self.atEnd = true } else { self.buffer.append(contentsOf: data) }
+            // read(upToCount:) throws where readData(ofLength:) trapped (a directory: EISDIR).
+            let data: Data?
+            do {
+                data = try self.handle.read(upToCount: 1 << 20)
+            } catch {
+                throw ValidationError("cannot read \(self.path): \(error.localizedDescription)")
+            }
+            if let data, !data.isEmpty { self.buffer.append(contentsOf: data) } else { self.atEnd = true }
         }
     }
 }

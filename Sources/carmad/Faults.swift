@@ -1,5 +1,6 @@
 import ArgumentParser
 import CarmaFaults
+import Foundation
 
 /// `carmad faults`: damage a stopped store on purpose, to watch it heal (and for the experiment and
 /// the tests). Refuses while a carmad holds the data directory.
@@ -39,6 +40,13 @@ struct Faults: ParsableCommand {
         default: throw ValidationError("--log is primary, redundancy or both")
         }
         guard let verb = self.action.first else { throw ValidationError("name an action: zero, flip, drop-segment, cut-tail or list") }
+        // No store there is an error, not "zeroed 0 records" (issue 28: run without --data-dir in
+        // the wrong directory, it exited 0).
+        var isDirectory: ObjCBool = false
+        let segments = "\(self.dataDir)/segments"
+        guard FileManager.default.fileExists(atPath: segments, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("no store at \(self.dataDir) (no segments/ directory): give the store's --data-dir")
+        }
         let arguments = Array(self.action.dropFirst())
         if verb != "list" && disk.storeIsRunning {
             throw ValidationError("a carmad has \(self.dataDir) open; stop it first (damage to a running store: see the README)")

@@ -286,7 +286,8 @@ struct ServerOptions: ParsableArguments {
             databaseURL: url, poolSize: pool, timeout: .milliseconds(Int64(timeout * 1000)), nodeName: node,
             repairLease: .milliseconds(Int64(lease * 1000)), redundancyTablespace: self.redundancyTablespace ?? Self.env("CARMA_REDUNDANCY_TABLESPACE"),
             cacheBytes: service.store.cacheBytes, limits: service.store.limits, retention: service.store.retention,
-            scrubInterval: .milliseconds(Int64(service.dream.baseInterval * 1000)), encoder: service.store.encoder)
+            scrubInterval: .milliseconds(Int64(service.dream.baseInterval * 1000)), encoder: service.store.encoder,
+            cycleLease: .milliseconds(Int64(min(service.dream.maxCycleSeconds + lease, 86_400 * 365) * 1000)))
     }
 
     /// Sets up swift-log as the flags ask.

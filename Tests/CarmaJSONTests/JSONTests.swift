@@ -46,7 +46,7 @@ struct JSONTests {
         #expect(JSONValue.number(42).serialized == "42")
         #expect(JSONValue.number(-3).serialized == "-3")
         #expect(JSONValue.number(0.1).serialized == "0.1")
-        #expect(try JSONParser.parse("9007199254740993").intValue == 9_007_199_254_740_992)
+        #expect(try JSONParser.parse("9007199254740993").intValue == 9_007_199_254_740_993)  // exact since issue 28 (was rounded to 2^53)
     }
 
     @Test("object members keep insertion order and can be replaced or removed")
@@ -121,5 +121,40 @@ struct JSONTests {
         for index in 0..<100 where index != 50 { object["k\(index)"] = nil }
         #expect(object.keys == ["k50"])
         #expect(object == ["k50": true])
+    }
+}
+
+@Suite("Exact integers (issue 28)")
+struct ExactIntegerTests {
+    @Test("an integer literal from 2^53 on is read and written exactly; smaller ones stay .number")
+    func bigIntegersRoundTrip() throws {
+        #expect(try JSONParser.parse("9007199254740993") == .integer(9_007_199_254_740_993))
+        #expect(try JSONParser.parse("-9007199254740993") == .integer(-9_007_199_254_740_993))
+        #expect(try JSONParser.parse("9007199254740991") == .number(9_007_199_254_740_991))
+        #expect(try JSONParser.parse("7") == .number(7))
+        #expect(try JSONParser.parse("1152921504606846976").serialized == "1152921504606846976")
+        #expect(try JSONParser.parse(#"{"version":9007199254740993}"#).serialized == #"{"version":9007199254740993}"#)
+        // Beyond Int64 an integer literal is a double, as before.
+        #expect(try JSONParser.parse("18446744073709551616") == .number(18_446_744_073_709_551_616))
+    }
+
+    @Test("exactInteger answers only what is known exactly")
+    func exactIntegerAccessor() throws {
+        #expect(try JSONParser.parse("9007199254740993").exactInteger == 9_007_199_254_740_993)
+        #expect(try JSONParser.parse("42").exactInteger == 42)
+        #expect(try JSONParser.parse("1e17").exactInteger == nil)
+        #expect(try JSONParser.parse("9007199254740993.0").exactInteger == nil)
+        #expect(try JSONParser.parse("1.5").exactInteger == nil)
+        #expect(try JSONParser.parse("\"7\"").exactInteger == nil)
+        #expect(try JSONParser.parse("9007199254740993").doubleValue == 9_007_199_254_740_992)
+    }
+
+    @Test("versions are printed as integers: 7, 2^53 - 1, 2^53 + 1, 2^60, never 7.0 or an exponent")
+    func versionsPrintAsIntegers() {
+        for version: UInt64 in [7, 1_000_000_000_000_000, 9_007_199_254_740_991, 9_007_199_254_740_993, 1 << 60] {
+            #expect(JSONValue.exact(version).serialized == String(version))
+            #expect(JSONValue.object(["version": .exact(version)]).serialized == #"{"version":\#(version)}"#)
+        }
+        #expect(JSONValue.number(7).serialized == "7")
     }
 }

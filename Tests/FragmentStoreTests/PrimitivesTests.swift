@@ -143,3 +143,17 @@ struct PayloadCacheTests {
         #expect(cache.count == 0)
     }
 }
+
+@Suite("Timestamps before 1970 (issue 28, found by the import fuzz target)")
+struct EarlyTimestampTests {
+    @Test("a time before 1970 prints with milliseconds from 0 to 999 and reads back as itself, in a record too")
+    func earlyTimesRoundTrip() throws {
+        for text in ["1013-01-02T03:04:05.006Z", "1969-12-31T23:59:59.999Z", "0001-01-01T00:00:00.000Z", "1970-01-01T00:00:00.000Z"] {
+            let time = try #require(Timestamp(rfc3339: text))
+            #expect(time.rfc3339 == text)
+            let record = FragmentRecord(id: "old", version: 1, input: FragmentInput(content: "x"), createdAt: time, updatedAt: time)
+            #expect(FragmentRecord.decode(record.encode())?.createdAt == time, "\(text)")
+        }
+        #expect(Timestamp(milliseconds: -1).rfc3339 == "1969-12-31T23:59:59.999Z")
+    }
+}

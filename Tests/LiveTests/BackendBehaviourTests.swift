@@ -256,6 +256,11 @@ struct BackendBehaviourTests {
             contents["n\(index)"] = content
         }
         #expect(try api.put("n3", ["content": "Note 3, replaced."]).status == 200)
+        // Expiry travels (issue 28: the import refused the whole file for `expires_at`); an expired
+        // fragment does not (it left through the embedded export).
+        #expect(try api.put("timed", ["content": "Kept for an hour.", "ttl": 3600]).status == 201)
+        #expect(try api.put("brief", ["content": "Gone before the export.", "ttl": 1]).status == 201)
+        let briefWritten = ContinuousClock.now
         #expect(try api.delete("n7").status == 204)
         try source.damage(["n8"], .loseBoth)
         #expect(try api.get("n8").header("X-Fragment-Status") == "blank")
@@ -265,8 +270,13 @@ struct BackendBehaviourTests {
 
         let file = source.directory.path + "/export.ndjson"
         let url = "http://127.0.0.1:\(source.server.port)"
+        let expired = briefWritten + .milliseconds(1300)
+        while ContinuousClock.now < expired { usleep(50_000) }
         let exported = try ServerProcess.runCarma(["export", "--server", url, "--out", file])
         #expect(exported.status == 0, "\(exported.output)")
+        let exportedText = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(!exportedText.contains("\"id\":\"brief\""), "an expired fragment was exported")
+        #expect(exportedText.contains("\"expires_at\""))
 
         let target = try TestNode(to, arguments: ["--cache-bytes", "0"] + manualDreamOnly)
         defer { target.remove() }
@@ -284,6 +294,10 @@ struct BackendBehaviourTests {
             }
         }
         #expect(try copy.get("n7").status == 404)
+        #expect(try copy.get("brief").status == 404)
+        let timed = try copy.get("timed"), timedOriginal = try api.get("timed")
+        #expect(timed.body == timedOriginal.body, "expires_at and all, byte-exact")
+        #expect(try timed.json()["expires_at"] != nil && timed.json()["expires_at"] == timedOriginal.json()["expires_at"])
         #expect(try copy.get("n9").header("X-Fragment-Status") == "blank")
         #expect(try copy.get("n8").json()["status"] == "reconstructed")
         // Versions handed out afterwards are above every imported one.
@@ -294,7 +308,7 @@ struct BackendBehaviourTests {
         let second = try ServerProcess.runCarma(["import", "--server", targetURL, file])
         #expect(second.status == 0)
         // n3 was written again on the target since: superseded, not imported.
-        #expect(second.output.contains("imported 0, unchanged 38"), "\(second.output)")
+        #expect(second.output.contains("imported 0, unchanged 39"), "\(second.output)")
     }
 
     @Test("a fragment with a ttl is served, then gone for every reader; bad expiries are 400", arguments: TestBackend.allCases)

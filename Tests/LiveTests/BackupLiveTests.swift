@@ -220,6 +220,13 @@ struct BackupLiveTests {
         #expect(run.status == 1)
         #expect(run.output.contains("\(registry): missing") && run.output.contains("000000ff.seg"), "\(run.output)")
 
+        // A stray file that is not a segment is named too (issue 28: it verified as intact).
+        try FileManager.default.removeItem(atPath: "\(target)/redundancy/segments/000000ff.seg")
+        try FileManager.default.createFile(atPath: "\(target)/data/segments/notes.txt", contents: Data("left here".utf8))
+        run = try Self.backup(["--verify", target])
+        #expect(run.status == 1)
+        #expect(run.output.contains("\(target)/data/segments/notes.txt"), "\(run.output)")
+
         // A damaged manifest is found before anything in it is trusted.
         let manifest = "\(target)/MANIFEST"
         var text = try String(contentsOfFile: manifest, encoding: .utf8)
@@ -239,6 +246,8 @@ struct BackupLiveTests {
         _ = try server.api().seed(10, prefix: "r")
         for (arguments, expectedStatus, fragment) in [
             (["--data-dir", data, "--to", "\(data)/inside"], Int32(1), "overlaps"),
+            (["--data-dir", data, "--to", "\(data)/deep/er/inside"], Int32(1), "overlaps"),
+            (["--data-dir", data, "--to", "\(directory.path)/elsewhere/../data/new"], Int32(1), "overlaps"),
             (["--data-dir", "\(directory.path)/nothing", "--to", "\(directory.path)/b"], 1, "not a carma data directory"),
             (["--data-dir", data], 2, "--to"),
             (["--to", "\(directory.path)/b", "--verify", "\(directory.path)/b"], 2, "do not go together"),
@@ -248,6 +257,10 @@ struct BackupLiveTests {
             #expect(run.status == expectedStatus && run.output.contains(fragment), "\(arguments): \(run.status) \(run.output)")
         }
         #expect(try server.api().get("r3").status == 200)
+        // Refused before anything was created (issue 28: the directories were made, then refused).
+        for made in ["\(data)/inside", "\(data)/deep", "\(data)/new", "\(directory.path)/elsewhere"] {
+            #expect(!FileManager.default.fileExists(atPath: made), "\(made) was created")
+        }
     }
 
     static func number(in output: String, before marker: String) -> Int? {

@@ -443,6 +443,115 @@ extension ClusterLiveTests {
     }
 
     /// The value of `carma_database_up` in the node's `/metrics`, if it has one.
+    @Test("a cycle left running by a node that died is marked interrupted by another node once its lease has passed, not an hour later", .timeLimit(.minutes(5)))
+    func abandonedCycleInterrupted() throws {
+        let node = try TestNode(.postgres, arguments: manualDreamOnly)  // lease: --dream-max-seconds 300 + --repair-lease 60
+        defer { node.remove() }
+        let database = try #require(node.database)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // What a node killed mid-cycle leaves (its name carries its pid: it never comes back as itself).
+        func ghost(_ id: Int, startedMinutesAgo minutes: Int64) throws {
+            let started = now - minutes * 60_000
+            let report = #"{"id":\#(id),"state":"running","trigger":"manual","node":"ghost-4242"}"#
+            try database.psql("INSERT INTO carma_cycles (id, node, trigger, state, started_at, report) VALUES (\(id), 'ghost-4242', 'manual', 'running', \(started), '\(report)')")
+        }
+        try ghost(900_001, startedMinutesAgo: 10)  // past its lease (6 min), well within the old hour
+        try ghost(900_002, startedMinutesAgo: 1)  // may still be running
+        let api = node.api()
+        _ = try api.dream()
+        let abandoned = try api.json("/dream/900001")
+        #expect(abandoned["state"] == "interrupted", "before the fix it stayed running for an hour: \(abandoned)")
+        #expect(abandoned["stop_reason"]?.stringValue?.contains("ghost-4242") == true)
+        #expect(try database.psql("SELECT node FROM carma_cycles WHERE id = 900001") == "ghost-4242")
+        #expect(try api.json("/dream/900002")["state"] == "running")
+    }
+
+    /// The pids of a test PostgreSQL's postmaster and its backends (to stop them all, as a stalled
+    /// machine would; only this server's processes).
+    static func postgresProcesses(_ database: PostgresServer) throws -> [pid_t] {
+        let pidFile = try String(contentsOfFile: "\(database.directory)/data/postmaster.pid", encoding: .utf8)
+        guard let postmaster = pidFile.split(separator: "\n").first.flatMap({ pid_t($0.trimmingCharacters(in: .whitespaces)) }) else { return [] }
+        var pids = [postmaster]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, pid_t(fields[1]) == postmaster { pids.append(pid) }
+        }
+        return pids
+    }
+
+    @Test(
+        "PostgreSQL stalled (SIGSTOP) under light load with --database-timeout 1: cached GETs, PUTs' 503s and /metrics all answer within the deadline plus a margin, metrics say the database is down",
+        .timeLimit(.minutes(5)))
+    func stalledDatabaseKeepsDeadlines() throws {
+        let node = try TestNode(.postgres, arguments: ["--database-timeout", "1"] + manualDreamOnly)
+        defer { node.remove() }
+        let database = try #require(node.database)
+        let api = node.server.api()
+        api.callTimeout = .seconds(30)
+        for index in 0..<8 { #expect(try api.put("held-\(index)", ["content": .string("cached \(index)")]).status == 201) }
+        for index in 0..<8 { #expect(try api.get("held-\(index)").status == 200) }  // now in the node's cache
+
+        let pids = try Self.postgresProcesses(database)
+        #expect(pids.count > 1)
+        for pid in pids { kill(pid, SIGSTOP) }
+        defer { for pid in pids { kill(pid, SIGCONT) } }
+        // Light load meanwhile: two clients writing, one reading.
+        let outage = Outage()
+        let port = node.server.port
+        let group = DispatchGroup()
+        for client in 0..<3 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                let load = CarmaAPI(port: port, timeoutSeconds: 30)
+                var n = 0
+                while !outage.stopped {
+                    n += 1
+                    if client < 2 {
+                        _ = try? load.put("load-\(client)-\(n % 5)", ["content": "x"])
+                    } else {
+                        _ = try? load.get("held-\(n % 8)")
+                    }
+                }
+            }.start()
+        }
+        defer {
+            outage.stop()
+            group.wait()
+        }
+        let margin: Duration = .milliseconds(2500)  // the deadline is 1 s
+        func timed<T>(_ body: () throws -> T) rethrows -> (T, Duration) {
+            let start = ContinuousClock.now
+            let value = try body()
+            return (value, ContinuousClock.now - start)
+        }
+        for round in 0..<4 {
+            let (read, readTime) = try timed { try api.get("held-\(round)") }
+            #expect(try read.status == 200 && read.json()["content"]?.stringValue == "cached \(round)")
+            #expect(readTime < margin, "cached GET took \(readTime) (before the fix: 3.8 and 5.7 s at a 2 s timeout)")
+            let (write, writeTime) = try timed { try api.put("new-\(round)", ["content": "y"]) }
+            #expect(write.status == 503 && write.header("Retry-After") != nil)
+            #expect(writeTime < margin, "PUT's 503 took \(writeTime) (before the fix: 4.0 to 4.3 s at a 2 s timeout)")
+            let (up, metricsTime) = try timed { try Self.databaseUp(api) }
+            #expect(up == 0, "carma_database_up during the stall")
+            #expect(metricsTime < margin, "/metrics took \(metricsTime) (before the fix: 5.7 to 6.0 s)")
+        }
+        outage.stop()
+        for pid in pids { kill(pid, SIGCONT) }
+        // Back by itself.
+        var resumed = false
+        let until = ContinuousClock.now + .seconds(30)
+        while !resumed, ContinuousClock.now < until {
+            resumed = (try? api.put("after", ["content": "z"]).status) == 201
+            if !resumed { usleep(200_000) }
+        }
+        #expect(resumed)
+        #expect(try Self.databaseUp(api) == 1)
+    }
+
     static func databaseUp(_ api: CarmaAPI) throws -> Double? {
         let response = try api.request("GET", "/metrics")
         for line in response.text.split(separator: "\n") where line.hasPrefix("carma_database_up") {

@@ -202,3 +202,49 @@ async def test_the_token_is_sent_for_writes(start_carmad: Callable[..., Carmad],
     async with mcp_session(server.url, "--token", "s3cret-token-for-mcp-tests") as session:
         assert not (await session.call_tool("remember", {"id": "t-1", "content": "x"})).is_error
         assert (await session.call_tool("get", {"id": "t-1"})).structured_content["content"] == "x"
+
+
+async def test_a_carmad_that_never_answers_costs_each_call_its_timeout(start_carmad: Callable[..., Carmad]) -> None:
+    # Issue 28: a carmad stopped with SIGSTOP still accepts connections (the kernel's backlog) but
+    # answers nothing; get and list waited more than 120 s. Each call now ends with an error result
+    # within --timeout (2 s here; a queued call's wait counts), and the session keeps working.
+    import signal
+    import time
+
+    server = start_carmad(*MANUAL_DREAM_ONLY)
+    async with mcp_session(server.url, "--timeout", "2") as session:
+        assert not (await session.call_tool("remember", {"id": "held", "content": "x"})).is_error
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            for tool, arguments in [("get", {"id": "held"}), ("list", {}), ("remember", {"id": "w", "content": "y"})]:
+                started = time.monotonic()
+                result = await session.call_tool(tool, arguments)
+                waited = time.monotonic() - started
+                assert result.is_error, f"{tool}: {text_of(result)}"
+                assert waited < 10, f"{tool} took {waited:.1f} s"
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        assert (await session.call_tool("get", {"id": "held"})).structured_content["content"] == "x"
+
+
+async def test_an_argument_over_the_body_limit_answers_413_not_a_broken_pipe(carmad: Carmad) -> None:
+    # Issue 28: "Broken pipe" instead of the 413, sometimes (carmad answers on the head and closes
+    # while the body is still going out). Bodies this large now wait for 100 Continue, so the 413 is
+    # read before the body is sent. (Each call takes seconds in a debug build: the MCP SDK's stdio
+    # reader rescans its whole buffer for a newline after every 4 KiB it reads.)
+    async with mcp_session(carmad.url) as session:
+        for _ in range(2):
+            result = await session.call_tool("remember", {"id": "big", "content": "x" * (2 << 20)})
+            assert result.is_error and result.structured_content["status"] == 413, text_of(result)
+        assert not (await session.call_tool("list", {"limit": 1})).is_error
+
+
+def test_a_line_that_is_not_json_gets_a_parse_error_with_a_null_id(carmad: Carmad) -> None:
+    import json
+    from conftest import carma_binary
+
+    answered = subprocess.run(
+        [str(carma_binary()), "mcp", "--server", carmad.url], input=b"this is not json\n42\n", capture_output=True, timeout=60)
+    replies = [json.loads(line) for line in answered.stdout.splitlines() if line.strip()]
+    assert [reply["error"]["code"] for reply in replies] == [-32700, -32600]
+    assert all(reply["id"] is None and reply["jsonrpc"] == "2.0" for reply in replies)

@@ -14,6 +14,10 @@ public final class PGPool: Sendable {
     /// Whether the last call reached the database; for `/readyz` and `carma_database_up`.
     private let up = Atomic<Bool>(true)
     private let failures = Atomic<Int>(0)
+    /// While the database is known down, one call at a time finds out whether it is back; the others
+    /// fail at once instead of each waiting out its deadline (a stalled server accepts connections and
+    /// answers nothing: without this every request, and every thread serving one, waited the timeout).
+    private let probing = Atomic<Bool>(false)
     /// Run on each new connection (session settings).
     private let setup: @Sendable (PGConnection, ContinuousClock.Instant) throws(PGError) -> Void
 
@@ -30,10 +34,24 @@ public final class PGPool: Sendable {
     public var unavailableCount: Int { self.failures.load(ordering: .relaxed) }
 
     /// Runs `body` with a connection of its own. A connection that broke is dropped, not returned.
-    public func with<T>(timeout: Duration? = nil, _ body: (PGConnection, ContinuousClock.Instant) throws(PGError) -> T) throws(PGError) -> T {
-        let timeout = timeout ?? self.timeout
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        guard self.slots.wait(timeout: .now() + .milliseconds(Int(timeout.wholeMilliseconds))) == .success else {
+    /// - Parameters:
+    ///   - timeout: The call's time in all, waiting for a free connection included (default: the pool's).
+    ///   - deadline: When given, the instant the call must end by instead (a request's arrival plus
+    ///     the timeout, so that time spent queued before the call counts too).
+    public func with<T>(
+        timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil, _ body: (PGConnection, ContinuousClock.Instant) throws(PGError) -> T
+    ) throws(PGError) -> T {
+        let deadline = deadline ?? ContinuousClock.now.advanced(by: timeout ?? self.timeout)
+        var probe = false
+        if !self.up.load(ordering: .relaxed) {
+            guard self.probing.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+                throw .unavailable("PostgreSQL did not answer in time; another call is checking whether it is back")
+            }
+            probe = true
+        }
+        defer { if probe { self.probing.store(false, ordering: .releasing) } }
+        let left = ContinuousClock.now.duration(to: deadline).wholeMilliseconds
+        guard left > 0, self.slots.wait(timeout: .now() + .milliseconds(Int(left))) == .success else {
             throw self.noted(.unavailable("every database connection of this node is busy (pool of \(self.size))"))
         }
         defer { self.slots.signal() }
@@ -59,9 +77,10 @@ public final class PGPool: Sendable {
                 self.up.store(true, ordering: .relaxed)
                 return value
             } catch {
-                if connection.usable {
-                    // A server error leaves the connection in step; roll back whatever was open.
-                    if (try? connection.execute("ROLLBACK", deadline: ContinuousClock.now.advanced(by: .seconds(1)))) != nil, connection.usable {
+                if connection.usable, ContinuousClock.now < deadline {
+                    // A server error leaves the connection in step; roll back whatever was open, within
+                    // the call's deadline (past it the connection is dropped instead).
+                    if (try? connection.execute("ROLLBACK", deadline: deadline)) != nil, connection.usable {
                         self.idle.withLock { $0.append(connection) }
                     }
                 } else if error.kind == .unavailable {
@@ -80,11 +99,14 @@ public final class PGPool: Sendable {
     }
 
     /// Runs `body` in a transaction, again (up to 5 times) after a serialization failure or deadlock.
-    public func transaction<T>(_ body: (PGConnection, ContinuousClock.Instant) throws(PGError) -> T) throws(PGError) -> T {
+    /// - Parameter deadline: When given, the instant every attempt must end by (see `with`).
+    public func transaction<T>(
+        deadline: ContinuousClock.Instant? = nil, _ body: (PGConnection, ContinuousClock.Instant) throws(PGError) -> T
+    ) throws(PGError) -> T {
         var attempt = 0
         while true {
             do throws(PGError) {
-                return try self.with { connection, deadline throws(PGError) in
+                return try self.with(deadline: deadline) { connection, deadline throws(PGError) in
                     try connection.execute("BEGIN", deadline: deadline)
                     let value = try body(connection, deadline)
                     try connection.execute("COMMIT", deadline: deadline)

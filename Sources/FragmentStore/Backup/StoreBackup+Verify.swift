@@ -78,6 +78,9 @@ extension StoreBackup {
             for name in FileSystem.list("\(directory)/\(root)") where !listed.contains("\(root)/\(name)") {
                 if BackupManifest.isSegmentPath("\(root)/\(name)") || name.hasSuffix(".seg") {
                     result.problems.append("\(directory)/\(root)/\(name): a segment file the manifest does not list")
+                } else {
+                    // Not read by carmad, but not the backup either (issue 28: verified as intact).
+                    result.problems.append("\(directory)/\(root)/\(name): a file the manifest does not list (not part of the backup; remove it)")
                 }
             }
         }

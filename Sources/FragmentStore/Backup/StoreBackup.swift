@@ -260,19 +260,27 @@ extension StoreBackup {
             if FileSystem.exists(configuration.previousLayoutPayloads) {
                 throw BackupError(.source, "\(configuration.dataDirectory) holds the previous storage layout; convert it with `carmad migrate` first")
             }
+            // Checked before anything is created (issue 28: a refused --to inside the data directory
+            // had already made its directories there), and again once it exists.
+            guard let planned = FileSystem.prospectivePath(directory) else { throw BackupError(.destination, "cannot resolve \(directory)") }
+            try Self.refuseOverlap(planned, directory: directory, configuration: configuration)
             do {
                 try FileSystem.makeDirectory(directory)
             } catch {
                 throw .io(error, doing: "create the backup directory")
             }
             guard let root = FileSystem.canonicalPath(directory) else { throw BackupError(.destination, "cannot resolve \(directory)") }
+            try Self.refuseOverlap(root, directory: directory, configuration: configuration)
+            self.root = root
+        }
+
+        private static func refuseOverlap(_ root: String, directory: String, configuration: StoreConfiguration) throws(BackupError) {
             for store in [configuration.dataDirectory, configuration.redundancyDirectory] {
                 guard let resolved = FileSystem.canonicalPath(store) else { continue }
                 if root == resolved || root.hasPrefix(resolved + "/") || resolved.hasPrefix(root + "/") {
                     throw BackupError(.destination, "the backup directory \(directory) overlaps the store's directory \(store); choose a directory outside it")
                 }
             }
-            self.root = root
         }
     }
 

@@ -178,6 +178,35 @@ enum FileSystem {
     }
 
     /// The absolute path with symbolic links and `..` resolved; nil if it does not exist.
+    /// The canonical path `path` would have, whether or not it exists yet: its deepest existing
+    /// ancestor resolved (symbolic links and all), then the rest, `.` and `..` applied. Creates nothing.
+    static func prospectivePath(_ path: String) -> String? {
+        var absolute = path
+        if !absolute.hasPrefix("/") {
+            guard let cwd = getcwd(nil, 0) else { return nil }
+            defer { free(cwd) }
+            absolute = String(cString: cwd) + "/" + absolute
+        }
+        var existing = absolute.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        var rest: [String] = []
+        while true {
+            let candidate = "/" + existing.joined(separator: "/")
+            if let resolved = canonicalPath(candidate) {
+                var components = resolved.split(separator: "/").map(String.init)
+                for component in rest {
+                    switch component {
+                    case ".": continue
+                    case "..": if !components.isEmpty { components.removeLast() }
+                    default: components.append(component)
+                    }
+                }
+                return "/" + components.joined(separator: "/")
+            }
+            guard let last = existing.popLast() else { return nil }
+            rest.insert(last, at: 0)
+        }
+    }
+
     static func canonicalPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }

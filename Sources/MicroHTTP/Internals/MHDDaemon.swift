@@ -125,7 +125,10 @@ final class MHDDaemon: @unchecked Sendable {
             // The pool also holds the response's header buffer: with 2 KiB beyond the request-head limit,
             // every head up to the limit is answered. (A head that fills the whole pool leaves
             // libmicrohttpd 0.9.75 no room even for its 431, and it closes the connection instead.)
-            connection_memory_limit: max(4096, configuration.maxHeaderBytes) + 2048
+            connection_memory_limit: max(4096, configuration.maxHeaderBytes) + 2048,
+            // Not strict: at 1, libmicrohttpd 0.9.75 answers a request without Host with a 400 whose
+            // head is sent twice (measured). RequestHead makes that check and the others instead.
+            strict_for_client: 0
         )
         guard let daemon = carma_mhd_start(&settings, accessHandler, reference.toOpaque(), completedHandler, reference.toOpaque()) else {
             reference.release()
@@ -181,10 +184,12 @@ private let shuttingDown = HTTPResponse.problem(
 
 // MARK: - Callbacks
 
-private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, _, uploadData, uploadDataSize, conCls in
+private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, version, uploadData, uploadDataSize, conCls in
     guard let cls, let connection, let url, let method, let uploadDataSize, let conCls else { return .NO }
     let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
-    return access(core: core, connection: connection, url: url, method: method, uploadData: uploadData, uploadDataSize: uploadDataSize, conCls: conCls)
+    return access(
+        core: core, connection: connection, url: url, method: method, version: version, uploadData: uploadData, uploadDataSize: uploadDataSize,
+        conCls: conCls)
 }
 
 private let completedHandler: MHD_RequestCompletedCallback = { cls, _, conCls, termination in
@@ -213,6 +218,7 @@ private func access(
     connection: OpaquePointer,
     url: UnsafePointer<CChar>,
     method: UnsafePointer<CChar>,
+    version: UnsafePointer<CChar>?,
     uploadData: UnsafePointer<CChar>?,
     uploadDataSize: UnsafeMutablePointer<Int>,
     conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -220,9 +226,9 @@ private func access(
     guard let raw = conCls.pointee else {
         // First call: the head only. Set up, decide early rejections, and wait for the body.
         core.inFlight.add(1, ordering: .relaxed)
-        let context = begin(core: core, connection: connection, url: url, method: method)
+        let context = begin(core: core, connection: connection, url: url, method: method, version: version)
         conCls.pointee = Unmanaged.passRetained(context).toOpaque()
-        if let early = context.early, context.bodyAnnounced {
+        if let early = context.early, context.bodyAnnounced || early.headers["Connection"] == "close" {
             // Reject before reading a body the client announced; libmicrohttpd closes the connection.
             context.early = nil
             var response = early
@@ -326,14 +332,18 @@ extension RequestContext {
     }
 }
 
-private func begin(core: ServerCore, connection: OpaquePointer, url: UnsafePointer<CChar>, method: UnsafePointer<CChar>) -> RequestContext {
+private func begin(
+    core: ServerCore, connection: OpaquePointer, url: UnsafePointer<CChar>, method: UnsafePointer<CChar>, version: UnsafePointer<CChar>?
+) -> RequestContext {
     var headerFields: [(name: String, value: String)] = []
     headerFields.reserveCapacity(8)
     _ = withUnsafeMutablePointer(to: &headerFields) { MHD_get_connection_values(connection, .HEADER_KIND, collectValues, $0) }
     let path = String(cString: url)
+    // Before routing, so that a smuggled request is refused (and its connection closed) whatever its path.
+    let headProblem = RequestHead.problem(version: version.map { String(cString: $0) } ?? "", fields: headerFields)
     var request = HTTPRequest(method: HTTPMethod(rawValue: String(cString: method)), path: path, headers: HTTPHeaders(fields: headerFields))
     var route: Route?
-    let early = resolve(&request, route: &route, connection: connection, core: core)
+    let early = headProblem ?? resolve(&request, route: &route, connection: connection, core: core)
     if let length = request.headers["Content-Length"].flatMap(Int.init), length > 0, early == nil, route?.body.acceptsBody == true {
         request.body.reserveCapacity(length)
     }

@@ -316,3 +316,32 @@ def test_export_then_import_into_a_fresh_server_is_exact_and_idempotent(start_ca
     with pytest.raises(InvalidRequest) as bad:
         target.import_fragments([{"id": "x", "version": 0, "content": "y"}])
     assert bad.value.slug == "invalid-import"
+
+
+def test_versions_past_2_53_are_exact_integers(uid: Callable[[str], str]) -> None:
+    # Issue 28: carmad served 2^53 + 1 as 2^53 (and 2^60 as 1.152921504606847e+18). The client reads
+    # the integer the server now prints, in the body and the ETag alike, also for the next write.
+    carmad = Carmad(MANUAL_DREAM_ONLY)  # its own: every later write anywhere in it gets a version past 2^53
+    try:
+        _exact_versions(carmad, uid("big-version"))
+    finally:
+        carmad.stop()
+
+
+def _exact_versions(carmad: Carmad, fid: str) -> None:
+    import json
+    import urllib.request
+
+    big = 2**53 + 1
+    stamp = "2026-01-02T03:04:05.006Z"
+    line = json.dumps({"id": fid, "version": big, "content": "far ahead", "created_at": stamp, "updated_at": stamp})
+    request = urllib.request.Request(f"{carmad.url}/import", data=line.encode(), method="POST",
+                                     headers={"Content-Type": "application/x-ndjson"})
+    with urllib.request.urlopen(request) as answer:
+        assert json.loads(answer.read())["imported"] == 1
+    with carmad.client() as client:
+        fragment = client.get_fragment(fid)
+        assert fragment.version == big and isinstance(fragment.version, int)  # type: ignore[union-attr]
+        written = client.put_fragment(fid, "written after")
+        assert written.version == big + 1
+        assert client.get_fragment(fid).version == big + 1  # type: ignore[union-attr]

@@ -103,7 +103,7 @@ extension FragmentStore {
                     }
                     let sketch = statement.isNull(18) ? [] : statement.blob(18)
                     try registry.upsert(row, previousTags: nil, sketch: sketch, embedding: statement.isNull(19) ? nil : statement.blob(19))
-                    try registry.addEvent(row.id, at: .now, kind: .migrated, detail: ["version": .number(Double(row.version)), "status": .string(row.status.rawValue)])
+                    try registry.addEvent(row.id, at: .now, kind: .migrated, detail: ["version": .exact(row.version), "status": .string(row.status.rawValue)])
                     if row.status != .ok {
                         try registry.enqueueRepair(row.id, priority: .scrub, at: .now, reason: row.blankReason?.rawValue ?? "reconstructed")
                     }

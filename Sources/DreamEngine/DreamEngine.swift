@@ -229,7 +229,6 @@ public final class DreamEngine: @unchecked Sendable {
         return self.store.cycleReport(id)
     }
 
-    /// Seconds until a blank served now is likely rebuilt.
     /// When the engine will next try to repair a queued fragment whose repair stands at `progress`:
     /// once its backoff is over (`notBefore`), in the first cycle that starts after that (one is
     /// running now, the idle start `idleDelay` after it is due, or the scheduled one), after the

@@ -99,6 +99,7 @@ ol.timeline .when { color: var(--muted); font-size: .9rem; }
 .card { border: 1px solid var(--line); border-radius: 4px; padding: .5rem .7rem; }
 .card .label { color: var(--muted); font-size: .85rem; }
 .card .value { font-size: 1.3rem; font-weight: 600; overflow-wrap: anywhere; }
+svg.graph { max-width: 640px; display: block; }
 svg.chart, svg.graph { width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; background: #fff; }
 svg text { font: 12px system-ui, sans-serif; fill: var(--fg); }
 .bar-duration { fill: #5b6f8c; }
@@ -599,7 +600,7 @@ svg a:focus .node, svg a:hover .node { stroke: #f0a000; stroke-width: 4; }
       box.append(el("p", { text: "No fragment " + around + "." }));
       return;
     }
-    const width = 720, height = 520, cx = width / 2, cy = height / 2, radius = Math.min(cx, cy) - 60;
+    const width = 640, height = 480, cx = width / 2, cy = height / 2, radius = Math.min(cx, cy) - 60;
     const centre = data.nodes.find((node) => node.id === around);
     const ring = data.nodes.filter((node) => node !== centre);
     const position = new Map();

@@ -481,7 +481,7 @@
       box.append(el("p", { text: "No fragment " + around + "." }));
       return;
     }
-    const width = 720, height = 520, cx = width / 2, cy = height / 2, radius = Math.min(cx, cy) - 60;
+    const width = 640, height = 480, cx = width / 2, cy = height / 2, radius = Math.min(cx, cy) - 60;
     const centre = data.nodes.find((node) => node.id === around);
     const ring = data.nodes.filter((node) => node !== centre);
     const position = new Map();

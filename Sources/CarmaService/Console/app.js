@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const PAGE = 25;            // fragments per list page (the API allows up to 1000; the console never asks for more than 50)
+  const PAGE_SIZES = [10, 25, 50];   // fragments per list page (the API allows up to 1000; the console never asks for more than 50)
   const GRAPH_LIMIT = 50;     // nodes per topology drawing
   const SVG = "http://www.w3.org/2000/svg";
   const TOKEN_KEY = "carma.token";
@@ -121,7 +121,7 @@
 
   // ---- Memory: search, list, fragment ------------------------------------------------------
 
-  const listState = { status: "", cursors: [""] };   // cursors[i]: the cursor that opens page i
+  const listState = { status: "", limit: 25, cursors: [""] };   // cursors[i]: the cursor that opens page i
 
   function renderMemory() {
     const root = view();
@@ -157,9 +157,17 @@
       listState.cursors = [""];
       guarded(() => loadList(listBox));
     });
+    const size = el("select", { id: "list-limit" }, PAGE_SIZES.map((n) => el("option", { value: String(n), text: String(n) })));
+    size.value = String(listState.limit);
+    size.addEventListener("change", () => {
+      listState.limit = Number(size.value);
+      listState.cursors = [""];
+      guarded(() => loadList(listBox));
+    });
     const open = el("input", { id: "open-id", type: "text", placeholder: "fragment id" });
     const openForm = el("form", { class: "row" },
       el("label", { for: "list-status", text: "Status" }), status,
+      el("label", { for: "list-limit", text: "Per page" }), size,
       el("label", { for: "open-id", text: "Open by id" }), open,
       el("button", { type: "submit", class: "secondary", text: "Open" }));
     openForm.addEventListener("submit", (event) => {
@@ -199,7 +207,7 @@
 
   async function loadList(box) {
     const page = listState.cursors.length - 1;
-    const params = new URLSearchParams({ limit: String(PAGE) });
+    const params = new URLSearchParams({ limit: String(listState.limit) });
     if (listState.status) params.set("status", listState.status);
     if (listState.cursors[page]) params.set("cursor", listState.cursors[page]);
     const { data } = await api("GET", "/fragments?" + params);
@@ -401,7 +409,7 @@
     chart.append(svg("text", { x: left + half, y: 14, text: "work (max " + maxWork + " fragments)" }));
     rows.forEach((row, index) => {
       const x = left + index * slot + 4;
-      const barWidth = Math.max(4, slot - 8);
+      const barWidth = Math.min(48, Math.max(4, slot - 8));
       const h = (row.duration / maxDuration) * plot;
       chart.append(svg("rect", { class: "bar-duration", x, y: top + plot - h, width: barWidth, height: Math.max(h, 1) },
         svg("title", { text: "cycle " + row.id + ": " + row.duration + " ms" })));
@@ -441,9 +449,9 @@
         if (status.state === "idle") break;
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
+      await loadHealth(document.getElementById("health-body"));
       result.textContent += " Finished.";
       result.setAttribute("data-done", "true");
-      await loadHealth(document.getElementById("health-body"));
     } catch (error) {
       result.textContent = error instanceof ApiError ? error.message : "Error: " + error.message;
       result.className = "error";

@@ -494,8 +494,12 @@
     const ring = data.nodes.filter((node) => node !== centre);
     const position = new Map();
     if (centre) position.set(centre.id, [cx, cy]);
+    // Two nodes opposite each other would put the centre on the edge between them: spread fewer
+    // than three over a third of the circle each instead.
+    const step = ring.length < 3 ? (2 * Math.PI) / 3 : (2 * Math.PI) / ring.length;
+    const start = -Math.PI / 2 - (ring.length < 3 ? (step * (ring.length - 1)) / 2 : 0);
     ring.forEach((node, index) => {
-      const angle = (2 * Math.PI * index) / Math.max(1, ring.length) - Math.PI / 2;
+      const angle = start + step * index;
       position.set(node.id, [cx + radius * Math.cos(angle), cy + radius * Math.sin(angle)]);
     });
     const graph = svg("svg", { class: "graph", viewBox: `0 0 ${width} ${height}`, role: "group", "aria-label": "Link graph" },

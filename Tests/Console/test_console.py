@@ -165,6 +165,8 @@ def browser() -> Iterator[webdriver.Chrome]:
     options = Options()
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
         options.add_argument(argument)
+    # The browser's console log, to check that the Content-Security-Policy refused nothing.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary:
         options.binary_location = binary
@@ -298,6 +300,13 @@ def test_console_in_a_browser(store: Carmad, browser: webdriver.Chrome, artifact
     driver.find_element(By.CSS_SELECTOR, "#topology-graph svg a.graph-node[data-id='note-04']").click()
     wait(driver, EC.text_to_be_present_in_element((By.ID, "fragment-content"), "Nightly backups are copied"))
     assert driver.execute_script("return typeof window.__xss") == "undefined"
+
+    # The page never needed anything the policy forbids (an inline style or script would show here).
+    refused = [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+    assert refused == []
+    # And the policy holds: even a script element put into the page does not run.
+    driver.execute_script("const s = document.createElement('script'); s.textContent = 'window.__csp = 1'; document.body.append(s)")
+    assert driver.execute_script("return typeof window.__csp") == "undefined"
 
 
 def test_dream_now_without_the_token_shows_401(tmp_path: Path, browser: webdriver.Chrome) -> None:

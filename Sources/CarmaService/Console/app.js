@@ -256,7 +256,7 @@
           ["rebuild state", el("span", { id: "rebuild-state", text: rebuild.state })],
           ["attempts", rebuild.attempts], ["queued at", rebuild.queued_at ? when(rebuild.queued_at) : null],
           ["last error", rebuild.last_error], ["next attempt", rebuild.next_attempt_at ? when(rebuild.next_attempt_at) : null],
-          ["eta", rebuild.eta_seconds !== undefined ? seconds(rebuild.eta_seconds) : "none planned (a dream cycle repairs it)"],
+          ["eta", rebuild.eta_seconds !== undefined ? seconds(rebuild.eta_seconds) : "no attempt planned yet"],
         ])));
     } else {
       if (data.status === "reconstructed") {

@@ -64,6 +64,7 @@ let package = Package(
             ]
         ),
         // The HTTP API: routes, JSON models, validation, problem errors, metrics.
+        // The console's files (Console/) are built in as string literals (ConsoleAssets.swift).
         .target(
             name: "CarmaService",
             dependencies: [
@@ -72,7 +73,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            exclude: ["Console"]
         ),
         // A small blocking HTTP/1.1 client and the API calls, for the CLI, the harness and tests.
         .target(name: "CarmaClient", dependencies: ["CarmaJSON"]),

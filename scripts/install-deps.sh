@@ -11,7 +11,8 @@ apt_packages=(libmicrohttpd-dev libisal-dev libsqlite3-dev libopenblas-dev libpq
 if [ "$want_test" = 1 ]; then
   # graphviz: the DOT output is checked with dot(1); procps for pkill in scripts; postgresql: the
   # cluster-mode tests start throw-away servers of their own (initdb as the postgres user).
-  apt_packages+=(graphviz procps postgresql)
+  # chromium, chromium-driver: the console's test drives a real headless browser (Tests/Console).
+  apt_packages+=(graphviz procps postgresql chromium chromium-driver)
 fi
 
 missing=()
@@ -28,8 +29,9 @@ fi
 
 if [ "$want_test" = 1 ]; then
   # mcp: the real MCP client that drives `carma mcp` in Tests/MCP (its 2.x API, pinned).
-  python_modules=(openapi_spec_validator prometheus_client schemathesis yaml mcp)
-  python_packages=(openapi-spec-validator prometheus_client "schemathesis==4.32.5" PyYAML "mcp==2.3.0")
+  # selenium: drives chromium through chromium-driver in Tests/Console.
+  python_modules=(openapi_spec_validator prometheus_client schemathesis yaml mcp selenium)
+  python_packages=(openapi-spec-validator prometheus_client "schemathesis==4.32.5" PyYAML "mcp==2.3.0" "selenium==4.51.0")
   need_pip=0
   for module in "${python_modules[@]}"; do
     python3 -c "import $module" >/dev/null 2>&1 || need_pip=1

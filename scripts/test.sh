@@ -19,3 +19,5 @@ python3 -m pytest -q -p no:cacheprovider Tests/Scripts
 # `carma mcp` driven by a real MCP client (the mcp package) against live carmad processes.
 CARMA_BIN="$(swift build --show-bin-path)/carmad" python3 -m pytest -q -p no:cacheprovider Tests/MCP
 CARMA_BIN="$(swift build --show-bin-path)/carmad" python3 -m pytest -q -p no:cacheprovider clients/python/tests
+# The web console in headless Chromium (Selenium, chromium-driver); screenshots go to bench-results/console.
+CARMA_BIN="$(swift build --show-bin-path)/carmad" python3 -m pytest -q -p no:cacheprovider Tests/Console

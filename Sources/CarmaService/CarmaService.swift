@@ -89,6 +89,7 @@ public final class CarmaService: Sendable {
             .post, "/import", body: BodyPolicy(required: true, mediaTypes: [Self.ndjson]), preflight: write,
             handler: Self.answering { [unowned self] request throws(HTTPError) in try self.importFragments(request) })
         router.add(.get, "/topology", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.topology(request) })
+        self.addConsoleRoutes(to: &router)
         return router
     }
 

@@ -16,12 +16,16 @@ yaml = pytest.importorskip("yaml")
 HTTP_METHODS = {"get", "put", "post", "delete", "head", "patch", "options", "trace"}
 
 
+# Operations for browsers, not for API clients: the web console's page and files (tag `console`).
+BROWSER_TAGS = {"console"}
+
+
 def spec_operations() -> Dict[str, Tuple[str, str]]:
     spec = yaml.safe_load(Path(REPO_ROOT, "openapi.yaml").read_text(encoding="utf-8"))
     found: Dict[str, Tuple[str, str]] = {}
     for path, item in spec["paths"].items():
         for method, op in item.items():
-            if method in HTTP_METHODS:
+            if method in HTTP_METHODS and not BROWSER_TAGS & set(op.get("tags", [])):
                 found[op["operationId"]] = (method.upper(), path)
     return found
 

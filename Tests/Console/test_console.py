@@ -1,12 +1,16 @@
 """The web console in a real headless browser (Debian's chromium and chromium-driver, through Selenium).
 
-One scenario against a real carmad (``$CARMA_BIN``, else ``.build/debug/carmad``): 20 linked
-fragments are stored, one of them holding markup that would run if the console rendered content as
-HTML; carmad is stopped, three records are damaged with ``carmad faults`` (two in the primary log
-only, so a cycle restores them exactly; one in both logs, so only reconstruction can bring it back),
-and carmad is started again. Then the browser searches, opens fragments, sees a blank's repair
-state, presses "Dream now" on the Health page, waits until the list shows the blanks repaired,
-checks that the hostile fragment's markup is shown as text and never ran, and draws the topology.
+One scenario against a real carmad (``$CARMA_BIN``, else ``.build/debug/carmad``), on each backend:
+``embedded`` (its own data directory) and ``postgres`` (cluster mode on a throw-away PostgreSQL 15
+started with ``scripts/pg-sandbox.sh``; the test fails, not skips, when its binaries are missing).
+20 linked fragments are stored, one of them holding markup that would run if the console rendered
+content as HTML; three records are damaged (two in the primary copy only, so a cycle restores them
+exactly; one in both copies, so only reconstruction can bring it back): on the embedded backend
+carmad is stopped, ``carmad faults`` zeroes the records and carmad is started again; on the cluster
+backend the rows are deleted with ``psql`` while carmad runs. Then the browser searches, opens
+fragments, sees a blank's repair state, presses "Dream now" on the Health page, waits until the list
+shows the blanks repaired, checks that the hostile fragment's markup is shown as text and never ran,
+draws the topology, and the topology before and after the cycle that repaired the blanks.
 
 Every wait is explicit with a timeout (WebDriverWait); nothing sleeps to let something happen.
 Screenshots of each page go to ``$CARMA_CONSOLE_ARTIFACTS`` (default ``bench-results/console``,
@@ -40,6 +44,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MANUAL_DREAM_ONLY = ["--dream-interval", "3600", "--dream-max-interval", "3600", "--dream-idle-delay", "100000"]
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 TIMEOUT = 30
+PG_BIN = Path(os.environ.get("PG_BIN") or "/usr/lib/postgresql/15/bin")
+BACKENDS = ["embedded", "postgres"]
 
 
 def carmad_binary() -> Path:
@@ -125,12 +131,53 @@ TOPICS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def store() -> Iterator[Carmad]:
+class Postgres:
+    """A throw-away PostgreSQL 15 (scripts/pg-sandbox.sh) in its own temporary directory, on a free port."""
+
+    def __init__(self) -> None:
+        missing = [tool for tool in ("initdb", "pg_ctl", "postgres", "psql", "createdb", "pg_isready")
+                   if not os.access(PG_BIN / tool, os.X_OK)]
+        if missing:
+            pytest.fail(f"PostgreSQL 15 binaries missing in {PG_BIN} ({', '.join(missing)}): the postgres case needs them; "
+                        "install them with scripts/install-deps.sh --test (apt-get install postgresql-15) or set PG_BIN",
+                        pytrace=False)
+        # Directly under the temporary directory: when run as root, the script hands it to the
+        # postgres user, who must be able to reach it.
+        self.directory = Path(tempfile.mkdtemp(prefix="carma-console-pg-"))
+        started = subprocess.run([str(REPO_ROOT / "scripts" / "pg-sandbox.sh"), "start", str(self.directory)],
+                                 capture_output=True, text=True)
+        if started.returncode != 0:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            pytest.fail(f"pg-sandbox.sh start failed:\n{started.stdout}{started.stderr}", pytrace=False)
+        self.url = started.stdout.strip().splitlines()[-1]
+        assert self.url.startswith("postgresql://postgres@127.0.0.1:") and self.url.endswith("/carma"), self.url
+        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def psql(self, sql: str) -> str:
+        done = subprocess.run([str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port),
+                               "-U", "postgres", "-d", "carma", "-tAc", sql], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def destroy(self) -> None:
+        subprocess.run([str(REPO_ROOT / "scripts" / "pg-sandbox.sh"), "stop", str(self.directory)], capture_output=True)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def sql_list(ids: List[str]) -> str:
+    return ",".join("'" + fragment.replace("'", "''") + "'" for fragment in ids)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def store(request) -> Iterator[Carmad]:
+    backend = request.param
     root = Path(tempfile.mkdtemp(prefix="carma-console-"))
     data_dir, log_path = root / "data", root / "carmad.log"
-    server = Carmad(data_dir, log_path)
+    database = Postgres() if backend == "postgres" else None
+    extra = ["--database-url", database.url, "--node-name", "console-test"] if database else []
+    server = None
     try:
+        server = Carmad(data_dir, log_path, extra)
         for index, content in enumerate(TOPICS):
             links = [f"note-{(index + 1) % len(TOPICS):02d}"]
             if index % 3 == 0:
@@ -142,21 +189,32 @@ def store() -> Iterator[Carmad]:
         status, _ = server.request("PUT", "/fragments/hostile", {
             "content": XSS, "links": ["note-00"], "tags": ["xss"]})
         assert status == 201
-        server.stop()
-        # note-01 and note-02: primary log only (a cycle restores them exactly); note-05: both logs
-        # (left for reconstruction from its neighbours).
-        for log, ids in (("primary", ["note-01", "note-02"]), ("both", ["note-05"])):
-            done = subprocess.run([str(carmad_binary()), "faults", "--data-dir", str(data_dir), "--log", log, "zero", *ids],
-                                  capture_output=True, text=True)
-            assert done.returncode == 0, done.stdout + done.stderr
-        server = Carmad(data_dir, log_path)
+        # note-01 and note-02: primary copy only (a cycle restores them exactly); note-05: both
+        # copies (left for reconstruction from its neighbours).
+        if database:
+            # Cluster mode: the rows go while carmad runs (a read finds them missing).
+            database.psql(f"DELETE FROM carma_payloads WHERE id IN ({sql_list(['note-01', 'note-02', 'note-05'])})")
+            database.psql(f"DELETE FROM carma_redundancy WHERE id IN ({sql_list(['note-05'])})")
+        else:
+            server.stop()
+            for log, ids in (("primary", ["note-01", "note-02"]), ("both", ["note-05"])):
+                done = subprocess.run([str(carmad_binary()), "faults", "--data-dir", str(data_dir), "--log", log, "zero", *ids],
+                                      capture_output=True, text=True)
+                assert done.returncode == 0, done.stdout + done.stderr
+            server = Carmad(data_dir, log_path)
+        server.backend = backend
+        # What a read reports: zeroed bytes fail the checksum; a deleted row is missing.
+        server.blank_reason = "missing" if database else "checksum_mismatch"
         # Agents read them: each read finds the damage and serves a flagged blank.
         for fragment in ("note-01", "note-02", "note-05"):
             status, body = server.request("GET", f"/fragments/{fragment}")
             assert status == 200 and body["status"] == "blank", body
         yield server
     finally:
-        server.stop()
+        if server:
+            server.stop()
+        if database:
+            database.destroy()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -208,8 +266,22 @@ def list_statuses(driver) -> dict:
     return dict(pairs)
 
 
+def graph_nodes(driver, svg_id: str) -> dict:
+    """A drawing's nodes, id to (status, x, y), read in one script."""
+    rows = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#' + arguments[0] + ' [data-id]'), n => {"
+        " const c = n.querySelector('circle'); return [n.dataset.id, n.dataset.status, c.getAttribute('cx'), c.getAttribute('cy')]; })",
+        svg_id)
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
 def test_console_in_a_browser(store: Carmad, browser: webdriver.Chrome, artifacts: Path) -> None:
     driver = browser
+    # The embedded run's screenshots go to the artifacts directory itself (the README's), the others to a subdirectory.
+    if store.backend != "embedded":
+        artifacts = artifacts / store.backend
+        artifacts.mkdir(parents=True, exist_ok=True)
+    driver.get_log("browser")  # drained: what an earlier run left there (its injected script) is not this run's
     # GET / redirects to the console.
     driver.get(store.url + "/")
     wait(driver, EC.url_contains("/ui"))
@@ -255,7 +327,7 @@ def test_console_in_a_browser(store: Carmad, browser: webdriver.Chrome, artifact
     driver.find_element(By.CSS_SELECTOR, "#links-out a").click()
     wait(driver, EC.presence_of_element_located((By.ID, "blank-banner")))
     assert text_of(driver, "#rebuild-state") in ("queued", "failed")
-    assert "checksum_mismatch" in text_of(driver, "#blank-banner")
+    assert store.blank_reason in text_of(driver, "#blank-banner")
     assert not driver.find_elements(By.ID, "fragment-content")
     screenshot(driver, artifacts / "blank.png")
 
@@ -296,10 +368,38 @@ def test_console_in_a_browser(store: Carmad, browser: webdriver.Chrome, artifact
              for a in driver.find_elements(By.CSS_SELECTOR, "#topology-graph svg a.graph-node")}
     assert set(nodes) == {"note-03", "note-04", "note-05"}, nodes
     assert "node-reconstructed" in nodes["note-05"] and "node-ok" in nodes["note-04"] and "node-ok" in nodes["note-03"]
-    screenshot(driver, artifacts / "topology.png")
     driver.find_element(By.CSS_SELECTOR, "#topology-graph svg a.graph-node[data-id='note-04']").click()
     wait(driver, EC.text_to_be_present_in_element((By.ID, "fragment-content"), "Nightly backups are copied"))
     assert driver.execute_script("return typeof window.__xss") == "undefined"
+
+    # The whole graph before and after the cycle "Dream now" ran: the same nodes at the same places;
+    # before, the three damaged fragments blank; after, two ok and one reconstructed.
+    status, dream = store.request("GET", "/dream")
+    assert status == 200 and dream["recent_cycles"], dream
+    cycle = str(dream["recent_cycles"][0]["id"])
+    driver.get(store.url + "/ui#/topology")
+    wait(driver, EC.presence_of_element_located((By.CSS_SELECTOR, "#topology-cycle[data-loaded='true']")))
+    wait(driver, EC.presence_of_element_located((By.CSS_SELECTOR, "#topology-now a.graph-node")))
+    options = [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#topology-cycle option")]
+    assert options[0] == "" and options[1] == cycle, options  # "now", then the newest cycle
+    Select(driver.find_element(By.ID, "topology-cycle")).select_by_value(cycle)
+    wait(driver, EC.presence_of_element_located((By.CSS_SELECTOR, f".pair[data-cycle='{cycle}'] #topology-after [data-id]")))
+    before, after = graph_nodes(driver, "topology-before"), graph_nodes(driver, "topology-after")
+    assert len(before) == 20 and set(before) == set(after)
+    assert all(before[i][1:] == after[i][1:] for i in before)  # same layout
+    assert [before[i][0] for i in ("note-01", "note-02", "note-05")] == ["blank"] * 3, before
+    assert [after[i][0] for i in ("note-01", "note-02", "note-05")] == ["ok", "ok", "reconstructed"], after
+    assert before["note-00"][0] == after["note-00"][0] == "ok"
+    assert "before cycle " + cycle in text_of(driver, ".pair")
+    assert "computed from the cycle's report" in text_of(driver, "#topology-caption")
+    assert [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#topology-legend .chip")][:3] == ["ok", "blank", "reconstructed"]
+    # Side by side on a wide screen, stacked on a narrow one.
+    top = "return document.getElementById(arguments[0]).getBoundingClientRect().top"
+    assert driver.execute_script(top, "topology-before") == driver.execute_script(top, "topology-after")
+    screenshot(driver, artifacts / "topology.png")
+    driver.set_window_size(480, 900)
+    assert driver.execute_script(top, "topology-before") < driver.execute_script(top, "topology-after")
+    driver.set_window_size(1280, 900)
 
     # The page never needed anything the policy forbids (an inline style or script would show here).
     refused = [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
@@ -307,6 +407,7 @@ def test_console_in_a_browser(store: Carmad, browser: webdriver.Chrome, artifact
     # And the policy holds: even a script element put into the page does not run.
     driver.execute_script("const s = document.createElement('script'); s.textContent = 'window.__csp = 1'; document.body.append(s)")
     assert driver.execute_script("return typeof window.__csp") == "undefined"
+    driver.get_log("browser")  # that refusal was meant: drained for the next run
 
 
 def test_dream_now_without_the_token_shows_401(tmp_path: Path, browser: webdriver.Chrome) -> None:

@@ -467,29 +467,54 @@
     root.replaceChildren(el("h2", { text: "Topology" }));
     const input = el("input", { id: "topology-id", type: "text", value: around || "", placeholder: "all (first " + GRAPH_LIMIT + ")" });
     const depth = el("select", { id: "topology-depth" }, el("option", { value: "1", text: "1" }), el("option", { value: "2", text: "2" }));
+    // "now", or a recent cycle (newest first): then the graph before and after that cycle, side by side.
+    const cycle = el("select", { id: "topology-cycle" }, el("option", { value: "", text: "now" }));
     const form = el("form", { class: "row" },
       el("label", { for: "topology-id", text: "Around fragment" }), input,
       el("label", { for: "topology-depth", text: "Depth" }), depth,
+      el("label", { for: "topology-cycle", text: "Cycle" }), cycle,
       el("button", { type: "submit", text: "Draw" }));
     const box = el("div", { id: "topology-graph" });
+    const redraw = () => guarded(() => drawGraph(input.value.trim(), depth.value, cycle.value, box));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      guarded(() => drawGraph(input.value.trim(), depth.value, box));
+      redraw();
     });
+    cycle.addEventListener("change", redraw);
     root.append(form, box);
-    await drawGraph(around || "", "1", box);
+    const { data: dream } = await api("GET", "/dream");
+    for (const recent of dream.recent_cycles || []) {
+      cycle.append(el("option", { value: String(recent.id), text: "cycle " + recent.id + (recent.started_at ? " (" + when(recent.started_at) + ")" : "") }));
+    }
+    cycle.setAttribute("data-loaded", "true");
+    await drawGraph(around || "", "1", "", box);
   }
 
-  async function drawGraph(around, depth, box) {
-    const params = new URLSearchParams({ format: "json", limit: String(GRAPH_LIMIT) });
-    if (around) { params.set("around", around); params.set("depth", depth); }
-    const { status, data } = await api("GET", "/topology?" + params, undefined, [404]);
-    box.replaceChildren();
-    if (status === 404) {
-      box.append(el("p", { text: "No fragment " + around + "." }));
-      return;
+  const STATUSES = ["ok", "blank", "reconstructed"];
+
+  /**
+   * Statuses before and after a cycle, from its report: a fragment the cycle repaired (recovered or
+   * reconstructed) was blank before it, and after it is what the outcome says; a failed repair
+   * leaves it blank on both sides. Every other node keeps its current status on both sides.
+   */
+  function statusesAround(report) {
+    const before = new Map(), after = new Map();
+    for (const event of report.events || []) {
+      if (event.action !== "repair") continue;
+      if (event.outcome === "recovered" || event.outcome === "reconstructed") {
+        before.set(event.id, "blank");
+        after.set(event.id, event.outcome === "recovered" ? "ok" : "reconstructed");
+      } else if (event.outcome === "failed" && !after.has(event.id)) {
+        before.set(event.id, "blank");
+        after.set(event.id, "blank");
+      }
     }
-    const width = 640, height = 480, cx = width / 2, cy = height / 2, radius = Math.min(cx, cy) - 60;
+    return { before, after };
+  }
+
+  /** Positions on one layout, shared by every drawing of the same graph. */
+  function layout(data, around, width, height) {
+    const cx = width / 2, cy = height / 2, radius = Math.min(cx, cy) - 60;
     const centre = data.nodes.find((node) => node.id === around);
     const ring = data.nodes.filter((node) => node !== centre);
     const position = new Map();
@@ -502,29 +527,69 @@
       const angle = start + step * index;
       position.set(node.id, [cx + radius * Math.cos(angle), cy + radius * Math.sin(angle)]);
     });
-    const graph = svg("svg", { class: "graph", viewBox: `0 0 ${width} ${height}`, role: "group", "aria-label": "Link graph" },
-      svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 22, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+    return { position, centre };
+  }
+
+  /** One SVG drawing of the graph; `statusOf(node)` colours it; `name` keeps its ids unique. */
+  function drawing(data, placed, statusOf, name, title) {
+    const width = 640, height = 480;
+    const { position, centre } = placed;
+    const marker = "arrow-" + name;
+    const graph = svg("svg", { class: "graph", id: "topology-" + name, viewBox: `0 0 ${width} ${height}`, role: "group", "aria-label": title },
+      svg("defs", {}, svg("marker", { id: marker, viewBox: "0 0 10 10", refX: 22, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
         svg("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#8a8a8a" }))));
     for (const edge of data.edges) {
       const from = position.get(edge.from), to = position.get(edge.to);
       if (!from || !to) continue;
-      graph.append(svg("line", { class: "edge", x1: from[0], y1: from[1], x2: to[0], y2: to[1], "marker-end": "url(#arrow)" }));
+      graph.append(svg("line", { class: "edge", x1: from[0], y1: from[1], x2: to[0], y2: to[1], "marker-end": "url(#" + marker + ")" }));
     }
     for (const node of data.nodes) {
       const [x, y] = position.get(node.id);
-      const known = ["ok", "blank", "reconstructed"].includes(node.status) ? node.status : "unknown";
-      const label = node.id + " (" + node.status + (node.confidence !== undefined ? ", confidence " + node.confidence : "") + ")";
+      const status = statusOf(node);
+      const known = STATUSES.includes(status) ? status : "unknown";
+      const label = node.id + " (" + status + (status === node.status && node.confidence !== undefined ? ", confidence " + node.confidence : "") + ")";
       const shape = svg("circle", { class: "node node-" + known, cx: x, cy: y, r: node === centre ? 16 : 12 });
       const text = svg("text", { x, y: y + 28, "text-anchor": "middle", text: clip(node.id, 24) });
-      const item = known === "unknown"
-        ? svg("g", { "data-id": node.id }, svg("title", { text: label + ", not stored" }), shape, text)
-        : svg("a", { href: "#/fragment/" + encodeURIComponent(node.id), class: "graph-node", "data-id": node.id, "aria-label": label }, svg("title", { text: label }), shape, text);
+      const item = known === "unknown" && node.status === status
+        ? svg("g", { "data-id": node.id, "data-status": status }, svg("title", { text: label + ", not stored" }), shape, text)
+        : svg("a", { href: "#/fragment/" + encodeURIComponent(node.id), class: "graph-node", "data-id": node.id, "data-status": status, "aria-label": label },
+          svg("title", { text: label }), shape, text);
       graph.append(item);
     }
-    box.append(graph, el("div", { class: "legend" },
-      ["ok", "blank", "reconstructed", "unknown"].map((s) => el("span", {}, chip(s)))));
+    return graph;
+  }
+
+  async function drawGraph(around, depth, cycle, box) {
+    const params = new URLSearchParams({ format: "json", limit: String(GRAPH_LIMIT) });
+    if (around) { params.set("around", around); params.set("depth", depth); }
+    const [{ status, data }, report] = await Promise.all([
+      api("GET", "/topology?" + params, undefined, [404]),
+      cycle ? api("GET", "/dream/" + encodeURIComponent(cycle)) : Promise.resolve(null)]);
+    box.replaceChildren();
+    if (status === 404) {
+      box.append(el("p", { text: "No fragment " + around + "." }));
+      return;
+    }
+    const placed = layout(data, around, 640, 480);
+    if (report) {
+      const { before, after } = statusesAround(report.data);
+      const name = "cycle " + report.data.id;
+      box.append(el("div", { class: "pair", "data-cycle": report.data.id },
+        el("figure", { class: "picture" }, el("figcaption", { text: "before " + name }),
+          drawing(data, placed, (node) => before.get(node.id) || node.status, "before", "Link graph before " + name)),
+        el("figure", { class: "picture" }, el("figcaption", { text: "after " + name }),
+          drawing(data, placed, (node) => after.get(node.id) || node.status, "after", "Link graph after " + name))));
+      box.append(el("p", { class: "note", id: "topology-caption", text:
+        "before: computed from the cycle's report (the server keeps no past topology): a fragment the cycle repaired was blank before it; " +
+        "after: as the cycle's outcomes say. Nodes without an event in the cycle are shown as they are now on both sides." +
+        (report.data.events_truncated ? " The report's events were truncated: some repairs may be missing." : "") }));
+    } else {
+      box.append(drawing(data, placed, (node) => node.status, "now", "Link graph"));
+    }
+    box.append(el("div", { class: "legend", id: "topology-legend" },
+      [...STATUSES, "unknown"].map((s) => el("span", {}, chip(s)))));
     const counts = Object.entries(data.counts || {}).map(([k, v]) => k + " " + v).join(", ");
-    box.append(el("p", { class: "note", text: data.nodes.length + " nodes, " + data.edges.length + " edges" + (counts ? " (" + counts + ")" : "") +
+    box.append(el("p", { class: "note", text: data.nodes.length + " nodes, " + data.edges.length + " edges" + (counts ? " (" + counts + ", now)" : "") +
       (data.edges_outside ? ", " + data.edges_outside + " links to nodes not drawn" : "") + (data.truncated ? "; more nodes were left out" : "") + "." }));
     if (data.truncated && data.next_after && !around) box.append(el("p", { class: "note", text: "Enter a fragment id to draw its neighbourhood." }));
     say("");

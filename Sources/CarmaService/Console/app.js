@@ -334,10 +334,24 @@
     return el("div", { class: "card" }, el("div", { class: "label", text: label }), el("div", { class: "value", id, text: value }));
   }
 
-  /** Fragments with `status`, counted from one page of at most 50: "50+" beyond that. */
-  async function countStatus(status) {
-    const { data } = await api("GET", "/fragments?" + new URLSearchParams({ status, limit: "50" }));
-    return data.items.length + (data.next_cursor ? "+" : "");
+  /** Fragments by status from `/metrics` (`carma_fragments{status="…"}`), exact at any size;
+   *  where the metrics cannot be read, one page of at most 50 each ("50+" beyond that). */
+  async function countByStatus() {
+    const statuses = ["ok", "blank", "reconstructed"];
+    const headers = token() ? { "Authorization": "Bearer " + token() } : {};
+    const response = await fetch("/metrics", { headers, cache: "no-store" });
+    if (response.ok) {
+      const found = {};
+      for (const line of (await response.text()).split("\n")) {
+        const match = /^carma_fragments\{status="(ok|blank|reconstructed)"\} ([0-9.e+]+)$/.exec(line.trim());
+        if (match) found[match[1]] = String(Math.round(Number(match[2])));
+      }
+      if (statuses.every((status) => status in found)) return statuses.map((status) => found[status]);
+    }
+    return Promise.all(statuses.map(async (status) => {
+      const { data } = await api("GET", "/fragments?" + new URLSearchParams({ status, limit: "50" }));
+      return data.items.length + (data.next_cursor ? "+" : "");
+    }));
   }
 
   async function renderHealth() {
@@ -353,7 +367,7 @@
 
   async function loadHealth(body) {
     const [ready, dream] = await Promise.all([api("GET", "/readyz", undefined, [503]), api("GET", "/dream")]);
-    const counts = await Promise.all(["ok", "blank", "reconstructed"].map(countStatus));
+    const counts = await countByStatus();
     body.replaceChildren();
     const readiness = ready.data || {};
     const retrieval = readiness.retrieval || {};

@@ -2,7 +2,7 @@
 /// letters and digits counts, stop words and one-letter words included (BM25's idf weighs them), and
 /// each word is indexed twice: as written (lower-cased) and as its stem, marked apart. An exact
 /// match scores on both, an inflected one ("compressing" for "compresses") on the stem alone.
-/// Measured on the project's query sets (README): known-item queries lost 9 points of hit@1 with
+/// Measured on the project's query sets (docs/retrieval.md): known-item queries lost 9 points of hit@1 with
 /// the sketch's stop words and stemming, and questions in other words gained 4 with stems; this
 /// keeps both.
 public enum FullText {

@@ -1,7 +1,7 @@
 /// Whether a text says when something happens, and whether a question asks when: agents' notes
 /// carry dates ("moved on 28 March"), and "when did …?" is answered by the note that holds one,
 /// which the words and the meaning of the question alone rank too low (measured on the project's
-/// agent-memory set: README, scripts/eval-memory.py). Word lists, English only.
+/// agent-memory set: docs/retrieval.md, scripts/eval-memory.py). Word lists, English only.
 public enum TimeExpressions {
     static let months: Set<String> = [
         "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",

@@ -12,7 +12,7 @@ import FragmentStore
 ///
 /// Confidence estimates the rebuilt text's token F1 against the lost original, from the final
 /// text's cosine to the kept embedding and its coverage of the sketch's term weight; the formula's
-/// constants were fitted on a held-out set (scripts/calibrate-confidence.py, README).
+/// constants were fitted on a held-out set (scripts/calibrate-confidence.py, docs/benchmarks.md).
 public struct MeaningReconstructor: Reconstructor {
     public let method = "context-meaning-v1"
     public let fallback: ContextReconstructor

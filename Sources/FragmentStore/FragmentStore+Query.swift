@@ -200,7 +200,7 @@ extension FragmentStore {
     }
 
     /// A question that asks when is answered by a fragment that says when: those gain
-    /// `dateBonus` (measured on the agent-memory set's temporal questions: README).
+    /// `dateBonus` (measured on the agent-memory set's temporal questions: docs/retrieval.md).
     static func favouringDates(_ hits: [TextIndex.Hit], mentionsTime: (String) -> Bool) -> [TextIndex.Hit] {
         hits.map { hit in
             mentionsTime(hit.id) ? TextIndex.Hit(id: hit.id, score: min(1, hit.score + Self.dateBonus), coverage: hit.coverage, strength: hit.strength) : hit
@@ -217,7 +217,7 @@ extension FragmentStore {
     /// the share of the query's term weight the best hit contains; the vector rankings share the
     /// rest. A query whose words single out one fragment (a phrase, rare keywords) is left to BM25;
     /// one whose words match many fragments about equally, or whose best match holds few of its
-    /// words, is decided more by meaning. Chosen on the project's query sets (README,
+    /// words, is decided more by meaning. Chosen on the project's query sets (docs/retrieval.md,
     /// scripts/eval-retrieval.py).
     static func fuse(_ rankings: [(QuerySignal, [TextIndex.Hit])], fusion: QueryFusion) -> [TextIndex.Hit] {
         var combined: [String: Double] = [:]
@@ -293,7 +293,7 @@ extension FragmentStore {
 ///   holding them repeatedly up to 0.89. (A steeper curve, 1 − e^(−2·strength), squeezed the best
 ///   text hits together and cost 3.5 points of hit@1 on the man pages' known-item queries.)
 ///
-/// The constants were chosen on the project's short-note evaluation (README, scripts/eval-memory.py):
+/// The constants were chosen on the project's short-note evaluation (docs/retrieval.md, scripts/eval-memory.py):
 /// see the score separation reported there.
 public enum RelevanceScale {
     public static let meaningMidpoint = 0.45

@@ -49,7 +49,7 @@ struct Faults: ParsableCommand {
         }
         let arguments = Array(self.action.dropFirst())
         if verb != "list" && disk.storeIsRunning {
-            throw ValidationError("a carmad has \(self.dataDir) open; stop it first (damage to a running store: see the README)")
+            throw ValidationError("a carmad has \(self.dataDir) open; stop it first (damage to a running store: see docs/configuration.md)")
         }
         for volume in volumes {
             switch verb {

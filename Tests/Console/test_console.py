@@ -277,7 +277,7 @@ def graph_nodes(driver, svg_id: str) -> dict:
 
 def test_console_in_a_browser(store: Carmad, browser: webdriver.Chrome, artifacts: Path) -> None:
     driver = browser
-    # The embedded run's screenshots go to the artifacts directory itself (the README's), the others to a subdirectory.
+    # The embedded run's screenshots go to the artifacts directory itself (the one docs/console is refreshed from), the others to a subdirectory.
     if store.backend != "embedded":
         artifacts = artifacts / store.backend
         artifacts.mkdir(parents=True, exist_ok=True)

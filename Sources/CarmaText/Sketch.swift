@@ -89,11 +89,23 @@ public struct Sketch: Sendable, Equatable {
     ///   - verbatimAllowed: False to keep the terms form whatever the size.
     ///   - idf: As for `make(_:idf:)`.
     public static func make(fragment text: String, metadata: [UInt8], verbatimAllowed: Bool, idf: (UInt32) -> Double) -> Sketch {
+        Self.make(fragment: text, metadata: metadata, verbatimAllowed: verbatimAllowed) { hashes in
+            Dictionary(uniqueKeysWithValues: hashes.map { ($0, idf($0)) })
+        }
+    }
+
+    /// As `make(fragment:metadata:verbatimAllowed:idf:)`, with the idf of the text's terms looked
+    /// up at once (`idfOf` gets each distinct term hash, and is called only for the terms form), so
+    /// that a caller can read them under one lock.
+    public static func make(
+        fragment text: String, metadata: [UInt8], verbatimAllowed: Bool, idfOf: ([UInt32]) -> [UInt32: Double]
+    ) -> Sketch {
         if verbatimAllowed, text.utf8.count + metadata.count <= verbatimBudget {
             return Self.verbatim(Verbatim(content: text, metadata: metadata))
         }
         let counted = Self.count(text)
-        var sketch = Self.make(counts: counted.counts, words: counted.words, bytes: text.utf8.count, idf: idf)
+        let idf = idfOf(Array(counted.counts.keys))
+        var sketch = Self.make(counts: counted.counts, words: counted.words, bytes: text.utf8.count, idf: { idf[$0] ?? 1 })
         sketch.surface = Self.surface(of: text, keeping: Set(sketch.terms.map(\.hash)))
         return sketch
     }

@@ -51,12 +51,8 @@ extension ReadWriteLock where Value == TextIndex {
     /// vector cannot be rebuilt byte for byte from the sketch; its text still comes back word for
     /// word, as a reconstruction.)
     package func sketch(_ input: FragmentInput) -> Sketch {
-        let metadata = FragmentRecord.metadataBytes(input.metadata)
-        if input.content.utf8.count + metadata.count <= Sketch.verbatimBudget {
-            return Sketch.make(fragment: input.content, metadata: metadata, verbatimAllowed: true, idf: { _ in 1 })
+        Sketch.make(fragment: input.content, metadata: FragmentRecord.metadataBytes(input.metadata), verbatimAllowed: true) { hashes in
+            self.read { index in Dictionary(uniqueKeysWithValues: hashes.map { ($0, index.idf($0)) }) }
         }
-        let counted = Sketch.count(input.content)
-        let idf: [UInt32: Double] = self.read { index in Dictionary(uniqueKeysWithValues: counted.counts.keys.map { ($0, index.idf($0)) }) }
-        return Sketch.make(fragment: input.content, metadata: metadata, verbatimAllowed: false, idf: { idf[$0] ?? 1 })
     }
 }

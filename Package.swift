@@ -39,11 +39,17 @@ let package = Package(
         .target(name: "CarmaText"),
         // Sentence embeddings on the CPU: WordPiece, a BERT encoder over OpenBLAS, safetensors weights.
         .target(name: "CarmaEmbedding", dependencies: ["COpenBLAS", "CarmaJSON"]),
-        // Registry, payload files, redundancy, index and cache; knows nothing of HTTP.
+        // The backend contract both backends keep: fragment, row and record types, the backend and repair
+        // protocols, ranking and fusion, sketch recovery, the byte-bounded cache and the shared locks.
+        .target(
+            name: "FragmentCore",
+            dependencies: ["CISAL", "CarmaEmbedding", "CarmaJSON", "CarmaText"]
+        ),
+        // The embedded backend: segment logs, the SQLite registry, redundancy, index and cache on one machine.
         .target(
             name: "FragmentStore",
             dependencies: [
-                "CISAL", "CSQLite", "CarmaEmbedding", "CarmaJSON", "CarmaText",
+                "CSQLite", "FragmentCore", "CarmaEmbedding", "CarmaJSON", "CarmaText",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -51,7 +57,7 @@ let package = Package(
         .target(
             name: "ClusterStore",
             dependencies: [
-                "CPostgres", "FragmentStore", "CarmaJSON", "CarmaText",
+                "CPostgres", "FragmentCore", "CarmaEmbedding", "CarmaJSON", "CarmaText",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -59,7 +65,7 @@ let package = Package(
         .target(
             name: "DreamEngine",
             dependencies: [
-                "FragmentStore", "CarmaText",
+                "FragmentCore", "CarmaText",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -68,7 +74,7 @@ let package = Package(
         .target(
             name: "CarmaService",
             dependencies: [
-                "MicroHTTP", "FragmentStore", "DreamEngine", "CarmaJSON", "CarmaText",
+                "MicroHTTP", "FragmentCore", "DreamEngine", "CarmaJSON", "CarmaText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -93,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "carmad",
             dependencies: [
-                "CarmaEmbedding", "CarmaFaults", "CarmaService", "ClusterStore", "DreamEngine", "FragmentStore", "MicroHTTP",
+                "CarmaEmbedding", "CarmaFaults", "CarmaService", "ClusterStore", "DreamEngine", "FragmentCore", "FragmentStore", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,10 +119,10 @@ let package = Package(
         .testTarget(name: "CarmaJSONTests", dependencies: ["CarmaJSON"]),
         .testTarget(name: "CarmaTextTests", dependencies: ["CarmaText"]),
         .testTarget(name: "CarmaEmbeddingTests", dependencies: ["CarmaEmbedding"]),
-        .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "CarmaTesting", "CarmaFaults"], resources: [.copy("../Fixtures/old-layout-v1.tar.gz")]),
-        .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "CarmaTesting", "CarmaFaults"]),
-        .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "CarmaTesting"]),
-        .testTarget(name: "ClusterStoreTests", dependencies: ["ClusterStore", "FragmentStore"]),
+        .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "FragmentCore", "CarmaTesting", "CarmaFaults"], resources: [.copy("../Fixtures/old-layout-v1.tar.gz")]),
+        .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "FragmentCore", "FragmentStore", "CarmaTesting", "CarmaFaults"]),
+        .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "FragmentStore", "CarmaTesting"]),
+        .testTarget(name: "ClusterStoreTests", dependencies: ["ClusterStore", "FragmentCore"]),
         .testTarget(name: "CarmaMCPTests", dependencies: ["CarmaMCP", "CarmaClient", "CarmaJSON"]),
         .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaFaults", "CarmaTesting", "CarmaJSON", "CarmaText", "carmad", "carma"]),
     ],

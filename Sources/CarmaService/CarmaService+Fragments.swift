@@ -1,6 +1,6 @@
 import CarmaJSON
 import Dispatch
-import FragmentStore
+import FragmentCore
 import MicroHTTP
 
 // PUT, GET, HEAD, DELETE /fragments/{id}, GET /fragments and GET /fragments/{id}/history.
@@ -183,7 +183,7 @@ extension CarmaService {
 
     // MARK: - Header helpers
 
-    static func etag(_ fragment: FragmentStore.ServedFragment) -> String {
+    static func etag(_ fragment: ServedFragment) -> String {
         self.etag(version: fragment.version, status: fragment.status)
     }
 

@@ -1,5 +1,5 @@
 import CarmaJSON
-import FragmentStore
+import FragmentCore
 import MicroHTTP
 
 // GET /export and POST /import: every fragment out as NDJSON from one snapshot, and back in at

@@ -1,5 +1,5 @@
 import CarmaJSON
-import FragmentStore
+import FragmentCore
 import MicroHTTP
 
 // POST /query and GET /fragments/{id}/context.
@@ -29,7 +29,7 @@ extension CarmaService {
         }
         if let raw = object["embedding"], !raw.isNull {
             guard let numbers = raw.arrayValue?.compactMap(\.doubleValue), numbers.count == raw.arrayValue?.count, !numbers.isEmpty,
-                numbers.count <= self.configuration.store.limits.maxEmbeddingDimension
+                numbers.count <= self.configuration.limits.maxEmbeddingDimension
             else { return invalid("embedding", "embedding is an array of numbers") }
             request.embedding = numbers
         }

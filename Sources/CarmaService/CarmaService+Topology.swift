@@ -1,5 +1,5 @@
 import CarmaJSON
-import FragmentStore
+import FragmentCore
 import MicroHTTP
 
 // GET /topology: the link graph with statuses, as JSON or Graphviz DOT, bounded in size.

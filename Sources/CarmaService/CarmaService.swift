@@ -1,6 +1,6 @@
 import CarmaJSON
 import DreamEngine
-import FragmentStore
+import FragmentCore
 import Logging
 import MicroHTTP
 import Synchronization
@@ -17,18 +17,13 @@ public final class CarmaService: Sendable {
     private let serverBox = Mutex<HTTPServer?>(nil)
     let ready = Atomic<Bool>(false)
 
-    /// Opens the embedded store and prepares the routes; `start` begins serving.
-    public convenience init(configuration: ServiceConfiguration, logger: Logger) throws(StoreError) {
-        try self.init(configuration: configuration, store: FragmentStore(configuration: configuration.store, logger: logger), logger: logger)
-    }
-
     /// Serves `store` (embedded or cluster); `start` begins serving.
     public init(configuration: ServiceConfiguration, store: any FragmentBackend, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         self.authorization = configuration.authToken.map(Authorization.init(token:))
         self.store = store
-        let metrics = ServiceMetrics(database: !(store is FragmentStore))
+        let metrics = ServiceMetrics(database: store.kind == .cluster)
         self.metrics = metrics
         self.foreground = Foreground(onRequest: { metrics.requestFinished(route: $0, method: $1, status: $2, duration: $3) })
         self.engine = DreamEngine(

@@ -1,5 +1,5 @@
 import CarmaJSON
-import FragmentStore
+import FragmentCore
 import Foundation
 import MicroHTTP
 import Synchronization

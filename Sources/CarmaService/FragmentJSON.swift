@@ -1,5 +1,5 @@
 import CarmaJSON
-import FragmentStore
+import FragmentCore
 import MicroHTTP
 
 /// The JSON shapes of the fragment API: the PUT body in, stubs, summaries and histories out.
@@ -95,7 +95,7 @@ enum FragmentJSON {
     /// The blank stub: what the registry still knows, minus the lost content, and where its repair
     /// stands: `state` is `queued` until an attempt fails, then `failed` (with `last_error`); the
     /// next attempt's time and `eta_seconds` appear only when one is planned (`etaSeconds`).
-    static func stub(_ blank: FragmentStore.BlankFragment, etaSeconds: Int?, now: Timestamp = .now) -> JSONValue {
+    static func stub(_ blank: BlankFragment, etaSeconds: Int?, now: Timestamp = .now) -> JSONValue {
         let row = blank.row
         var object: JSONObject = [
             "id": .string(row.id),

@@ -1,5 +1,5 @@
 import CarmaJSON
-import FragmentStore
+import FragmentCore
 import MicroHTTP
 
 /// Reads a `POST /import` body: NDJSON lines as `GET /export` writes them. Every line is checked
@@ -69,7 +69,7 @@ enum ImportJSON {
         guard let id = object["id"]?.stringValue else { throw Self.invalid(line, "id", "id is required and must be a string") }
         if let reason = FragmentID.validate(id) { throw Self.invalid(line, "id", reason) }
         // Exactly the integer written, or refused: a double would turn 2^53 + 1 into 2^53.
-        guard let number = object["version"]?.exactInteger, number >= 1, UInt64(number) < FragmentStore.versionCeiling else {
+        guard let number = object["version"]?.exactInteger, number >= 1, UInt64(number) < FragmentRecord.versionCeiling else {
             throw Self.invalid(
                 line, "version", "version is a positive integer below 2^62, written without a fraction or an exponent (exactly representable)")
         }

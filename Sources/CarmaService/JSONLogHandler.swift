@@ -1,5 +1,5 @@
 import Foundation
-import FragmentStore
+import FragmentCore
 import Logging
 
 /// A swift-log handler writing one JSON object per line to standard error: `ts`, `level`, `label`,

@@ -1,5 +1,5 @@
 import CarmaJSON
-import FragmentStore
+import FragmentCore
 import MicroHTTP
 
 // The one mapping from errors to HTTP statuses and problem types.

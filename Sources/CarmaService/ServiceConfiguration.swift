@@ -1,11 +1,12 @@
 import DreamEngine
-import FragmentStore
+import FragmentCore
 import MicroHTTP
 
 /// Everything `carmad` can be told, with the defaults a fresh install runs with.
 public struct ServiceConfiguration: Sendable {
     public var server: ServerConfiguration
-    public var store: StoreConfiguration
+    /// The limits on a fragment both backends enforce; the service checks query vectors against them.
+    public var limits: FragmentLimits
     public var dream: DreamConfiguration
     /// When set, `PUT`, `DELETE` and `POST /dream` need `Authorization: Bearer <token>`.
     public var authToken: String?
@@ -18,17 +19,17 @@ public struct ServiceConfiguration: Sendable {
 
     /// - Parameters:
     ///   - server: Listening and client limits; see `ServerConfiguration`.
-    ///   - store: Data directories, cache and fragment limits; see `StoreConfiguration`.
+    ///   - limits: Default `FragmentLimits()`; give the store's.
     ///   - dream: Dream-cycle schedule, budgets and politeness; see `DreamConfiguration`.
     ///   - authToken: Default none: every endpoint is open.
     ///   - protectReads: Default false.
     ///   - maxResponseBytes: Default 8 MiB: sixteen 512 KiB fragments, or a topology of ~40,000 edges.
     public init(
-        server: ServerConfiguration, store: StoreConfiguration, dream: DreamConfiguration = DreamConfiguration(),
+        server: ServerConfiguration, limits: FragmentLimits = FragmentLimits(), dream: DreamConfiguration = DreamConfiguration(),
         authToken: String? = nil, protectReads: Bool = false, maxResponseBytes: Int = 8 << 20
     ) {
         self.server = server
-        self.store = store
+        self.limits = limits
         self.dream = dream
         self.authToken = authToken
         self.protectReads = protectReads

@@ -1,6 +1,6 @@
 import CoreMetrics
 import DreamEngine
-import FragmentStore
+import FragmentCore
 import MicroHTTP
 import Prometheus
 import Synchronization

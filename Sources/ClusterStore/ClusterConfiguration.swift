@@ -1,5 +1,5 @@
 import CarmaEmbedding
-import FragmentStore
+import FragmentCore
 
 /// How a carmad node runs on PostgreSQL.
 public struct ClusterConfiguration: Sendable {

@@ -1,7 +1,7 @@
 import CarmaJSON
 import CarmaText
 import Dispatch
-import FragmentStore
+import FragmentCore
 
 // Writes, reads and the blanks reads find. Every write is one transaction under a per-id advisory
 // lock (so preconditions hold across nodes, new ids included), acknowledged after COMMIT.
@@ -56,9 +56,9 @@ extension ClusterStore {
     static let writers = DispatchQueue(label: "carma-cluster-writes", attributes: .concurrent)
 
     public func put(
-        _ id: String, _ input: FragmentInput, precondition: WritePrecondition, completion: @escaping @Sendable (Result<FragmentStore.PutOutcome, StoreError>) -> Void
+        _ id: String, _ input: FragmentInput, precondition: WritePrecondition, completion: @escaping @Sendable (Result<PutOutcome, StoreError>) -> Void
     ) {
-        if let failure = FragmentStore.check(id, input, limits: self.configuration.limits) {
+        if let failure = FragmentInput.check(id, input, limits: self.configuration.limits) {
             return completion(.failure(failure))
         }
         guard !self.closed.load(ordering: .relaxed) else { return completion(.failure(.closed)) }
@@ -72,10 +72,10 @@ extension ClusterStore {
 
     private func putNow(
         _ id: String, _ input: FragmentInput, precondition: WritePrecondition, deadline: ContinuousClock.Instant
-    ) -> Result<FragmentStore.PutOutcome, StoreError> {
+    ) -> Result<PutOutcome, StoreError> {
         let sketch = self.sketch(input)
         do {
-            let outcome: Result<FragmentStore.PutOutcome, StoreError> = try self.pool.transaction(deadline: deadline) { connection, deadline throws(PGError) in
+            let outcome: Result<PutOutcome, StoreError> = try self.pool.transaction(deadline: deadline) { connection, deadline throws(PGError) in
                 try connection.run(Self.lockID, [.text(id)], deadline: deadline)
                 let found = try connection.run(Self.current, [.text(id)], deadline: deadline)
                 guard let first = found.first, let version = first.int(0) else {
@@ -111,10 +111,10 @@ extension ClusterStore {
                     // A new fragment has one event; an old one may have reached the retention limit.
                     try connection.run(Self.trimEvents, [.text(id), .int(self.configuration.retention.eventsPerFragment)], deadline: deadline)
                 }
-                let body = FragmentStore.servedBody(record: bytes, status: .ok, checksum: checksum)
+                let body = ServedFragment.makeBody(record: bytes, status: .ok, checksum: checksum)
                 return .success(
-                    FragmentStore.PutOutcome(
-                        created: replaced == nil, fragment: FragmentStore.ServedFragment(body: body, version: UInt64(version), status: .ok, checksum: checksum)))
+                    PutOutcome(
+                        created: replaced == nil, fragment: ServedFragment(body: body, version: UInt64(version), status: .ok, checksum: checksum)))
             }
             if case .success(let outcome) = outcome {
                 self.cache.withLock {
@@ -173,11 +173,11 @@ extension ClusterStore {
     /// round trip, the record verified against the row's checksum. A missing or damaged record turns
     /// the fragment blank for every node and queues its repair. While the database does not answer,
     /// the node's cached copy is served, else a stub saying so.
-    public func read(_ id: String) -> FragmentStore.ReadResult {
+    public func read(_ id: String) -> ReadResult {
         self.read(id, attempt: 0)
     }
 
-    private func read(_ id: String, attempt: Int) -> FragmentStore.ReadResult {
+    private func read(_ id: String, attempt: Int) -> ReadResult {
         // Another node changing the fragment between the look-up and marking it blank makes the read
         // look again; a fragment rewritten that often is answered as busy.
         guard attempt < 4 else { return .unavailable("'\(id)' changed during every attempt to read it") }
@@ -190,7 +190,7 @@ extension ClusterStore {
         } catch {
             if error.kind == .unavailable, let cached {
                 self.counters.cacheHits.add(1, ordering: .relaxed)
-                return .fragment(FragmentStore.ServedFragment(body: cached.body, version: cached.version, status: cached.status, checksum: cached.checksum))
+                return .fragment(ServedFragment(body: cached.body, version: cached.version, status: cached.status, checksum: cached.checksum))
             }
             return error.kind == .unavailable ? .backendUnavailable(error.message) : .unavailable("\(error)")
         }
@@ -205,11 +205,11 @@ extension ClusterStore {
             let progress = RepairProgress(
                 attempts: Int(clamping: r.int(Self.rowColumnCount + 3) ?? 0), lastError: r.string(Self.rowColumnCount + 5),
                 notBefore: notBefore > 0 ? Timestamp(milliseconds: notBefore) : nil)
-            return .blank(FragmentStore.BlankFragment(row: row, queuedAt: queuedAt, progress: progress))
+            return .blank(BlankFragment(row: row, queuedAt: queuedAt, progress: progress))
         }
         if let cached, cached.version == row.version, cached.status == row.status, cached.checksum == row.checksum {
             self.counters.cacheHits.add(1, ordering: .relaxed)
-            return .fragment(FragmentStore.ServedFragment(body: cached.body, version: row.version, status: row.status, checksum: row.checksum))
+            return .fragment(ServedFragment(body: cached.body, version: row.version, status: row.status, checksum: row.checksum))
         }
         self.counters.cacheMisses.add(1, ordering: .relaxed)
         let payloadVersion = r.int(Self.rowColumnCount + 1)
@@ -218,9 +218,9 @@ extension ClusterStore {
         if payloadVersion == nil || payloadVersion != Int64(row.version) {
             damage = .missing
         } else if let record, record.count == row.recordLength, CRC32C.checksum(record) == row.checksum {
-            let body = FragmentStore.servedBody(record: record, status: row.status, checksum: row.checksum)
+            let body = ServedFragment.makeBody(record: record, status: row.status, checksum: row.checksum)
             self.cache.withLock { $0.set(id, NodeCache.Entry(version: row.version, status: row.status, checksum: row.checksum, body: body)) }
-            return .fragment(FragmentStore.ServedFragment(body: body, version: row.version, status: row.status, checksum: row.checksum))
+            return .fragment(ServedFragment(body: body, version: row.version, status: row.status, checksum: row.checksum))
         } else if record == nil, cached?.version == row.version {
             // The cached version matches but its status or checksum changed (a repair): read again.
             self.cache.withLock { $0.remove(id) }
@@ -249,7 +249,7 @@ extension ClusterStore {
     /// Turns a version blank for every node and queues its repair, in one statement. Returns the
     /// blank, or nil when the fragment changed meanwhile (the caller reads again). While the database
     /// does not answer, the blank is answered without being recorded (the next read finds it again).
-    func markBlank(_ row: FragmentRow, reason: BlankReason, detectedBy: Detection, priority: RepairPriority) -> FragmentStore.BlankFragment? {
+    func markBlank(_ row: FragmentRow, reason: BlankReason, detectedBy: Detection, priority: RepairPriority) -> BlankFragment? {
         let now = Timestamp.now
         let lost = HistoryDetail.lost(version: row.version, reason: reason, detectedBy: detectedBy)
         let queued = HistoryDetail.queued(priority)
@@ -274,13 +274,13 @@ extension ClusterStore {
             }
         } catch {
             self.logger.warning("could not record a blank", metadata: ["fragment.id": "\(row.id)", "error": "\(error)"])
-            return FragmentStore.BlankFragment(row: blank, queuedAt: nil)
+            return BlankFragment(row: blank, queuedAt: nil)
         }
         self.counters.detected(reason)
         self.logger.info(
             "fragment turned blank",
             metadata: ["fragment.id": "\(row.id)", "fragment.version": "\(row.version)", "reason": "\(reason.rawValue)", "detected_by": "\(detectedBy.rawValue)"])
-        return FragmentStore.BlankFragment(row: blank, queuedAt: now)
+        return BlankFragment(row: blank, queuedAt: now)
     }
 
     static func json(_ object: JSONObject) -> String {

@@ -1,5 +1,5 @@
 import CarmaJSON
-import FragmentStore
+import FragmentCore
 
 // The background work cycles do beside repairs, on PostgreSQL: the scrub's shared cursor and the
 // scheduled-scrub slot, removing expired fragments and old feed entries, and cycle reports.

@@ -1,7 +1,7 @@
 import CarmaEmbedding
 import CarmaText
 import Foundation
-import FragmentStore
+import FragmentCore
 import Synchronization
 
 // The built-in model in cluster mode: the nodes share the embedding work by claiming fragments

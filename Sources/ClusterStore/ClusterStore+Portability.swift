@@ -1,6 +1,6 @@
 import CarmaJSON
 import CarmaText
-import FragmentStore
+import FragmentCore
 import Synchronization
 
 // Export from one database snapshot, import at the exported versions.
@@ -27,7 +27,7 @@ extension ClusterStore {
         let shared = Mutex<PGConnection?>(connection)
         return StoreSnapshot(
             rows: rows, maxVersion: maxVersion,
-            reader: { row in
+            reader: { _, row in
                 shared.withLock { connection -> StoreSnapshot.Entry in
                     guard let connection else { return .unavailable("the snapshot is closed") }
                     let record: [UInt8]?
@@ -44,7 +44,7 @@ extension ClusterStore {
                         blank.blankReason = record == nil ? .missing : .checksumMismatch
                         return .blank(blank)
                     }
-                    return .fragment(FragmentStore.servedBody(record: record, status: row.status, checksum: row.checksum))
+                    return .fragment(ServedFragment.makeBody(record: record, status: row.status, checksum: row.checksum))
                 }
             },
             closer: { shared.withLock { $0 = nil } })

@@ -1,5 +1,5 @@
 import CarmaJSON
-import FragmentStore
+import FragmentCore
 
 // The repair seams on PostgreSQL: a queue claimed with FOR UPDATE SKIP LOCKED and a lease, exact
 // sources verified by this node, outcomes committed in one statement each.
@@ -98,7 +98,7 @@ extension ClusterStore {
         case .cache:
             record = self.cache.withLock { cache in
                 cache.use(target.id).flatMap { $0.version == target.version && $0.status == .ok ? $0.body : nil }
-            }.map { FragmentStore.record(fromServedBody: $0, recordLength: target.exactLength) }
+            }.map { ServedFragment.record(fromServedBody: $0, recordLength: target.exactLength) }
         case .redundancy:
             record = self.fetchRecord(Self.redundancyRecord, target)
         case .sketch:
@@ -165,7 +165,7 @@ extension ClusterStore {
                 }
                 let done = result.first?.int(0) == 1
                 if done {
-                    let body = FragmentStore.servedBody(record: item.record, status: .ok, checksum: target.exactChecksum)
+                    let body = ServedFragment.makeBody(record: item.record, status: .ok, checksum: target.exactChecksum)
                     self.cache.withLock { $0.set(target.id, NodeCache.Entry(version: target.version, status: .ok, checksum: target.exactChecksum, body: body)) }
                 }
                 applied.append(done)
@@ -210,7 +210,7 @@ extension ClusterStore {
         } catch {
             throw Self.storeError(error, doing: "save the reconstruction of '\(target.id)'")
         }
-        let body = FragmentStore.servedBody(record: bytes, status: .reconstructed, checksum: checksum)
+        let body = ServedFragment.makeBody(record: bytes, status: .reconstructed, checksum: checksum)
         self.cache.withLock { $0.set(target.id, NodeCache.Entry(version: target.version, status: .reconstructed, checksum: checksum, body: body)) }
         self.follower.poke()
         return true

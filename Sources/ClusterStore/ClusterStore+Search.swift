@@ -1,7 +1,7 @@
 import CarmaEmbedding
 import CarmaJSON
 import CarmaText
-import FragmentStore
+import FragmentCore
 
 // Listings, histories, and the node's text index (loaded at start, then following the change feed)
 // behind queries, context and reconstruction.
@@ -9,7 +9,7 @@ import FragmentStore
 extension ClusterStore {
     // MARK: Listing and history
 
-    public func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentStore.Page {
+    public func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentPage {
         var conditions = ["(f.expires_at IS NULL OR f.expires_at > $1)", "f.id > $2"]
         var parameters: [PGValue] = [.int(Timestamp.now.milliseconds), .text(after ?? "")]
         if let status {
@@ -27,7 +27,7 @@ extension ClusterStore {
             let result = try self.pool.with { connection, deadline throws(PGError) in try connection.run(statement, parameters, deadline: deadline) }
             let rows = result.all.compactMap { Self.row($0) }
             let page = Array(rows.prefix(limit))
-            return FragmentStore.Page(rows: page, nextAfter: rows.count > limit ? page.last?.id : nil)
+            return FragmentPage(rows: page, nextAfter: rows.count > limit ? page.last?.id : nil)
         } catch {
             throw Self.storeError(error, doing: "list fragments")
         }
@@ -171,7 +171,7 @@ extension ClusterStore {
             let sketch = r.bytes(2).flatMap(Sketch.decode)
             let status = r.string(1).flatMap(FragmentStatus.init(rawValue:))
             if status != .blank, r.int(3) == version, let bytes = r.bytes(4), let record = FragmentRecord.decode(bytes), record.id == id {
-                documents.append(FragmentStore.document(id: id, version: UInt64(version), input: record.input, sketch: sketch ?? self.sketch(record.input)))
+                documents.append(TextIndex.Document.fragment(id: id, version: UInt64(version), input: record.input, sketch: sketch ?? self.sketch(record.input)))
             } else if let sketch {
                 // A blank (or an unreadable record): findable by its kept sketch, as on one machine.
                 documents.append(
@@ -210,7 +210,7 @@ extension ClusterStore {
             }
         }
         let damaged = statuses
-        let ranking = try FragmentStore.rank(
+        let ranking = try QueryRanking.rank(
             request, index: self.text, encoder: self.configuration.encoder, embeddingDimension: self.embeddingDimension.withLock { $0 },
             status: { id in damaged[id] ?? .ok },
             beforeSearch: { [self] in

@@ -2,7 +2,7 @@ import CarmaEmbedding
 import CarmaJSON
 import CarmaText
 import Foundation
-import FragmentStore
+import FragmentCore
 import Logging
 import Synchronization
 
@@ -147,6 +147,7 @@ public final class ClusterStore: Sendable {
 
     // MARK: State
 
+    public var kind: BackendKind { .cluster }
     public var backendAvailable: Bool { self.pool.isUp }
     public var backendFailures: Int { self.pool.unavailableCount }
     public var location: String { self.configuration.redactedURL }

@@ -1,4 +1,4 @@
-import FragmentStore
+import FragmentCore
 
 /// This node's bounded cache of served bodies: the store's LRU (`PayloadCache`) with an id → slot
 /// map beside it. A hit is served only when the database says its version is current; while the

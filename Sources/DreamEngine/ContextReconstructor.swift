@@ -1,5 +1,5 @@
 import CarmaText
-import FragmentStore
+import FragmentCore
 
 /// Rebuilds a lost fragment from the fragments still alive around it, guided by its sketch.
 ///

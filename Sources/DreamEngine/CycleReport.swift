@@ -1,5 +1,5 @@
 import CarmaJSON
-import FragmentStore
+import FragmentCore
 
 /// Everything one dream cycle did, kept up to date while it runs and stored when it ends.
 public struct CycleReport: Sendable {

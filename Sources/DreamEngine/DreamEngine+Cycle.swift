@@ -1,6 +1,6 @@
 import CarmaJSON
 import Foundation
-import FragmentStore
+import FragmentCore
 import Logging
 
 // One dream cycle: repair what is queued, scrub a slice of the store, repair what the scrub found.

@@ -1,6 +1,6 @@
 import CarmaJSON
 import Foundation
-import FragmentStore
+import FragmentCore
 import Logging
 
 /// What the engine needs to know about the foreground, to stay out of its way.

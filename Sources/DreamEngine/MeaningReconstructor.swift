@@ -1,5 +1,5 @@
 import CarmaText
-import FragmentStore
+import FragmentCore
 
 /// Rebuilds a lost fragment aimed at its meaning: the sentences of the surviving fragments around it
 /// (linked, linking, nearest in meaning and by sketch) are chosen and ordered so that their

@@ -1,4 +1,4 @@
-import FragmentStore
+import FragmentCore
 
 /// Rebuilds a lost fragment's text from what survives around it: the recovery tier used when no
 /// exact copy is left. Implementations must be deterministic for the same inputs and bounded in time.

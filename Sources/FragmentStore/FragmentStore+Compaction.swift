@@ -1,27 +1,6 @@
+import FragmentCore
 import Dispatch
 import Synchronization
-
-/// What a compaction pass did.
-public struct CompactionSummary: Sendable, Equatable {
-    public var segments = 0
-    public var recordsCopied = 0
-    public var tombstonesKept = 0
-    public var tombstonesDropped = 0
-    public var bytesReclaimed: Int64 = 0
-    /// Expired fragments deleted (a tombstone each) before the segments were compacted.
-    public var expired = 0
-
-    public init() {}
-
-    mutating func add(_ other: CompactionSummary) {
-        self.expired += other.expired
-        self.segments += other.segments
-        self.recordsCopied += other.recordsCopied
-        self.tombstonesKept += other.tombstonesKept
-        self.tombstonesDropped += other.tombstonesDropped
-        self.bytesReclaimed += other.bytesReclaimed
-    }
-}
 
 extension FragmentStore {
     /// Compacts sealed segments of both logs whose live share is below `threshold`: live records are
@@ -93,7 +72,7 @@ extension FragmentStore {
         do {
             try self.appendAndWait(primary: primary ? copied : [], redundancy: primary ? [] : copied) { locations in
                 let targets = primary ? locations.primary : locations.redundancy
-                var changed: [FragmentRow] = []
+                var changed: [StoredRow] = []
                 self.state.withLock { state in
                     var position = 0
                     for (copyIndex, copy) in copied.enumerated() where copy.kind != .delete {

@@ -1,16 +1,7 @@
+import FragmentCore
 import CarmaJSON
 import CarmaText
 import Synchronization
-
-/// What an import did with one fragment.
-public enum ImportOutcome: String, Sendable {
-    /// Written at its version: the store had an older version or none.
-    case imported
-    /// The store already has this version: nothing written (a second run of the same import).
-    case unchanged
-    /// The store has a newer version: nothing written.
-    case superseded
-}
 
 extension FragmentStore {
     /// Writes fragments at their own versions, each only where the store's version of it is lower
@@ -116,7 +107,7 @@ extension FragmentStore {
 
     /// Whether a stored row's record differs from an imported record's checksum. A blank row has
     /// lost its record (no content to compare): not a conflict, the import leaves it as it is.
-    static func differs(_ stored: FragmentRow, _ checksum: UInt32) -> Bool {
+    static func differs(_ stored: StoredRow, _ checksum: UInt32) -> Bool {
         stored.status != .blank && stored.checksum != checksum
     }
 
@@ -124,7 +115,7 @@ extension FragmentStore {
     /// returns the registry work.
     private func applyImport(_ plans: [PlannedImport], locations: AppendedLocations, outcomes: ImportTally) -> RegistryChange {
         let now = Timestamp.now
-        var applied: [(row: FragmentRow, previous: FragmentRow?, plan: PlannedImport)] = []
+        var applied: [(row: StoredRow, previous: StoredRow?, plan: PlannedImport)] = []
         self.state.withLock { state in
             for plan in plans {
                 let fragment = plan.fragment
@@ -134,7 +125,7 @@ extension FragmentStore {
                     outcomes.outcomes.withLock { $0[plan.index] = outcome }
                     continue
                 }
-                var row = FragmentRow(
+                var row = StoredRow(
                     id: fragment.id, version: fragment.version, status: .ok, checksum: plan.checksum, recordLength: plan.record.count,
                     size: 0, links: [], tags: [], createdAt: fragment.createdAt, updatedAt: fragment.updatedAt)
                 var queuedAt: Timestamp?
@@ -166,7 +157,7 @@ extension FragmentStore {
                 self.retainRecords(of: row)
                 state.set(fragment.id, IndexEntry(row: row, queuedAt: queuedAt))
                 if row.status != .blank {
-                    state.cache(fragment.id, version: row.version, body: Self.servedBody(record: plan.record, status: row.status, checksum: row.checksum), recordLength: plan.record.count)
+                    state.cache(fragment.id, version: row.version, body: ServedFragment.makeBody(record: plan.record, status: row.status, checksum: row.checksum), recordLength: plan.record.count)
                 }
                 applied.append((row, previous, plan))
             }
@@ -181,7 +172,7 @@ extension FragmentStore {
                     row.id, at: now, kind: previous == nil ? .created : .updated,
                     detail: HistoryDetail.written(version: row.version, size: row.size, imported: true))
                 if row.status == .blank {
-                    try registry.markLost(row, priority: .background, at: now)
+                    try registry.markLost(row.base, priority: .background, at: now)
                 }
             }
         })

@@ -1,104 +1,7 @@
+import FragmentCore
 import CarmaJSON
 import Dispatch
 import Synchronization
-
-// The narrow interface the dream engine repairs through: the queue, verified sources of exact bytes,
-// and outcomes that are made durable (files synced, registry committed) before they return.
-
-/// What the engine needs to know to repair one fragment.
-public struct RepairTarget: Sendable {
-    public var row: FragmentRow
-
-    package init(row: FragmentRow) {
-        self.row = row
-    }
-
-    public var id: String { self.row.id }
-    public var version: UInt64 { self.row.version }
-    /// Checksum and length of the exact record to recover: the original's, also for a fragment that is
-    /// currently served as a reconstruction.
-    public var exactChecksum: UInt32 { self.row.exactChecksum }
-    public var exactLength: Int { self.row.exactLength }
-}
-
-extension FragmentRow {
-    /// Checksum and length of the exact record: the original's, also while a reconstruction is served.
-    package var exactChecksum: UInt32 { self.originalChecksum ?? self.checksum }
-    package var exactLength: Int { self.originalLength ?? self.recordLength }
-    /// The kind of record this row's status serves from.
-    var servedKind: LogRecord.Kind { self.status == .reconstructed ? .reconstruction : .put }
-}
-
-/// The recovery tiers, cheapest first.
-public enum RepairTier: String, Sendable, CaseIterable {
-    /// The primary record verifies after all (a passing error, or put back by hand).
-    case primary
-    /// The payload cache still holds the exact bytes.
-    case cache
-    /// The copy in the redundancy log.
-    case redundancy
-    /// The registry's sketch holds the whole text of a short fragment: the record is rebuilt from it
-    /// and the row, and used only if it matches the kept checksum.
-    case sketch
-    /// Rebuilt from context: approximate, flagged.
-    case reconstruction
-    /// Nothing usable: stays blank, retried later.
-    case none
-}
-
-/// An exact record to put back, and where it came from.
-public struct Restoration: Sendable {
-    public var target: RepairTarget
-    public var record: [UInt8]
-    /// The recovery tier that found the bytes: `primary`, `cache` or `redundancy`.
-    public var tier: RepairTier
-    /// A human description of the source (e.g. the redundancy directory).
-    public var source: String
-    public var cycle: Int64?
-    public var durationMilliseconds: Double
-
-    public init(target: RepairTarget, record: [UInt8], tier: RepairTier, source: String, cycle: Int64?, durationMilliseconds: Double) {
-        self.target = target
-        self.record = record
-        self.tier = tier
-        self.source = source
-        self.cycle = cycle
-        self.durationMilliseconds = durationMilliseconds
-    }
-}
-
-/// Text rebuilt from context for a fragment with no exact source left.
-public struct RebuiltFragment: Sendable {
-    public var content: String
-    public var confidence: Double
-    public var sources: [String]
-    public var method: String
-
-    public init(content: String, confidence: Double, sources: [String], method: String) {
-        self.content = content
-        self.confidence = confidence
-        self.sources = sources
-        self.method = method
-    }
-
-    /// How a rebuild of `target` is stored (either backend): its record, made at `now`, with the
-    /// confidence rounded once (records, rows, listings and queries all say the same number), and the
-    /// detail of its `reconstructed` history event.
-    package func stored(for target: RepairTarget, at now: Timestamp, cycle: Int64?) -> (record: [UInt8], checksum: UInt32, confidence: Double, detail: JSONObject) {
-        let confidence = (self.confidence * 1000).rounded() / 1000
-        let reconstruction = Reconstruction(confidence: confidence, sources: self.sources, method: self.method, at: now)
-        let record = FragmentRecord(
-            id: target.id, version: target.version,
-            input: FragmentInput(content: self.content, links: target.row.links, tags: target.row.tags, expiresAt: target.row.expiresAt),
-            createdAt: target.row.createdAt, updatedAt: target.row.updatedAt, reconstruction: reconstruction
-        ).encode()
-        var detail: JSONObject = [
-            "version": .exact(target.version), "confidence": .number(confidence), "sources": JSONValue(self.sources), "method": .string(self.method),
-        ]
-        if let cycle { detail["cycle"] = .number(Double(cycle)) }
-        return (record, CRC32C.checksum(record), confidence, detail)
-    }
-}
 
 extension FragmentStore {
     // MARK: Queue
@@ -127,21 +30,28 @@ extension FragmentStore {
     public func repairTarget(_ id: String) -> RepairTarget? {
         self.state.withLock { state in
             guard let row = state[id]?.row else { return nil }
-            return RepairTarget(row: row)
+            return RepairTarget(row: row.base)
         }
     }
 
     // MARK: Sources of exact bytes (each verified against the index's checksum)
 
+    /// The target's row with its log locations, while the fragment is still at the target's version.
+    private func storedRow(_ target: RepairTarget) -> StoredRow? {
+        self.indexedRow(target.id).flatMap { $0.version == target.version ? $0 : nil }
+    }
+
     /// The served record as the primary log holds it.
-    func readServed(_ row: FragmentRow) -> SegmentLog.ReadOutcome {
+    func readServed(_ row: StoredRow) -> SegmentLog.ReadOutcome {
         guard let location = row.location else { return .missing }
         return self.primaryLog.read(location, id: row.id, version: row.version, kind: row.servedKind, bodyLength: row.recordLength, checksum: row.checksum)
     }
 
     /// The primary record, if it holds the exact bytes after all (a passing error, or put back by hand).
     func exactRecordFromPrimary(_ target: RepairTarget) -> [UInt8]? {
-        guard target.row.status != .reconstructed, case .record(let record) = self.readServed(target.row) else { return nil }
+        guard target.row.status != .reconstructed, let row = self.storedRow(target),
+            case .record(let record) = self.readServed(row)
+        else { return nil }
         return record
     }
 
@@ -154,14 +64,14 @@ extension FragmentStore {
             return (slot.body, slot.recordLength)
         }
         guard let cached else { return nil }
-        let record = Self.record(fromServedBody: cached.body, recordLength: cached.recordLength)
+        let record = ServedFragment.record(fromServedBody: cached.body, recordLength: cached.recordLength)
         guard record.count == target.exactLength, CRC32C.checksum(record) == target.exactChecksum else { return nil }
         return record
     }
 
     /// The redundancy copy, if it is intact.
     func exactRecordFromRedundancy(_ target: RepairTarget) -> [UInt8]? {
-        guard let location = target.row.redundancy,
+        guard let location = self.storedRow(target)?.redundancy,
             case .record(let record) = self.redundancyLog.read(
                 location, id: target.id, version: target.version, kind: .put, bodyLength: target.exactLength, checksum: target.exactChecksum)
         else { return nil }
@@ -233,7 +143,7 @@ extension FragmentStore {
         let applied = Mutex([Bool](repeating: false, count: items.count))
         let now = Timestamp.now
         try self.appendAndWait(primary: primary, redundancy: redundancy) { [primaryIndex, redundancyIndex] locations in
-            var rows: [(Int, FragmentRow)] = []
+            var rows: [(Int, StoredRow)] = []
             self.state.withLock { state in
                 for (index, item) in items.enumerated() {
                     let target = item.target
@@ -255,7 +165,7 @@ extension FragmentStore {
                     self.retainRecords(of: entry.row)
                     state.set(target.id, entry)
                     state.cache(
-                        target.id, version: target.version, body: Self.servedBody(record: item.record, status: .ok, checksum: target.exactChecksum),
+                        target.id, version: target.version, body: ServedFragment.makeBody(record: item.record, status: .ok, checksum: target.exactChecksum),
                         recordLength: item.record.count)
                     rows.append((index, entry.row))
                 }
@@ -283,7 +193,7 @@ extension FragmentStore {
         let applied = Mutex(false)
         let pending = PendingRecord(kind: .reconstruction, id: target.id, version: target.version, body: bytes, checksum: checksum)
         try self.appendAndWait(primary: [pending], redundancy: []) { locations in
-            let row: FragmentRow? = self.state.withLock { state in
+            let row: StoredRow? = self.state.withLock { state in
                 guard var entry = state[target.id], entry.row.version == target.version, entry.row.status == .blank else { return nil }
                 self.releaseRecords(of: entry.row)
                 entry.row.status = .reconstructed
@@ -295,7 +205,7 @@ extension FragmentStore {
                 entry.row.location = locations.primary[0]
                 self.retainRecords(of: entry.row)
                 state.set(target.id, entry)
-                state.cache(target.id, version: target.version, body: Self.servedBody(record: bytes, status: .reconstructed, checksum: checksum), recordLength: bytes.count)
+                state.cache(target.id, version: target.version, body: ServedFragment.makeBody(record: bytes, status: .reconstructed, checksum: checksum), recordLength: bytes.count)
                 return entry.row
             }
             guard let row else { return nil }

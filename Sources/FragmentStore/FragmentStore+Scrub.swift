@@ -1,30 +1,7 @@
+import FragmentCore
 import CarmaJSON
 import Synchronization
 
-/// What the scrub found for one fragment.
-public enum ScrubFinding: Sendable, Equatable {
-    case intact
-    /// The served payload is damaged; the fragment is now blank and queued.
-    case damaged(BlankReason)
-    /// The served payload is fine but the redundancy copy was damaged; it was rewritten.
-    case redundancyRepaired(BlankReason)
-    /// The redundancy copy is damaged and could not be rewritten.
-    case redundancyDamaged(BlankReason)
-    /// Blank, unknown or changed meanwhile: nothing to verify.
-    case skipped
-}
-
-/// A slice of the scrub's walk over the logs.
-public struct ScrubSlice: Sendable {
-    /// Fragments whose records were verified.
-    public var verified = 0
-    /// What was wrong, by fragment id.
-    public var findings: [(id: String, finding: ScrubFinding)] = []
-    /// The walk reached the end of both logs and starts again.
-    public var passCompleted = false
-}
-
-/// Where the scrub is: which log, which segment, and the records of that segment still to verify.
 struct ScrubCursor {
     var volume: SegmentLog.Volume = .primary
     var segment: UInt32 = 0
@@ -93,7 +70,7 @@ extension FragmentStore {
     }
 
     private func scrubPrimary(_ id: String, at location: LogLocation, segmentThere: Bool) -> ScrubFinding {
-        guard let row = self.row(id), row.location == location else { return .skipped }
+        guard let row = self.storedRow(id), row.location == location else { return .skipped }
         if row.status == .blank {
             // Its ticket may have been lost with a registry change that failed: queue it again
             // (a ticket already there keeps its place and its retry time).
@@ -114,7 +91,7 @@ extension FragmentStore {
     }
 
     private func scrubRedundancy(_ id: String, at location: LogLocation, segmentThere: Bool) -> ScrubFinding {
-        guard let row = self.row(id), row.redundancy == location else { return .skipped }
+        guard let row = self.storedRow(id), row.redundancy == location else { return .skipped }
         let outcome: SegmentLog.ReadOutcome =
             segmentThere
             ? self.redundancyLog.read(location, id: id, version: row.version, kind: .put, bodyLength: row.exactLength, checksum: row.exactChecksum)
@@ -128,13 +105,13 @@ extension FragmentStore {
     }
 
     /// Writes a new redundancy copy of an intact fragment and points the index and registry at it.
-    private func rewriteCopy(_ row: FragmentRow, record: [UInt8], damage: BlankReason) -> ScrubFinding {
+    private func rewriteCopy(_ row: StoredRow, record: [UInt8], damage: BlankReason) -> ScrubFinding {
         self.counters.redundancyDamage.add(1, ordering: .relaxed)
         let now = Timestamp.now
         let copy = PendingRecord(kind: .put, id: row.id, version: row.version, body: record, checksum: row.exactChecksum)
         do {
             try self.appendAndWait(primary: [], redundancy: [copy]) { locations in
-                let moved: FragmentRow? = self.state.withLock { state in
+                let moved: StoredRow? = self.state.withLock { state in
                     guard var entry = state[row.id], entry.row.version == row.version, entry.row.redundancy == row.redundancy else { return nil }
                     self.releaseRecords(of: entry.row)
                     entry.row.redundancy = locations.redundancy[0]

@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaEmbedding
 import CarmaJSON
 import CarmaText
@@ -16,26 +17,7 @@ extension FragmentStore {
     /// counts of every term of its content, tags, links, metadata terms and client embedding. CPU work,
     /// done on the caller's thread.
     func document(id: String, version: UInt64, input: FragmentInput, storedSketch: Sketch? = nil) -> TextIndex.Document {
-        Self.document(id: id, version: version, input: input, sketch: storedSketch ?? self.sketch(input))
-    }
-
-    /// The index document of a fragment with its sketch made.
-    package static func document(id: String, version: UInt64, input: FragmentInput, sketch: Sketch) -> TextIndex.Document {
-        let full = FullText.counts(input.content)
-        return TextIndex.Document(
-            id: id, version: version, sketch: sketch, terms: full.counts, words: full.terms, tags: input.tags, links: input.links,
-            metadata: Self.metadataTerms(input.metadata), clientEmbedding: input.embedding?.map(Float.init),
-            mentionsTime: TimeExpressions.mentionsTime(input.content))
-    }
-
-    /// One term per top-level metadata member whose value is a string, number, boolean or null.
-    static func metadataTerms(_ metadata: JSONObject) -> [UInt64] {
-        metadata.compactMap { key, value in
-            switch value {
-            case .object, .array: nil
-            default: MetadataTerm.hash(key: key, value: String(decoding: value.bytes, as: UTF8.self))
-            }
-        }
+        TextIndex.Document.fragment(id: id, version: version, input: input, sketch: storedSketch ?? self.sketch(input))
     }
 
     /// Checks an embedding's dimension against the store's, fixing it on first use (log thread only).
@@ -173,7 +155,7 @@ extension FragmentStore {
     /// had; a reconstruction keeps the meaning of what was lost (same version), which is what the
     /// next reconstruction aims at.
     private func embedMeaning(_ id: String, encoder: SentenceEncoder) {
-        guard let row = self.row(id), row.status != .blank, !self.text.read({ $0.hasMeaning(id, version: row.version) }),
+        guard let row = self.storedRow(id), row.status != .blank, !self.text.read({ $0.hasMeaning(id, version: row.version) }),
             case .record(let bytes) = self.readServed(row), let record = FragmentRecord.decode(bytes)
         else { return }
         let vector = TextIndex.quantize(encoder.embed(record.content))

@@ -1,40 +1,8 @@
+import FragmentCore
 import CarmaJSON
 import CarmaText
 import Foundation
 import Synchronization
-
-/// A client's condition on the version it replaces or deletes.
-public struct WritePrecondition: Sendable, Equatable {
-    /// `If-Match`: the current version must be one of these (`nil` means no condition; `[]` with
-    /// `matchAny` means `*`, any existing version).
-    public var ifMatch: [UInt64]?
-    public var matchAny: Bool
-    /// `If-None-Match: *`: the fragment must not exist yet.
-    public var ifNoneMatchAny: Bool
-
-    public init(ifMatch: [UInt64]? = nil, matchAny: Bool = false, ifNoneMatchAny: Bool = false) {
-        self.ifMatch = ifMatch
-        self.matchAny = matchAny
-        self.ifNoneMatchAny = ifNoneMatchAny
-    }
-
-    public static let none = WritePrecondition()
-
-    package func check(_ current: FragmentRow?, id: String) -> StoreError? {
-        if self.ifNoneMatchAny, let current {
-            return .precondition("'\(id)' already exists (version \(current.version))", current: current.version)
-        }
-        if self.matchAny, current == nil {
-            return .precondition("'\(id)' does not exist", current: nil)
-        }
-        if let versions = self.ifMatch, !self.matchAny {
-            guard let current, versions.contains(current.version) else {
-                return .precondition("'\(id)' is not at version \(versions.map(String.init).joined(separator: " or "))", current: current?.version)
-            }
-        }
-        return nil
-    }
-}
 
 struct PutOperation: Sendable {
     let id: String
@@ -42,7 +10,7 @@ struct PutOperation: Sendable {
     /// Its text-index document, computed on the caller's thread; the log stage sets the version.
     let document: TextIndex.Document
     let precondition: WritePrecondition
-    let completion: @Sendable (Result<FragmentStore.PutOutcome, StoreError>) -> Void
+    let completion: @Sendable (Result<PutOutcome, StoreError>) -> Void
 }
 
 struct DeleteOperation: Sendable {
@@ -55,25 +23,13 @@ struct DeleteOperation: Sendable {
 }
 
 extension FragmentStore {
-    /// The result of a durable write.
-    public struct PutOutcome: Sendable {
-        /// Whether the fragment did not exist before.
-        public var created: Bool
-        public var fragment: ServedFragment
-
-        package init(created: Bool, fragment: ServedFragment) {
-            self.created = created
-            self.fragment = fragment
-        }
-    }
-
     /// Stores a new version of a fragment. `completion` runs (on the log thread) once its record is
     /// durable in both logs and the index serves it, or with the reason nothing changed.
     public func put(
         _ id: String, _ input: FragmentInput, precondition: WritePrecondition = .none,
         completion: @escaping @Sendable (Result<PutOutcome, StoreError>) -> Void
     ) {
-        if let failure = Self.check(id, input, limits: self.configuration.limits) {
+        if let failure = FragmentInput.check(id, input, limits: self.configuration.limits) {
             return completion(.failure(failure))
         }
         // Tokenising and sketching is CPU work: done here, on the caller's thread, not on the serial log thread.
@@ -81,19 +37,6 @@ extension FragmentStore {
         if !self.pipeline.submit(.put(PutOperation(id: id, input: input, document: document, precondition: precondition, completion: completion))) {
             completion(.failure(.closed))
         }
-    }
-
-    /// Why a PUT of `input` at `id` cannot be stored under `limits` (either backend); nil when it can.
-    package static func check(_ id: String, _ input: FragmentInput, limits: FragmentLimits) -> StoreError? {
-        if let reason = FragmentID.validate(id) {
-            return .invalid(field: "id", reason)
-        }
-        do {
-            try input.validate(limits, now: .now)
-        } catch {
-            return error
-        }
-        return nil
     }
 
     /// Deletes a fragment on purpose: it answers 404 afterwards and is never rebuilt.
@@ -107,8 +50,8 @@ extension FragmentStore {
     private enum Planned {
         /// `previous` is the row replaced, expired or not (the registry rewrites its tags); `created`
         /// says whether clients saw no fragment before.
-        case put(PutOperation, row: FragmentRow, record: [UInt8], previous: FragmentRow?, created: Bool, primary: Int, redundancy: Int)
-        case delete(DeleteOperation, previous: FragmentRow, version: UInt64)
+        case put(PutOperation, row: StoredRow, record: [UInt8], previous: StoredRow?, created: Bool, primary: Int, redundancy: Int)
+        case delete(DeleteOperation, previous: StoredRow, version: UInt64)
         case append(AppendOperation, primary: [Int], redundancy: [Int])
         case change(RegistryChange)
         case barrier(@Sendable () -> Void)
@@ -118,16 +61,16 @@ extension FragmentStore {
     /// (later operations see earlier ones), encode every record into one buffer per log, append both,
     /// sync both at once, then update the index and acknowledge. Returns the registry work, in order.
     func logStage(_ batch: [PipelineOperation]) -> [ApplyItem] {
-        var pending: [String: FragmentRow?] = [:]
+        var pending: [String: StoredRow?] = [:]
         let batchTime = Timestamp.now
         /// The row as the index has it, expired or not (tags and repair entries of the registry row).
-        func current(_ id: String) -> FragmentRow? {
+        func current(_ id: String) -> StoredRow? {
             if let planned = pending[id] { return planned }
             return self.state.withLock { $0[id]?.row }
         }
         /// The row as clients see it: an expired fragment no longer exists for preconditions,
         /// `created` and deletes.
-        func visible(_ id: String) -> FragmentRow? {
+        func visible(_ id: String) -> StoredRow? {
             current(id).flatMap { $0.isExpired(at: batchTime) ? nil : $0 }
         }
         var primary: [UInt8] = []
@@ -148,7 +91,7 @@ extension FragmentStore {
             case .put(let put):
                 let previous = current(put.id)
                 let replaced = previous.flatMap { $0.isExpired(at: batchTime) ? nil : $0 }
-                if let failure = put.precondition.check(replaced, id: put.id) {
+                if let failure = put.precondition.check(replaced?.base, id: put.id) {
                     put.completion(.failure(failure))
                     continue
                 }
@@ -160,7 +103,7 @@ extension FragmentStore {
                 let now = Timestamp.now
                 let record = FragmentRecord(id: put.id, version: version, input: put.input, createdAt: replaced?.createdAt ?? now, updatedAt: now)
                 let bytes = record.encode()
-                let row = FragmentRow(
+                let row = StoredRow(
                     id: put.id, version: version, status: .ok, checksum: CRC32C.checksum(bytes), recordLength: bytes.count,
                     size: record.size, links: put.input.links, tags: put.input.tags, createdAt: record.createdAt, updatedAt: now,
                     expiresAt: put.input.expiresAt)
@@ -181,7 +124,7 @@ extension FragmentStore {
                     delete.completion(.failure(.notFound(delete.id)))
                     continue
                 }
-                if let failure = delete.precondition.check(previous, id: delete.id) {
+                if let failure = delete.precondition.check(previous.base, id: delete.id) {
                     delete.completion(.failure(failure))
                     continue
                 }
@@ -228,7 +171,7 @@ extension FragmentStore {
                     row.redundancy = at(starts.redundancy, redundancyOffset)
                     if let old = state[row.id]?.row { self.releaseRecords(of: old) }
                     self.retainRecords(of: row)
-                    let body = Self.servedBody(record: record, status: .ok, checksum: row.checksum)
+                    let body = ServedFragment.makeBody(record: record, status: .ok, checksum: row.checksum)
                     state.set(row.id, IndexEntry(row: row))
                     state.cache(row.id, version: row.version, body: body, recordLength: record.count)
                     let served = ServedFragment(body: body, version: row.version, status: .ok, checksum: row.checksum)
@@ -414,7 +357,7 @@ extension FragmentStore {
     }
 
     /// Counts a row's records as live in their segments.
-    func retainRecords(of row: FragmentRow) {
+    func retainRecords(of row: StoredRow) {
         if let location = row.location {
             self.primaryLog.retain(location, length: LogRecord.length(id: row.id, bodyLength: row.recordLength))
         }
@@ -424,7 +367,7 @@ extension FragmentStore {
     }
 
     /// Counts a row's records as garbage (superseded, deleted, or moved).
-    func releaseRecords(of row: FragmentRow) {
+    func releaseRecords(of row: StoredRow) {
         if let location = row.location {
             self.primaryLog.release(location, length: LogRecord.length(id: row.id, bodyLength: row.recordLength))
         }

@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaJSON
 import CarmaText
 import Foundation
@@ -103,7 +104,7 @@ public final class FragmentStore: Sendable {
         }
         // Versions above this cannot have been handed out by this store: the registry or a log
         // record was tampered with. Going on would wrap the counter and overwrite fragments.
-        guard self.lastVersion.load(ordering: .relaxed) < Self.versionCeiling else {
+        guard self.lastVersion.load(ordering: .relaxed) < FragmentRecord.versionCeiling else {
             throw StoreError(
                 .io,
                 "the highest version recorded (\(self.lastVersion.load(ordering: .relaxed))) is implausible: the registry's meta table or a log record was altered; restore it, or move registry.sqlite3 aside to rebuild it from the logs")
@@ -114,9 +115,6 @@ public final class FragmentStore: Sendable {
         self.pipeline.enqueueApply(replayWork)
         self.startIndexing()
     }
-
-    /// Far above anything a store reaches (2^62), far below where the counter would wrap.
-    package static let versionCeiling: UInt64 = 1 << 62
 
     private var registryIsEmpty: Bool {
         ((try? self.registry.fragmentCount()) ?? 0) == 0
@@ -181,56 +179,11 @@ public struct StartupReport: Sendable {
 // MARK: - Reading
 
 extension FragmentStore {
-    /// What a read found.
-    public enum ReadResult: Sendable {
-        /// The store never knew the id, or it was deleted.
-        case notFound
-        /// The fragment (`ok` or `reconstructed`), as the bytes to serve.
-        case fragment(ServedFragment)
-        /// Known, but its payload is lost: what the registry still knows.
-        case blank(BlankFragment)
-        /// The record could not be read for a passing reason (out of descriptors or memory): nothing
-        /// is lost and nothing was recorded; the client should try again shortly.
-        case unavailable(String)
-        /// The storage behind the store (cluster mode: PostgreSQL) does not answer and no copy is at
-        /// hand: nothing is known about the fragment just now.
-        case backendUnavailable(String)
-    }
-
-    /// A readable fragment: the JSON body to send, plus the facts headers need.
-    public struct ServedFragment: Sendable {
-        public var body: [UInt8]
-        public var version: UInt64
-        public var status: FragmentStatus
-        public var checksum: UInt32
-
-        package init(body: [UInt8], version: UInt64, status: FragmentStatus, checksum: UInt32) {
-            self.body = body
-            self.version = version
-            self.status = status
-            self.checksum = checksum
-        }
-    }
-
-    /// A blank fragment: its registry row (links, tags, reason) and when its repair was queued.
-    public struct BlankFragment: Sendable {
-        public var row: FragmentRow
-        public var queuedAt: Timestamp?
-        /// Where its repair stands: attempts made, the last one's error, the next one's earliest time.
-        public var progress: RepairProgress
-
-        package init(row: FragmentRow, queuedAt: Timestamp?, progress: RepairProgress = RepairProgress()) {
-            self.row = row
-            self.queuedAt = queuedAt
-            self.progress = progress
-        }
-    }
-
     private enum Lookup {
         case notFound
         case blank(BlankFragment)
         case hit(ServedFragment)
-        case miss(FragmentRow)
+        case miss(StoredRow)
     }
 
     /// Reads a fragment: from the cache, else from its record in the primary log, verified against the index's
@@ -244,7 +197,7 @@ extension FragmentStore {
             let lookup: Lookup = self.state.withLock { state in
                 guard let entry = state[id], !entry.row.isExpired(at: now) else { return .notFound }
                 if entry.row.status == .blank {
-                    return .blank(BlankFragment(row: entry.row, queuedAt: entry.queuedAt, progress: entry.progress))
+                    return .blank(BlankFragment(row: entry.row.base, queuedAt: entry.queuedAt, progress: entry.progress))
                 }
                 if entry.cacheSlot >= 0 {
                     state.cache.touch(entry.cacheSlot)
@@ -266,7 +219,7 @@ extension FragmentStore {
                 let outcome = self.readServed(row)
                 switch outcome {
                 case .record(let record):
-                    let body = Self.servedBody(record: record, status: row.status, checksum: row.checksum)
+                    let body = ServedFragment.makeBody(record: record, status: row.status, checksum: row.checksum)
                     self.state.withLock { $0.cache(row.id, version: row.version, body: body, recordLength: record.count) }
                     return .fragment(ServedFragment(body: body, version: row.version, status: row.status, checksum: row.checksum))
                 case .transient(let error):
@@ -296,7 +249,7 @@ extension FragmentStore {
         let marked: BlankFragment? = self.state.withLock { state in
             guard var entry = state[id], entry.row.version == version, entry.row.location == location else { return nil }
             if entry.row.status == .blank {
-                return BlankFragment(row: entry.row, queuedAt: entry.queuedAt, progress: entry.progress)
+                return BlankFragment(row: entry.row.base, queuedAt: entry.queuedAt, progress: entry.progress)
             }
             return self.blankEntry(&entry, state: &state, id: id, reason: reason, detectedBy: detectedBy, now: now)
         }
@@ -327,12 +280,17 @@ extension FragmentStore {
         // A cached body stays: reads answer the blank (status comes first), and the bytes remain the
         // cheapest source for an exact repair if they match the stored checksum.
         state.set(id, entry)
-        return BlankFragment(row: entry.row, queuedAt: entry.queuedAt, progress: entry.progress)
+        return BlankFragment(row: entry.row.base, queuedAt: entry.queuedAt, progress: entry.progress)
     }
 
     /// The registry row of a fragment as the index holds it now; nil for an unknown, deleted or
     /// expired fragment.
     public func row(_ id: String) -> FragmentRow? {
+        self.storedRow(id)?.base
+    }
+
+    /// The row with its log locations; nil for an unknown, deleted or expired fragment.
+    func storedRow(_ id: String) -> StoredRow? {
         let now = Timestamp.now
         return self.state.withLock { $0[id]?.row }.flatMap { $0.isExpired(at: now) ? nil : $0 }
     }
@@ -340,58 +298,31 @@ extension FragmentStore {
     /// The rows of several fragments at once (nil for unknown, deleted or expired ids), under one lock.
     public func rows(_ ids: [String]) -> [FragmentRow?] {
         let now = Timestamp.now
-        return self.state.withLock { state in ids.map { state[$0]?.row } }.map { $0.flatMap { $0.isExpired(at: now) ? nil : $0 } }
+        return self.state.withLock { state in ids.map { state[$0]?.row.base } }.map { $0.flatMap { $0.isExpired(at: now) ? nil : $0 } }
     }
 
     /// The row the index holds, expired or not: for the store's own bookkeeping (replay, compaction),
     /// where an expired fragment still has records until its tombstone is written.
-    func indexedRow(_ id: String) -> FragmentRow? {
+    func indexedRow(_ id: String) -> StoredRow? {
         self.state.withLock { $0[id]?.row }
     }
 
-    func indexedRows(_ ids: [String]) -> [FragmentRow?] {
+    func indexedRows(_ ids: [String]) -> [StoredRow?] {
         self.state.withLock { state in ids.map { state[$0]?.row } }
     }
 
-    /// The served JSON: the record with its closing brace replaced by `status` and `checksum`.
-    package static func servedBody(record: [UInt8], status: FragmentStatus, checksum: UInt32) -> [UInt8] {
-        var body = record
-        if body.last == UInt8(ascii: "}") { body.removeLast() }
-        body.append(contentsOf: ",\"status\":\"\(status.rawValue)\",\"checksum\":\"\(CRC32C.format(checksum))\"}".utf8)
-        return body
-    }
-
-    /// The record a served body was built from.
-    package static func record(fromServedBody body: [UInt8], recordLength: Int) -> [UInt8] {
-        guard recordLength > 0, recordLength <= body.count else { return [] }
-        var record = Array(body[0..<(recordLength - 1)])
-        record.append(UInt8(ascii: "}"))
-        return record
-    }
 }
 
 // MARK: - Listing and history
 
 extension FragmentStore {
-    /// A page of fragment rows in id order.
-    public struct Page: Sendable {
-        public var rows: [FragmentRow]
-        /// The last id of this page when more may follow.
-        public var nextAfter: String?
-
-        package init(rows: [FragmentRow], nextAfter: String?) {
-            self.rows = rows
-            self.nextAfter = nextAfter
-        }
-    }
-
     /// Lists fragments in id order, after `after`, filtered by status and tag, as the registry has them.
     /// To see every write acknowledged before, call it from `whenApplied`.
-    public func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> Page {
+    public func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentPage {
         do {
             let rows = try self.registry.list(status: status, tag: tag, after: after, limit: limit + 1)
-            let page = Array(rows.prefix(limit))
-            return Page(rows: page, nextAfter: rows.count > limit ? page.last?.id : nil)
+            let page = rows.prefix(limit).map(\.base)
+            return FragmentPage(rows: page, nextAfter: rows.count > limit ? page.last?.id : nil)
         } catch let error as SQLiteError {
             throw .from(error, doing: "list fragments")
         } catch {
@@ -451,24 +382,6 @@ final class StoreCounters: Sendable {
         case .unreadable: self.unreadableDetected.add(1, ordering: .relaxed)
         }
     }
-}
-
-/// A snapshot of the store's size and activity.
-public struct StoreStats: Sendable {
-    public var fragments: Int
-    public var byStatus: [FragmentStatus: Int]
-    public var recordBytes: Int64
-    public var cacheBytes: Int
-    public var cacheEntries: Int
-    public var cacheHits: Int
-    public var cacheMisses: Int
-    /// Damage found, by kind (`missing`, `checksum_mismatch`, `unreadable`).
-    public var damageDetected: [BlankReason: Int]
-    /// Damaged redundancy copies found by the scrub.
-    public var redundancyDamageDetected: Int
-    public var commits: Int
-    public var committedOperations: Int
-    public var pendingOperations: Int
 }
 
 extension FragmentStore {

@@ -1,3 +1,5 @@
+import FragmentCore
+
 // The built-in model's embeddings ("meanings"), one row per fragment: the version it was computed
 // for and the int8 vector. Kept apart from the fragments table so that the background embedder's
 // writes touch nothing a PUT touches, and created whatever the schema version (an older carmad simply

@@ -1,137 +1,6 @@
+import FragmentCore
 import CarmaJSON
 import Foundation
-
-/// One fragment's row in the registry: what the store knows about it apart from its content.
-public struct FragmentRow: Sendable, Equatable {
-    public var id: String
-    public var version: UInt64
-    public var status: FragmentStatus
-    /// CRC32C of the record currently served (the original, or the reconstruction).
-    public var checksum: UInt32
-    public var recordLength: Int
-    /// UTF-8 bytes of the content.
-    public var size: Int
-    public var links: [String]
-    public var tags: [String]
-    public var createdAt: Timestamp
-    public var updatedAt: Timestamp
-    public var blankReason: BlankReason?
-    public var lostAt: Timestamp?
-    public var detectedBy: Detection?
-    /// For a reconstructed fragment: the checksum and length of the lost original, so that a later
-    /// exact recovery can be verified.
-    public var originalChecksum: UInt32?
-    public var originalLength: Int?
-    public var confidence: Double?
-    /// Where the served record (the exact one, or the reconstruction) is in the primary log; nil when
-    /// no record of this version survives there.
-    public var location: LogLocation?
-    /// Where the copy of the exact record is in the redundancy log.
-    public var redundancy: LogLocation?
-    /// When the fragment expires (the client's `ttl` or `expires_at`); nil for never. From then on
-    /// it is gone for every reader, and the next compaction deletes it with a tombstone.
-    public var expiresAt: Timestamp? = nil
-
-    /// Whether the fragment has expired at `now`: reads answer 404 and listings leave it out.
-    public func isExpired(at now: Timestamp) -> Bool {
-        self.expiresAt.map { $0 <= now } ?? false
-    }
-}
-
-/// Something that happened to a fragment, for its history.
-public struct FragmentEvent: Sendable, Equatable {
-    public var sequence: Int64
-    public var id: String
-    public var at: Timestamp
-    public var kind: String
-    public var detail: JSONObject
-
-    package init(sequence: Int64, id: String, at: Timestamp, kind: String, detail: JSONObject) {
-        self.sequence = sequence
-        self.id = id
-        self.at = at
-        self.kind = kind
-        self.detail = detail
-    }
-}
-
-/// How much history the registry keeps.
-public struct Retention: Sendable, Equatable {
-    /// Newest events kept per fragment (at least 1).
-    public var eventsPerFragment: Int
-    /// Newest dream-cycle reports kept (at least 1).
-    public var cycleReports: Int
-
-    /// - Parameters:
-    ///   - eventsPerFragment: Default 100.
-    ///   - cycleReports: Default 1,000.
-    public init(eventsPerFragment: Int = 100, cycleReports: Int = 1000) {
-        self.eventsPerFragment = max(1, eventsPerFragment)
-        self.cycleReports = max(1, cycleReports)
-    }
-}
-
-/// The kinds of event a fragment's history holds.
-public enum EventKind: String, Sendable, CaseIterable {
-    case created
-    case updated
-    /// Its payload was found missing, corrupt or unreadable.
-    case lost
-    case queued
-    /// Recovered exactly (from the cache, the primary log or the redundancy log).
-    case recovered
-    /// Rebuilt approximately from context.
-    case reconstructed
-    case repairFailed = "repair_failed"
-    /// Its redundancy copy was damaged and written again from the primary.
-    case redundancyRepaired = "redundancy_repaired"
-    /// Converted from the previous storage layout by `carmad migrate`.
-    case migrated
-    /// Found in the logs when the registry was rebuilt (its earlier history was in the lost registry).
-    case reindexed
-}
-
-/// A fragment waiting for repair.
-public struct RepairTicket: Sendable, Equatable {
-    public var id: String
-    public var priority: RepairPriority
-    public var enqueuedAt: Timestamp
-    public var attempts: Int
-    /// Not to be retried before this time (backoff after a failed attempt).
-    public var notBefore: Timestamp
-    public var reason: String
-    public var lastError: String?
-
-    package init(id: String, priority: RepairPriority, enqueuedAt: Timestamp, attempts: Int, notBefore: Timestamp, reason: String, lastError: String? = nil) {
-        self.id = id
-        self.priority = priority
-        self.enqueuedAt = enqueuedAt
-        self.attempts = attempts
-        self.notBefore = notBefore
-        self.reason = reason
-        self.lastError = lastError
-    }
-}
-
-/// Order of the repair queue: lower first.
-public enum RepairPriority: Int, Sendable, Comparable, CaseIterable {
-    /// A client was served a blank for it.
-    case servedBlank = 0
-    /// The scrub found it.
-    case scrub = 1
-    /// Anything else (a reconstruction waiting to become exact, a damaged redundancy copy).
-    case background = 2
-
-    public static func < (lhs: RepairPriority, rhs: RepairPriority) -> Bool { lhs.rawValue < rhs.rawValue }
-
-    public var name: String {
-        switch self {
-        case .servedBlank: return "served_blank"
-        case .scrub: return "scrub"
-        case .background: return "background"
-        }
-    }
-}
 
 /// The SQLite registry: the source of truth for what exists, plus the repair queue, the fragments'
 /// histories and the dream-cycle reports.
@@ -325,12 +194,12 @@ extension Registry {
 
     /// The row at the statement's cursor, or nil when it cannot be a row this store wrote (a negative
     /// version or length, an invalid id): the registry is read as untrusted input.
-    static func row(from s: SQLiteStatement) -> FragmentRow? {
+    static func row(from s: SQLiteStatement) -> StoredRow? {
         let id = s.text(0)
         guard FragmentID.validate(id) == nil, s.int(1) > 0, s.int(4) >= 0, s.int(4) <= LogRecord.maxBodyLength,
             s.int(5) >= 0, s.isNull(14) || (s.int(14) >= 0 && s.int(14) <= LogRecord.maxBodyLength)
         else { return nil }
-        return FragmentRow(
+        return StoredRow(
             id: id,
             version: UInt64(s.int(1)),
             status: FragmentStatus(rawValue: s.text(2)) ?? .blank,
@@ -372,7 +241,7 @@ extension Registry {
 
     /// Calls `body` for every fragment row, in no particular order. Used at start-up, before the
     /// apply thread runs.
-    func forEachFragment(_ body: (FragmentRow) -> Void) throws(SQLiteError) {
+    func forEachFragment(_ body: (StoredRow) -> Void) throws(SQLiteError) {
         let statement = try self.writer.statement("SELECT \(Self.fragmentColumns) FROM fragments")
         while try statement.step() {
             if let row = Self.row(from: statement) { body(row) }
@@ -381,7 +250,7 @@ extension Registry {
 
     /// A page of fragments in id order after `after`, optionally filtered by status and tag; fragments
     /// expired at `now` are left out.
-    func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int, now: Timestamp = .now) throws -> [FragmentRow] {
+    func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int, now: Timestamp = .now) throws -> [StoredRow] {
         try self.withReader { db in
             var sql = "SELECT \(Self.columnNames.map { "f." + $0 }.joined(separator: ", ")) FROM fragments f"
             var values: [SQLiteValue] = []
@@ -407,7 +276,7 @@ extension Registry {
             values.append(.int(limit))
             let statement = try db.statement(sql)
             statement.bindAll(values)
-            var rows: [FragmentRow] = []
+            var rows: [StoredRow] = []
             while try statement.step() {
                 if let row = Self.row(from: statement) { rows.append(row) }
             }
@@ -456,7 +325,7 @@ extension Registry {
     ///   when the tags change).
     /// - Returns: Whether the row was written.
     @discardableResult
-    func upsert(_ row: FragmentRow, previousTags: [String]?, sketch: [UInt8], embedding: [UInt8]?) throws(SQLiteError) -> Bool {
+    func upsert(_ row: StoredRow, previousTags: [String]?, sketch: [UInt8], embedding: [UInt8]?) throws(SQLiteError) -> Bool {
         let statement = try self.writer.statement(
             """
             INSERT INTO fragments (\(Self.fragmentColumns), sketch, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -519,7 +388,7 @@ extension Registry {
 
     /// Updates where a version's records are and its status, without touching its content columns
     /// (a repair, a reconstruction or a compaction copy of a version the registry already has).
-    func updatePlacement(_ row: FragmentRow) throws(SQLiteError) {
+    func updatePlacement(_ row: StoredRow) throws(SQLiteError) {
         let values = Self.values(of: row)
         try self.writer.statement(
             """
@@ -608,7 +477,7 @@ extension Registry {
         return try statement.step() ? statement.text(0) : nil
     }
 
-    static func values(of row: FragmentRow) -> [SQLiteValue] {
+    static func values(of row: StoredRow) -> [SQLiteValue] {
         [
             .text(row.id), .integer(Int64(row.version)), .text(row.status.rawValue), .integer(Int64(row.checksum)),
             .int(row.recordLength), .int(row.size), .text(joinList(row.links)), .text(joinList(row.tags)),

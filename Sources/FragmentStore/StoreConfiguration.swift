@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaEmbedding
 
 /// Where the store keeps its files and how much memory it may use.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FragmentCore
 import FragmentStore
 
 /// `carmad backup`: an online backup of a store, beside the carmad serving it, and its verification.

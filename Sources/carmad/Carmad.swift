@@ -2,6 +2,7 @@ import ArgumentParser
 import CarmaService
 import ClusterStore
 import Foundation
+import FragmentCore
 import FragmentStore
 import Logging
 import MicroHTTP
@@ -43,11 +44,12 @@ struct Serve: AsyncParsableCommand {
         let logger = try self.options.bootstrapLogging()
         let files = System.raiseOpenFileLimit()
         let configuration = try self.options.configuration(openFileLimit: files.now)
+        let encoder = try configuration.model?.load()
         logger.info(
             "open file limit and connection limit",
             metadata: ["process.open_files_before": "\(files.before)", "process.open_files": "\(files.now)", "process.open_files_hard": "\(files.hard)",
-                       "http.max_connections": "\(configuration.server.maxConnections)"])
-        if let encoder = configuration.store.encoder {
+                       "http.max_connections": "\(configuration.service.server.maxConnections)"])
+        if let encoder {
             logger.info("embedding model loaded", metadata: ["embedding.model": "\(encoder.name)", "embedding.max_tokens": "\(encoder.maxTokens)"])
         } else {
             logger.warning("no embedding model (--embedding-model): queries rank by words and client vectors only, reconstruction by sketches")
@@ -59,20 +61,15 @@ struct Serve: AsyncParsableCommand {
                 "the token file can be read by other users; chmod 600 it",
                 metadata: ["auth.token_file": "\(file)", "auth.token_file_mode": "\(String(mode & 0o777, radix: 8))"])
         }
-        if configuration.authToken == nil, System.isLoopback(address: configuration.server.host) == false {
+        if configuration.service.authToken == nil, System.isLoopback(address: configuration.service.server.host) == false {
             logger.warning(
                 "listening beyond this machine without a token (--allow-unauthenticated): anyone who can reach the port can overwrite and delete fragments",
-                metadata: ["http.host": "\(configuration.server.host)"])
+                metadata: ["http.host": "\(configuration.service.server.host)"])
         }
         let service: CarmaService
         do {
-            if let cluster = try self.options.clusterConfiguration(service: configuration) {
-                logger.info(
-                    "cluster mode", metadata: ["database.url": "\(cluster.redactedURL)", "node.name": "\(cluster.nodeName)", "database.pool": "\(cluster.poolSize)"])
-                service = CarmaService(configuration: configuration, store: try ClusterStore(configuration: cluster, logger: logger), logger: logger)
-            } else {
-                service = try CarmaService(configuration: configuration, logger: logger)
-            }
+            let store = try configuration.backend.open(encoder: encoder, logger: logger)
+            service = CarmaService(configuration: configuration.service, store: store, logger: logger)
         } catch let error as ValidationError {
             throw error
         } catch {
@@ -98,8 +95,9 @@ struct Reindex: ParsableCommand {
 
     func run() throws {
         let logger = try self.options.bootstrapLogging()
-        let configuration = try self.options.configuration(openFileLimit: System.raiseOpenFileLimit().now)
-        let summary = try FragmentStore.rebuildRegistry(configuration: configuration.store, logger: logger)
+        var store = try self.options.configuration(openFileLimit: System.raiseOpenFileLimit().now).backend.embedded(for: "reindex")
+        store.encoder = nil
+        let summary = try FragmentStore.rebuildRegistry(configuration: store, logger: logger)
         print(
             "reindexed \(summary.fragments) fragments from \(summary.records) log records: \(summary.ok) ok, \(summary.blank) blank (queued for repair), "
                 + "\(summary.reconstructed) reconstructed, \(summary.deleted) deleted (tombstones), \(summary.damagedRecords) damaged records")
@@ -115,8 +113,8 @@ struct Migrate: ParsableCommand {
 
     func run() throws {
         let logger = try self.options.bootstrapLogging()
-        let configuration = try self.options.configuration(openFileLimit: System.raiseOpenFileLimit().now)
-        let summary = try FragmentStore.migratePreviousLayout(configuration: configuration.store, logger: logger)
+        let store = try self.options.configuration(openFileLimit: System.raiseOpenFileLimit().now).backend.embedded(for: "migrate")
+        let summary = try FragmentStore.migratePreviousLayout(configuration: store, logger: logger)
         print(
             "migrated \(summary.fragments) fragments: \(summary.exact) exact, \(summary.reconstructed) reconstructed, \(summary.blank) blank (queued for repair); "
                 + "the old files are in \(summary.previousLayoutDirectory)")

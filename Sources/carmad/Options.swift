@@ -4,6 +4,7 @@ import CarmaEmbedding
 import CarmaService
 import DreamEngine
 import Foundation
+import FragmentCore
 import FragmentStore
 import Logging
 import MicroHTTP
@@ -182,7 +183,7 @@ struct ServerOptions: ParsableArguments {
 
     /// The configuration these flags and the environment describe.
     /// - Parameter openFileLimit: The process's limit on open descriptors, which bounds the connections.
-    func configuration(openFileLimit: Int) throws -> ServiceConfiguration {
+    func configuration(openFileLimit: Int) throws -> CarmadConfiguration {
         var server = ServerConfiguration()
         server.host = self.host ?? Self.env("CARMA_HOST") ?? server.host
         guard let loopback = System.isLoopback(address: server.host) else {
@@ -206,21 +207,21 @@ struct ServerOptions: ParsableArguments {
 
         let dataDirectory = self.dataDir ?? Self.env("CARMA_DATA_DIR") ?? "./carma-data"
         var store = StoreConfiguration(dataDirectory: dataDirectory, redundancyDirectory: self.redundancyDir ?? Self.env("CARMA_REDUNDANCY_DIR"))
-        store.cacheBytes = try Self.setting(self.cacheBytes, "--cache-bytes", default: store.cacheBytes, in: 0...(1 << 40))
-        store.limits.maxContentBytes = try Self.setting(self.maxContentBytes, "--max-content-bytes", default: store.limits.maxContentBytes, in: 1...(1 << 30))
+        var limits = FragmentLimits()
+        limits.maxContentBytes = try Self.setting(self.maxContentBytes, "--max-content-bytes", default: limits.maxContentBytes, in: 1...(1 << 30))
+        let defaults = Retention()
+        let shared = SharedStoreSettings(
+            cacheBytes: try Self.setting(self.cacheBytes, "--cache-bytes", default: store.cacheBytes, in: 0...(1 << 40)), limits: limits,
+            retention: Retention(
+                eventsPerFragment: try Self.setting(self.historyEvents, "--history-events", default: defaults.eventsPerFragment, in: 1...1_000_000),
+                cycleReports: try Self.setting(self.cycleReports, "--cycle-reports", default: defaults.cycleReports, in: 1...1_000_000)))
+        store.cacheBytes = shared.cacheBytes
+        store.limits = shared.limits
+        store.retention = shared.retention
         store.segmentBytes = try Self.setting(self.segmentBytes, "--segment-bytes", default: store.segmentBytes, in: 65536...(1 << 30))
-        store.retention = Retention(
-            eventsPerFragment: try Self.setting(self.historyEvents, "--history-events", default: store.retention.eventsPerFragment, in: 1...1_000_000),
-            cycleReports: try Self.setting(self.cycleReports, "--cycle-reports", default: store.retention.cycleReports, in: 1...1_000_000))
 
         let maxTokens = try Self.setting(self.embeddingMaxTokens, "--embedding-max-tokens", default: 256, in: 16...512)
-        if let directory = self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL") {
-            do {
-                store.encoder = try SentenceEncoder(directory: directory, maxTokens: maxTokens)
-            } catch {
-                throw ValidationError("cannot load the embedding model from \(directory): \(error)")
-            }
-        }
+        let model = (self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL")).map { ModelChoice(directory: $0, maxTokens: maxTokens) }
 
         var dream = DreamConfiguration()
         let year = Self.longestSeconds
@@ -265,14 +266,15 @@ struct ServerOptions: ParsableArguments {
                     + "Give --auth-token-file (env CARMA_AUTH_TOKEN_FILE), listen on 127.0.0.1, "
                     + "or pass --allow-unauthenticated (env CARMA_ALLOW_UNAUTHENTICATED=1) if something else guards the port")
         }
-        var configuration = ServiceConfiguration(server: server, store: store, dream: dream, authToken: token, protectReads: protectReads)
-        configuration.maxResponseBytes = try Self.setting(
-            self.maxResponseBytes, "--max-response-bytes", default: configuration.maxResponseBytes, in: (64 << 10)...(1 << 30))
-        return configuration
+        var service = ServiceConfiguration(server: server, limits: shared.limits, dream: dream, authToken: token, protectReads: protectReads)
+        service.maxResponseBytes = try Self.setting(
+            self.maxResponseBytes, "--max-response-bytes", default: service.maxResponseBytes, in: (64 << 10)...(1 << 30))
+        let backend: Backend = try self.clusterConfiguration(shared: shared, dream: dream).map { .cluster($0) } ?? .embedded(store)
+        return CarmadConfiguration(service: service, backend: backend, model: model)
     }
 
     /// Cluster mode's settings, when a database URL is given (flag or environment).
-    func clusterConfiguration(service: ServiceConfiguration) throws -> ClusterConfiguration? {
+    private func clusterConfiguration(shared: SharedStoreSettings, dream: DreamConfiguration) throws -> ClusterConfiguration? {
         guard let url = self.databaseURL ?? Self.env("CARMA_DATABASE_URL") else { return nil }
         guard url.hasPrefix("postgresql://") || url.hasPrefix("postgres://") else {
             throw ValidationError("--database-url must be a postgresql:// URL")
@@ -285,9 +287,9 @@ struct ServerOptions: ParsableArguments {
         return ClusterConfiguration(
             databaseURL: url, poolSize: pool, timeout: .milliseconds(Int64(timeout * 1000)), nodeName: node,
             repairLease: .milliseconds(Int64(lease * 1000)), redundancyTablespace: self.redundancyTablespace ?? Self.env("CARMA_REDUNDANCY_TABLESPACE"),
-            cacheBytes: service.store.cacheBytes, limits: service.store.limits, retention: service.store.retention,
-            scrubInterval: .milliseconds(Int64(service.dream.baseInterval * 1000)), encoder: service.store.encoder,
-            cycleLease: .milliseconds(Int64(min(service.dream.maxCycleSeconds + lease, 86_400 * 365) * 1000)))
+            cacheBytes: shared.cacheBytes, limits: shared.limits, retention: shared.retention,
+            scrubInterval: .milliseconds(Int64(dream.baseInterval * 1000)),
+            cycleLease: .milliseconds(Int64(min(dream.maxCycleSeconds + lease, 86_400 * 365) * 1000)))
     }
 
     /// Sets up swift-log as the flags ask.

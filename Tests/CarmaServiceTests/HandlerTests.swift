@@ -1,6 +1,7 @@
 import CarmaJSON
 import CarmaTesting
 import Dispatch
+import FragmentCore
 import FragmentStore
 import Logging
 import MicroHTTP
@@ -16,11 +17,9 @@ final class TestService {
     let router: Router
 
     init(token: String? = nil, maxResponseBytes: Int = 8 << 20) throws {
-        let configuration = ServiceConfiguration(
-            server: ServerConfiguration(port: 0),
-            store: StoreConfiguration(dataDirectory: self.directory.path, cacheBytes: 1 << 20),
-            authToken: token, maxResponseBytes: maxResponseBytes)
-        self.service = try CarmaService(configuration: configuration, logger: Logger(label: "test"))
+        let configuration = ServiceConfiguration(server: ServerConfiguration(port: 0), authToken: token, maxResponseBytes: maxResponseBytes)
+        let store = try FragmentStore(configuration: StoreConfiguration(dataDirectory: self.directory.path, cacheBytes: 1 << 20), logger: Logger(label: "test"))
+        self.service = CarmaService(configuration: configuration, store: store, logger: Logger(label: "test"))
         self.router = self.service.makeRouter()
     }
 

@@ -1,3 +1,4 @@
+import FragmentCore
 import Dispatch
 import Testing
 

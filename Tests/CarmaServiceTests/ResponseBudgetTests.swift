@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaJSON
 import MicroHTTP
 import Testing

@@ -1,5 +1,5 @@
 @testable import ClusterStore
-import FragmentStore
+import FragmentCore
 
 import Testing
 

@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaText
 @testable import FragmentStore
 import Foundation

@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaJSON
 import CarmaText
 import Synchronization
@@ -87,7 +88,7 @@ final class MemoryRepairStore: DreamStore {
         }
     }
 
-    func scrub(limit: Int) -> ScrubSlice { ScrubSlice(verified: 0, findings: [], passCompleted: true) }
+    func scrub(limit: Int) -> ScrubSlice { ScrubSlice(scrubbed: 0, findings: [], passCompleted: true) }
     func compact(threshold: Double, maxSegments: Int) -> CompactionSummary { CompactionSummary() }
     func flush() {}
 

@@ -1,3 +1,4 @@
+import FragmentCore
 import DreamEngine
 import Testing
 

@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaTesting
 import Foundation
 import Testing

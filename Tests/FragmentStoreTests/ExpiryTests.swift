@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaJSON
 import CarmaTesting
 import Foundation
@@ -19,12 +20,12 @@ struct ExpiryTests {
         return condition()
     }
 
-    static func isNotFound(_ result: FragmentStore.ReadResult) -> Bool {
+    static func isNotFound(_ result: ReadResult) -> Bool {
         if case .notFound = result { return true }
         return false
     }
 
-    func put(_ test: TestStore, _ id: String, _ content: String, expiresAt: Timestamp?, precondition: WritePrecondition = .none) throws -> FragmentStore.PutOutcome {
+    func put(_ test: TestStore, _ id: String, _ content: String, expiresAt: Timestamp?, precondition: WritePrecondition = .none) throws -> PutOutcome {
         try wait { done in
             test.store.put(id, FragmentInput(content: content, tags: ["t"], expiresAt: expiresAt), precondition: precondition, completion: done)
         }

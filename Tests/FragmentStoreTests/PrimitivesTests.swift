@@ -1,3 +1,4 @@
+import FragmentCore
 import Testing
 
 @testable import FragmentStore

@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaFaults
 import CarmaTesting
 import Dispatch
@@ -30,7 +31,7 @@ final class TestStore {
     }
 
     @discardableResult
-    func put(_ id: String, _ content: String, links: [String] = [], tags: [String] = [], precondition: WritePrecondition = .none) throws -> FragmentStore.PutOutcome {
+    func put(_ id: String, _ content: String, links: [String] = [], tags: [String] = [], precondition: WritePrecondition = .none) throws -> PutOutcome {
         try wait { done in self.store.put(id, FragmentInput(content: content, links: links, tags: tags), precondition: precondition, completion: done) }
     }
 

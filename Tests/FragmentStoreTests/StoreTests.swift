@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaFaults
 import CarmaJSON
 import CarmaTesting
@@ -163,7 +164,7 @@ struct StoreTests {
     func staleReaderAfterRestore() throws {
         let test = try TestStore(cacheBytes: 0)
         try test.put("a", "alpha")
-        let damaged = try #require(test.store.row("a"))
+        let damaged = try #require(test.store.storedRow("a"))
         try test.disk.zero(["a"], in: .primary)
         guard case .blank = test.store.read("a") else {
             Issue.record("expected a blank")
@@ -197,7 +198,7 @@ struct StoreTests {
         }
         // New writes go to a new segment, never to a reused number.
         try test.put("c", "gamma")
-        #expect((test.store.row("c")?.location?.segment ?? 0) > 1)
+        #expect((test.store.storedRow("c")?.location?.segment ?? 0) > 1)
     }
 
     @Test("listing filters by status and tag and pages with a cursor")
@@ -485,7 +486,7 @@ struct SegmentLogTests {
                 continue
             }
         }
-        #expect(test.store.row("b")?.location?.segment == 1)
+        #expect(test.store.storedRow("b")?.location?.segment == 1)
     }
 
     @Test("registry rows that cannot be real (negative version or length) are skipped, not trusted")

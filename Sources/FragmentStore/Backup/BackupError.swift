@@ -1,3 +1,5 @@
+import FragmentCore
+
 /// Why a backup could not be taken, or a backup directory not be read. Nothing in the source store
 /// is changed either way.
 public struct BackupError: Error, Sendable, CustomStringConvertible {

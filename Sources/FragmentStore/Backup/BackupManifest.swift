@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaJSON
 
 /// What a backup directory holds, with a checksum per file and a count of records per segment:

@@ -1,3 +1,5 @@
+import FragmentCore
+
 /// What `StoreBackup.verify` found.
 public struct BackupVerification: Sendable {
     /// One line per problem, naming the file; empty when the backup is intact.

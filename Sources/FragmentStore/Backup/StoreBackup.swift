@@ -1,3 +1,5 @@
+import FragmentCore
+
 /// What a backup did.
 public struct BackupSummary: Sendable {
     /// Segments read from the store and written to the backup.

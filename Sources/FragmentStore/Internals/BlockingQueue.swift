@@ -1,3 +1,4 @@
+import FragmentCore
 import Foundation
 
 /// A FIFO that a consumer thread drains in batches, blocking while it is empty.

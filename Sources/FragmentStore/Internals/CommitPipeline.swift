@@ -1,3 +1,4 @@
+import FragmentCore
 import Foundation
 import Synchronization
 
@@ -48,7 +49,7 @@ enum PipelineOperation: Sendable {
 /// Registry work behind the log, in log order.
 enum ApplyItem: Sendable {
     /// `created`: clients saw no fragment before (none, or an expired one).
-    case put(row: FragmentRow, sketch: [UInt8], embedding: [UInt8]?, previous: FragmentRow?, created: Bool)
+    case put(row: StoredRow, sketch: [UInt8], embedding: [UInt8]?, previous: StoredRow?, created: Bool)
     case delete(id: String, version: UInt64)
     case change(RegistryChange)
     case barrier(@Sendable () -> Void)

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import FragmentCore
 import Glibc
 #endif
 

@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaText
 import Foundation
 

@@ -1,3 +1,5 @@
+import FragmentCore
+
 /// One self-describing record of a segment log: a 40-byte header, the id, then the body.
 ///
 /// ```
@@ -158,4 +160,9 @@ enum LogRecord {
         }
         return value
     }
+}
+
+extension StoredRow {
+    /// The kind of record this row's status serves from.
+    var servedKind: LogRecord.Kind { self.status == .reconstructed ? .reconstruction : .put }
 }

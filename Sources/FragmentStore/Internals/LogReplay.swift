@@ -1,3 +1,4 @@
+import FragmentCore
 import CarmaJSON
 import CarmaText
 import Logging
@@ -11,7 +12,7 @@ import Logging
 /// same record (a repair or a compaction copy) simply moves the location.
 struct LogReplay {
     struct Candidate {
-        var row: FragmentRow
+        var row: StoredRow
         /// Set when the version is new to the registry (its content columns must be written).
         var sketch: Sketch?
         var embedding: [Double]?
@@ -24,11 +25,11 @@ struct LogReplay {
     private(set) var maxSequence: UInt64 = 0
     private(set) var records = 0
     private(set) var damaged = 0
-    let base: (String) -> FragmentRow?
+    let base: (String) -> StoredRow?
     let sketch: (FragmentInput) -> Sketch
     let now = Timestamp.now
 
-    init(base: @escaping (String) -> FragmentRow?, sketch: @escaping (FragmentInput) -> Sketch) {
+    init(base: @escaping (String) -> StoredRow?, sketch: @escaping (FragmentInput) -> Sketch) {
         self.base = base
         self.sketch = sketch
     }
@@ -46,7 +47,7 @@ struct LogReplay {
     /// A new row from a record's body, or nil if the body is not a record of this id and version.
     private func fresh(_ header: LogRecord.Header, _ body: [UInt8]) -> Candidate? {
         guard let record = FragmentRecord.decode(body), record.id == header.id, record.version == header.version else { return nil }
-        let row = FragmentRow(
+        let row = StoredRow(
             id: header.id, version: header.version, status: .ok, checksum: header.bodyChecksum, recordLength: body.count,
             size: record.size, links: record.links, tags: record.tags, createdAt: record.createdAt, updatedAt: record.updatedAt,
             confidence: record.reconstruction?.confidence, expiresAt: record.expiresAt)

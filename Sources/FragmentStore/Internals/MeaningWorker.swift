@@ -1,3 +1,4 @@
+import FragmentCore
 import Foundation
 import Synchronization
 

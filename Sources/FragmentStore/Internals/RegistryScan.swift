@@ -1,3 +1,4 @@
+import FragmentCore
 import Foundation
 
 /// Reads every fragment row of the registry on a thread of its own and hands them over in chunks,
@@ -7,7 +8,7 @@ final class RegistryScan: @unchecked Sendable {
     // @unchecked: `failure` is written by the scan thread before it closes the queue and read by the
     // consumer only after `next()` returned nil; the queue's lock orders the two.
     private let registry: Registry
-    private let chunks = BlockingQueue<[FragmentRow]>()
+    private let chunks = BlockingQueue<[StoredRow]>()
     private let room: DispatchSemaphore
     private let chunkSize: Int
     /// Why the scan stopped early, if it did. Read it after `next()` returned nil.
@@ -21,7 +22,7 @@ final class RegistryScan: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
-            var chunk: [FragmentRow] = []
+            var chunk: [StoredRow] = []
             chunk.reserveCapacity(self.chunkSize)
             do throws(SQLiteError) {
                 try self.registry.forEachFragment { row in
@@ -42,14 +43,14 @@ final class RegistryScan: @unchecked Sendable {
         thread.start()
     }
 
-    private func hand(_ chunk: [FragmentRow]) {
+    private func hand(_ chunk: [StoredRow]) {
         self.room.wait()
         self.chunks.put(chunk)
     }
 
     /// The next chunk of rows, in the order SQLite returns them; nil once all were handed over (or
     /// the scan failed: see `failure`).
-    func next() -> [FragmentRow]? {
+    func next() -> [StoredRow]? {
         guard let taken = self.chunks.takeBatch(limit: 1) else { return nil }
         self.room.signal()
         return taken[0]

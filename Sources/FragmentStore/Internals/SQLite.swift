@@ -1,3 +1,4 @@
+import FragmentCore
 import CSQLite
 
 // The one file that calls SQLite. The registry above it speaks in rows and Swift values.

@@ -1,3 +1,4 @@
+import FragmentCore
 import Synchronization
 
 /// Where a record sits: a segment and a byte offset in it.

@@ -1,12 +1,14 @@
+import FragmentCore
+
 /// A fragment in the in-memory index: its registry row, where its body sits in the cache, and when
 /// it was queued for repair.
 struct IndexEntry {
-    var row: FragmentRow
+    var row: StoredRow
     var cacheSlot: Int32 = -1
     var queuedAt: Timestamp?
     var progress = RepairProgress()
 
-    init(row: FragmentRow, queuedAt: Timestamp? = nil, progress: RepairProgress = RepairProgress()) {
+    init(row: StoredRow, queuedAt: Timestamp? = nil, progress: RepairProgress = RepairProgress()) {
         self.row = row
         self.queuedAt = queuedAt
         self.progress = progress
@@ -86,7 +88,7 @@ struct StoreState {
     var count: Int { self.entries.count }
 
     /// The rows that satisfy `predicate`, in one pass over the index.
-    func rows(where predicate: (FragmentRow) -> Bool) -> [FragmentRow] {
+    func rows(where predicate: (StoredRow) -> Bool) -> [StoredRow] {
         self.entries.values.lazy.map(\.row).filter(predicate)
     }
 }

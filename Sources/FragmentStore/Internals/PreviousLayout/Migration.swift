@@ -1,3 +1,4 @@
+import FragmentCore
 import Logging
 
 /// What `carmad migrate` did.

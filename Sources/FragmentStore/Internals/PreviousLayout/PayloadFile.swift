@@ -1,3 +1,5 @@
+import FragmentCore
+
 /// The self-describing payload file: a 32-byte header, the id, then the record.
 ///
 /// ```

@@ -1,3 +1,5 @@
+import FragmentCore
+
 /// SHA-256 (FIPS 180-4). The previous layout named a fragment's payload file after the hash of its id
 /// (so no id, however hostile, became part of a path); `carmad migrate` uses it to find those files.
 enum SHA256 {

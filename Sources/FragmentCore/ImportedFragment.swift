@@ -31,7 +31,7 @@ public struct ImportedFragment: Sendable, Equatable {
             if let reason = FragmentID.validate(fragment.id) {
                 return .invalid(field: "id", "\(fragment.id): \(reason)")
             }
-            guard fragment.version > 0, fragment.version < FragmentStore.versionCeiling else {
+            guard fragment.version > 0, fragment.version < FragmentRecord.versionCeiling else {
                 return .invalid(field: "version", "\(fragment.id): version \(fragment.version) is out of range")
             }
             do {

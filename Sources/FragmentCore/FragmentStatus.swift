@@ -8,7 +8,7 @@ public enum FragmentStatus: String, Sendable, CaseIterable, Codable {
     case reconstructed
 
     /// A dense index for per-status counters.
-    var slot: Int {
+    package var slot: Int {
         switch self {
         case .ok: return 0
         case .blank: return 1

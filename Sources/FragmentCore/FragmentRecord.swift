@@ -5,6 +5,10 @@ import CarmaJSON
 /// The record is stored as JSON, and that JSON (with `status` and `checksum` appended) is exactly
 /// what a GET returns, so a read never re-encodes anything.
 public struct FragmentRecord: Sendable, Equatable {
+    /// The highest version a store hands out: far above anything a store reaches (2^62), far below
+    /// where the counter would wrap.
+    package static let versionCeiling: UInt64 = 1 << 62
+
     public var id: String
     public var version: UInt64
     public var content: String

@@ -1,3 +1,4 @@
+import CarmaJSON
 import CarmaText
 
 // The look-ups context and reconstruction make in a text index, the same for both backends.
@@ -53,6 +54,28 @@ extension ReadWriteLock where Value == TextIndex {
     package func sketch(_ input: FragmentInput) -> Sketch {
         Sketch.make(fragment: input.content, metadata: FragmentRecord.metadataBytes(input.metadata), verbatimAllowed: true) { hashes in
             self.read { index in Dictionary(uniqueKeysWithValues: hashes.map { ($0, index.idf($0)) }) }
+        }
+    }
+}
+
+extension TextIndex.Document {
+    /// What the text index keeps of a fragment: its sketch, the counts of every term of its content,
+    /// its tags, links, metadata terms and client embedding, and whether it names a time.
+    package static func fragment(id: String, version: UInt64, input: FragmentInput, sketch: Sketch) -> TextIndex.Document {
+        let full = FullText.counts(input.content)
+        return TextIndex.Document(
+            id: id, version: version, sketch: sketch, terms: full.counts, words: full.terms, tags: input.tags, links: input.links,
+            metadata: Self.metadataTerms(input.metadata), clientEmbedding: input.embedding?.map(Float.init),
+            mentionsTime: TimeExpressions.mentionsTime(input.content))
+    }
+
+    /// One term per top-level metadata member whose value is a string, number, boolean or null.
+    package static func metadataTerms(_ metadata: JSONObject) -> [UInt64] {
+        metadata.compactMap { key, value in
+            switch value {
+            case .object, .array: nil
+            default: MetadataTerm.hash(key: key, value: String(decoding: value.bytes, as: UTF8.self))
+            }
         }
     }
 }

@@ -237,12 +237,10 @@ extension ClusterStore {
     static let markLost = PGStatement(
         "carma_mark_lost",
         """
-        WITH u AS (
-            UPDATE carma_fragments SET status = 'blank', blank_reason = $3, lost_at = $4, detected_by = $5
-            WHERE id = $1 AND version = $2 AND status <> 'blank' RETURNING id),
-        q AS (INSERT INTO carma_repairs (id, priority, enqueued_at, reason) SELECT id, $6::integer, $4::bigint, $7::text FROM u
+        WITH \(ClusterStore.stateUpdate(from: 6)),
+        q AS (INSERT INTO carma_repairs (id, priority, enqueued_at, reason) SELECT id, $4::integer, $3::bigint, $5::text FROM u
               ON CONFLICT (id) DO UPDATE SET priority = LEAST(carma_repairs.priority, excluded.priority)),
-        e AS (INSERT INTO carma_events (id, at, kind, detail) SELECT id, $4::bigint, 'lost', $8::text FROM u UNION ALL SELECT id, $4::bigint, 'queued', $9::text FROM u)
+        \(ClusterStore.historyInsert(kinds: 16, details: 17, at: 3))
         SELECT count(*) FROM u
         """)
 
@@ -251,22 +249,18 @@ extension ClusterStore {
     /// does not answer, the blank is answered without being recorded (the next read finds it again).
     func markBlank(_ row: FragmentRow, reason: BlankReason, detectedBy: Detection, priority: RepairPriority) -> BlankFragment? {
         let now = Timestamp.now
-        let lost = HistoryDetail.lost(version: row.version, reason: reason, detectedBy: detectedBy)
-        let queued = HistoryDetail.queued(priority)
-        var blank = row
-        blank.status = .blank
-        blank.blankReason = reason
-        blank.lostAt = now
-        blank.detectedBy = detectedBy
+        let event = LifecycleEvent.damaged(reason, detectedBy: detectedBy, priority: priority)
+        guard let transition = FragmentLifecycle.transition(from: row, on: event, at: now), let blank = transition.row,
+            case .enqueue(let queuePriority, let queueReason) = transition.queue
+        else { return nil }
         self.cache.withLock { $0.remove(row.id) }
         do {
             let result = try self.pool.with { connection, deadline throws(PGError) in
                 try connection.run(
                     Self.markLost,
-                    [
-                        .text(row.id), .uint(row.version), .text(reason.rawValue), .int(now.milliseconds), .text(detectedBy.rawValue),
-                        .int(priority.rawValue), .text("\(detectedBy.rawValue): \(reason.rawValue)"), .text(Self.json(lost)), .text(Self.json(queued)),
-                    ], deadline: deadline)
+                    [.text(row.id), .uint(row.version), .int(now.milliseconds), .int(queuePriority.rawValue), .text(queueReason)]
+                        + Self.transitionParameters(event, transition),
+                    deadline: deadline)
             }
             guard result.first?.int(0) == 1 else {
                 // Already blank (another node found it first) or replaced: the caller reads again.

@@ -152,7 +152,7 @@ extension ClusterStore {
         }
         let text = String(decoding: report.bytes, as: UTF8.self)
         do {
-            try self.pool.with { connection, deadline throws(PGError) in
+            _ = try self.pool.with { connection, deadline throws(PGError) in
                 try connection.run(
                     Self.saveCycle,
                     [.int(id), .text(self.configuration.nodeName), .text(trigger), .text(state), .int(startedAt.milliseconds), .optional(finishedAt?.milliseconds), .text(text)],

@@ -61,18 +61,27 @@ extension ClusterStore {
     static let postpone = PGStatement(
         "carma_postpone",
         """
-        WITH q AS (UPDATE carma_repairs SET attempts = attempts + 1, not_before = $2, last_error = $3, priority = COALESCE($4::integer, priority),
-                   lease_owner = NULL, lease_until = NULL WHERE id = $1 RETURNING id)
-        INSERT INTO carma_events (id, at, kind, detail) SELECT id, $5::bigint, 'repair_failed', $6::text FROM q WHERE $7::boolean
+        WITH u AS (UPDATE carma_repairs SET attempts = $3, not_before = $4, last_error = $5, priority = COALESCE($6::integer, priority),
+                   lease_owner = NULL, lease_until = NULL WHERE id = $1 AND EXISTS (SELECT 1 FROM carma_fragments WHERE id = $1 AND version = $2)
+                   RETURNING id),
+        \(ClusterStore.historyInsert(kinds: 8, details: 9, at: 7))
+        SELECT count(*) FROM u
         """)
 
     public func postponeRepair(_ target: RepairTarget, reason: String, attempt: Int, retryAt: Timestamp, cycle: Int64?, recordEvent: Bool) throws(StoreError) {
-        let detail = HistoryDetail.repairFailed(target, reason: reason, attempt: attempt, retryAt: retryAt, cycle: cycle)
+        let now = Timestamp.now
+        let event = LifecycleEvent.repairFailed(reason: reason, attempt: attempt, retryAt: retryAt, cycle: cycle, recorded: recordEvent)
+        guard let transition = FragmentLifecycle.transition(from: target.row, on: event, at: now),
+            case .postpone(let priority, let attempts, let notBefore, let error) = transition.queue
+        else { return }
         do {
-            try self.pool.with { connection, deadline throws(PGError) in
+            _ = try self.pool.with { connection, deadline throws(PGError) in
                 try connection.run(
                     Self.postpone,
-                    [.text(target.id), .int(retryAt.milliseconds), .text(reason), .null, .int(Timestamp.now.milliseconds), .text(Self.json(detail)), .bool(recordEvent)],
+                    [
+                        .text(target.id), .uint(target.version), .int(attempts), .int(notBefore.milliseconds), .text(error), priority.map { .int($0.rawValue) } ?? .null,
+                        .int(now.milliseconds), .texts(transition.history.map(\.kind.rawValue)), .texts(transition.history.map { Self.json($0.detail) }),
+                    ],
                     deadline: deadline)
             }
         } catch {
@@ -133,17 +142,14 @@ extension ClusterStore {
     static let restoreOne = PGStatement(
         "carma_restore",
         """
-        WITH u AS (
-            UPDATE carma_fragments SET status = 'ok', checksum = $3, record_length = $4, blank_reason = NULL, lost_at = NULL,
-                detected_by = NULL, original_checksum = NULL, original_length = NULL, confidence = NULL
-            WHERE id = $1 AND version = $2 AND status <> 'ok' RETURNING id),
-        p AS (INSERT INTO carma_payloads (id, version, record) SELECT id, $2::bigint, $5::bytea FROM u
+        WITH \(ClusterStore.stateUpdate(from: 6)),
+        p AS (INSERT INTO carma_payloads (id, version, record) SELECT id, $2::bigint, $3::bytea FROM u
               ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record),
-        r AS (INSERT INTO carma_redundancy (id, version, record) SELECT id, $2::bigint, $5::bytea FROM u WHERE $8::boolean
+        r AS (INSERT INTO carma_redundancy (id, version, record) SELECT id, $2::bigint, $3::bytea FROM u WHERE $5::boolean
               ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record),
         q AS (DELETE FROM carma_repairs WHERE id IN (SELECT id FROM u)),
-        e AS (INSERT INTO carma_events (id, at, kind, detail) SELECT id, $6::bigint, 'recovered', $7::text FROM u),
-        c AS (INSERT INTO carma_changes (id, at) SELECT id, $6::bigint FROM u)
+        \(ClusterStore.historyInsert(kinds: 16, details: 17, at: 4)),
+        c AS (INSERT INTO carma_changes (id, at) SELECT id, $4::bigint FROM u)
         SELECT count(*) FROM u
         """)
 
@@ -153,15 +159,19 @@ extension ClusterStore {
         var applied: [Bool] = []
         for item in items {
             let target = item.target
-            let detail = HistoryDetail.recovered(item)
+            let now = Timestamp.now
+            // The queue's effect (dequeue) is the statement's shape; the state and history come from the transition.
+            guard let transition = FragmentLifecycle.transition(from: target.row, on: .recovered(item), at: now), transition.queue == .dequeue else {
+                applied.append(false)
+                continue
+            }
             do {
                 let result = try self.pool.with { connection, deadline throws(PGError) in
                     try connection.run(
                         Self.restoreOne,
-                        [
-                            .text(target.id), .uint(target.version), .uint(target.exactChecksum), .int(target.exactLength), .bytes(item.record),
-                            .int(Timestamp.now.milliseconds), .text(Self.json(detail)), .bool(item.tier != .redundancy),
-                        ], deadline: deadline)
+                        [.text(target.id), .uint(target.version), .bytes(item.record), .int(now.milliseconds), .bool(item.tier != .redundancy)]
+                            + Self.transitionParameters(.recovered(item), transition),
+                        deadline: deadline)
                 }
                 let done = result.first?.int(0) == 1
                 if done {
@@ -180,38 +190,39 @@ extension ClusterStore {
     static let reconstructOne = PGStatement(
         "carma_reconstruct",
         """
-        WITH u AS (
-            UPDATE carma_fragments SET status = 'reconstructed', original_checksum = $3, original_length = $4, checksum = $5,
-                record_length = $6, confidence = $7
-            WHERE id = $1 AND version = $2 AND status = 'blank' RETURNING id),
-        p AS (INSERT INTO carma_payloads (id, version, record) SELECT id, $2::bigint, $8::bytea FROM u
+        WITH \(ClusterStore.stateUpdate(from: 9)),
+        p AS (INSERT INTO carma_payloads (id, version, record) SELECT id, $2::bigint, $3::bytea FROM u
               ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record),
-        q AS (UPDATE carma_repairs SET attempts = attempts + 1, not_before = $9, priority = $10, lease_owner = NULL, lease_until = NULL,
-                  last_error = 'reconstructed; waiting for an exact source' WHERE id IN (SELECT id FROM u)),
-        e AS (INSERT INTO carma_events (id, at, kind, detail) SELECT id, $11::bigint, 'reconstructed', $12::text FROM u),
-        c AS (INSERT INTO carma_changes (id, at) SELECT id, $11::bigint FROM u)
+        q AS (UPDATE carma_repairs SET attempts = $5, not_before = $6, priority = COALESCE($7::integer, priority), lease_owner = NULL, lease_until = NULL,
+                  last_error = $8 WHERE id IN (SELECT id FROM u)),
+        \(ClusterStore.historyInsert(kinds: 19, details: 20, at: 4)),
+        c AS (INSERT INTO carma_changes (id, at) SELECT id, $4::bigint FROM u)
         SELECT count(*) FROM u
         """)
 
-    public func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool {
+    public func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, attempt: Int, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool {
         let now = Timestamp.now
-        let (bytes, checksum, confidence, detail) = rebuilt.stored(for: target, at: now, cycle: cycle)
+        let stored = rebuilt.stored(for: target, at: now, cycle: cycle)
+        let event = LifecycleEvent.reconstructed(stored, attempt: attempt, retryAt: retryAt)
+        guard let transition = FragmentLifecycle.transition(from: target.row, on: event, at: now),
+            case .postpone(let priority, let attempts, let notBefore, let error) = transition.queue
+        else { return false }
         do {
             let result = try self.pool.with { connection, deadline throws(PGError) in
                 try connection.run(
                     Self.reconstructOne,
                     [
-                        .text(target.id), .uint(target.version), .uint(target.exactChecksum), .int(target.exactLength), .uint(checksum), .int(bytes.count),
-                        .double(confidence), .bytes(bytes), .int(retryAt.milliseconds), .int(RepairPriority.background.rawValue), .int(now.milliseconds),
-                        .text(Self.json(detail)),
-                    ], deadline: deadline)
+                        .text(target.id), .uint(target.version), .bytes(stored.record), .int(now.milliseconds), .int(attempts), .int(notBefore.milliseconds),
+                        priority.map { .int($0.rawValue) } ?? .null, .text(error),
+                    ] + Self.transitionParameters(event, transition),
+                    deadline: deadline)
             }
             guard result.first?.int(0) == 1 else { return false }
         } catch {
             throw Self.storeError(error, doing: "save the reconstruction of '\(target.id)'")
         }
-        let body = ServedFragment.makeBody(record: bytes, status: .reconstructed, checksum: checksum)
-        self.cache.withLock { $0.set(target.id, NodeCache.Entry(version: target.version, status: .reconstructed, checksum: checksum, body: body)) }
+        let body = ServedFragment.makeBody(record: stored.record, status: .reconstructed, checksum: stored.checksum)
+        self.cache.withLock { $0.set(target.id, NodeCache.Entry(version: target.version, status: .reconstructed, checksum: stored.checksum, body: body)) }
         self.follower.poke()
         return true
     }

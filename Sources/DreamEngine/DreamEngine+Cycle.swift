@@ -175,7 +175,7 @@ extension DreamEngine {
                 if rebuilt.confidence >= self.configuration.confidenceFloor {
                     let retryAt = self.retryTime(attempt: attempt)
                     do {
-                        if try self.store.saveReconstruction(target, rebuilt, cycle: cycle, retryAt: retryAt) {
+                        if try self.store.saveReconstruction(target, rebuilt, attempt: attempt, cycle: cycle, retryAt: retryAt) {
                             self.observer?.reconstructed(confidence: rebuilt.confidence)
                             self.record(
                                 ticket.id, tier: Tier.reconstruction, outcome: "reconstructed", started: started,

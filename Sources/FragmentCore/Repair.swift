@@ -80,7 +80,7 @@ public struct RebuiltFragment: Sendable {
     /// How a rebuild of `target` is stored (either backend): its record, made at `now`, with the
     /// confidence rounded once (records, rows, listings and queries all say the same number), and the
     /// detail of its `reconstructed` history event.
-    package func stored(for target: RepairTarget, at now: Timestamp, cycle: Int64?) -> (record: [UInt8], checksum: UInt32, confidence: Double, detail: JSONObject) {
+    package func stored(for target: RepairTarget, at now: Timestamp, cycle: Int64?) -> StoredReconstruction {
         let confidence = (self.confidence * 1000).rounded() / 1000
         let reconstruction = Reconstruction(confidence: confidence, sources: self.sources, method: self.method, at: now)
         let record = FragmentRecord(
@@ -92,6 +92,22 @@ public struct RebuiltFragment: Sendable {
             "version": .exact(target.version), "confidence": .number(confidence), "sources": JSONValue(self.sources), "method": .string(self.method),
         ]
         if let cycle { detail["cycle"] = .number(Double(cycle)) }
-        return (record, CRC32C.checksum(record), confidence, detail)
+        return StoredReconstruction(record: record, checksum: CRC32C.checksum(record), confidence: confidence, detail: detail)
+    }
+}
+
+/// A rebuild as a backend stores it: the record, its checksum, the rounded confidence, and the
+/// detail of its history event.
+public struct StoredReconstruction: Sendable, Equatable {
+    public var record: [UInt8]
+    public var checksum: UInt32
+    public var confidence: Double
+    public var detail: JSONObject
+
+    public init(record: [UInt8], checksum: UInt32, confidence: Double, detail: JSONObject) {
+        self.record = record
+        self.checksum = checksum
+        self.confidence = confidence
+        self.detail = detail
     }
 }

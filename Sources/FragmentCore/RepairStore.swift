@@ -26,8 +26,9 @@ public protocol RepairStore: AnyObject, Sendable {
     func sourceDescription(_ tier: RepairTier) -> String
     /// Puts exact records back; per item, whether it applied (false when the fragment changed).
     func restore(_ items: [Restoration]) throws(StoreError) -> [Bool]
-    /// Stores an approximate rebuild of a blank fragment, flagged `reconstructed`.
-    func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool
+    /// Stores an approximate rebuild of a blank fragment, flagged `reconstructed`; `attempt` is the
+    /// repair attempt that made it (the ticket's attempts so far, plus one).
+    func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, attempt: Int, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool
 
     // MARK: Background work
     /// Verifies up to `limit` records where the walk left off.

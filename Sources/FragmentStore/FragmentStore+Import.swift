@@ -167,12 +167,8 @@ extension FragmentStore {
         return RegistryChange(apply: { registry in
             for (row, previous, sketch, embedding) in rows {
                 guard try registry.upsert(row, previousTags: previous?.tags, sketch: sketch, embedding: embedding.map(Self.encodeEmbedding)) else { continue }
-                if previous?.status != nil, previous?.status != .ok { try registry.dequeueRepair(row.id) }
-                try registry.addEvent(
-                    row.id, at: now, kind: previous == nil ? .created : .updated,
-                    detail: HistoryDetail.written(version: row.version, size: row.size, imported: true))
-                if row.status == .blank {
-                    try registry.markLost(row.base, priority: .background, at: now)
+                if let transition = FragmentLifecycle.transition(from: previous?.base, on: .written(row.base, imported: true), at: now) {
+                    try registry.record(transition, id: row.id, at: now)
                 }
             }
         })

@@ -143,41 +143,33 @@ extension FragmentStore {
         let applied = Mutex([Bool](repeating: false, count: items.count))
         let now = Timestamp.now
         try self.appendAndWait(primary: primary, redundancy: redundancy) { [primaryIndex, redundancyIndex] locations in
-            var rows: [(Int, StoredRow)] = []
+            var rows: [(Int, StoredRow, LifecycleTransition)] = []
             self.state.withLock { state in
                 for (index, item) in items.enumerated() {
                     let target = item.target
-                    guard var entry = state[target.id], entry.row.version == target.version, entry.row.status != .ok else { continue }
+                    guard var entry = state[target.id], entry.row.version == target.version,
+                        let transition = FragmentLifecycle.transition(from: entry.row.base, progress: entry.progress, on: .recovered(item), at: now)
+                    else { continue }
                     self.releaseRecords(of: entry.row)
-                    entry.row.status = .ok
-                    entry.row.checksum = target.exactChecksum
-                    entry.row.recordLength = target.exactLength
-                    entry.row.blankReason = nil
-                    entry.row.lostAt = nil
-                    entry.row.detectedBy = nil
-                    entry.row.originalChecksum = nil
-                    entry.row.originalLength = nil
-                    entry.row.confidence = nil
+                    entry.row.base = transition.row!
                     if let slot = primaryIndex[index] { entry.row.location = locations.primary[slot] }
                     if let slot = redundancyIndex[index] { entry.row.redundancy = locations.redundancy[slot] }
                     entry.queuedAt = nil
-                    entry.progress = RepairProgress()
+                    entry.progress = transition.progress
                     self.retainRecords(of: entry.row)
                     state.set(target.id, entry)
                     state.cache(
                         target.id, version: target.version, body: ServedFragment.makeBody(record: item.record, status: .ok, checksum: target.exactChecksum),
                         recordLength: item.record.count)
-                    rows.append((index, entry.row))
+                    rows.append((index, entry.row, transition))
                 }
             }
-            applied.withLock { flags in for (index, _) in rows { flags[index] = true } }
+            applied.withLock { flags in for (index, _, _) in rows { flags[index] = true } }
             let changed = rows
             return RegistryChange(apply: { registry in
-                for (index, row) in changed {
-                    let item = items[index]
+                for (_, row, transition) in changed {
                     try registry.updatePlacement(row)
-                    try registry.dequeueRepair(row.id)
-                    try registry.addEvent(row.id, at: now, kind: .recovered, detail: HistoryDetail.recovered(item))
+                    try registry.record(transition, id: row.id, at: now)
                 }
             })
         }
@@ -187,33 +179,33 @@ extension FragmentStore {
     /// Stores a reconstruction for a blank fragment: flagged `reconstructed`, kept in the queue (at
     /// background priority, from `retryAt`) so that a later cycle can still recover it exactly.
     /// - Returns: Whether it was applied (false when the fragment changed meanwhile).
-    public func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool {
+    public func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, attempt: Int, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool {
         let now = Timestamp.now
-        let (bytes, checksum, confidence, detail) = rebuilt.stored(for: target, at: now, cycle: cycle)
+        let stored = rebuilt.stored(for: target, at: now, cycle: cycle)
         let applied = Mutex(false)
-        let pending = PendingRecord(kind: .reconstruction, id: target.id, version: target.version, body: bytes, checksum: checksum)
+        let pending = PendingRecord(kind: .reconstruction, id: target.id, version: target.version, body: stored.record, checksum: stored.checksum)
         try self.appendAndWait(primary: [pending], redundancy: []) { locations in
-            let row: StoredRow? = self.state.withLock { state in
-                guard var entry = state[target.id], entry.row.version == target.version, entry.row.status == .blank else { return nil }
+            let changed: (StoredRow, LifecycleTransition)? = self.state.withLock { state in
+                guard var entry = state[target.id], entry.row.version == target.version,
+                    let transition = FragmentLifecycle.transition(
+                        from: entry.row.base, progress: entry.progress, on: .reconstructed(stored, attempt: attempt, retryAt: retryAt), at: now)
+                else { return nil }
                 self.releaseRecords(of: entry.row)
-                entry.row.status = .reconstructed
-                entry.row.originalChecksum = target.exactChecksum
-                entry.row.originalLength = target.exactLength
-                entry.row.checksum = checksum
-                entry.row.recordLength = bytes.count
-                entry.row.confidence = confidence
+                entry.row.base = transition.row!
                 entry.row.location = locations.primary[0]
+                entry.progress = transition.progress
                 self.retainRecords(of: entry.row)
                 state.set(target.id, entry)
-                state.cache(target.id, version: target.version, body: ServedFragment.makeBody(record: bytes, status: .reconstructed, checksum: checksum), recordLength: bytes.count)
-                return entry.row
+                state.cache(
+                    target.id, version: target.version, body: ServedFragment.makeBody(record: stored.record, status: .reconstructed, checksum: stored.checksum),
+                    recordLength: stored.record.count)
+                return (entry.row, transition)
             }
-            guard let row else { return nil }
+            guard let (row, transition) = changed else { return nil }
             applied.withLock { $0 = true }
             return RegistryChange(apply: { registry in
                 try registry.updatePlacement(row)
-                try registry.postponeRepair(target.id, priority: .background, notBefore: retryAt, error: "reconstructed; waiting for an exact source")
-                try registry.addEvent(target.id, at: now, kind: .reconstructed, detail: detail)
+                try registry.record(transition, id: target.id, at: now)
             })
         }
         return applied.withLock { $0 }
@@ -224,18 +216,17 @@ extension FragmentStore {
     ///   a reconstruction still waiting for an exact source, which would repeat every cycle).
     public func postponeRepair(_ target: RepairTarget, reason: String, attempt: Int, retryAt: Timestamp, cycle: Int64?, recordEvent: Bool) throws(StoreError) {
         let now = Timestamp.now
-        self.state.withLock { state in
-            guard var entry = state[target.id], entry.row.version == target.version else { return }
-            entry.progress = RepairProgress(attempts: attempt, lastError: reason, notBefore: retryAt)
+        let event = LifecycleEvent.repairFailed(reason: reason, attempt: attempt, retryAt: retryAt, cycle: cycle, recorded: recordEvent)
+        let transition: LifecycleTransition? = self.state.withLock { state in
+            guard var entry = state[target.id], entry.row.version == target.version,
+                let transition = FragmentLifecycle.transition(from: entry.row.base, progress: entry.progress, on: event, at: now)
+            else { return nil }
+            entry.progress = transition.progress
             state.set(target.id, entry)
+            return transition
         }
-        try self.commitAndWait(
-            RegistryChange(apply: { registry in
-                try registry.postponeRepair(target.id, priority: nil, notBefore: retryAt, error: reason)
-                guard recordEvent else { return }
-                try registry.addEvent(
-                    target.id, at: now, kind: .repairFailed, detail: HistoryDetail.repairFailed(target, reason: reason, attempt: attempt, retryAt: retryAt, cycle: cycle))
-            }))
+        guard let transition else { return }
+        try self.commitAndWait(RegistryChange(apply: { registry in try registry.record(transition, id: target.id, at: now) }))
     }
 
     /// Drops a ticket whose fragment needs nothing any more (deleted, replaced, or healthy again).

@@ -327,16 +327,13 @@ extension FragmentStore {
                     switch item {
                     case .put(let row, let sketch, let embedding, let previous, let created):
                         guard try self.registry.upsert(row, previousTags: previous?.tags, sketch: sketch, embedding: embedding) else { continue }
-                        if let previous, previous.status != .ok {
-                            try self.registry.dequeueRepair(row.id)
+                        if created, let previous, let expiry = FragmentLifecycle.transition(from: previous.base, on: .expired, at: row.updatedAt) {
+                            // The id comes back after it expired: what was left of the expired fragment goes.
+                            try self.registry.record(expiry, id: row.id, at: row.updatedAt)
                         }
-                        if created, previous != nil {
-                            // The id comes back after it expired: the history of the expired fragment goes.
-                            try self.registry.deleteEvents(row.id)
+                        if let written = FragmentLifecycle.transition(from: created ? nil : previous?.base, on: .written(row.base, imported: false), at: row.updatedAt) {
+                            try self.registry.record(written, id: row.id, at: row.updatedAt)
                         }
-                        try self.registry.addEvent(
-                            row.id, at: row.updatedAt, kind: created ? .created : .updated,
-                            detail: HistoryDetail.written(version: row.version, size: row.size))
                     case .delete(let id, let version):
                         try self.registry.delete(id, before: version)
                     case .change(let change):

@@ -246,36 +246,35 @@ extension FragmentStore {
     ///   (it points elsewhere now), nothing is marked.
     func markBlank(_ id: String, version: UInt64, location: LogLocation?, reason: BlankReason, detectedBy: Detection, priority: RepairPriority) -> BlankFragment? {
         let now = Timestamp.now
-        let marked: BlankFragment? = self.state.withLock { state in
+        let marked: (BlankFragment, LifecycleTransition?)? = self.state.withLock { state in
             guard var entry = state[id], entry.row.version == version, entry.row.location == location else { return nil }
-            if entry.row.status == .blank {
-                return BlankFragment(row: entry.row.base, queuedAt: entry.queuedAt, progress: entry.progress)
+            guard let transition = FragmentLifecycle.transition(
+                from: entry.row.base, progress: entry.progress, on: .damaged(reason, detectedBy: detectedBy, priority: priority), at: now)
+            else {
+                return (BlankFragment(row: entry.row.base, queuedAt: entry.queuedAt, progress: entry.progress), nil)
             }
-            return self.blankEntry(&entry, state: &state, id: id, reason: reason, detectedBy: detectedBy, now: now)
+            return (self.blankEntry(&entry, transition, state: &state, id: id, now: now), transition)
         }
         guard let marked else { return nil }
+        let (blank, transition) = marked
+        guard let transition else { return blank }
         self.counters.damageDetected(reason)
         self.logger.info(
             "fragment turned blank",
             metadata: ["fragment.id": "\(id)", "fragment.version": "\(version)", "reason": "\(reason.rawValue)", "detected_by": "\(detectedBy.rawValue)"])
-        let row = marked.row
+        let row = blank.row
         self.pipeline.submit(
             .change(
                 RegistryChange(apply: { registry in
-                    guard try registry.markLost(row, priority: priority, at: now) else { return }
-                    try registry.addEvent(id, at: now, kind: .lost, detail: HistoryDetail.lost(version: version, reason: reason, detectedBy: detectedBy))
-                    try registry.addEvent(id, at: now, kind: .queued, detail: HistoryDetail.queued(priority))
+                    guard try registry.markLost(row) else { return }
+                    try registry.record(transition, id: id, at: now)
                 })))
-        return marked
+        return blank
     }
 
-    private func blankEntry(
-        _ entry: inout IndexEntry, state: inout StoreState, id: String, reason: BlankReason, detectedBy: Detection, now: Timestamp
-    ) -> BlankFragment {
-        entry.row.status = .blank
-        entry.row.blankReason = reason
-        entry.row.lostAt = now
-        entry.row.detectedBy = detectedBy
+    private func blankEntry(_ entry: inout IndexEntry, _ transition: LifecycleTransition, state: inout StoreState, id: String, now: Timestamp) -> BlankFragment {
+        entry.row.base = transition.row!
+        entry.progress = transition.progress
         entry.queuedAt = entry.queuedAt ?? now
         // A cached body stays: reads answer the blank (status comes first), and the bytes remain the
         // cheapest source for an exact repair if they match the stored checksum.

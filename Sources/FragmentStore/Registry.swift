@@ -407,7 +407,8 @@ extension Registry {
     /// replaced it meanwhile.
     /// - Returns: Whether the registry has that version (else nothing was recorded).
     @discardableResult
-    func markLost(_ row: FragmentRow, priority: RepairPriority, at: Timestamp) throws(SQLiteError) -> Bool {
+    /// Writes a newly blank row's status columns; whether the version is still stored.
+    func markLost(_ row: FragmentRow) throws(SQLiteError) -> Bool {
         try self.writer.statement(
             """
             UPDATE fragments SET status = 'blank', blank_reason = ?, lost_at = ?, detected_by = ?
@@ -420,7 +421,6 @@ extension Registry {
         let exists = try self.writer.statement("SELECT 1 FROM fragments WHERE id = ? AND version = ?").bind(.text(row.id), .integer(Int64(row.version)))
         guard try exists.step() else { return false }
         exists.reset()
-        try self.enqueueRepair(row.id, priority: priority, at: at, reason: row.blankReason?.rawValue ?? "lost")
         return true
     }
 
@@ -539,13 +539,29 @@ extension Registry {
 
 
     /// Keeps a ticket for later: counts the attempt and sets when to try again.
-    func postponeRepair(_ id: String, priority: RepairPriority?, notBefore: Timestamp, error: String) throws(SQLiteError) {
+    func postponeRepair(_ id: String, priority: RepairPriority?, attempts: Int, notBefore: Timestamp, error: String) throws(SQLiteError) {
         try self.writer.statement(
             """
-            UPDATE repair_queue SET attempts = attempts + 1, not_before = ?, last_error = ?, priority = COALESCE(?, priority)
+            UPDATE repair_queue SET attempts = ?, not_before = ?, last_error = ?, priority = COALESCE(?, priority)
             WHERE id = ?
             """
-        ).bind(.integer(notBefore.milliseconds), .text(error), priority.map { .int($0.rawValue) } ?? .null, .text(id)).run()
+        ).bind(.int(attempts), .integer(notBefore.milliseconds), .text(error), priority.map { .int($0.rawValue) } ?? .null, .text(id)).run()
+    }
+
+    /// Stores what a lifecycle transition does to the queue and the history (the row is written by
+    /// the caller, with its log locations).
+    func record(_ transition: LifecycleTransition, id: String, at: Timestamp) throws(SQLiteError) {
+        if transition.clearsHistory { try self.deleteEvents(id) }
+        switch transition.queue {
+        case .keep: break
+        case .enqueue(let priority, let reason): try self.enqueueRepair(id, priority: priority, at: at, reason: reason)
+        case .dequeue: try self.dequeueRepair(id)
+        case .postpone(let priority, let attempts, let notBefore, let error):
+            try self.postponeRepair(id, priority: priority, attempts: attempts, notBefore: notBefore, error: error)
+        }
+        for entry in transition.history {
+            try self.addEvent(id, at: at, kind: entry.kind, detail: entry.detail)
+        }
     }
 
     func saveCycle(id: Int64, trigger: String, state: String, startedAt: Timestamp, finishedAt: Timestamp?, report: JSONValue) throws(SQLiteError) {

@@ -78,7 +78,7 @@ final class MemoryRepairStore: DreamStore {
         }
     }
 
-    func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool {
+    func saveReconstruction(_ target: RepairTarget, _ rebuilt: RebuiltFragment, attempt: Int, cycle: Int64?, retryAt: Timestamp) throws(StoreError) -> Bool {
         self.state.withLock { state in
             state.rows[target.id]?.status = .reconstructed
             state.reconstructed[target.id] = rebuilt

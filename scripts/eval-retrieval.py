@@ -35,8 +35,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from evalkit import BM25, call, embed, free_port, words  # noqa: E402
@@ -44,6 +42,8 @@ NAME_LINE = re.compile(r"^NAME\n(.+?) - (.+?)\n", re.S)
 
 
 def build_corpus(path, target, seed):
+    """Whole pages of the corpus file, in a seeded random order, until `target` fragments:
+    (documents with the NAME line taken out, {(section, page): (description, the page's ids)})."""
     pages = collections.OrderedDict()
     for line in open(path, encoding="utf-8"):
         fragment = json.loads(line)
@@ -72,6 +72,7 @@ def build_corpus(path, target, seed):
 
 
 def query_sets(documents, descriptions, count, seed):
+    """{"what-it-does", "known-item", "keywords": [(query, set of answer ids)]}, seeded."""
     rng = random.Random(seed + 1)
     sets = {}
     items = sorted(descriptions.items())
@@ -100,6 +101,7 @@ def query_sets(documents, descriptions, count, seed):
 
 
 def scores(rankings, answers):
+    """hit@1, hit@10 and MRR (first answer within the top 10) of rankings against answer sets."""
     hit1 = hit10 = rr = 0.0
     for ranking, relevant in zip(rankings, answers):
         for rank, id in enumerate(ranking[:10]):
@@ -111,6 +113,24 @@ def scores(rankings, answers):
                 break
     n = max(1, len(answers))
     return {"hit@1": round(hit1 / n, 3), "hit@10": round(hit10 / n, 3), "mrr": round(rr / n, 3)}
+
+
+def dense_rankings(similarity, ids, k=10):
+    """The top k ids of each row of a query x document similarity matrix (ties: corpus order)."""
+    import numpy as np
+    return [[ids[i] for i in np.argsort(-row, kind="stable")[:k]] for row in similarity]
+
+
+def table(results):
+    """The Markdown table and the closing line that main() prints."""
+    lines = ["| query set | ranking | hit@1 | hit@10 | MRR |", "|---|---|---|---|---|"]
+    for name, row in results["sets"].items():
+        for label, value in row.items():
+            lines.append("| %s | %s | %.3f | %.3f | %.3f |" % (name, label, value["hit@1"], value["hit@10"], value["mrr"]))
+    e = results["embedding"]
+    lines.append("\n%d fragments; carmad's background embedder drained its backlog in %s s; the baseline embedded %s fragments/s" % (
+        results["fragments"], e["carmad_backlog_drain_seconds"] or "(store reused)", e["baseline_fragments_per_second"] or "(cached)"))
+    return "\n".join(lines)
 
 
 def main():
@@ -128,6 +148,7 @@ def main():
     args = parser.parse_args()
     if not args.model:
         sys.exit("give --model DIR or set CARMA_EMBEDDING_MODEL")
+    import numpy as np  # here, not at the top: the tests import this module without numpy
 
     documents, descriptions = build_corpus(args.corpus, args.fragments, args.seed)
     sets = query_sets(documents, descriptions, args.queries, args.seed if args.query_seed is None else args.query_seed)
@@ -196,7 +217,7 @@ def main():
             answers = [a for _, a in queries]
             query_vectors = embed(args.carmad, args.model, texts, args.max_tokens)
             similarity = query_vectors @ baseline["documents"].T
-            dense = [[ids[i] for i in np.argsort(-row, kind="stable")[:10]] for row in similarity]
+            dense = dense_rankings(similarity, ids)
             row = {"bm25 baseline": scores([bm25.rank(q) for q in texts], answers), "dense baseline": scores(dense, answers)}
             for mode, fusion in (("text", None), ("vector", None), ("hybrid", "weighted"), ("hybrid", "rrf")):
                 rankings, took = [], []
@@ -220,14 +241,7 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
-    print("| query set | ranking | hit@1 | hit@10 | MRR |")
-    print("|---|---|---|---|---|")
-    for name, row in results["sets"].items():
-        for label, value in row.items():
-            print("| %s | %s | %.3f | %.3f | %.3f |" % (name, label, value["hit@1"], value["hit@10"], value["mrr"]))
-    e = results["embedding"]
-    print("\n%d fragments; carmad's background embedder drained its backlog in %s s; the baseline embedded %s fragments/s" % (
-        results["fragments"], e["carmad_backlog_drain_seconds"] or "(store reused)", e["baseline_fragments_per_second"] or "(cached)"))
+    print(table(results))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ swift test --skip-build "$@"
 # (install-deps.sh --test brings PyYAML); a failing test fails this script (set -e), and pytest's
 # closing summary line is the last thing printed.
 python3 -c 'import pytest' >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check pytest
-# The evaluation scripts' pure parts and the agent-memory evaluation set (no carmad, no model).
+# The Python scripts: the evaluation scripts' pure parts, the agent-memory evaluation set and the
+# man-page corpus builder (scripts/mancorpus) on tiny inputs (no carmad, no model, no network).
 python3 -m pytest -q -p no:cacheprovider Tests/Scripts
 # `carma mcp` driven by a real MCP client (the mcp package) against live carmad processes.
 CARMA_BIN="$(swift build --show-bin-path)/carmad" python3 -m pytest -q -p no:cacheprovider Tests/MCP

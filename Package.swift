@@ -124,6 +124,14 @@ let package = Package(
         .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "FragmentCore", "FragmentStore", "CarmaTesting", "CarmaFaults"]),
         .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "FragmentStore", "CarmaTesting"]),
         .testTarget(name: "ClusterStoreTests", dependencies: ["ClusterStore", "FragmentCore"]),
+        // The backend contract in process, each test on the embedded store and on a throw-away PostgreSQL.
+        .testTarget(
+            name: "BackendTests",
+            dependencies: [
+                "FragmentCore", "FragmentStore", "ClusterStore", "DreamEngine", "CarmaTesting", "CarmaFaults", "CarmaJSON",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "CarmaMCPTests", dependencies: ["CarmaMCP", "CarmaClient", "CarmaJSON"]),
         .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaFaults", "CarmaTesting", "CarmaJSON", "CarmaText", "carmad", "carma"]),
     ],

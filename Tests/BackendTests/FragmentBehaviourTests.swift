@@ -1,0 +1,167 @@
+import CarmaJSON
+import CarmaTesting
+import FragmentCore
+import Testing
+
+/// Writes, reads, preconditions, deletes and expiry: the same calls and the same answers on both
+/// backends.
+@Suite("Fragments on both backends")
+struct FragmentBehaviourTests {
+    @Test("a fragment reads back as written: unicode content, links, tags, metadata and a client vector", arguments: Backend.allCases)
+    func roundTrip(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        #expect(s.store.kind == backend.kind)
+        let text = "Ünïcødé ✓ — 日本語のテキスト, emoji 🧠, quotes \"\\\" and\ttabs\nnew lines"
+        let metadata: JSONObject = ["n": 1.5, "nested": ["ok": true, "list": [1, "två"]], "name": "Åsa"]
+        let input = FragmentInput(content: text, links: ["other"], tags: ["lang:ja", "ümlaut"], metadata: metadata, embedding: [0.25, -0.5, 1])
+        let written = try s.put("unicode", input)
+        #expect(written.created)
+        #expect(written.fragment.status == .ok)
+
+        let read = try #require(s.served("unicode"))
+        #expect(read.fragment.version == written.fragment.version)
+        #expect(read.fragment.checksum == written.fragment.checksum)
+        #expect(read.fragment.body == written.fragment.body, "the write answers the body every later read serves")
+        #expect(read.json["id"] == "unicode")
+        #expect(read.json["content"]?.stringValue == text)
+        #expect(read.json["links"] == ["other"])
+        #expect(read.json["tags"] == ["lang:ja", "ümlaut"])
+        #expect(read.json["metadata"] == .object(metadata))
+        #expect(read.json["embedding"] == [0.25, -0.5, 1])
+        #expect(read.json["version"]?.intValue == Int(written.fragment.version))
+        #expect(read.json["size"]?.intValue == text.utf8.count)
+        #expect(read.json["status"] == "ok")
+
+        let row = try #require(s.store.row("unicode"))
+        #expect(row.status == .ok)
+        #expect(row.version == written.fragment.version)
+        #expect(row.size == text.utf8.count)
+        #expect(row.links == ["other"])
+        #expect(row.tags == ["lang:ja", "ümlaut"])
+        #expect(row.blankReason == nil && row.confidence == nil && row.expiresAt == nil)
+
+        // A second write is a new version of the same fragment: created once, updated since.
+        let replaced = try s.put("unicode", "second version")
+        #expect(!replaced.created)
+        #expect(replaced.fragment.version > written.fragment.version)
+        let again = try #require(s.served("unicode"))
+        #expect(again.json["content"] == "second version")
+        #expect(again.json["links"] == [])
+        #expect(again.json["metadata"] == [:])
+        #expect(again.json["embedding"] == nil)
+        let newRow = try #require(s.store.row("unicode"))
+        #expect(newRow.createdAt == row.createdAt)
+        #expect(newRow.updatedAt >= row.updatedAt)
+        #expect(try s.kinds("unicode") == ["created", "updated"])
+        #expect(s.isGone("never-stored"))
+        #expect(s.store.row("never-stored") == nil)
+        #expect(try s.history("never-stored") == nil)
+    }
+
+    @Test("conditional writes hold or fail with the current version; bad input is refused by field and changes nothing", arguments: Backend.allCases)
+    func preconditionsAndErrors(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        let first = try s.put("doc", "first", WritePrecondition(ifNoneMatchAny: true))
+        #expect(first.created)
+        let v1 = first.fragment.version
+
+        let exists = storeError { try s.put("doc", "again", WritePrecondition(ifNoneMatchAny: true)) }
+        #expect(exists?.code == .preconditionFailed)
+        #expect(exists?.currentVersion == v1)
+        let stale = storeError { try s.put("doc", "again", WritePrecondition(ifMatch: [v1 + 1000])) }
+        #expect(stale?.code == .preconditionFailed)
+        #expect(stale?.currentVersion == v1)
+        let absent = storeError { try s.put("nothing", "x", WritePrecondition(matchAny: true)) }
+        #expect(absent?.code == .preconditionFailed)
+        #expect(absent?.currentVersion == nil)
+        #expect(s.isGone("nothing"))
+        #expect(s.served("doc")?.json["content"] == "first")
+
+        let second = try s.put("doc", "second", WritePrecondition(ifMatch: [v1 + 1000, v1]))
+        #expect(!second.created)
+        #expect(second.fragment.version > v1)
+        #expect(try s.put("doc", "third", WritePrecondition(matchAny: true)).fragment.version > second.fragment.version)
+
+        let staleDelete = storeError { try s.delete("doc", WritePrecondition(ifMatch: [v1])) }
+        #expect(staleDelete?.code == .preconditionFailed)
+        #expect(s.served("doc")?.json["content"] == "third")
+        #expect(storeError { try s.delete("nothing") }?.code == .notFound)
+
+        // Exactly at the limit is stored; one byte over is refused, naming the field.
+        let atLimit = String(repeating: "é", count: 32768)
+        try s.put("limit", atLimit)
+        #expect(s.served("limit")?.json["content"]?.stringValue == atLimit)
+        let refusals: [(String, FragmentInput, String)] = [
+            ("over", FragmentInput(content: atLimit + "x"), "content"),
+            (".hidden", FragmentInput(content: "x"), "id"),
+            ("links", FragmentInput(content: "x", links: ["bad/link"]), "links"),
+            ("tags", FragmentInput(content: "x", tags: [""]), "tags"),
+            ("expired", FragmentInput(content: "x", expiresAt: Timestamp.now.adding(milliseconds: -1000)), "expires_at"),
+            ("vector", FragmentInput(content: "x", embedding: [.infinity]), "embedding"),
+        ]
+        for (id, input, field) in refusals {
+            let error = storeError { try s.put(id, input) }
+            #expect(error?.code == .invalid, "\(id)")
+            #expect(error?.field == field, "\(id): \(error?.message ?? "")")
+            #expect(s.isGone(id), "\(id) was stored")
+        }
+        // The first client vector fixes the dimension.
+        try s.put("three", FragmentInput(content: "three numbers", embedding: [1, 0, 0]))
+        let otherDimension = storeError { try s.put("four", FragmentInput(content: "four numbers", embedding: [1, 0, 0, 0])) }
+        #expect(otherDimension?.code == .invalid)
+        #expect(otherDimension?.field == "embedding")
+        #expect(s.isGone("four"))
+        #expect(try s.listed() == ["doc", "limit", "three"])
+    }
+
+    @Test("a deleted fragment is gone for every reader, and an id written again starts afresh", arguments: Backend.allCases)
+    func delete(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        try s.put("gone", "to be deleted", tags: ["t"])
+        try s.put("gone", "updated once", tags: ["t"])
+        try s.put("kept", "stays", tags: ["t"])
+        try s.delete("gone")
+        #expect(s.isGone("gone"))
+        #expect(s.store.row("gone") == nil)
+        #expect(try s.history("gone") == nil)
+        #expect(try s.listed() == ["kept"])
+        #expect(try s.listed(tag: "t") == ["kept"])
+        #expect(storeError { try s.delete("gone") }?.code == .notFound)
+        #expect(s.store.stats().fragments == 1)
+
+        let again = try s.put("gone", "written again", WritePrecondition(ifNoneMatchAny: true))
+        #expect(again.created)
+        #expect(s.served("gone")?.json["content"] == "written again")
+        #expect(try s.kinds("gone") == ["created"], "the history of the deleted fragment went with it")
+    }
+
+    @Test("an expired fragment is gone for every reader and may be written again as new", arguments: Backend.allCases)
+    func expiry(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        let soon = Timestamp.now.adding(milliseconds: 400)
+        try s.put("brief", FragmentInput(content: "soon gone", expiresAt: soon))
+        try s.put("stays", "kept")
+        // An import keeps an expiry already past (an export must not be refused for aging): gone at once.
+        let past = Timestamp.now.adding(milliseconds: -60_000)
+        let outcomes = try s.importFragments([
+            ImportedFragment(id: "old", version: 5, createdAt: past, updatedAt: past, payload: .exact(FragmentInput(content: "expired", expiresAt: past)))
+        ])
+        #expect(outcomes == [.imported])
+        #expect(s.isGone("old"))
+        #expect(s.store.row("old") == nil)
+
+        let served = try #require(s.served("brief"))
+        #expect(served.json["expires_at"]?.stringValue == soon.rfc3339)
+        #expect(s.store.row("brief")?.expiresAt == soon)
+        #expect(try s.listed() == ["brief", "stays"])
+
+        s.eventually("the fragment expires") { s.isGone("brief") }
+        #expect(s.store.row("brief") == nil)
+        #expect(try s.listed() == ["stays"])
+        #expect(storeError { try s.delete("brief") }?.code == .notFound)
+        let rewritten = try s.put("brief", "back again", WritePrecondition(ifNoneMatchAny: true))
+        #expect(rewritten.created)
+        #expect(s.served("brief")?.json["content"] == "back again")
+        #expect(s.served("brief")?.json["expires_at"] == nil)
+    }
+}

@@ -14,7 +14,7 @@ import Testing
 /// Closed, and its files or database removed, when the test lets go of it.
 final class BackendStore {
     let backend: Backend
-    let store: any FragmentBackend
+    private(set) var store: any FragmentBackend
     private let directory: TemporaryDirectory
     private let database: TestDatabase?
     private var engine: DreamEngine?
@@ -43,6 +43,14 @@ final class BackendStore {
         self.store.close()
         self.database?.drop()
         self.directory.remove()
+    }
+
+    /// Closes the store and opens it again on the same files or database, as a restart does.
+    func reopen() throws {
+        self.engine?.stop()
+        self.engine = nil
+        self.store.close()
+        self.store = try self.backend.open(directory: self.directory, database: self.database)
     }
 
     // MARK: Writes
@@ -141,6 +149,20 @@ final class BackendStore {
             after = page.nextAfter
         } while after != nil
         return ids
+    }
+
+    /// The repair queue once everything acknowledged is applied (the embedded store records the
+    /// blanks reads find in the background): tickets in total, and those due by `now`.
+    func queue(dueBy now: Timestamp = .now) -> (total: Int, ready: Int) {
+        self.applied()
+        return self.store.repairQueueDepth(now: now)
+    }
+
+    /// The tickets due by `now` (an hour from now: every ticket, backoff or not), most urgent first.
+    /// Cluster mode leases them to this node, which is the engine's node too.
+    func tickets(dueBy now: Timestamp = Timestamp.now.adding(milliseconds: 3_600_000)) throws -> [RepairTicket] {
+        self.applied()
+        return try self.store.readyRepairs(limit: 100, now: now)
     }
 
     /// Polls `condition` until it holds or `timeout` passes (then records an issue and returns

@@ -155,13 +155,60 @@ struct FragmentBehaviourTests {
         #expect(s.store.row("brief")?.expiresAt == soon)
         #expect(try s.listed() == ["brief", "stays"])
 
+        try s.eventually("a query finds the fragment while it lives") {
+            try s.store.query(QueryRequest(text: "soon gone", mode: .text, k: 5)).hits.contains { $0.id == "brief" }
+        }
         s.eventually("the fragment expires") { s.isGone("brief") }
         #expect(s.store.row("brief") == nil)
+        #expect(try s.history("brief") == nil)
+        #expect(try s.store.query(QueryRequest(text: "soon gone", mode: .text, k: 5)).hits.allSatisfy { $0.id != "brief" })
+        // Counted until a cycle's compaction deletes them (with a tombstone, on the embedded store).
+        let report = try s.dream()
+        #expect(report["compaction"]?["expired"] == 2, "\(report)")
+        #expect(s.store.stats().fragments == 1)
+        #expect(s.store.stats().byStatus[.ok] == 1)
         #expect(try s.listed() == ["stays"])
         #expect(storeError { try s.delete("brief") }?.code == .notFound)
         let rewritten = try s.put("brief", "back again", WritePrecondition(ifNoneMatchAny: true))
         #expect(rewritten.created)
         #expect(s.served("brief")?.json["content"] == "back again")
         #expect(s.served("brief")?.json["expires_at"] == nil)
+    }
+
+    @Test("everything acknowledged survives a reopen: fragments, blanks and their queue, histories, versions and the client vectors' dimension", arguments: Backend.allCases)
+    func reopen(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        var bodies: [String: [UInt8]] = [:]
+        for index in 0..<8 {
+            bodies["r\(index)"] = try s.put("r\(index)", "reopened note \(index) about lighthouses and tides", tags: ["r"]).fragment.body
+        }
+        bodies["vector"] = try s.put("vector", FragmentInput(content: "a note with a vector", embedding: [1, 0, 0])).fragment.body
+        bodies["r1"] = try s.put("r1", "r1, rewritten before the restart").fragment.body
+        bodies["r2"] = nil
+        try s.delete("r2")
+        try s.damage(["r3"], .lose)
+        let blank = try #require(s.blank("r3"))
+        bodies["r3"] = nil
+        let highest = try #require(s.store.row("r1")?.version)
+
+        try s.reopen()
+        for (id, body) in bodies {
+            #expect(s.served(id)?.fragment.body == body, "\(id)")
+        }
+        #expect(s.isGone("r2"))
+        let reopened = try #require(s.blank("r3"))
+        #expect(reopened.row.version == blank.row.version)
+        #expect(reopened.row.blankReason == blank.row.blankReason)
+        #expect(s.queue().total == 1)
+        #expect(try s.kinds("r1") == ["created", "updated"])
+        #expect(try s.kinds("r3") == ["created", "lost", "queued"])
+        #expect(try s.listed() == ["r0", "r1", "r3", "r4", "r5", "r6", "r7", "vector"])
+        let otherDimension = storeError { try s.put("four", FragmentInput(content: "four numbers", embedding: [1, 0, 0, 0])) }
+        #expect(otherDimension?.field == "embedding")
+        #expect(try s.put("after", "written after the restart").fragment.version > highest)
+        // The text index is loaded again (in the background) and finds the same.
+        s.indexed(9)
+        let found = try s.store.query(QueryRequest(text: "lighthouses and tides", mode: .text, k: 10))
+        #expect(found.hits.map(\.id).sorted() == ["r0", "r3", "r4", "r5", "r6", "r7"], "\(found.hits.map { ($0.id, $0.row.status) })")
     }
 }

@@ -117,4 +117,29 @@ struct ListingBehaviourTests {
         }
         s.indexed(14)
     }
+
+    @Test("what reconstruction reads around a fragment: backlinks, contents, rows and sketches", arguments: Backend.allCases)
+    func context(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        try s.put("hub", "The hub note about the harbour.", links: ["spoke1"])
+        try s.put("spoke1", "The first spoke, about crabs.", links: ["hub"])
+        try s.put("spoke2", "The second spoke, about anemones.", links: ["hub", "spoke1"])
+        s.eventually("backlinks follow the writes") { s.store.backlinks("hub").sorted() == ["spoke1", "spoke2"] }
+        #expect(Set(s.store.backlinks("spoke1")) == ["hub", "spoke2"])
+        #expect(s.store.backlinks("nobody") == [])
+        #expect(s.store.content("spoke1")?.content == "The first spoke, about crabs.")
+        #expect(s.store.content("spoke1")?.status == .ok)
+        #expect(s.store.content("nobody") == nil)
+        let rows = s.store.rows(["spoke2", "nobody", "hub"])
+        #expect(rows.map { $0?.id } == ["spoke2", nil, "hub"])
+        #expect(s.store.sketch(of: "hub")?.verbatim?.content == "The hub note about the harbour.")
+
+        try s.damage(["spoke1"], .lose)
+        #expect(s.blank("spoke1") != nil)
+        #expect(s.store.content("spoke1") == nil, "a blank has no content to offer")
+        #expect(s.store.sketch(of: "spoke1") != nil, "its sketch outlives its record")
+        try s.delete("spoke2")
+        s.eventually("a deleted fragment's links go with it") { s.store.backlinks("hub") == ["spoke1"] }
+        #expect(s.store.sketch(of: "spoke2") == nil)
+    }
 }

@@ -50,7 +50,7 @@ struct PortabilityBehaviourTests {
         #expect(events.first?.detail["version"] == 10)
         #expect(try s.kinds("c") == ["created"])
         // The imported blank waits for a repair like any other.
-        let tickets = try s.store.readyRepairs(limit: 10, now: Timestamp.now.adding(milliseconds: 3_600_000))
+        let tickets = try s.tickets()
         #expect(tickets.map(\.id) == ["c"])
         #expect(tickets.first?.priority == .background)
         #expect(try s.listed(status: .blank) == ["c"])

@@ -36,8 +36,8 @@ struct RepairBehaviourTests {
             #expect(s.blank(id)?.row.blankReason == reason)
         }
         #expect(Set(try s.listed(status: .blank)) == Set(corrupted + lost))
-        #expect(s.store.repairQueueDepth(now: .now).total == 7)
-        let tickets = try s.store.readyRepairs(limit: 100, now: .now)
+        #expect(s.queue().total == 7)
+        let tickets = try s.tickets(dueBy: .now)
         #expect(Set(tickets.map(\.id)) == Set(corrupted + lost))
         #expect(tickets.allSatisfy { $0.priority == .servedBlank && $0.attempts == 0 })
         #expect(s.store.stats().byStatus[.blank] == 7)
@@ -59,7 +59,7 @@ struct RepairBehaviourTests {
         #expect(events[3].detail["tier"] == "redundancy")
         #expect(events[3].detail["was"] == "blank")
         #expect(try s.kinds("f1") == ["created", "lost", "queued", "recovered"])
-        #expect(s.store.repairQueueDepth(now: .now).total == 0)
+        #expect(s.queue().total == 0)
         #expect(try s.listed(status: .blank) == [])
         #expect(s.store.stats().byStatus[.ok] == 30)
         #expect(s.store.blankCount == 0)
@@ -122,14 +122,14 @@ struct RepairBehaviourTests {
         #expect(events.last?.detail["confidence"]?.doubleValue != nil)
 
         // Still queued, at background priority, for an exact source.
-        #expect(s.store.repairQueueDepth(now: Timestamp.now.adding(milliseconds: 3_600_000)).total == 1)
-        let ticket = try #require(try s.store.readyRepairs(limit: 10, now: Timestamp.now.adding(milliseconds: 3_600_000)).first)
+        #expect(s.queue(dueBy: Timestamp.now.adding(milliseconds: 3_600_000)).total == 1)
+        let ticket = try #require(try s.tickets().first)
         #expect(ticket.id == "pools")
         #expect(ticket.priority == .background)
         #expect(ticket.attempts == 1)
 
         // A later cycle with still no exact source leaves it as it is, without a history line.
-        s.eventually("the retry is due") { s.store.repairQueueDepth(now: .now).ready == 1 }
+        s.eventually("the retry is due") { s.queue().ready == 1 }
         let again = try s.dream()
         #expect(again["outcomes"]?["still_reconstructed"] == 1, "\(again)")
         #expect(try s.kinds("pools") == ["created", "lost", "queued", "reconstructed"])
@@ -137,7 +137,7 @@ struct RepairBehaviourTests {
 
         // The copy comes back (a volume remounted): the next cycle recovers it exactly.
         try s.restoreRedundancy(["pools"])
-        s.eventually("the retry is due") { s.store.repairQueueDepth(now: .now).ready == 1 }
+        s.eventually("the retry is due") { s.queue().ready == 1 }
         let exact = try s.dream()
         #expect(exact["outcomes"]?["recovered"] == 1, "\(exact)")
         let recovered = try #require(s.served("pools"))
@@ -148,7 +148,7 @@ struct RepairBehaviourTests {
         #expect(final.map(\.kind) == ["created", "lost", "queued", "reconstructed", "recovered"])
         #expect(final.last?.detail["was"] == "reconstructed")
         #expect(final.last?.detail["tier"] == "redundancy")
-        #expect(s.store.repairQueueDepth(now: Timestamp.now.adding(milliseconds: 3_600_000)).total == 0)
+        #expect(s.queue(dueBy: Timestamp.now.adding(milliseconds: 3_600_000)).total == 0)
     }
 
     @Test("short notes lost in both copies come back exact from their sketch; a note with a client vector is flagged reconstructed", arguments: Backend.allCases)
@@ -219,7 +219,7 @@ struct RepairBehaviourTests {
             }
         }
 
-        s.eventually("the retry is due") { Timestamp.now > notBefore && s.store.repairQueueDepth(now: .now).ready == 1 }
+        s.eventually("the retry is due") { Timestamp.now > notBefore && s.queue().ready == 1 }
         try s.dream()
         let twice = try #require(s.blank("wordless"))
         #expect(twice.progress.attempts == 2)
@@ -227,9 +227,45 @@ struct RepairBehaviourTests {
         events = try #require(try s.history("wordless"))
         #expect(events.map(\.kind) == ["created", "lost", "queued", "repair_failed", "repair_failed"])
         #expect(events.suffix(2).map { $0.detail["attempt"] } == [1, 2])
-        let ticket = try #require(try s.store.readyRepairs(limit: 10, now: Timestamp.now.adding(milliseconds: 3_600_000)).first)
+        let ticket = try #require(try s.tickets().first)
         #expect(ticket.attempts == 2)
         #expect(ticket.lastError == twice.progress.lastError)
         #expect(s.store.stats().byStatus[.blank] == 1)
+    }
+
+    @Test("a blank written again by a client is served at once and its repair dropped; a blank deleted is never rebuilt", arguments: Backend.allCases)
+    func blankRewrittenOrDeleted(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        let first = try s.put("rewritten", "the first words of a note", tags: ["t"])
+        try s.put("deleted", "a note deleted while it is blank")
+        try s.put("kept", "an intact neighbour")
+        try s.damage(["rewritten", "deleted"], .loseBoth)
+        let blank = try #require(s.blank("rewritten"))
+        #expect(s.blank("deleted") != nil)
+        #expect(s.queue().total == 2)
+
+        // Preconditions see the blank's version.
+        let stale = storeError { try s.put("rewritten", "x", WritePrecondition(ifMatch: [first.fragment.version + 1])) }
+        #expect(stale?.code == .preconditionFailed)
+        #expect(stale?.currentVersion == blank.row.version)
+        #expect(storeError { try s.put("rewritten", "x", WritePrecondition(ifNoneMatchAny: true)) }?.code == .preconditionFailed)
+        let again = try s.put("rewritten", "the words written again", WritePrecondition(ifMatch: [blank.row.version]))
+        #expect(!again.created)
+        let served = try #require(s.served("rewritten"))
+        #expect(served.fragment.status == .ok)
+        #expect(served.json["content"] == "the words written again")
+        #expect(s.store.row("rewritten")?.blankReason == nil)
+        #expect(try s.kinds("rewritten") == ["created", "lost", "queued", "updated"])
+        try s.delete("deleted")
+        #expect(s.isGone("deleted"))
+        #expect(s.queue(dueBy: Timestamp.now.adding(milliseconds: 3_600_000)).total == 0)
+
+        let report = try s.dream()
+        #expect((report["outcomes"]?["failed"]?.intValue ?? 0) == 0, "\(report)")
+        #expect((report["outcomes"]?["reconstructed"]?.intValue ?? 0) == 0, "\(report)")
+        #expect(s.served("rewritten")?.json["content"] == "the words written again")
+        #expect(s.isGone("deleted"))
+        #expect(s.store.stats().byStatus[.blank, default: 0] == 0)
+        #expect(try s.listed() == ["kept", "rewritten"])
     }
 }

@@ -226,6 +226,17 @@ final class BackendStore {
         }
     }
 
+    /// Flips a byte of the redundancy copies of `ids` only; the served records stay intact.
+    func damageRedundancy(_ ids: [String]) throws {
+        switch self.backend {
+        case .embedded:
+            try DiskDamage(dataDirectory: self.directory.path).flip(Set(ids), in: .redundancy)
+        case .cluster:
+            try self.database!.psql(
+                "UPDATE carma_redundancy SET record = overlay(record placing '\\x20'::bytea from 1 for 1) WHERE id IN (\(Self.sqlList(ids)))")
+        }
+    }
+
     /// Puts back the redundancy copies `damage(_:.loseBoth)` destroyed (a volume that comes back).
     func restoreRedundancy(_ ids: [String]) throws {
         switch self.backend {

@@ -80,6 +80,31 @@ struct RepairBehaviourTests {
         #expect(events[2].detail["priority"] == "scrub")
     }
 
+    @Test("a damaged redundancy copy is found by the scrub and written again from the intact record, which it can later replace", arguments: Backend.allCases)
+    func redundancyRepaired(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        for index in 0..<5 { try s.put("c\(index)", "a note whose copy is damaged, number \(index)") }
+        let original = try #require(s.served("c2")).fragment.body
+        try s.damageRedundancy(["c2"])
+        #expect(s.served("c2")?.fragment.body == original, "the served record is intact")
+
+        let report = try s.dream()
+        #expect(report["outcomes"]?["redundancy_repaired"] == 1, "\(report)")
+        let events = try #require(try s.history("c2"))
+        #expect(events.map(\.kind) == ["created", "redundancy_repaired"])
+        #expect(events.last?.detail["reason"] == "checksum_mismatch")
+        #expect(events.last?.detail["detected_by"] == "scrub")
+        #expect(s.store.stats().redundancyDamageDetected == 1)
+        #expect(s.queue(dueBy: Timestamp.now.adding(milliseconds: 3_600_000)).total == 0)
+
+        // The new copy is the one that brings the record back.
+        try s.damage(["c2"], .lose)
+        #expect(s.blank("c2") != nil)
+        #expect(try s.dream()["repairs"]?["redundancy"]?["recovered"] == 1)
+        #expect(s.served("c2")?.fragment.body == original)
+        #expect(try s.kinds("c2") == ["created", "redundancy_repaired", "lost", "queued", "recovered"])
+    }
+
     @Test("record and redundancy copy both gone: a long text is rebuilt from context, flagged reconstructed with its confidence, and waits in the queue for an exact source", arguments: Backend.allCases)
     func reconstruction(_ backend: Backend) throws {
         let s = try BackendStore(backend)

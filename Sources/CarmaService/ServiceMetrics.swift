@@ -187,7 +187,23 @@ final class ServiceMetrics: DreamObserver, Sendable {
         buffer.reserveCapacity(16 << 10)
         self.registry.emit(into: &buffer)
         self.requests.emit(into: &buffer)
+        Self.emit(workers: (store.workers + [engine.worker]).map(\.statistics), into: &buffer)
         return buffer
+    }
+
+    /// The background workers' series, one per worker (a fixed set of names, so bounded).
+    static func emit(workers: [Worker.Statistics], into buffer: inout [UInt8]) {
+        var text = """
+            # HELP carma_worker_busy_seconds_total Seconds each background worker spent working.
+            # TYPE carma_worker_busy_seconds_total counter
+
+            """
+        for worker in workers { text += "carma_worker_busy_seconds_total{worker=\"\(worker.name)\"} \(worker.busySeconds)\n" }
+        text += "# HELP carma_worker_passes_total Passes in which each background worker did work.\n# TYPE carma_worker_passes_total counter\n"
+        for worker in workers { text += "carma_worker_passes_total{worker=\"\(worker.name)\"} \(worker.passes)\n" }
+        text += "# HELP carma_worker_running Whether each background worker's thread runs (1) or has ended (0).\n# TYPE carma_worker_running gauge\n"
+        for worker in workers { text += "carma_worker_running{worker=\"\(worker.name)\"} \(worker.running ? 1 : 0)\n" }
+        buffer.append(contentsOf: text.utf8)
     }
 
     /// Adds to a counter what a store total gained since the last scrape.

@@ -1,3 +1,4 @@
+import FragmentCore
 import Foundation
 import Synchronization
 
@@ -21,41 +22,28 @@ final class ChangeFollower: Sendable {
     }
 
     let position = Mutex(Position())
+    /// Wakes `wait(until:)` callers after each look at the feed.
     private let condition = NSCondition()
-    private let running = Atomic<Bool>(false)
-    private let poked = Atomic<Bool>(false)
+    /// Looks at the feed: again at once after it applied something, else every 0.2 s or when poked.
+    let worker = Worker(name: "change-feed", interval: 0.2)
 
     func start(store: ClusterStore) {
-        guard !self.running.exchange(true, ordering: .relaxed) else { return }
-        let thread = Thread { [self] in self.loop(store) }
-        thread.name = "carma-change-feed"
-        thread.start()
+        self.worker.start { [self] in
+            let applied = store.followFeed()
+            self.condition.lock()
+            self.condition.broadcast()
+            self.condition.unlock()
+            return applied ? .worked : .idle
+        }
     }
 
     func stop() {
-        self.running.store(false, ordering: .relaxed)
-        self.poke()
+        self.worker.stop()
     }
 
     /// Asks for a look at the feed now (this node just wrote).
     func poke() {
-        self.condition.lock()
-        self.poked.store(true, ordering: .relaxed)
-        self.condition.broadcast()
-        self.condition.unlock()
-    }
-
-    private func loop(_ store: ClusterStore) {
-        while self.running.load(ordering: .relaxed) {
-            let applied = store.followFeed()
-            self.condition.lock()
-            self.condition.broadcast()
-            if !applied, !self.poked.load(ordering: .relaxed) {
-                _ = self.condition.wait(until: Date().addingTimeInterval(0.2))
-            }
-            self.poked.store(false, ordering: .relaxed)
-            self.condition.unlock()
-        }
+        self.worker.wake()
     }
 
     /// Waits (up to `timeout`) until every entry up to `sequence` is applied.

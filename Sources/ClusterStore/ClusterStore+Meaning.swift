@@ -103,33 +103,20 @@ extension ClusterStore {
 /// a look every two seconds (or when this node writes) when there is none.
 final class ClusterEmbedder: Sendable {
     let computed = Atomic<Int>(0)
-    private let running = Atomic<Bool>(false)
-    private let wake = NSCondition()
+    let worker = Worker(name: "embedder", interval: 2)
 
     func start(store: ClusterStore) {
-        guard !self.running.exchange(true, ordering: .relaxed) else { return }
-        let thread = Thread { [self] in
-            while self.running.load(ordering: .relaxed) {
-                if store.embedBatch(limit: 8) == 0 {
-                    self.wake.lock()
-                    _ = self.wake.wait(until: Date().addingTimeInterval(2))
-                    self.wake.unlock()
-                }
-            }
+        self.worker.start {
+            store.embedBatch(limit: 8) == 0 ? .idle : .worked
         }
-        thread.name = "carma-embedder"
-        thread.start()
     }
 
     /// Asks for a look now (this node just wrote).
     func poke() {
-        self.wake.lock()
-        self.wake.signal()
-        self.wake.unlock()
+        self.worker.wake()
     }
 
     func stop() {
-        self.running.store(false, ordering: .relaxed)
-        self.poke()
+        self.worker.stop()
     }
 }

@@ -80,9 +80,22 @@ public final class ClusterStore: Sendable {
 
     public func close() {
         guard !self.closed.exchange(true, ordering: .relaxed) else { return }
-        self.follower.stop()
-        self.embedder.stop()
-        self.pool.drain()
+        self.shutdownOrder.run()
+    }
+
+    /// What `close` stops, in order: the change follower and the embedder (each finishes the batch
+    /// it is in), then the connection pool.
+    private var shutdownOrder: ShutdownOrder {
+        ShutdownOrder([
+            { [self] in self.follower.stop() },
+            { [self] in self.embedder.stop() },
+            { [self] in self.pool.drain() },
+        ])
+    }
+
+    /// This node's background workers, for metrics.
+    public var workers: [Worker] {
+        [self.follower.worker, self.embedder.worker]
     }
 
     // MARK: Errors

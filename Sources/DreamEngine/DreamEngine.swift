@@ -41,7 +41,8 @@ public final class DreamEngine: @unchecked Sendable {
     private var recent: [CycleReport] = []
     private var stopping = false
     private var running = false
-    private var finished = false
+    /// Runs cycles when asked or due; between them a pass waits on `condition` (at most 0.5 s).
+    public let worker = Worker(name: "dream", interval: 0)
     private var nextCycleID: Int64
     private var readyRepairs = (count: 0, checkedAt: -Double.infinity)
     /// Exact and reconstructed repairs per second, smoothed over cycles.
@@ -96,26 +97,29 @@ public final class DreamEngine: @unchecked Sendable {
 
     // MARK: Lifecycle
 
-    /// Starts the engine's thread.
+    /// Starts the engine's worker.
     public func start() {
         self.condition.lock()
-        defer { self.condition.unlock() }
-        guard !self.running else { return }
+        guard !self.running else {
+            self.condition.unlock()
+            return
+        }
         self.running = true
         self.scheduler = Scheduler(configuration: self.configuration, now: self.now())
-        let thread = Thread { [self] in self.loop() }
-        thread.name = "carma-dream"
-        thread.start()
+        self.condition.unlock()
+        self.worker.start(onStop: { [self] in self.interrupt() }) { [self] in self.pass() }
     }
 
-    /// Interrupts a running cycle at the next unit of work and waits for the thread to end.
+    /// Interrupts a running cycle at the next unit of work and waits for the worker to end.
     public func stop() {
+        self.worker.stop()
+    }
+
+    /// Asks the worker's pass to end (a cycle stops at its next unit of work; a wait ends now).
+    private func interrupt() {
         self.condition.lock()
         self.stopping = true
         self.condition.broadcast()
-        while self.running && !self.finished {
-            self.condition.wait()
-        }
         self.condition.unlock()
     }
 
@@ -125,51 +129,50 @@ public final class DreamEngine: @unchecked Sendable {
         return self.stopping
     }
 
-    private func loop() {
-        while true {
-            self.condition.lock()
-            if self.stopping {
-                self.finished = true
-                self.condition.broadcast()
-                self.condition.unlock()
-                return
-            }
-            if let report = self.pending {
-                self.pending = nil
-                self.current = report
-                self.scheduler.cycleStarted()
-                self.condition.unlock()
-                self.run(report)
-                continue
-            }
-            let now = self.now()
-            let needsReadyCheck = now - self.readyRepairs.checkedAt >= 1
+    /// One turn of the engine: a cycle asked for or due, or a short wait for one.
+    private func pass() -> Worker.Pass {
+        self.condition.lock()
+        if self.stopping {
             self.condition.unlock()
+            return .finished
+        }
+        if let report = self.pending {
+            self.pending = nil
+            self.current = report
+            self.scheduler.cycleStarted()
+            self.condition.unlock()
+            self.run(report)
+            return .worked
+        }
+        let now = self.now()
+        let needsReadyCheck = now - self.readyRepairs.checkedAt >= 1
+        self.condition.unlock()
 
-            if needsReadyCheck {
-                let ready = self.store.repairQueueDepth().ready
-                self.condition.lock()
-                self.readyRepairs = (ready, now)
-                self.condition.unlock()
-            }
-
+        if needsReadyCheck {
+            let ready = self.store.repairQueueDepth().ready
             self.condition.lock()
-            let decision = self.scheduler.decide(
-                now: now, manualRequested: false, readyRepairs: self.readyRepairs.count, idleFor: self.foreground.secondsIdle)
-            switch decision {
-            case .start(let trigger):
-                let report = CycleReport(id: self.allocateCycleID(), trigger: trigger, startedAt: .now, budget: self.configuration.defaultBudget)
-                self.current = report
-                self.scheduler.cycleStarted()
-                self.condition.unlock()
-                self.run(report)
-            case .wait(let until):
-                if !self.stopping, self.pending == nil {
-                    let seconds = max(0.01, min(until - now, 0.5))
-                    _ = self.condition.wait(until: Date().addingTimeInterval(seconds))
-                }
-                self.condition.unlock()
+            self.readyRepairs = (ready, now)
+            self.condition.unlock()
+        }
+
+        self.condition.lock()
+        let decision = self.scheduler.decide(
+            now: now, manualRequested: false, readyRepairs: self.readyRepairs.count, idleFor: self.foreground.secondsIdle)
+        switch decision {
+        case .start(let trigger):
+            let report = CycleReport(id: self.allocateCycleID(), trigger: trigger, startedAt: .now, budget: self.configuration.defaultBudget)
+            self.current = report
+            self.scheduler.cycleStarted()
+            self.condition.unlock()
+            self.run(report)
+            return .worked
+        case .wait(let until):
+            if !self.stopping, self.pending == nil {
+                let seconds = max(0.01, min(until - now, 0.5))
+                _ = self.condition.wait(until: Date().addingTimeInterval(seconds))
             }
+            self.condition.unlock()
+            return .idle
         }
     }
 

@@ -32,6 +32,8 @@ public protocol FragmentBackend: RepairStore, ContextSource {
     // MARK: State
     /// Which backend this is.
     var kind: BackendKind { get }
+    /// The backend's background workers (for metrics).
+    var workers: [Worker] { get }
     func stats() -> StoreStats
     /// Bytes held by the primary copies, the redundancy copies and the registry.
     func diskUsage() -> (primary: Int64, redundancy: Int64, registry: Int64)

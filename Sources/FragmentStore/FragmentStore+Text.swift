@@ -75,18 +75,17 @@ extension FragmentStore {
             }
             if self.configuration.encoder != nil { self.meanings.enqueue(written) }
         }
-        let thread = Thread { [self] in
+        self.textLoader.start { [self] in
             self.loadTextIndex()
             self.textReady.store(true, ordering: .relaxed)
-            guard let encoder = self.configuration.encoder else { return }
+            guard let encoder = self.configuration.encoder else { return .finished }
             let readable = self.state.withLock { $0.rows(where: { $0.status != .blank }) }
             let missing = self.text.read { index in readable.filter { !index.hasMeaning($0.id, version: $0.version) }.map(\.id) }
             self.meanings.enqueue(missing)
             self.logger.info("embedding in the background", metadata: ["embedding.model": "\(encoder.name)", "embedding.backlog": "\(missing.count)"])
             self.meanings.start { [self] id in self.embedMeaning(id, encoder: encoder) }
+            return .finished
         }
-        thread.name = "carma-text-index"
-        thread.start()
     }
 
     private func loadTextIndex() {

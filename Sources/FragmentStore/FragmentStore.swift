@@ -31,6 +31,8 @@ public final class FragmentStore: Sendable {
     let feed = IndexFeed()
     /// Fragments waiting for the built-in model.
     let meanings = MeaningWorker()
+    /// Loads the text index at start-up, then hands the fragments without a meaning to the embedder.
+    let textLoader = Worker(name: "text-loader")
     /// Whether the text index has been loaded (it loads in the background after start-up).
     let textReady = Atomic<Bool>(false)
     /// The embedding dimension of this store, fixed by the first fragment stored with one.
@@ -160,11 +162,26 @@ public final class FragmentStore: Sendable {
     /// Finishes queued writes, stops the pipeline threads and lets go of the data directory. Reads
     /// keep working; writes fail.
     public func close() {
-        self.meanings.stop()
-        self.pipeline.stop()
-        self.feed.stop()
+        self.shutdownOrder.run()
         self.registry.checkpointAndTruncate()
         self.lock.release()
+    }
+
+    /// What `close` stops, in order: the loader and the embedder (no new work for the write path),
+    /// the write path (log thread, registry apply, checkpointer: what is queued is written first),
+    /// then the indexer (it takes the last writes into the text index).
+    private var shutdownOrder: ShutdownOrder {
+        ShutdownOrder([
+            { [self] in self.textLoader.stop() },
+            { [self] in self.meanings.stop() },
+            { [self] in self.pipeline.stop() },
+            { [self] in self.feed.stop() },
+        ])
+    }
+
+    /// The store's background workers, for metrics.
+    public var workers: [Worker] {
+        [self.textLoader, self.meanings.worker, self.pipeline.applier, self.pipeline.checkpointer, self.feed.worker]
     }
 }
 

@@ -3,6 +3,11 @@ import CarmaEmbedding
 
 /// Where the store keeps its files and how much memory it may use.
 public struct StoreConfiguration: Sendable {
+    /// 256 MiB of served bodies.
+    public static let defaultCacheBytes = 256 << 20
+    /// Segments are sealed at 64 MiB.
+    public static let defaultSegmentBytes = 64 << 20
+
     /// Holds the registry (`registry.sqlite3`) and the primary log (`segments/`).
     public var dataDirectory: String
     /// Holds the redundancy log (`segments/`), a second copy of every record; meant to sit on
@@ -34,11 +39,11 @@ public struct StoreConfiguration: Sendable {
     public init(
         dataDirectory: String,
         redundancyDirectory: String? = nil,
-        cacheBytes: Int = 256 << 20,
+        cacheBytes: Int = Self.defaultCacheBytes,
         limits: FragmentLimits = FragmentLimits(),
         maxBatch: Int = 512,
         maxApplyBatch: Int = 8192,
-        segmentBytes: Int = 64 << 20,
+        segmentBytes: Int = Self.defaultSegmentBytes,
         retention: Retention = Retention(),
         encoder: SentenceEncoder? = nil
     ) {

@@ -205,20 +205,15 @@ struct ServerOptions: ParsableArguments {
             default: ServerConfiguration.defaultMaxConnections(openFileLimit: openFileLimit, threads: server.threads), in: 1...connectionCeiling)
         server.maxConnectionsPerIP = try Self.setting(self.maxConnectionsPerIP, "--max-connections-per-ip", default: server.maxConnectionsPerIP, in: 0...server.maxConnections)
 
-        let dataDirectory = self.dataDir ?? Self.env("CARMA_DATA_DIR") ?? "./carma-data"
-        var store = StoreConfiguration(dataDirectory: dataDirectory, redundancyDirectory: self.redundancyDir ?? Self.env("CARMA_REDUNDANCY_DIR"))
         var limits = FragmentLimits()
         limits.maxContentBytes = try Self.setting(self.maxContentBytes, "--max-content-bytes", default: limits.maxContentBytes, in: 1...(1 << 30))
         let defaults = Retention()
         let shared = SharedStoreSettings(
-            cacheBytes: try Self.setting(self.cacheBytes, "--cache-bytes", default: store.cacheBytes, in: 0...(1 << 40)), limits: limits,
+            cacheBytes: try Self.setting(self.cacheBytes, "--cache-bytes", default: StoreConfiguration.defaultCacheBytes, in: 0...(1 << 40)), limits: limits,
             retention: Retention(
                 eventsPerFragment: try Self.setting(self.historyEvents, "--history-events", default: defaults.eventsPerFragment, in: 1...1_000_000),
                 cycleReports: try Self.setting(self.cycleReports, "--cycle-reports", default: defaults.cycleReports, in: 1...1_000_000)))
-        store.cacheBytes = shared.cacheBytes
-        store.limits = shared.limits
-        store.retention = shared.retention
-        store.segmentBytes = try Self.setting(self.segmentBytes, "--segment-bytes", default: store.segmentBytes, in: 65536...(1 << 30))
+        let segmentBytes = try Self.setting(self.segmentBytes, "--segment-bytes", default: StoreConfiguration.defaultSegmentBytes, in: 65536...(1 << 30))
 
         let maxTokens = try Self.setting(self.embeddingMaxTokens, "--embedding-max-tokens", default: 256, in: 16...512)
         let model = (self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL")).map { ModelChoice(directory: $0, maxTokens: maxTokens) }
@@ -269,8 +264,20 @@ struct ServerOptions: ParsableArguments {
         var service = ServiceConfiguration(server: server, limits: shared.limits, dream: dream, authToken: token, protectReads: protectReads)
         service.maxResponseBytes = try Self.setting(
             self.maxResponseBytes, "--max-response-bytes", default: service.maxResponseBytes, in: (64 << 10)...(1 << 30))
-        let backend: Backend = try self.clusterConfiguration(shared: shared, dream: dream).map { .cluster($0) } ?? .embedded(store)
+        let backend: Backend = try self.clusterConfiguration(shared: shared, dream: dream).map { .cluster($0) }
+            ?? .embedded(self.embeddedConfiguration(shared: shared, segmentBytes: segmentBytes))
         return CarmadConfiguration(service: service, backend: backend, model: model)
+    }
+
+    /// The embedded store's settings: its directories, and the settings both backends share.
+    private func embeddedConfiguration(shared: SharedStoreSettings, segmentBytes: Int) -> StoreConfiguration {
+        let dataDirectory = self.dataDir ?? Self.env("CARMA_DATA_DIR") ?? "./carma-data"
+        var store = StoreConfiguration(dataDirectory: dataDirectory, redundancyDirectory: self.redundancyDir ?? Self.env("CARMA_REDUNDANCY_DIR"))
+        store.cacheBytes = shared.cacheBytes
+        store.limits = shared.limits
+        store.retention = shared.retention
+        store.segmentBytes = segmentBytes
+        return store
     }
 
     /// Cluster mode's settings, when a database URL is given (flag or environment).

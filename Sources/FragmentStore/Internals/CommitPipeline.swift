@@ -86,10 +86,13 @@ struct LogPositions: Sendable, Equatable {
 final class CommitPipeline: Sendable {
     private let intake = BlockingQueue<PipelineOperation>()
     private let applyQueue = BlockingQueue<ApplyItem>()
-    private let stoppedSignal = DispatchSemaphore(value: 0)
-    private let threadCount = Atomic<Int>(0)
+    private let logStopped = DispatchSemaphore(value: 0)
+    private let logStarted = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
-    private let checkpointSignal = DispatchSemaphore(value: 0)
+    /// Brings the registry up to date from the log thread's output.
+    let applier = Worker(name: "store-apply")
+    /// Checkpoints the registry's WAL twice a second.
+    let checkpointer = Worker(name: "store-checkpoint", interval: 0.5)
     /// Operations taken by the log thread and not yet applied (for metrics and `pending`).
     private let applying = Atomic<Int>(0)
 
@@ -101,32 +104,27 @@ final class CommitPipeline: Sendable {
                 applyQueue.put(contentsOf: items)
             }
             applyQueue.close()
-            self.stoppedSignal.signal()
+            self.logStopped.signal()
         }
+        // The log thread stays a dedicated thread: every write's latency goes through it.
         logThread.name = "carma-store-log"
-        let applyThread = Thread { [applyQueue] in
+        self.logStarted.store(true, ordering: .relaxed)
+        logThread.start()
+        self.applier.start { [applyQueue] in
             // Larger transactions write each hot B-tree page once for many rows: gather for up to
             // 50 ms, unless a listing, a repair or a flush is waiting for the apply.
-            while let items = applyQueue.takeBatch(limit: store.configuration.maxApplyBatch, gatheringFor: 0.05, isUrgent: \.isAwaited) {
-                store.applyStage(items, stopping: { self.stopped.load(ordering: .relaxed) })
-                self.applying.subtract(items.count, ordering: .relaxed)
-                store.registry.restartWALIfLarge()
+            guard let items = applyQueue.takeBatch(limit: store.configuration.maxApplyBatch, gatheringFor: 0.05, isUrgent: \.isAwaited) else {
+                return .finished
             }
-            self.stoppedSignal.signal()
+            store.applyStage(items, stopping: { self.stopped.load(ordering: .relaxed) })
+            self.applying.subtract(items.count, ordering: .relaxed)
+            store.registry.restartWALIfLarge()
+            return .worked
         }
-        applyThread.name = "carma-store-apply"
-        let checkpointThread = Thread { [self] in
-            while !self.stopped.load(ordering: .relaxed) {
-                _ = self.checkpointSignal.wait(timeout: .now() + .milliseconds(500))
-                store.registry.checkpoint()
-            }
-            self.stoppedSignal.signal()
+        self.checkpointer.start {
+            store.registry.checkpoint()
+            return .idle
         }
-        checkpointThread.name = "carma-store-checkpoint"
-        self.threadCount.store(3, ordering: .relaxed)
-        logThread.start()
-        applyThread.start()
-        checkpointThread.start()
     }
 
     /// Hands registry work straight to the apply stage (the replay at start-up).
@@ -162,14 +160,14 @@ final class CommitPipeline: Sendable {
         if !self.submit(.barrier(body)) { body() }
     }
 
-    /// Logs and applies what is queued, then stops the threads. Idempotent.
+    /// Logs and applies what is queued, then stops the threads, in this order: the log thread (it
+    /// closes the apply queue when it has logged everything), the apply worker, the checkpointer.
+    /// Idempotent.
     func stop() {
         guard !self.stopped.exchange(true, ordering: .relaxed) else { return }
-        let count = self.threadCount.load(ordering: .relaxed)
         self.intake.close()
-        self.checkpointSignal.signal()
-        for _ in 0..<count {
-            self.stoppedSignal.wait()
-        }
+        if self.logStarted.load(ordering: .relaxed) { self.logStopped.wait() }
+        self.applier.stop()
+        self.checkpointer.stop()
     }
 }

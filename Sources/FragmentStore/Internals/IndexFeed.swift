@@ -19,6 +19,7 @@ final class IndexFeed: @unchecked Sendable {
     private var submitted: UInt64 = 0
     private var applied: UInt64 = 0
     private var closed = false
+    let worker = Worker(name: "indexer")
 
     /// Hands changes over (log thread, before acknowledging them).
     func submit(_ changes: [Change]) {
@@ -54,24 +55,24 @@ final class IndexFeed: @unchecked Sendable {
     /// Starts the indexer thread: it applies each batch of changes with `apply` (under the index's
     /// write lock), then reports the upserted ids to `after`.
     func start(apply: @escaping @Sendable ([Change]) -> Void) {
-        let thread = Thread { [self] in
-            while let batch = self.take() {
-                apply(batch)
-                self.condition.lock()
-                self.applied += UInt64(batch.count)
-                self.condition.broadcast()
-                self.condition.unlock()
-            }
+        self.worker.start { [self] in
+            guard let batch = self.take() else { return .finished }
+            apply(batch)
+            self.condition.lock()
+            self.applied += UInt64(batch.count)
+            self.condition.broadcast()
+            self.condition.unlock()
+            return .worked
         }
-        thread.name = "carma-indexer"
-        thread.start()
     }
 
+    /// Closes the feed (what is queued is still applied) and waits for the indexer to end.
     func stop() {
         self.condition.lock()
         self.closed = true
         self.condition.broadcast()
         self.condition.unlock()
+        self.worker.stop()
     }
 
     private func take() -> [Change]? {

@@ -15,6 +15,7 @@ final class MeaningWorker: @unchecked Sendable {
     private var closed = false
     /// Embeddings computed since start-up.
     let embedded = Atomic<Int>(0)
+    let worker = Worker(name: "embedder")
 
     func enqueue(_ ids: some Sequence<String>) {
         self.condition.lock()
@@ -33,22 +34,22 @@ final class MeaningWorker: @unchecked Sendable {
         return self.queued.count
     }
 
-    /// Starts the worker thread; `work` embeds one fragment.
+    /// Starts the worker; `work` embeds one fragment.
     func start(work: @escaping @Sendable (String) -> Void) {
-        let thread = Thread { [self] in
-            while let id = self.next() {
-                work(id)
-            }
+        self.worker.start { [self] in
+            guard let id = self.next() else { return .finished }
+            work(id)
+            return .worked
         }
-        thread.name = "carma-embedder"
-        thread.start()
     }
 
+    /// Closes the queue (the fragment being embedded is finished) and waits for the worker to end.
     func stop() {
         self.condition.lock()
         self.closed = true
         self.condition.broadcast()
         self.condition.unlock()
+        self.worker.stop()
     }
 
     private func next() -> String? {

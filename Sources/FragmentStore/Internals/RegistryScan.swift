@@ -20,8 +20,10 @@ final class RegistryScan: @unchecked Sendable {
         self.room = DispatchSemaphore(value: chunksInFlight)
     }
 
+    private let worker = Worker(name: "index-load")
+
     func start() {
-        let thread = Thread { [self] in
+        self.worker.start { [self] in
             var chunk: [StoredRow] = []
             chunk.reserveCapacity(self.chunkSize)
             do throws(SQLiteError) {
@@ -38,9 +40,8 @@ final class RegistryScan: @unchecked Sendable {
                 self.failure = error
             }
             self.chunks.close()
+            return .finished
         }
-        thread.name = "carma-index-load"
-        thread.start()
     }
 
     private func hand(_ chunk: [StoredRow]) {

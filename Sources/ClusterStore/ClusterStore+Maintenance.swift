@@ -16,9 +16,14 @@ extension ClusterStore {
         WHERE f.id > $1 ORDER BY f.id LIMIT $2
         """)
     static let moveScrub = PGStatement("carma_scrub_move", "UPDATE carma_scrub SET cursor = $1, passes = passes + $2 WHERE name = 'payloads'")
+    /// The copy written again, and the fragment's history told so (as the embedded store tells it).
     static let rewriteRedundancy = PGStatement(
         "carma_rewrite_redundancy",
-        "INSERT INTO carma_redundancy (id, version, record) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record")
+        """
+        WITH r AS (INSERT INTO carma_redundancy (id, version, record) VALUES ($1, $2, $3)
+                   ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record)
+        INSERT INTO carma_events (id, at, kind, detail) VALUES ($1, $4, $5, $6)
+        """)
     static let claimScrubSlot = PGStatement(
         "carma_scrub_slot", "UPDATE carma_scrub SET slice_at = $1 WHERE name = 'payloads' AND slice_at < $1 RETURNING 1")
 
@@ -57,7 +62,15 @@ extension ClusterStore {
                         findings.append((row.id, .damaged(damage)))
                     } else if let damage = copy {
                         if row.status == .ok, let record = r.bytes(c + 1) {
-                            try connection.run(Self.rewriteRedundancy, [.text(row.id), .uint(row.version), .bytes(record)], deadline: deadline)
+                            let event = HistoryDetail.redundancyRepaired(version: row.version, reason: damage)
+                            try connection.run(
+                                Self.rewriteRedundancy,
+                                [
+                                    .text(row.id), .uint(row.version), .bytes(record), .int(Timestamp.now.milliseconds),
+                                    .text(EventKind.redundancyRepaired.rawValue), .text(Self.json(event)),
+                                ],
+                                deadline: deadline)
+                            try connection.run(Self.trimEvents, [.text(row.id), .int(self.configuration.retention.eventsPerFragment)], deadline: deadline)
                             findings.append((row.id, .redundancyRepaired(damage)))
                         } else {
                             findings.append((row.id, .redundancyDamaged(damage)))
@@ -76,6 +89,10 @@ extension ClusterStore {
         }
         for (row, damage) in blanks {
             _ = self.markBlank(row, reason: damage, detectedBy: .scrub, priority: .scrub)
+        }
+        for (_, finding) in findings {
+            if case .redundancyRepaired = finding { self.counters.redundancyDamage.add(1, ordering: .relaxed) }
+            if case .redundancyDamaged = finding { self.counters.redundancyDamage.add(1, ordering: .relaxed) }
         }
         return ScrubSlice(scrubbed: verified, findings: findings, passCompleted: wrapped)
     }

@@ -89,7 +89,7 @@ struct RepairBehaviourTests {
         #expect(s.served("c2")?.fragment.body == original, "the served record is intact")
 
         let report = try s.dream()
-        #expect(report["outcomes"]?["redundancy_repaired"] == 1, "\(report)")
+        #expect(report["detected"]?["redundancy_corrupt"] == 1, "\(report)")
         let events = try #require(try s.history("c2"))
         #expect(events.map(\.kind) == ["created", "redundancy_repaired"])
         #expect(events.last?.detail["reason"] == "checksum_mismatch")

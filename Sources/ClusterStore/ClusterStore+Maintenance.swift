@@ -35,10 +35,13 @@ extension ClusterStore {
         return rows?.count == 1
     }
 
-    /// Verifies the next `limit` fragments in id order (one node at a time holds the shared cursor;
-    /// another finds it locked and scrubs nothing). A damaged record turns its fragment blank and
-    /// queued; a damaged redundancy copy is written again from an intact primary.
+    /// Verifies the next `limit` records in id order: both of a fragment's (its row in
+    /// `carma_payloads` and its copy in `carma_redundancy`) at once, so `limit / 2` fragments, counted
+    /// as the embedded store counts them and as the engine's budget and progress expect (one shared
+    /// cursor: another node finds it locked and scrubs nothing). A damaged record turns its fragment
+    /// blank and queued; a damaged redundancy copy is written again from an intact primary.
     public func scrub(limit: Int) -> ScrubSlice {
+        let fragments = max(1, (limit + 1) / 2)
         var findings: [(id: String, finding: ScrubFinding)] = []
         var blanks: [(FragmentRow, BlankReason)] = []
         var verified = 0
@@ -46,10 +49,10 @@ extension ClusterStore {
         do {
             try self.pool.transaction { connection, deadline throws(PGError) in
                 guard let cursor = try connection.run(Self.lockScrub, [], deadline: deadline).first?.string(0) else { return }
-                let rows = try connection.run(Self.scrubRows, [.text(cursor), .int(limit)], deadline: deadline)
+                let rows = try connection.run(Self.scrubRows, [.text(cursor), .int(fragments)], deadline: deadline)
                 for r in rows.all {
                     guard let row = Self.row(r) else { continue }
-                    verified += 1
+                    verified += 2
                     guard row.status != .blank else {
                         findings.append((row.id, .skipped))
                         continue
@@ -79,7 +82,7 @@ extension ClusterStore {
                         findings.append((row.id, .intact))
                     }
                 }
-                wrapped = rows.count < limit
+                wrapped = rows.count < fragments
                 let next = wrapped ? "" : (rows.all.last?.string(0) ?? "")
                 try connection.run(Self.moveScrub, [.text(next), .int(wrapped ? 1 : 0)], deadline: deadline)
             }

@@ -36,17 +36,18 @@ enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     static let limits = FragmentLimits(maxContentBytes: 65536)
     static let logger = Logger(label: "carma.backend-tests")
 
-    /// Opens a store on this backend, in `directory` or on `database`.
-    func open(directory: TemporaryDirectory, database: TestDatabase?) throws -> any FragmentBackend {
+    /// Opens a store on this backend, in `directory` or on `database`, keeping `retention`.
+    func open(directory: TemporaryDirectory, database: TestDatabase?, retention: Retention = Retention()) throws -> any FragmentBackend {
         switch self {
         case .embedded:
             return try FragmentStore(
-                configuration: StoreConfiguration(dataDirectory: directory.path, cacheBytes: 0, limits: Self.limits), logger: Self.logger)
+                configuration: StoreConfiguration(dataDirectory: directory.path, cacheBytes: 0, limits: Self.limits, retention: retention), logger: Self.logger)
         case .cluster:
             // Four connections: tests run in parallel, each on its own database of one server.
             return try ClusterStore(
                 configuration: ClusterConfiguration(
-                    databaseURL: database!.url, poolSize: 4, timeout: .seconds(10), nodeName: "test-node", cacheBytes: 0, limits: Self.limits),
+                    databaseURL: database!.url, poolSize: 4, timeout: .seconds(10), nodeName: "test-node", cacheBytes: 0, limits: Self.limits,
+                    retention: retention),
                 logger: Self.logger)
         }
     }

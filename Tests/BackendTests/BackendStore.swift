@@ -17,6 +17,7 @@ final class BackendStore {
     private(set) var store: any FragmentBackend
     private let directory: TemporaryDirectory
     private let database: TestDatabase?
+    private let retention: Retention
     private var engine: DreamEngine?
     /// Redundancy records zeroed by `damage(_:.loseBoth)` on the embedded store, to put back.
     private var zeroedRedundancy: [String: DiskDamage.Saved] = [:]
@@ -26,12 +27,13 @@ final class BackendStore {
     static let dreamConfiguration = DreamConfiguration(
         baseInterval: 1e6, maxInterval: 1e6, idleDelay: 1e9, dutyCycle: 1, foregroundBackoff: 0, retryBase: 0.5)
 
-    init(_ backend: Backend) throws {
+    init(_ backend: Backend, retention: Retention = Retention()) throws {
         self.backend = backend
+        self.retention = retention
         self.directory = TemporaryDirectory("backend-\(backend)")
         do {
             self.database = backend == .cluster ? try SharedPostgres.createDatabase() : nil
-            self.store = try backend.open(directory: self.directory, database: self.database)
+            self.store = try backend.open(directory: self.directory, database: self.database, retention: retention)
         } catch {
             self.directory.remove()
             throw error
@@ -50,7 +52,7 @@ final class BackendStore {
         self.engine?.stop()
         self.engine = nil
         self.store.close()
-        self.store = try self.backend.open(directory: self.directory, database: self.database)
+        self.store = try self.backend.open(directory: self.directory, database: self.database, retention: self.retention)
     }
 
     // MARK: Writes

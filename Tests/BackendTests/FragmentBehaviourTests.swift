@@ -1,6 +1,8 @@
 import CarmaJSON
 import CarmaTesting
 import FragmentCore
+import Dispatch
+import Synchronization
 import Testing
 
 /// Writes, reads, preconditions, deletes and expiry: the same calls and the same answers on both
@@ -86,6 +88,7 @@ struct FragmentBehaviourTests {
         #expect(staleDelete?.code == .preconditionFailed)
         #expect(s.served("doc")?.json["content"] == "third")
         #expect(storeError { try s.delete("nothing") }?.code == .notFound)
+        #expect(storeError { try s.delete("nothing", WritePrecondition(matchAny: true)) }?.code == .notFound)
 
         // Exactly at the limit is stored; one byte over is refused, naming the field.
         let atLimit = String(repeating: "é", count: 32768)
@@ -210,5 +213,44 @@ struct FragmentBehaviourTests {
         s.indexed(9)
         let found = try s.store.query(QueryRequest(text: "lighthouses and tides", mode: .text, k: 10))
         #expect(found.hits.map(\.id).sorted() == ["r0", "r3", "r4", "r5", "r6", "r7"], "\(found.hits.map { ($0.id, $0.row.status) })")
+    }
+
+    @Test("many writers and readers on the same ids at once: every read whole, versions only go up, the last write wins", arguments: Backend.allCases)
+    func concurrentWriters(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        let store = s.store
+        let ids = (0..<4).map { "shared\($0)" }
+        let failures = Mutex<[String]>([])
+        let lastWritten = Mutex<[String: UInt64]>([:])
+        DispatchQueue.concurrentPerform(iterations: 6) { worker in
+            var seen: [String: UInt64] = [:]
+            for round in 0..<40 {
+                let id = ids[(worker + round) % ids.count]
+                if worker % 2 == 0 {
+                    let done = DispatchSemaphore(value: 0)
+                    store.put(id, FragmentInput(content: "\(id) by \(worker) round \(round)"), precondition: .none) { result in
+                        switch result {
+                        case .success(let outcome): lastWritten.withLock { $0[id] = max($0[id] ?? 0, outcome.fragment.version) }
+                        case .failure(let error): failures.withLock { $0.append("put \(id): \(error)") }
+                        }
+                        done.signal()
+                    }
+                    done.wait()
+                } else {
+                    guard case .fragment(let fragment) = store.read(id) else { continue }
+                    let json = try? JSONParser.parse(fragment.body)
+                    if json?["content"]?.stringValue?.hasPrefix("\(id) by ") != true { failures.withLock { $0.append("torn read of \(id)") } }
+                    if json?["version"]?.intValue != Int(fragment.version) { failures.withLock { $0.append("\(id): body and version differ") } }
+                    if fragment.version < seen[id, default: 0] { failures.withLock { $0.append("\(id) went back to version \(fragment.version)") } }
+                    seen[id] = fragment.version
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        for id in ids {
+            #expect(s.served(id)?.fragment.version == lastWritten.withLock { $0[id] }, "\(id): the newest acknowledged version is served")
+            // Three writers, each writing every id ten times.
+            #expect(try s.kinds(id) == ["created"] + Array(repeating: "updated", count: 29), "\(id)")
+        }
     }
 }

@@ -48,6 +48,11 @@ struct ListingBehaviourTests {
         #expect(stats.damageDetected[backend.reason(for: .lose)] == 2)
         #expect(s.store.blankCount == 2)
         #expect(s.store.fragmentCount == 26)
+        let usage = s.store.diskUsage()
+        #expect(usage.primary > 0 && usage.redundancy > 0 && usage.registry > 0, "\(usage)")
+        #expect(s.store.backendAvailable)
+        #expect(s.store.backendFailures == 0)
+        #expect(!s.store.location.isEmpty)
     }
 
     @Test("a history says created, then updated, with each version and size", arguments: Backend.allCases)
@@ -62,6 +67,20 @@ struct ListingBehaviourTests {
         #expect(events.allSatisfy { $0.id == "note" })
         #expect(events[0].sequence < events[1].sequence)
         #expect(events[0].at <= events[1].at)
+    }
+
+    @Test("a history keeps the newest lines of each fragment, as many as the retention says", arguments: Backend.allCases)
+    func historyRetention(_ backend: Backend) throws {
+        let s = try BackendStore(backend, retention: Retention(eventsPerFragment: 3))
+        var versions: [Int] = []
+        for round in 0..<6 { versions.append(Int(try s.put("busy", "round \(round)").fragment.version)) }
+        try s.put("quiet", "written once")
+        let events = try #require(try s.history("busy"))
+        #expect(events.map(\.kind) == ["updated", "updated", "updated"])
+        #expect(events.map { $0.detail["version"]?.intValue } == versions.suffix(3).map { $0 })
+        #expect(try s.kinds("quiet") == ["created"])
+        // A limit asks for the newest lines only.
+        #expect(try s.store.history("busy", limit: 1)?.map { $0.detail["version"]?.intValue } == [versions.last])
     }
 
     @Test("a query by text, by client vector, by tag and status finds what was just written", arguments: Backend.allCases)

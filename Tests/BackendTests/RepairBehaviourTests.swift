@@ -40,6 +40,7 @@ struct RepairBehaviourTests {
         let tickets = try s.tickets(dueBy: .now)
         #expect(Set(tickets.map(\.id)) == Set(corrupted + lost))
         #expect(tickets.allSatisfy { $0.priority == .servedBlank && $0.attempts == 0 })
+        #expect(tickets.allSatisfy { $0.reason == "read: \(backend.reason(for: corrupted.contains($0.id) ? .corrupt : .lose).rawValue)" }, "\(tickets.map(\.reason))")
         #expect(s.store.stats().byStatus[.blank] == 7)
 
         let report = try s.dream()
@@ -73,6 +74,8 @@ struct RepairBehaviourTests {
         try s.damage(["s4"], .corrupt)
         let report = try s.dream()
         #expect(report["outcomes"]?["recovered"] == 1, "\(report)")
+        #expect(report["scrubbed"] == 20, "both records of each of the ten fragments")
+        #expect(report["detected"]?["checksum_mismatch"] == 1)
         #expect(s.served("s4")?.fragment.body == original)
         let events = try #require(try s.history("s4"))
         #expect(events.map(\.kind) == ["created", "lost", "queued", "recovered"])
@@ -292,5 +295,27 @@ struct RepairBehaviourTests {
         #expect(s.isGone("deleted"))
         #expect(s.store.stats().byStatus[.blank, default: 0] == 0)
         #expect(try s.listed() == ["kept", "rewritten"])
+    }
+
+    @Test("each cycle's report is kept, newest first, within the retention; cycle ids go on after a reopen", arguments: Backend.allCases)
+    func cycleReports(_ backend: Backend) throws {
+        let s = try BackendStore(backend, retention: Retention(cycleReports: 2))
+        try s.put("a", "a note to scrub")
+        var ids: [Int] = []
+        for _ in 0..<3 { ids.append(try #require(try s.dream()["id"]?.intValue)) }
+        #expect(ids == ids.sorted() && Set(ids).count == 3)
+        #expect(s.store.lastCycleID() == Int64(ids[2]))
+        let stored = try #require(s.store.cycleReport(Int64(ids[2])))
+        #expect(stored["id"]?.intValue == ids[2])
+        #expect(stored["state"] == "finished")
+        #expect(stored["trigger"] == "manual")
+        #expect(stored["finished_at"]?.stringValue != nil)
+        #expect(stored["scrubbed"]?.intValue == 2, "the fragment's record and its redundancy copy")
+        #expect(s.store.recentCycleReports(limit: 10).compactMap { $0["id"]?.intValue } == [ids[2], ids[1]])
+        #expect(s.store.recentCycleReports(limit: 1).compactMap { $0["id"]?.intValue } == [ids[2]])
+        #expect(s.store.cycleReport(Int64(ids[0])) == nil)
+        #expect(s.store.unfinishedCycleReports().isEmpty)
+        try s.reopen()
+        #expect(try #require(try s.dream()["id"]?.intValue) > ids[2])
     }
 }

@@ -172,6 +172,9 @@ struct FragmentBehaviourTests {
         #expect(s.store.stats().byStatus[.ok] == 1)
         #expect(try s.listed() == ["stays"])
         #expect(storeError { try s.delete("brief") }?.code == .notFound)
+        let expiredMatch = storeError { try s.put("brief", "x", WritePrecondition(matchAny: true)) }
+        #expect(expiredMatch?.code == .preconditionFailed)
+        #expect(expiredMatch?.currentVersion == nil, "an expired fragment has no current version")
         let rewritten = try s.put("brief", "back again", WritePrecondition(ifNoneMatchAny: true))
         #expect(rewritten.created)
         #expect(s.served("brief")?.json["content"] == "back again")

@@ -98,6 +98,22 @@ struct PortabilityBehaviourTests {
         #expect(s.blank("a")?.row.blankReason == .checksumMismatch)
     }
 
+    @Test("an import keeps to the store's client-vector dimension, as a write does", arguments: Backend.allCases)
+    func importVectors(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        try s.put("three", FragmentInput(content: "three numbers", embedding: [1, 0, 0]))
+        let t = Self.past
+        let two = ImportedFragment(id: "two", version: 50, createdAt: t, updatedAt: t, payload: .exact(FragmentInput(content: "two numbers", embedding: [0, 1])))
+        let refused = storeError { _ = try s.importFragments([two]) }
+        #expect(refused?.code == .invalid)
+        #expect(refused?.field == "embedding")
+        #expect(s.isGone("two"))
+        var three = two
+        three.payload = .exact(FragmentInput(content: "three numbers too", embedding: [0, 1, 0]))
+        #expect(try s.importFragments([three]) == [.imported])
+        #expect(s.served("two")?.json["embedding"] == [0, 1, 0])
+    }
+
     @Test("a snapshot holds every live fragment in id order, as it was when taken: bodies, reconstructions and blanks", arguments: Backend.allCases)
     func snapshot(_ backend: Backend) throws {
         let s = try BackendStore(backend)

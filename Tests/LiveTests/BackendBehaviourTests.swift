@@ -78,6 +78,10 @@ struct BackendBehaviourTests {
             cursor = page["next_cursor"]?.stringValue
         } while cursor != nil
         #expect(seen == (0..<12).map { String(format: "item%02d", $0) })
+        // A query waits until the text index holds every acknowledged write (in cluster mode it
+        // follows the change feed); context read after it sees the new link.
+        let first = try api.request("POST", "/query", json: ["text": "who keeps a log of ships", "k": 3]).json()
+        #expect(first["results"]?.arrayValue?.first?["id"] == "lighthouse")
         let context = try api.json("/fragments/item00/context")
         #expect(context["backlinks"]?.arrayValue?.contains { $0["id"] == "lighthouse" } == true)
 

@@ -30,6 +30,8 @@ public final class FragmentStore: Sendable {
     let feed = IndexFeed()
     /// Fragments waiting for the built-in model.
     let meanings = MeaningWorker()
+    /// Builds the text index's vector graphs in the background (FragmentStore+Neighbours.swift).
+    let neighbourBuilder: NeighbourBuilder
     /// Whether the text index has been loaded (it loads in the background after start-up).
     let textReady = Atomic<Bool>(false)
     /// The embedding dimension of this store, fixed by the first fragment stored with one.
@@ -46,7 +48,8 @@ public final class FragmentStore: Sendable {
     public init(configuration: StoreConfiguration, logger: Logger) throws(StoreError) {
         self.configuration = configuration
         self.logger = logger
-        self.text = ReadWriteLock(TextIndex(meaningDimensions: configuration.encoder?.dimensions ?? 0))
+        self.text = ReadWriteLock(TextIndex(meaningDimensions: configuration.encoder?.dimensions ?? 0, neighbours: Self.neighbours(configuration)))
+        self.neighbourBuilder = NeighbourBuilder { message, metadata in logger.info("\(message)", metadata: metadata.mapValues { .string($0) }) }
         do {
             try FileSystem.makeDirectory(configuration.dataDirectory)
             self.lock = try DirectoryLock(path: configuration.lockPath)
@@ -113,6 +116,7 @@ public final class FragmentStore: Sendable {
         // The registry catches up on the replayed records behind the start, before any new write.
         self.pipeline.enqueueApply(replayWork)
         self.startIndexing()
+        self.neighbourBuilder.start(self.text) { [self] in self.textReady.load(ordering: .relaxed) }
     }
 
     /// Far above anything a store reaches (2^62), far below where the counter would wrap.
@@ -163,6 +167,8 @@ public final class FragmentStore: Sendable {
     /// keep working; writes fail.
     public func close() {
         self.meanings.stop()
+        self.neighbourBuilder.stop()
+        self.neighbourBuilder.save(self.text)
         self.pipeline.stop()
         self.feed.stop()
         self.registry.checkpointAndTruncate()

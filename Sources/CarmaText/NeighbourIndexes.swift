@@ -30,13 +30,13 @@ public struct NeighbourSearchConfiguration: Sendable, Equatable {
     ///   - parameters: Default M 16, efConstruction 100.
     ///   - efSearch: Default 128: recall@10 ≥ 0.95 at 1,000,000 vectors (bench/vector-1m.sh).
     ///   - budgetShare: Default 0.05 (50,000 distances at 1,000,000 vectors).
-    ///   - minimumBudget: Default 20,000.
+    ///   - minimumBudget: Default 10,000.
     ///   - buildThreads: Default 1, so that a build leaves the other core to queries.
     ///   - rebuildRemovedShare: Default 0.25.
     ///   - directory: Default nil.
     public init(
         minimumVectors: Int = 20_000, parameters: VectorIndex.Parameters = VectorIndex.Parameters(), efSearch: Int = 128,
-        budgetShare: Double = 0.05, minimumBudget: Int = 20_000, buildThreads: Int = 1, rebuildRemovedShare: Double = 0.25,
+        budgetShare: Double = 0.05, minimumBudget: Int = 10_000, buildThreads: Int = 1, rebuildRemovedShare: Double = 0.25,
         directory: String? = nil
     ) {
         self.minimumVectors = max(0, minimumVectors)

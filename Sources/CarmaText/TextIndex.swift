@@ -428,7 +428,9 @@ public struct TextIndex: Sendable {
     func accepts(_ slot: Int, _ filter: Filter) -> Bool {
         let id = self.ids[slot]
         if !filter.excluded.isEmpty, filter.excluded.contains(id) { return false }
-        if !filter.tags.isEmpty, !filter.tags.isSubset(of: self.tags[slot]) { return false }
+        // Not `isSubset(of:)`, which makes a set of the fragment's tags at each call: the graph's
+        // search asks this of every candidate it meets.
+        if !filter.tags.isEmpty, !filter.tags.allSatisfy(self.tags[slot].contains) { return false }
         if !filter.metadata.isEmpty, !filter.metadata.allSatisfy(self.metadata[slot].contains) { return false }
         return filter.custom?(id) ?? true
     }

@@ -28,6 +28,8 @@ public protocol FragmentBackend: RepairStore, ContextSource {
     var textIndexSize: (fragments: Int, terms: Int, meanings: Int) { get }
     var encoder: SentenceEncoder? { get }
     var meaningStatus: MeaningStatus { get }
+    /// What answers vector queries, per kind of vector (empty: always the exact scan).
+    var vectorIndexStatus: [NeighbourStatus] { get }
 
     // MARK: State
     func stats() -> StoreStats

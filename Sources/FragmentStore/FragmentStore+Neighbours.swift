@@ -6,6 +6,11 @@ import CarmaText
 
 extension ReadWriteLock: TextIndexLock where Value == TextIndex {}
 
+extension FragmentBackend {
+    /// A backend without graphs (cluster mode, docs/decisions.md): every vector query scans.
+    public var vectorIndexStatus: [NeighbourStatus] { [] }
+}
+
 extension FragmentStore {
     /// The graphs for the text index, kept in `<data-dir>/vectors` between runs; nil when turned off.
     static func neighbours(_ configuration: StoreConfiguration) -> NeighbourIndexes? {

@@ -4,34 +4,44 @@ import CarmaText
 /// the same ones):
 ///
 /// - first, the model's embeddings of a sample of real texts (`real`), if a model was given;
-/// - then planted neighbours: `queriesPerSet` groups of 10 vectors around a random direction
-///   (cosine about 0.85 to it); each group's query is that direction moved a little, so its true
-///   neighbours are known to be close and the rest far;
-/// - the rest clustered as sentence embeddings are: 20,000 topics (one per 50 vectors), every topic
-///   direction sharing a common component (unrelated embeddings of one model have a cosine of about
-///   0.1 to 0.2, not 0), members scattered about their topic (cosine about 0.5 to each other). A
-///   clustered query is a member moved a little: its neighbours are found by the exact scan, not assumed.
+/// - the rest clustered as sentence embeddings are: 20,000 topics (one per 50 vectors), members
+///   scattered about their topic (cosine about 0.55 to each other). With the model's sample, each
+///   topic is one of its real embeddings moved by 0.8 (so the synthetic vectors fill the model's own
+///   region of the space, around the real ones, and the sample is no island); without, topics are
+///   random directions sharing a common component (unrelated embeddings of one model have a cosine
+///   of about 0.1 to 0.2, not 0). A clustered query is a member moved a little: its neighbours are
+///   found by the exact scan, not assumed;
+/// - among them, planted neighbours: `queriesPerSet` groups of 10 vectors close around a point of
+///   some topic (cosine about 0.94 to it, where the topic's other members are about 0.55 away);
+///   each group's query is that point moved a little, so its 10 nearest are known.
+///
+/// Random vectors scattered over the whole sphere with planted groups among them would make each
+/// group an island that no path of the graph leads to (everything else is equally far): no
+/// embedding model's output looks like that, and a graph index finds such islands only by luck.
 ///
 /// Tags: every 10th fragment "p10", every 100th "p1", every 1,000th "p01", for filtered queries.
 struct SyntheticVectors {
     let dimensions: Int
     let count: Int
     let queriesPerSet: Int
-    var real: [[Int8]] = []
+    let real: [[Int8]]
     private var topics: [[Float]] = []
     private let common: [Float]
 
-    init(dimensions: Int, count: Int, queriesPerSet: Int) {
+    init(dimensions: Int, count: Int, queriesPerSet: Int, real: [[Int8]]) {
         self.dimensions = dimensions
         self.count = count
         self.queriesPerSet = queriesPerSet
+        self.real = real
         var random = Random(seed: 0xC0FFEE)
         self.common = Self.unit((0..<dimensions).map { _ in random.gaussian() })
         let topicCount = max(1, count / 50)
-        self.topics = (0..<topicCount).map { topic in
+        let anchors = real.map(TextIndex.unit)
+        self.topics = (0..<topicCount).map { [common] topic in
             var random = Random(seed: 0x7091C000 &+ UInt64(topic))
+            if !anchors.isEmpty { return Self.moved(anchors[topic % anchors.count], by: 0.8, &random) }
             let own = Self.unit((0..<dimensions).map { _ in random.gaussian() })
-            return Self.unit(zip(own, self.common).map { $0 + 0.4 * $1 })
+            return Self.unit(zip(own, common).map { $0 + 0.4 * $1 })
         }
     }
 
@@ -46,9 +56,9 @@ struct SyntheticVectors {
         var random = Random(seed: 0x5EED0000 &+ UInt64(n))
         let float: [Float]
         if n < self.clusteredStart {
-            // Planted: its group's direction, moved by 0.6 of its length (cosine about 0.85).
+            // Planted: its group's point, moved by 0.35 (cosine about 0.94).
             let centre = self.plantedCentre((n - self.plantedStart) / 10)
-            float = Self.moved(centre, by: 0.6, &random)
+            float = Self.moved(centre, by: 0.35, &random)
         } else {
             let topic = self.topics[Int(UInt64(n).multipliedFullWidth(by: 0x9E37_79B9_7F4A_7C15).low % UInt64(self.topics.count))]
             float = Self.moved(topic, by: 0.9, &random)
@@ -56,15 +66,16 @@ struct SyntheticVectors {
         return (TextIndex.quantize(float), float)
     }
 
+    /// A point of a topic, as a member would be.
     func plantedCentre(_ group: Int) -> [Float] {
         var random = Random(seed: 0xCE17_0000 &+ UInt64(group))
-        return Self.unit((0..<self.dimensions).map { _ in random.gaussian() })
+        return Self.moved(self.topics[(group &* 7919) % self.topics.count], by: 0.9, &random)
     }
 
     var plantedQueries: [[Int8]] {
         (0..<self.queriesPerSet).map { group in
             var random = Random(seed: 0x9E_0000 &+ UInt64(group))
-            return TextIndex.quantize(Self.moved(self.plantedCentre(group), by: 0.3, &random))
+            return TextIndex.quantize(Self.moved(self.plantedCentre(group), by: 0.2, &random))
         }
     }
 
@@ -78,8 +89,6 @@ struct SyntheticVectors {
     }
 
     var clusteredQueries: [[Int8]] { self.clusteredFloatQueries.map(TextIndex.quantize) }
-
-    mutating func rewind() {}
 
     private static let tagSets: [[String]] = [[], ["p10"], ["p10", "p1"], ["p10", "p1", "p01"]]
 

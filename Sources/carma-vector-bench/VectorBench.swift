@@ -39,17 +39,18 @@ struct VectorBench: ParsableCommand {
         let rssStart = Self.rssMiB()
 
         // The data: real embeddings of a sample, planted neighbours, clustered vectors for the rest.
-        var data = SyntheticVectors(dimensions: self.dimensions, count: self.count, queriesPerSet: self.queries)
+        var real: [[Int8]] = []
         var modelQueries: [[Int8]] = []
         if let directory = self.model {
             let encoder = try SentenceEncoder(directory: directory, maxTokens: 128)
             let texts = try self.corpus.flatMap { try Self.lines($0, field: "content") }
             let asked = try self.questions.flatMap { try Self.lines($0, field: "question") }
             let started = ContinuousClock.now
-            data.real = texts.map { TextIndex.quantize(encoder.embed($0)) }
+            real = texts.map { TextIndex.quantize(encoder.embed($0)) }
             modelQueries = asked.map { TextIndex.quantize(encoder.embed($0)) }
             log("embedded \(texts.count) texts and \(asked.count) questions in \(Self.seconds(since: started)) s")
         }
+        let data = SyntheticVectors(dimensions: self.dimensions, count: self.count, queriesPerSet: self.queries, real: real)
         figures["model_vectors"] = .number(Double(data.real.count))
 
         let search = NeighbourSearchConfiguration(
@@ -57,7 +58,7 @@ struct VectorBench: ParsableCommand {
             buildThreads: self.threads, directory: self.work)
         var index: LockedIndex? = LockedIndex(self.dimensions, search)
         var started = ContinuousClock.now
-        Self.fill(index!, &data, client: self.client)
+        Self.fill(index!, data, client: self.client)
         log("filled the text index with \(self.count) fragments in \(Self.seconds(since: started)) s")
         let rssFilled = Self.rssMiB()
         figures["rss_mib_text_index"] = .number(Double(rssFilled - rssStart))
@@ -95,7 +96,7 @@ struct VectorBench: ParsableCommand {
         figures["build_seconds"] = .number(buildSeconds)
         figures["graph_memory_mib"] = .number(Double(status[0].memoryBytes >> 20))
         figures["rss_mib_graph"] = .number(Double(rssBuilt - rssFilled))
-        log("built in \(buildSeconds) s: \(status)")
+        log("built in \(buildSeconds) s, graph \(status[0].memoryBytes >> 20) MiB, RSS +\(rssBuilt - rssFilled) MiB")
 
         // Recall@10 and latency through the graph, at each beam width.
         var approximate: [String: JSONValue] = [:]
@@ -124,7 +125,7 @@ struct VectorBench: ParsableCommand {
         }
         figures["approximate"] = object(approximate)
         figures["filtered"] = object(filtered)
-        log("filtered (ef \(self.defaultEf)): \(filtered)")
+        log("filtered (ef \(self.defaultEf)): \(filtered.mapValues { "recall \($0["recall_at_10"]!.doubleValue!), p50 \($0["p50_ms"]!.doubleValue!) ms" })")
 
         if self.client {
             let (answers, times) = Self.runClient(index!, data.clusteredFloatQueries, exact: true)
@@ -149,14 +150,13 @@ struct VectorBench: ParsableCommand {
         started = ContinuousClock.now
         let loaded = try VectorIndex.load(path: path, dimensions: self.dimensions)
         figures["load_seconds"] = .number(Self.seconds(since: started))
-        log("saved graph: \(fileBytes >> 20) MiB; loaded (checked) in \(figures["load_seconds"]!) s, \(loaded.count) vectors")
+        log("saved graph: \(fileBytes >> 20) MiB; loaded (checked) in \(figures["load_seconds"]!.doubleValue!) s, \(loaded.count) vectors")
 
         // A restart: a new text index with the same fragments reads the saved graph and checks it
         // against them instead of building.
         index = nil
-        data.rewind()
         let restarted = LockedIndex(self.dimensions, search)
-        Self.fill(restarted, &data, client: false)
+        Self.fill(restarted, data, client: false)
         started = ContinuousClock.now
         NeighbourBuilder().buildDue(restarted)
         figures["restart_graph_seconds"] = .number(Self.seconds(since: started))
@@ -164,7 +164,7 @@ struct VectorBench: ParsableCommand {
         figures["restart_loaded_from_file"] = .bool(again.loadedFromFile)
         let (answers, _) = Self.run(restarted, data.plantedQueries, filter: .none)
         figures["restart_recall_at_10_planted"] = .number(Self.recall(answers, truth["planted"]!))
-        log("restart: the graph serving after \(figures["restart_graph_seconds"]!) s (from file: \(again.loadedFromFile))")
+        log("restart: the graph serving after \(figures["restart_graph_seconds"]!.doubleValue!) s (from file: \(again.loadedFromFile))")
 
         let json = object(figures)
         let text = String(decoding: json.bytes, as: UTF8.self)
@@ -215,7 +215,7 @@ struct VectorBench: ParsableCommand {
         return ["p50_ms": at(0.5), "p99_ms": at(0.99), "queries": .number(Double(times.count))]
     }
 
-    static func fill(_ index: LockedIndex, _ data: inout SyntheticVectors, client: Bool) {
+    static func fill(_ index: LockedIndex, _ data: SyntheticVectors, client: Bool) {
         let sketch = Sketch(terms: [], vector: [Int8](repeating: 0, count: Sketch.dimensions), words: 0, bytes: 0)
         var batch: [(TextIndex.Document, [Int8])] = []
         batch.reserveCapacity(8192)

@@ -65,6 +65,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Longest text the embedding model reads, in tokens; longer text is cut, 16 to 512 (env CARMA_EMBEDDING_MAX_TOKENS). Default 256.")
     var embeddingMaxTokens: Int?
 
+    @Option(help: "Vectors of a kind (the model's, the clients') at which vector queries go through an approximate nearest-neighbour graph built in the background, kept in <data-dir>/vectors; 0 turns the graphs off, every query scans (env CARMA_VECTOR_INDEX_MIN_VECTORS). Default 20000.")
+    var vectorIndexMinVectors: Int?
+
     @Option(help: "Newest history events kept per fragment (env CARMA_HISTORY_EVENTS). Default 100.")
     var historyEvents: Int?
 
@@ -213,6 +216,10 @@ struct ServerOptions: ParsableArguments {
             eventsPerFragment: try Self.setting(self.historyEvents, "--history-events", default: store.retention.eventsPerFragment, in: 1...1_000_000),
             cycleReports: try Self.setting(self.cycleReports, "--cycle-reports", default: store.retention.cycleReports, in: 1...1_000_000))
 
+        let minVectors = try Self.setting(
+            self.vectorIndexMinVectors, "--vector-index-min-vectors", default: store.neighbourSearch?.minimumVectors ?? 0, in: 0...(1 << 40))
+        store.neighbourSearch?.minimumVectors = minVectors
+        if minVectors == 0 { store.neighbourSearch = nil }
         let maxTokens = try Self.setting(self.embeddingMaxTokens, "--embedding-max-tokens", default: 256, in: 16...512)
         if let directory = self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL") {
             do {

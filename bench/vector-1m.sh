@@ -11,7 +11,9 @@
 # Sources/carma-vector-bench/SyntheticVectors.swift). Filters: tags on 10%, 1% and 0.1% of them.
 #
 # Options through the environment: COUNT (1000000), QUERIES (200), THREADS (build threads, 1),
-# EF ("32,64,128,256"), CLIENT=1 to also store and search every vector as a client vector.
+# M (16), EF_CONSTRUCTION (100), EF (beam widths to measure, "32,64,128,256"), DEFAULT_EF (the one
+# for filtered queries and the restart, 128), CLIENT=1 to also store and search every vector as a
+# client vector.
 source "$(dirname "$0")/lib.sh"
 COUNT=${COUNT:-1000000}
 QUERIES=${QUERIES:-200}
@@ -22,9 +24,12 @@ EF=${EF:-32,64,128,256}
 model=$("$BENCH_ROOT/scripts/model-path.sh")
 client=()
 [ "${CLIENT:-0}" = 1 ] && client=(--client)
+# REUSE=1: read back the graph an earlier run saved (same COUNT, M, EF_CONSTRUCTION) instead of building.
+[ "${REUSE:-0}" = 1 ] && client+=(--reuse)
 corpus="$BENCH_ROOT/corpus/agent-memory"
 /usr/bin/time -v "$BENCH_ROOT/.build/release/carma-vector-bench" \
   --count "$COUNT" --queries "$QUERIES" --threads "$THREADS" --ef "$EF" --work "$WORK/vectors" \
+  --m "${M:-16}" --ef-construction "${EF_CONSTRUCTION:-100}" --default-ef "${DEFAULT_EF:-128}" \
   --model "$model" --corpus "$corpus/facts.jsonl" --corpus "$corpus/dialog.jsonl" \
   --corpus "$BENCH_ROOT/Tests/Fixtures/corpus-sample.jsonl" --questions "$corpus/questions.jsonl" \
   "${client[@]}" --output "$RESULTS/vector-1m.json" 2>"$WORK/vector-1m.log"

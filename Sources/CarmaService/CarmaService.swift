@@ -122,6 +122,9 @@ public final class CarmaService: Sendable {
             "signals": .array((meaning.model == nil ? ["text", "client_vector"] : ["text", "meaning", "client_vector"]).map(JSONValue.string)),
             "embedded": .number(Double(meaning.embedded)),
             "embedding_backlog": .number(Double(meaning.backlog)),
+            "vector_index": .array(self.store.vectorIndexStatus.map { graph in
+                ["kind": .string(graph.kind.rawValue), "state": .string(graph.state.rawValue), "vectors": .number(Double(graph.vectors))]
+            }),
         ]
         return .response(.json(200, [
             "status": "ready", "fragments": .number(Double(stats.fragments)), "pending_writes": .number(Double(stats.pendingOperations)),

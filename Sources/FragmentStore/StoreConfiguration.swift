@@ -1,5 +1,6 @@
 import FragmentCore
 import CarmaEmbedding
+import CarmaText
 
 /// Where the store keeps its files and how much memory it may use.
 public struct StoreConfiguration: Sendable {
@@ -26,6 +27,9 @@ public struct StoreConfiguration: Sendable {
     public var retention: Retention
     /// The built-in sentence encoder; nil: retrieval by words (and client vectors) only.
     public var encoder: SentenceEncoder?
+    /// Approximate nearest-neighbour graphs for vector queries in a large store; nil: every vector
+    /// query scans (docs/decisions.md, "Vector search at a million").
+    public var neighbourSearch: NeighbourSearchConfiguration?
 
     /// - Parameters:
     ///   - dataDirectory: Created if missing.
@@ -36,6 +40,7 @@ public struct StoreConfiguration: Sendable {
     ///   - maxApplyBatch: Default 8192.
     ///   - segmentBytes: Default 64 MiB.
     ///   - retention: Default `Retention()`: 100 events per fragment, 1,000 cycle reports.
+    ///   - neighbourSearch: Default `NeighbourSearchConfiguration()`: graphs from 20,000 vectors, kept in `<dataDirectory>/vectors`.
     public init(
         dataDirectory: String,
         redundancyDirectory: String? = nil,
@@ -45,9 +50,11 @@ public struct StoreConfiguration: Sendable {
         maxApplyBatch: Int = 8192,
         segmentBytes: Int = Self.defaultSegmentBytes,
         retention: Retention = Retention(),
-        encoder: SentenceEncoder? = nil
+        encoder: SentenceEncoder? = nil,
+        neighbourSearch: NeighbourSearchConfiguration? = NeighbourSearchConfiguration()
     ) {
         self.encoder = encoder
+        self.neighbourSearch = neighbourSearch
         self.dataDirectory = dataDirectory
         self.redundancyDirectory = redundancyDirectory ?? "\(dataDirectory)/redundancy"
         self.cacheBytes = cacheBytes

@@ -65,6 +65,12 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Longest text the embedding model reads, in tokens; longer text is cut, 16 to 512 (env CARMA_EMBEDDING_MAX_TOKENS). Default 256.")
     var embeddingMaxTokens: Int?
 
+    @Option(help: "Arithmetic of the embedding model's linear layers: auto (int8 where the CPU has AVX-512 VNNI, else fp32), fp32, bf16 or int8 (env CARMA_EMBEDDING_PRECISION). Default auto.")
+    var embeddingPrecision: String?
+
+    @Option(help: "Threads that embed the backlog in the background: the first at normal priority, the others at low priority (env CARMA_EMBEDDING_THREADS). Default: the machine's cores.")
+    var embeddingThreads: Int?
+
     @Option(help: "Newest history events kept per fragment (env CARMA_HISTORY_EVENTS). Default 100.")
     var historyEvents: Int?
 
@@ -214,9 +220,16 @@ struct ServerOptions: ParsableArguments {
             cycleReports: try Self.setting(self.cycleReports, "--cycle-reports", default: store.retention.cycleReports, in: 1...1_000_000))
 
         let maxTokens = try Self.setting(self.embeddingMaxTokens, "--embedding-max-tokens", default: 256, in: 16...512)
+        let precisionName = self.embeddingPrecision ?? Self.env("CARMA_EMBEDDING_PRECISION") ?? EmbeddingPrecision.auto.rawValue
+        guard let precision = EmbeddingPrecision(rawValue: precisionName) else {
+            throw ValidationError(
+                "--embedding-precision must be one of \(EmbeddingPrecision.allCases.map(\.rawValue).joined(separator: ", ")), not '\(precisionName)'")
+        }
+        let threads = try Self.setting(
+            self.embeddingThreads, "--embedding-threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...256)
         if let directory = self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL") {
             do {
-                store.encoder = try SentenceEncoder(directory: directory, maxTokens: maxTokens)
+                store.encoder = try SentenceEncoder(directory: directory, maxTokens: maxTokens, precision: precision, backgroundThreads: threads)
             } catch {
                 throw ValidationError("cannot load the embedding model from \(directory): \(error)")
             }

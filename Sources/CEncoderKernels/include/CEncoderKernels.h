@@ -45,4 +45,7 @@ void carma_add_layer_norm(float *x, const float *residual, int rows, int width, 
 /// Softmax of each row of a row-major matrix, in place (AVX-512).
 void carma_softmax_rows(float *values, int rows, int columns);
 
+/// Sets the calling thread's niceness (Linux: per thread); 0, or -1 when refused.
+int carma_set_thread_niceness(int niceness);
+
 #endif

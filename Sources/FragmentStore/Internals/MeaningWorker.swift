@@ -1,7 +1,8 @@
+import CarmaEmbedding
 import Foundation
 import Synchronization
 
-/// The queue of fragments waiting for the built-in model, and the thread that works it off. Ids are
+/// The queue of fragments waiting for the built-in model, and the threads that work it off. Ids are
 /// queued once however often they are written meanwhile; the worker looks up the version current
 /// when it gets to an id, so a burst of rewrites costs one embedding.
 ///
@@ -32,15 +33,20 @@ final class MeaningWorker: @unchecked Sendable {
         return self.queued.count
     }
 
-    /// Starts the worker thread; `work` embeds one fragment.
-    func start(work: @escaping @Sendable (String) -> Void) {
-        let thread = Thread { [self] in
-            while let id = self.next() {
-                work(id)
+    /// Starts `threads` worker threads, each taking up to `batch` ids at a time; `work` embeds
+    /// them. The first thread runs at normal priority, the others at low priority
+    /// (`BackgroundThread`), on the cores the foreground leaves idle.
+    func start(threads: Int, batch: Int, work: @escaping @Sendable ([String]) -> Void) {
+        for index in 0..<max(1, threads) {
+            let thread = Thread { [self] in
+                if index > 0 { BackgroundThread.lowerPriority() }
+                while let ids = self.next(max: batch) {
+                    work(ids)
+                }
             }
+            thread.name = "carma-embedder"
+            thread.start()
         }
-        thread.name = "carma-embedder"
-        thread.start()
     }
 
     func stop() {
@@ -50,7 +56,7 @@ final class MeaningWorker: @unchecked Sendable {
         self.condition.unlock()
     }
 
-    private func next() -> String? {
+    private func next(max: Int) -> [String]? {
         self.condition.lock()
         defer { self.condition.unlock() }
         while self.head == self.order.count {
@@ -58,14 +64,14 @@ final class MeaningWorker: @unchecked Sendable {
             self.condition.wait()
         }
         if self.closed { return nil }
-        let id = self.order[self.head]
-        self.head += 1
+        let ids = Array(self.order[self.head..<min(self.order.count, self.head + max)])
+        self.head += ids.count
         // Out of the set before the work: a write meanwhile queues the id again.
-        self.queued.remove(id)
+        for id in ids { self.queued.remove(id) }
         if self.head > 4096, self.head * 2 > self.order.count {
             self.order.removeFirst(self.head)
             self.head = 0
         }
-        return id
+        return ids
     }
 }

@@ -10,7 +10,6 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
 int carma_cpu_supports(int precision) {
     __builtin_cpu_init();
@@ -27,22 +26,6 @@ static inline __mmask16 AVX512 tail(int remaining) {
     return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
 }
 
-// e^x as the Swift VectorMath.exp: x = n·ln2 + r, Cephes' degree-5 polynomial for e^r, then 2^n.
-static inline __m512 AVX512 exp512(__m512 x) {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3f)), _mm512_set1_ps(-87.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 e = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(e, n);
-}
-
 static inline __m512 AVX512 gelu512(__m512 x) {
     __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
     __m512 a = _mm512_abs_ps(z);
@@ -56,7 +39,7 @@ static inline __m512 AVX512 gelu512(__m512 x) {
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
     p = _mm512_fmsub_ps(p, t, _mm512_set1_ps(0.284496736f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
-    __m512 e = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), a));
+    __m512 e = carma_exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), a));
     __m512 y = _mm512_fnmadd_ps(_mm512_mul_ps(p, t), e, _mm512_set1_ps(1.0f));
     // erf is odd: put z's sign back on |erf|.
     __m512i sign = _mm512_and_si512(_mm512_castps_si512(z), _mm512_set1_epi32((int)0x80000000u));
@@ -161,7 +144,7 @@ void AVX512 carma_softmax_rows(float *values, int rows, int columns) {
         __m512 sum = _mm512_setzero_ps();
         for (int c = 0; c < columns; c += 16) {
             __mmask16 m = tail(columns - c);
-            __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, v + c), shift)));
+            __m512 e = _mm512_maskz_mov_ps(m, carma_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, v + c), shift)));
             _mm512_mask_storeu_ps(v + c, m, e);
             sum = _mm512_add_ps(sum, e);
         }

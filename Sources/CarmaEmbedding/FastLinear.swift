@@ -41,6 +41,22 @@ final class FastLinear: @unchecked Sendable {
         carma_add_layer_norm(x, residual, Int32(rows), Int32(width), gamma, beta, epsilon)
     }
 
+    /// Whether `attention` can run here: AVX512_BF16 and a head size that is a multiple of 16.
+    static func bf16AttentionRuns(headSize: Int) -> Bool {
+        headSize % 16 == 0 && carma_cpu_supports(Int32(CARMA_PRECISION_BF16)) == 1
+    }
+
+    static func attentionScratchBytes(tokens: Int, headSize: Int) -> Int {
+        carma_attention_scratch_bytes(Int32(tokens), Int32(headSize))
+    }
+
+    /// Attention of one sequence in bf16 (every head): Q, K, V from `qkv` rows, into `context` rows.
+    static func attention(
+        _ qkv: UnsafePointer<Float>, tokens: Int, hidden: Int, heads: Int, into context: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer
+    ) {
+        carma_attention_bf16(qkv, Int32(tokens), Int32(hidden), Int32(heads), context, scratch)
+    }
+
     static func softmaxRows(_ values: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
         carma_softmax_rows(values, Int32(rows), Int32(columns))
     }

@@ -35,6 +35,9 @@ public final class SentenceEncoder: Sendable {
     private let layers: [Layer]
     /// The linear layers in `precision` (empty for fp32).
     private let fastLayers: [FastLayer]
+    /// Whether the fast path's attention runs in bf16 (`carma_attention_bf16`) rather than
+    /// OpenBLAS fp32: where the CPU has AVX512_BF16 (measured in docs/decisions.md).
+    private let bf16Attention: Bool
 
     /// Tokens packed into one forward pass. Measured (bench/embedding.sh, 2 cores): 512 to 2,048
     /// run at the same speed; below 256 the products get small, above 4,096 the activations leave
@@ -131,6 +134,7 @@ public final class SentenceEncoder: Sendable {
         self.tokenizer = tokenizer
         self.layers = layers
         self.fastLayers = fastLayers
+        self.bf16Attention = resolved != .fp32 && FastLinear.bf16AttentionRuns(headSize: h / configuration.heads)
         self.precision = resolved
         self.backgroundThreads = max(1, backgroundThreads)
         self.dimensions = h
@@ -230,8 +234,10 @@ public final class SentenceEncoder: Sendable {
         var intermediate: [Float] = []
         var linearScratch: UnsafeMutableRawPointer?
         var linearScratchBytes = 0
+        var attentionScratch: UnsafeMutableRawPointer?
+        var attentionScratchBytes = 0
 
-        mutating func reserve(tokens n: Int, longest: Int, configuration c: BertConfiguration, fast: FastLayer?) {
+        mutating func reserve(tokens n: Int, longest: Int, configuration c: BertConfiguration, fast: FastLayer?, bf16Attention: Bool) {
             func grow(_ array: inout [Float], _ count: Int) {
                 if array.count < count { array = [Float](repeating: 0, count: count) }
             }
@@ -249,9 +255,20 @@ public final class SentenceEncoder: Sendable {
                     self.linearScratchBytes = bytes
                 }
             }
+            if bf16Attention {
+                let bytes = FastLinear.attentionScratchBytes(tokens: longest, headSize: c.hidden / c.heads)
+                if bytes > self.attentionScratchBytes {
+                    self.attentionScratch?.deallocate()
+                    self.attentionScratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                    self.attentionScratchBytes = bytes
+                }
+            }
         }
 
-        deinit { self.linearScratch?.deallocate() }
+        deinit {
+            self.linearScratch?.deallocate()
+            self.attentionScratch?.deallocate()
+        }
     }
 
     /// The embeddings of one chunk of token sequences, packed row after row.
@@ -265,7 +282,9 @@ public final class SentenceEncoder: Sendable {
         let h = self.dimensions
         let n = sequences.reduce(0) { $0 + $1.count }
         let longest = sequences.map(\.count).max() ?? 0
-        w.reserve(tokens: n, longest: longest, configuration: self.configuration, fast: fast ? self.fastLayers.first : nil)
+        w.reserve(
+            tokens: n, longest: longest, configuration: self.configuration, fast: fast ? self.fastLayers.first : nil,
+            bf16Attention: fast && self.bf16Attention)
         var row = 0
         for ids in sequences {
             for (position, id) in ids.enumerated() {
@@ -316,6 +335,20 @@ public final class SentenceEncoder: Sendable {
         let headSize = h / heads
         let scale = 1 / Float(headSize).squareRoot()
         let qkvRow = 3 * h
+        if fast, self.bf16Attention {
+            let scratch = w.attentionScratch!
+            w.qkv.withUnsafeBufferPointer { qkv in
+                w.context.withUnsafeMutableBufferPointer { context in
+                    var start = 0
+                    for n in lengths {
+                        FastLinear.attention(
+                            qkv.baseAddress! + start * qkvRow, tokens: n, hidden: h, heads: heads, into: context.baseAddress! + start * h, scratch: scratch)
+                        start += n
+                    }
+                }
+            }
+            return
+        }
         w.qkv.withUnsafeBufferPointer { qkvBuffer in
             w.scores.withUnsafeMutableBufferPointer { scoresBuffer in
                 w.context.withUnsafeMutableBufferPointer { contextBuffer in

@@ -41,6 +41,7 @@ struct Embed: ParsableCommand {
             texts.append((try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])) as? String ?? line)
         }
         var calls: [Double] = []
+        let cpuStarted = Self.cpuSeconds()
         let started = ContinuousClock.now
         for start in stride(from: 0, to: texts.count, by: self.batch) {
             let call = ContinuousClock.now
@@ -52,12 +53,24 @@ struct Embed: ParsableCommand {
         }
         if self.measure {
             let seconds = Double((ContinuousClock.now - started) / .microseconds(1)) / 1e6
+            // CPU time beside wall time: on a machine shared with other work, fragments per CPU-second
+            // is what one idle core would do (no SMT here), and wall time is what this run got.
+            let cpu = Self.cpuSeconds() - cpuStarted
             let tokens = texts.reduce(0) { $0 + encoder.tokenCount($1) }
             let median = calls.sorted()[calls.count / 2]
             print(
                 #"{"fragments": \#(texts.count), "seconds": \#(seconds), "per_second": \#(Double(texts.count) / max(seconds, 1e-9)), "#
                     + #""mean_tokens": \#(Double(tokens) / Double(max(texts.count, 1))), "median_call_ms": \#(median), "#
+                    + #""cpu_seconds": \#(cpu), "per_cpu_second": \#(Double(texts.count) / max(cpu, 1e-9)), "#
                     + #""precision": "\#(encoder.precision)", "batch": \#(self.batch), "threads": \#(self.threads)}"#)
         }
+    }
+
+    /// User and system CPU time of this process so far.
+    private static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 }

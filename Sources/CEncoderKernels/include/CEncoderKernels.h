@@ -45,6 +45,14 @@ void carma_add_layer_norm(float *x, const float *residual, int rows, int width, 
 /// Softmax of each row of a row-major matrix, in place (AVX-512).
 void carma_softmax_rows(float *values, int rows, int columns);
 
+/// Bytes of scratch `carma_attention_bf16` needs for a sequence of `n` tokens.
+size_t carma_attention_scratch_bytes(int n, int headSize);
+
+/// Scaled dot-product attention of one sequence, every head: Q, K and V read from `qkv`
+/// [n × 3·hidden] (Q, then K, then V in each row), the result written to `context` [n × hidden].
+/// Dot products in bf16, softmax in fp32. Needs AVX512_BF16 and a head size that is a multiple of 16.
+void carma_attention_bf16(const float *qkv, int n, int hidden, int heads, float *context, void *scratch);
+
 /// Sets the calling thread's niceness (Linux: per thread); 0, or -1 when refused.
 int carma_set_thread_niceness(int niceness);
 

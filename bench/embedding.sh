@@ -7,7 +7,8 @@
 #   new       the same on every core (`--threads $(nproc)`)
 #   numpy     scripts/minilm.py in padded batches of 32 sorted by length, one BLAS thread
 #             (NUMPY_TEXTS texts; with two BLAS threads it collapses when the machine is shared)
-# and the query embedding: texts cut at 32 tokens, one at a time on one thread, median call in ms,
+# Each also reports its CPU time: fragments per CPU-second are what an idle core does when the
+# machine is shared. Then the query embedding: texts cut at 32 tokens, one at a time on one thread, median call in ms,
 # old and new. Then the background embedder's backlog drained by a running carmad (defaults: auto
 # precision, one embedder thread per core) after COUNT fragments were PUT (20,000: the man-page
 # corpus topped up with copies under new ids). PUTs are acknowledged without waiting for it; the
@@ -96,6 +97,10 @@ result = {
     "texts": rounds[0]["old"]["fragments"], "mean_tokens": round(rounds[0]["old"]["mean_tokens"], 1),
     "fragments_per_second": {"old_fp32_one_at_a_time": median("old"), "new_one_thread": median("new1"),
                              "new_all_cores": median("new"), "numpy_batch32_one_thread": median("numpy")},
+    # CPU time is what the run used whatever else the shared machine did: per CPU-second is what one
+    # idle core does, and times the cores what an idle machine would (the threads share no lock).
+    "fragments_per_cpu_second": {"old_fp32_one_at_a_time": median("old", "per_cpu_second"), "new_one_thread": median("new1", "per_cpu_second"),
+                                 "new_all_cores": median("new", "per_cpu_second")},
     "speedup_over_old": {"one_thread": round(statistics.median(r["new1"]["per_second"] / r["old"]["per_second"] for r in rounds), 2),
                          "all_cores": round(statistics.median(r["new"]["per_second"] / r["old"]["per_second"] for r in rounds), 2)},
     "query_32_tokens_median_ms": {"old": median("query_old", "median_call_ms"), "new": median("query_new", "median_call_ms")},
@@ -107,6 +112,9 @@ print("embedding %d man-page fragments (mean %.0f tokens), median of %d rounds: 
       "%.1f/s on %d cores (%.1fx old); numpy batches of 32 %.1f/s" % (
           result["texts"], result["mean_tokens"], len(rounds), f["old_fp32_one_at_a_time"], result["precision"], f["new_one_thread"],
           f["new_all_cores"], cores, result["speedup_over_old"]["all_cores"], f["numpy_batch32_one_thread"]))
+c = result["fragments_per_cpu_second"]
+print("per CPU-second (what an idle core does): old %.1f, new %.1f on one thread, %.1f on %d (so about %.0f/s on %d idle cores)" % (
+    c["old_fp32_one_at_a_time"], c["new_one_thread"], c["new_all_cores"], cores, c["new_all_cores"] * cores, cores))
 q = result["query_32_tokens_median_ms"]
 print("query of 32 tokens: %.2f ms (old %.2f ms)" % (q["new"], q["old"]))
 d = result["backlog_drain"]["new"]

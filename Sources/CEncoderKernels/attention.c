@@ -12,20 +12,14 @@
 
 #define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
-static inline uint32_t bf16Bits(float x) {
-    union { float f; uint32_t u; } v = {x};
-    return (v.u + 0x7FFF + ((v.u >> 16) & 1)) >> 16;
-}
-
-static inline uint32_t pair(float low, float high) { return bf16Bits(low) | (bf16Bits(high) << 16); }
-
 size_t carma_attention_scratch_bytes(int n, int headSize) {
     size_t padded = ((size_t)n + 15) & ~(size_t)15;
     size_t pairs = (size_t)headSize / 2;
     return sizeof(uint32_t) * (padded * pairs          // K: [key block][d pair][16 keys]
                                + n * pairs             // Q: [query][d pair]
                                + (padded / 2) * headSize // V: [key pair][d]
-                               + padded / 2)           // one row of P as key pairs
+                               + padded / 2            // one row of P as key pairs
+                               + padded * pairs)       // K in bf16 before its transposition
         + sizeof(float) * padded;                      // one row of scores
 }
 
@@ -41,13 +35,20 @@ void AVX512BF16 carma_attention_bf16(const float *qkv, int n, int hidden, int he
     uint32_t *v = q + (size_t)n * pairs;
     uint32_t *p = v + (size_t)keyPairs * headSize;
     float *scores = (float *)(p + keyPairs);
+    uint32_t *staging = (uint32_t *)(scores + padded);
     for (int head = 0; head < heads; head++) {
         const float *qs = qkv + head * headSize, *ks = qs + hidden, *vs = qs + 2 * hidden;
+        // K: each key's row to bf16 pairs (one conversion per 16 values), then the 16 keys of a
+        // block transposed to [d pair][16 keys] with plain 32-bit moves (gathers are slow here).
         for (int j = 0; j < padded; j++) {
-            for (int d = 0; d < pairs; d++) {
-                k[((size_t)(j / 16) * pairs + d) * 16 + j % 16] =
-                    j < n ? pair(ks[(size_t)j * rowStride + 2 * d], ks[(size_t)j * rowStride + 2 * d + 1]) : 0;
+            uint16_t *row = (uint16_t *)(staging + (size_t)j * pairs);
+            for (int d = 0; d < headSize; d += 16) {
+                __m512 values = j < n ? _mm512_loadu_ps(ks + (size_t)j * rowStride + d) : _mm512_setzero_ps();
+                _mm256_storeu_si256((__m256i *)(row + d), (__m256i)_mm512_cvtneps_pbh(values));
             }
+        }
+        for (int j = 0; j < padded; j++) {
+            for (int d = 0; d < pairs; d++) k[((size_t)(j / 16) * pairs + d) * 16 + j % 16] = staging[(size_t)j * pairs + d];
         }
         // Q's pairs lie along d, so a bf16 row is already in pair layout.
         for (int i = 0; i < n; i++) {
@@ -56,28 +57,42 @@ void AVX512BF16 carma_attention_bf16(const float *qkv, int n, int hidden, int he
                 _mm256_storeu_si256((__m256i *)((uint16_t *)(q + (size_t)i * pairs) + d), (__m256i)half);
             }
         }
+        // V: rows 2·jp and 2·jp+1 interleaved value by value, 16 dimensions per permutation.
+        const __m512i interleave = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                                    39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
         for (int jp = 0; jp < keyPairs; jp++) {
             int j = 2 * jp;
-            for (int d = 0; d < headSize; d++) {
-                float low = j < n ? vs[(size_t)j * rowStride + d] : 0, high = j + 1 < n ? vs[(size_t)(j + 1) * rowStride + d] : 0;
-                v[(size_t)jp * headSize + d] = pair(low, high);
+            for (int d = 0; d < headSize; d += 16) {
+                __m512 low = j < n ? _mm512_loadu_ps(vs + (size_t)j * rowStride + d) : _mm512_setzero_ps();
+                __m512 high = j + 1 < n ? _mm512_loadu_ps(vs + (size_t)(j + 1) * rowStride + d) : _mm512_setzero_ps();
+                __m512i a = _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(low));
+                __m512i b = _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(high));
+                _mm512_storeu_si512(v + (size_t)jp * headSize + d, _mm512_permutex2var_epi16(a, interleave, b));
             }
         }
         for (int i = 0; i < n; i++) {
             const uint32_t *qi = q + (size_t)i * pairs;
             __m512 largest = _mm512_set1_ps(-INFINITY);
-            for (int block = 0; block < padded / 16; block++) {
-                __m512 acc = _mm512_setzero_ps();
-                const uint32_t *kb = k + (size_t)block * pairs * 16;
+            // Four key blocks at a time: four independent chains of VDPBF16PS (its latency, not its
+            // throughput, bounds one chain).
+            int blocks = padded / 16;
+            for (int block = 0; block < blocks; block += 4) {
+                __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+                int count = blocks - block < 4 ? blocks - block : 4;
                 for (int d = 0; d < pairs; d++) {
-                    acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32((int)qi[d]), (__m512bh)_mm512_loadu_si512(kb + d * 16));
+                    __m512bh query = (__m512bh)_mm512_set1_epi32((int)qi[d]);
+                    for (int u = 0; u < count; u++) {
+                        acc[u] = _mm512_dpbf16_ps(acc[u], query, (__m512bh)_mm512_loadu_si512(k + ((size_t)(block + u) * pairs + d) * 16));
+                    }
                 }
-                acc = _mm512_mul_ps(acc, _mm512_set1_ps(scale));
-                int remaining = n - block * 16;
-                __mmask16 m = remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
-                acc = _mm512_mask_blend_ps(m, _mm512_set1_ps(-INFINITY), acc);
-                largest = _mm512_max_ps(largest, acc);
-                _mm512_storeu_ps(scores + block * 16, acc);
+                for (int u = 0; u < count; u++) {
+                    __m512 row = _mm512_mul_ps(acc[u], _mm512_set1_ps(scale));
+                    int remaining = n - (block + u) * 16;
+                    __mmask16 m = remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
+                    row = _mm512_mask_blend_ps(m, _mm512_set1_ps(-INFINITY), row);
+                    largest = _mm512_max_ps(largest, row);
+                    _mm512_storeu_ps(scores + (block + u) * 16, row);
+                }
             }
             // Softmax over the row (padding is -inf, so e^x is 0 there).
             __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(largest));
@@ -95,12 +110,20 @@ void AVX512BF16 carma_attention_bf16(const float *qkv, int n, int hidden, int he
             }
             // context row = P · V, 16 dimensions per accumulator.
             float *out = context + (size_t)i * hidden + head * headSize;
+            // Four key pairs at a time into four partial sums, for the same reason.
             for (int d0 = 0; d0 < headSize; d0 += 16) {
-                __m512 acc = _mm512_setzero_ps();
-                for (int jp = 0; jp < keyPairs; jp++) {
-                    acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32((int)p[jp]), (__m512bh)_mm512_loadu_si512(v + (size_t)jp * headSize + d0));
+                __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+                int jp = 0;
+                for (; jp + 4 <= keyPairs; jp += 4) {
+                    for (int u = 0; u < 4; u++) {
+                        acc[u] = _mm512_dpbf16_ps(acc[u], (__m512bh)_mm512_set1_epi32((int)p[jp + u]),
+                                                  (__m512bh)_mm512_loadu_si512(v + (size_t)(jp + u) * headSize + d0));
+                    }
                 }
-                _mm512_storeu_ps(out + d0, acc);
+                for (; jp < keyPairs; jp++) {
+                    acc[0] = _mm512_dpbf16_ps(acc[0], (__m512bh)_mm512_set1_epi32((int)p[jp]), (__m512bh)_mm512_loadu_si512(v + (size_t)jp * headSize + d0));
+                }
+                _mm512_storeu_ps(out + d0, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
             }
         }
     }

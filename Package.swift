@@ -27,6 +27,12 @@ let package = Package(
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
+        // The encoder's reduced-precision path: oneDNN's int8/bf16 matrix products (Debian's
+        // libdnnl-dev, on OpenMP) and AVX-512 passes behind a runtime CPU check.
+        .target(
+            name: "CEncoderKernels",
+            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]
+        ),
 
         // HTTP over libmicrohttpd; knows nothing of fragments.
         .target(
@@ -47,8 +53,9 @@ let package = Package(
         .target(name: "CarmaVectors", dependencies: ["CHNSW"]),
         // Tokenizing, sketches and the in-memory retrieval index (its vector search through CarmaVectors).
         .target(name: "CarmaText", dependencies: ["CarmaVectors"]),
-        // Sentence embeddings on the CPU: WordPiece, a BERT encoder over OpenBLAS, safetensors weights.
-        .target(name: "CarmaEmbedding", dependencies: ["COpenBLAS", "CarmaJSON"]),
+        // Sentence embeddings on the CPU: WordPiece, a BERT encoder over OpenBLAS (fp32) or oneDNN
+        // (bf16, int8), safetensors weights.
+        .target(name: "CarmaEmbedding", dependencies: ["CEncoderKernels", "COpenBLAS", "CarmaJSON"]),
         // The backend contract both backends keep: fragment, row and record types, the backend and repair
         // protocols, ranking and fusion, sketch recovery, the byte-bounded cache and the shared locks.
         .target(

@@ -1,18 +1,30 @@
 import COpenBLAS
-#if canImport(Glibc)
-import Glibc
-#endif
+import Foundation
+import Synchronization
 
 /// A sentence-transformers BERT encoder (all-MiniLM-L6-v2 and its kin) run on the CPU: WordPiece
-/// tokens through the transformer layers with OpenBLAS's single-precision GEMM, mean pooling over
-/// the tokens, then L2 normalisation. Stateless after loading, so any thread may call `embed`.
+/// tokens through the transformer layers, mean pooling over the tokens, then L2 normalisation.
+/// Stateless after loading, so any thread may call `embed`.
+///
+/// Texts given together (`embed(batch:)`) are packed into one token matrix per chunk, so each
+/// linear layer is one large matrix product instead of one per text; attention stays per text, so
+/// a text's vector does not depend on what it was batched with. The linear layers run in the
+/// `precision` chosen at load: fp32 through OpenBLAS (the exact path), or bf16/int8 through oneDNN
+/// (`FastLinear`, with the AVX-512 passes around it in CEncoderKernels).
 public final class SentenceEncoder: Sendable {
-    /// The model directory's name and shape, for logs, `/readyz` and the stored vectors' tag.
+    /// The model directory's name and shape, for logs, `/readyz` and the stored vectors' tag. The
+    /// precision is not part of it: vectors of the fast path agree with fp32 to a cosine of 0.998,
+    /// so a change of precision does not make stored meanings stale.
     public let name: String
     /// Dimensions of the vectors produced.
     public let dimensions: Int
     /// Longest input in tokens ([CLS] and [SEP] included); longer text is cut.
     public let maxTokens: Int
+    /// The arithmetic of the linear layers (`auto` resolved at load).
+    public let precision: EmbeddingPrecision
+    /// Threads a background embedder may run: the first at normal priority, the others at low
+    /// priority so that they only take cores the foreground leaves idle (`BackgroundThread`).
+    public let backgroundThreads: Int
 
     private let configuration: BertConfiguration
     private let tokenizer: WordPieceTokenizer
@@ -21,6 +33,16 @@ public final class SentenceEncoder: Sendable {
     private let typeEmbedding: [Float]
     private let embeddingNorm: Norm
     private let layers: [Layer]
+    /// The linear layers in `precision` (empty for fp32).
+    private let fastLayers: [FastLayer]
+    /// Whether the fast path's attention runs in bf16 (`carma_attention_bf16`) rather than
+    /// OpenBLAS fp32: where the CPU has AVX512_BF16 (measured in docs/decisions.md).
+    private let bf16Attention: Bool
+
+    /// Tokens packed into one forward pass. Measured (bench/embedding.sh, 2 cores): 512 to 2,048
+    /// run at the same speed; below 256 the products get small, above 4,096 the activations leave
+    /// the cache.
+    static let chunkTokens = 1024
 
     struct Norm {
         var gamma: [Float]
@@ -41,8 +63,24 @@ public final class SentenceEncoder: Sendable {
         var outputNorm: Norm
     }
 
+    struct FastLayer {
+        var qkv: FastLinear
+        var attentionOutput: FastLinear
+        var intermediate: FastLinear
+        var output: FastLinear
+    }
+
     /// Loads a sentence-transformers model directory: `config.json`, `vocab.txt`, `model.safetensors`.
-    public init(directory: String, maxTokens: Int = 256) throws(EmbeddingModelError) {
+    /// - Parameters:
+    ///   - directory: The model directory.
+    ///   - maxTokens: Longest input in tokens; longer text is cut. Default 256.
+    ///   - precision: The linear layers' arithmetic. Default `auto` (int8 where the CPU has VNNI).
+    ///     An explicit bf16 or int8 the CPU cannot run is an error.
+    ///   - backgroundThreads: Threads a background embedder may run. Default: the machine's cores.
+    public init(
+        directory: String, maxTokens: Int = 256, precision: EmbeddingPrecision = .auto,
+        backgroundThreads: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws(EmbeddingModelError) {
         let configuration = try BertConfiguration(file: directory + "/config.json")
         let tokenizer = try WordPieceTokenizer(vocabularyFile: directory + "/vocab.txt")
         guard tokenizer.vocabularySize <= configuration.vocabulary else {
@@ -77,15 +115,34 @@ public final class SentenceEncoder: Sendable {
                 outputBias: try tensors.floats(p + "output.dense.bias", shape: [h]),
                 outputNorm: try norm(p + "output.LayerNorm")))
         }
+        let resolved = precision.resolved
+        guard resolved.isAvailable else {
+            throw .unsupported("embedding precision \(resolved) needs AVX-512 with \(resolved == .int8 ? "VNNI" : "BF16"), which this CPU lacks")
+        }
+        var fastLayers: [FastLayer] = []
+        if resolved != .fp32 {
+            let i = configuration.intermediate
+            for layer in layers {
+                fastLayers.append(FastLayer(
+                    qkv: try FastLinear(precision: resolved, weights: layer.qkv, bias: layer.qkvBias, inputs: h, outputs: 3 * h),
+                    attentionOutput: try FastLinear(precision: resolved, weights: layer.attentionOutput, bias: layer.attentionOutputBias, inputs: h, outputs: h),
+                    intermediate: try FastLinear(precision: resolved, weights: layer.intermediate, bias: layer.intermediateBias, inputs: h, outputs: i),
+                    output: try FastLinear(precision: resolved, weights: layer.output, bias: layer.outputBias, inputs: i, outputs: h)))
+            }
+        }
         self.configuration = configuration
         self.tokenizer = tokenizer
         self.layers = layers
+        self.fastLayers = fastLayers
+        self.bf16Attention = resolved != .fp32 && FastLinear.bf16AttentionRuns(headSize: h / configuration.heads)
+        self.precision = resolved
+        self.backgroundThreads = max(1, backgroundThreads)
         self.dimensions = h
         self.maxTokens = min(max(8, maxTokens), configuration.positions)
         let base = directory.split(separator: "/").last(where: { $0 != "model" }).map(String.init) ?? "model"
         self.name = "\(base) (\(configuration.layers) layers, \(h) dimensions)"
-        // One thread per call: carmad runs embeddings on a background thread and query embeddings on
-        // the HTTP threads; a BLAS pool of its own would fight them for the same cores.
+        // One BLAS thread per call: the encoder parallelises across texts itself (`embed(batch:threads:)`),
+        // and query embeddings run on the HTTP threads; a BLAS pool of its own would fight them.
         openblas_set_num_threads(1)
     }
 
@@ -94,85 +151,292 @@ public final class SentenceEncoder: Sendable {
         self.tokenizer.tokenIDs(text, maxTokens: self.maxTokens).count
     }
 
-    /// The unit-length embedding of `text`.
+    /// The unit-length embedding of `text`, on the calling thread.
     public func embed(_ text: String) -> [Float] {
-        let ids = self.tokenizer.tokenIDs(text, maxTokens: self.maxTokens)
-        let n = ids.count
-        let h = self.dimensions
-        var x = [Float](repeating: 0, count: n * h)
-        for (row, id) in ids.enumerated() {
-            let word = Int(id) * h, position = row * h
-            for d in 0..<h {
-                x[position + d] = self.wordEmbeddings[word + d] + self.positionEmbeddings[position + d] + self.typeEmbedding[d]
+        self.embed(batch: [text])[0]
+    }
+
+    /// The unit-length embeddings of `texts`, in order. Texts are packed into chunks of about
+    /// `chunkTokens` tokens; with `threads` > 1 the chunks are shared out between the calling
+    /// thread and `threads` − 1 helpers, each taking the next chunk when done with one.
+    /// - Parameters:
+    ///   - texts: The texts; each is cut at `maxTokens` tokens.
+    ///   - threads: Threads to run on, the caller's included. Default 1.
+    public func embed(batch texts: [String], threads: Int = 1) -> [[Float]] {
+        guard !texts.isEmpty else { return [] }
+        let sequences = texts.map { self.tokenizer.tokenIDs($0, maxTokens: self.maxTokens) }
+        let chunks = Self.chunks(sequences.map(\.count), tokens: Self.chunkTokens)
+        let state = BatchState(count: texts.count)
+        let work: @Sendable () -> Void = { [self] in
+            var workspace = Workspace()
+            while true {
+                let index = state.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard index < chunks.count else { break }
+                let range = chunks[index]
+                let vectors = self.encode(Array(sequences[range]), workspace: &workspace)
+                state.results.withLock { results in
+                    for (offset, vector) in vectors.enumerated() { results[range.lowerBound + offset] = vector }
+                }
             }
         }
-        self.layerNorm(&x, rows: n, self.embeddingNorm)
-        var scratch = Scratch(tokens: n, configuration: self.configuration)
-        for layer in self.layers {
-            self.encode(&x, tokens: n, layer: layer, scratch: &scratch)
+        let helpers = min(max(1, threads), chunks.count) - 1
+        if helpers == 0 {
+            work()
+        } else {
+            let group = DispatchGroup()
+            for _ in 0..<helpers {
+                group.enter()
+                let thread = Thread {
+                    work()
+                    group.leave()
+                }
+                thread.name = "carma-encoder"
+                thread.start()
+            }
+            work()
+            group.wait()
         }
-        var pooled = [Float](repeating: 0, count: h)
-        for row in 0..<n {
-            for d in 0..<h { pooled[d] += x[row * h + d] }
-        }
-        let length = pooled.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        return pooled.map { $0 / max(length, 1e-12) }
+        return state.results.withLock { $0 }
     }
 
-    /// Buffers reused by every layer of one call.
-    private struct Scratch {
-        var qkv: [Float]
-        var scores: [Float]
-        var context: [Float]
-        var projected: [Float]
-        var intermediate: [Float]
+    /// Consecutive runs of sequences of about `tokens` tokens in all (at least one sequence each).
+    static func chunks(_ lengths: [Int], tokens: Int) -> [Range<Int>] {
+        var chunks: [Range<Int>] = []
+        var start = 0
+        var total = 0
+        for (index, length) in lengths.enumerated() {
+            if index > start, total + length > tokens {
+                chunks.append(start..<index)
+                start = index
+                total = 0
+            }
+            total += length
+        }
+        chunks.append(start..<lengths.count)
+        return chunks
+    }
 
-        init(tokens n: Int, configuration c: BertConfiguration) {
-            self.qkv = [Float](repeating: 0, count: n * 3 * c.hidden)
-            self.scores = [Float](repeating: 0, count: n * n)
-            self.context = [Float](repeating: 0, count: n * c.hidden)
-            self.projected = [Float](repeating: 0, count: n * c.hidden)
-            self.intermediate = [Float](repeating: 0, count: n * c.intermediate)
+    /// The shared counters of one `embed(batch:)` call.
+    private final class BatchState: Sendable {
+        let next = Atomic<Int>(0)
+        let results: Mutex<[[Float]]>
+
+        init(count: Int) { self.results = Mutex([[Float]](repeating: [], count: count)) }
+    }
+
+    /// Buffers one thread reuses from chunk to chunk, grown to the largest chunk seen.
+    struct Workspace: ~Copyable {
+        var x: [Float] = []
+        var qkv: [Float] = []
+        var scores: [Float] = []
+        var context: [Float] = []
+        var projected: [Float] = []
+        var intermediate: [Float] = []
+        var linearScratch: UnsafeMutableRawPointer?
+        var linearScratchBytes = 0
+        var attentionScratch: UnsafeMutableRawPointer?
+        var attentionScratchBytes = 0
+
+        mutating func reserve(tokens n: Int, longest: Int, configuration c: BertConfiguration, fast: FastLayer?, bf16Attention: Bool) {
+            func grow(_ array: inout [Float], _ count: Int) {
+                if array.count < count { array = [Float](repeating: 0, count: count) }
+            }
+            grow(&self.x, n * c.hidden)
+            grow(&self.qkv, n * 3 * c.hidden)
+            grow(&self.scores, longest * longest)
+            grow(&self.context, n * c.hidden)
+            grow(&self.projected, n * c.hidden)
+            grow(&self.intermediate, n * c.intermediate)
+            if let fast {
+                let bytes = [fast.qkv, fast.attentionOutput, fast.intermediate, fast.output].map { $0.scratchBytes(rows: n) }.max() ?? 0
+                if bytes > self.linearScratchBytes {
+                    self.linearScratch?.deallocate()
+                    self.linearScratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                    self.linearScratchBytes = bytes
+                }
+            }
+            if bf16Attention {
+                let bytes = FastLinear.attentionScratchBytes(tokens: longest, headSize: c.hidden / c.heads)
+                if bytes > self.attentionScratchBytes {
+                    self.attentionScratch?.deallocate()
+                    self.attentionScratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                    self.attentionScratchBytes = bytes
+                }
+            }
+        }
+
+        deinit {
+            self.linearScratch?.deallocate()
+            self.attentionScratch?.deallocate()
         }
     }
 
-    private func encode(_ x: inout [Float], tokens n: Int, layer: Layer, scratch s: inout Scratch) {
+    /// The embeddings of one chunk of token sequences, packed row after row.
+    private func encode(_ sequences: [[Int32]], workspace w: inout Workspace) -> [[Float]] {
+        if !self.fastLayers.isEmpty, let vectors = self.encode(sequences, fast: true, workspace: &w) { return vectors }
+        // fp32, or the fast path failed (oneDNN could not run): the exact path.
+        return self.encode(sequences, fast: false, workspace: &w)!
+    }
+
+    private func encode(_ sequences: [[Int32]], fast: Bool, workspace w: inout Workspace) -> [[Float]]? {
+        let h = self.dimensions
+        let n = sequences.reduce(0) { $0 + $1.count }
+        let longest = sequences.map(\.count).max() ?? 0
+        w.reserve(
+            tokens: n, longest: longest, configuration: self.configuration, fast: fast ? self.fastLayers.first : nil,
+            bf16Attention: fast && self.bf16Attention)
+        var row = 0
+        for ids in sequences {
+            for (position, id) in ids.enumerated() {
+                let word = Int(id) * h, at = position * h, base = row * h
+                for d in 0..<h {
+                    w.x[base + d] = self.wordEmbeddings[word + d] + self.positionEmbeddings[at + d] + self.typeEmbedding[d]
+                }
+                row += 1
+            }
+        }
+        if fast {
+            w.x.withUnsafeMutableBufferPointer { x in
+                FastLinear.addLayerNorm(
+                    x.baseAddress!, residual: nil, rows: n, width: h, gamma: self.embeddingNorm.gamma, beta: self.embeddingNorm.beta,
+                    epsilon: self.configuration.layerNormEpsilon)
+            }
+        } else {
+            self.layerNorm(&w.x, rows: n, self.embeddingNorm)
+        }
+        let lengths = sequences.map(\.count)
+        for index in self.layers.indices {
+            if fast {
+                guard self.encodeFast(&w, tokens: n, lengths: lengths, layer: self.layers[index], fast: self.fastLayers[index]) else { return nil }
+            } else {
+                self.encode(&w, tokens: n, lengths: lengths, layer: self.layers[index])
+            }
+        }
+        var vectors: [[Float]] = []
+        vectors.reserveCapacity(sequences.count)
+        row = 0
+        for length in lengths {
+            var pooled = [Float](repeating: 0, count: h)
+            for r in row..<(row + length) {
+                for d in 0..<h { pooled[d] += w.x[r * h + d] }
+            }
+            row += length
+            let norm = pooled.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            vectors.append(pooled.map { $0 / max(norm, 1e-12) })
+        }
+        return vectors
+    }
+
+    /// Scaled dot-product attention of every head, each sequence attending only to itself: reads
+    /// Q, K, V from `w.qkv` and writes `w.context`.
+    private func attention(_ w: inout Workspace, lengths: [Int], fast: Bool) {
         let h = self.dimensions
         let heads = self.configuration.heads
         let headSize = h / heads
-        let inner = self.configuration.intermediate
-        // Q, K and V for every token in one GEMM: [n × h] · [3h × h]ᵀ.
-        Self.linear(x, rows: n, inputs: h, weights: layer.qkv, bias: layer.qkvBias, outputs: 3 * h, into: &s.qkv)
         let scale = 1 / Float(headSize).squareRoot()
-        for head in 0..<heads {
-            s.qkv.withUnsafeBufferPointer { qkv in
-                s.scores.withUnsafeMutableBufferPointer { scores in
-                    cblas_sgemm(
-                        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(headSize), scale,
-                        qkv.baseAddress! + head * headSize, Int32(3 * h),
-                        qkv.baseAddress! + h + head * headSize, Int32(3 * h), 0, scores.baseAddress!, Int32(n))
+        let qkvRow = 3 * h
+        if fast, self.bf16Attention {
+            let scratch = w.attentionScratch!
+            w.qkv.withUnsafeBufferPointer { qkv in
+                w.context.withUnsafeMutableBufferPointer { context in
+                    var start = 0
+                    for n in lengths {
+                        FastLinear.attention(
+                            qkv.baseAddress! + start * qkvRow, tokens: n, hidden: h, heads: heads, into: context.baseAddress! + start * h, scratch: scratch)
+                        start += n
+                    }
                 }
             }
-            s.scores.withUnsafeMutableBufferPointer { VectorMath.softmaxRows($0, rows: n, columns: n) }
-            s.qkv.withUnsafeBufferPointer { qkv in
-                s.scores.withUnsafeBufferPointer { scores in
-                    s.context.withUnsafeMutableBufferPointer { context in
-                        cblas_sgemm(
-                            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(headSize), Int32(n), 1,
-                            scores.baseAddress!, Int32(n), qkv.baseAddress! + 2 * h + head * headSize, Int32(3 * h), 0,
-                            context.baseAddress! + head * headSize, Int32(h))
+            return
+        }
+        w.qkv.withUnsafeBufferPointer { qkvBuffer in
+            w.scores.withUnsafeMutableBufferPointer { scoresBuffer in
+                w.context.withUnsafeMutableBufferPointer { contextBuffer in
+                    let scores = scoresBuffer.baseAddress!
+                    var start = 0
+                    for n in lengths {
+                        let qkv = qkvBuffer.baseAddress! + start * qkvRow
+                        let context = contextBuffer.baseAddress! + start * h
+                        for head in 0..<heads {
+                            cblas_sgemm(
+                                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(headSize), scale,
+                                qkv + head * headSize, Int32(qkvRow), qkv + h + head * headSize, Int32(qkvRow), 0, scores, Int32(n))
+                            if fast {
+                                FastLinear.softmaxRows(scores, rows: n, columns: n)
+                            } else {
+                                VectorMath.softmaxRows(UnsafeMutableBufferPointer(start: scores, count: n * n), rows: n, columns: n)
+                            }
+                            cblas_sgemm(
+                                CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(headSize), Int32(n), 1,
+                                scores, Int32(n), qkv + 2 * h + head * headSize, Int32(qkvRow), 0, context + head * headSize, Int32(h))
+                        }
+                        start += n
                     }
                 }
             }
         }
-        Self.linear(s.context, rows: n, inputs: h, weights: layer.attentionOutput, bias: layer.attentionOutputBias, outputs: h, into: &s.projected)
-        for index in 0..<(n * h) { x[index] += s.projected[index] }
-        self.layerNorm(&x, rows: n, layer.attentionNorm)
-        Self.linear(x, rows: n, inputs: h, weights: layer.intermediate, bias: layer.intermediateBias, outputs: inner, into: &s.intermediate)
-        s.intermediate.withUnsafeMutableBufferPointer { VectorMath.gelu(UnsafeMutableBufferPointer(rebasing: $0[0..<(n * inner)])) }
-        Self.linear(s.intermediate, rows: n, inputs: inner, weights: layer.output, bias: layer.outputBias, outputs: h, into: &s.projected)
-        for index in 0..<(n * h) { x[index] += s.projected[index] }
-        self.layerNorm(&x, rows: n, layer.outputNorm)
+    }
+
+    /// One transformer layer in fp32 (OpenBLAS): the exact path.
+    private func encode(_ w: inout Workspace, tokens n: Int, lengths: [Int], layer: Layer) {
+        let h = self.dimensions
+        let inner = self.configuration.intermediate
+        // Q, K and V for every token in one GEMM: [n × h] · [3h × h]ᵀ.
+        Self.linear(w.x, rows: n, inputs: h, weights: layer.qkv, bias: layer.qkvBias, outputs: 3 * h, into: &w.qkv)
+        self.attention(&w, lengths: lengths, fast: false)
+        Self.linear(w.context, rows: n, inputs: h, weights: layer.attentionOutput, bias: layer.attentionOutputBias, outputs: h, into: &w.projected)
+        for index in 0..<(n * h) { w.x[index] += w.projected[index] }
+        self.layerNorm(&w.x, rows: n, layer.attentionNorm)
+        Self.linear(w.x, rows: n, inputs: h, weights: layer.intermediate, bias: layer.intermediateBias, outputs: inner, into: &w.intermediate)
+        w.intermediate.withUnsafeMutableBufferPointer { VectorMath.gelu(UnsafeMutableBufferPointer(rebasing: $0[0..<(n * inner)])) }
+        Self.linear(w.intermediate, rows: n, inputs: inner, weights: layer.output, bias: layer.outputBias, outputs: h, into: &w.projected)
+        for index in 0..<(n * h) { w.x[index] += w.projected[index] }
+        self.layerNorm(&w.x, rows: n, layer.outputNorm)
+    }
+
+    /// One transformer layer with the linear layers in bf16 or int8; false when oneDNN failed.
+    private func encodeFast(_ w: inout Workspace, tokens n: Int, lengths: [Int], layer: Layer, fast: FastLayer) -> Bool {
+        let h = self.dimensions
+        let epsilon = self.configuration.layerNormEpsilon
+        let scratch = w.linearScratch!
+        var ok = w.x.withUnsafeBufferPointer { x in
+            w.qkv.withUnsafeMutableBufferPointer { fast.qkv.forward(x.baseAddress!, rows: n, into: $0.baseAddress!, gelu: false, scratch: scratch) }
+        }
+        guard ok else { return false }
+        self.attention(&w, lengths: lengths, fast: true)
+        ok = w.context.withUnsafeBufferPointer { context in
+            w.projected.withUnsafeMutableBufferPointer { projected in
+                fast.attentionOutput.forward(context.baseAddress!, rows: n, into: projected.baseAddress!, gelu: false, scratch: scratch)
+            }
+        }
+        guard ok else { return false }
+        w.x.withUnsafeMutableBufferPointer { x in
+            w.projected.withUnsafeBufferPointer { projected in
+                FastLinear.addLayerNorm(
+                    x.baseAddress!, residual: projected.baseAddress!, rows: n, width: h, gamma: layer.attentionNorm.gamma,
+                    beta: layer.attentionNorm.beta, epsilon: epsilon)
+            }
+        }
+        ok = w.x.withUnsafeBufferPointer { x in
+            w.intermediate.withUnsafeMutableBufferPointer { inter in
+                fast.intermediate.forward(x.baseAddress!, rows: n, into: inter.baseAddress!, gelu: true, scratch: scratch)
+            }
+        }
+        guard ok else { return false }
+        ok = w.intermediate.withUnsafeBufferPointer { inter in
+            w.projected.withUnsafeMutableBufferPointer { projected in
+                fast.output.forward(inter.baseAddress!, rows: n, into: projected.baseAddress!, gelu: false, scratch: scratch)
+            }
+        }
+        guard ok else { return false }
+        w.x.withUnsafeMutableBufferPointer { x in
+            w.projected.withUnsafeBufferPointer { projected in
+                FastLinear.addLayerNorm(
+                    x.baseAddress!, residual: projected.baseAddress!, rows: n, width: h, gamma: layer.outputNorm.gamma,
+                    beta: layer.outputNorm.beta, epsilon: epsilon)
+            }
+        }
+        return true
     }
 
     /// `output = input · weightsᵀ + bias`, with `weights` stored [outputs × inputs] as PyTorch does.

@@ -47,7 +47,7 @@ extension ClusterStore {
         guard let encoder = self.configuration.encoder else { return 0 }
         let now = Timestamp.now
         let node = self.configuration.nodeName
-        // Long enough for a batch at the model's slowest (about 10 fragments/s on one core).
+        // Long enough for a batch at the model's slowest (about 10 fragments/s on one core in fp32).
         let until = now.adding(milliseconds: Int64(limit) * 2_000 + 30_000)
         guard
             let claimed = try? self.pool.with({ connection, deadline throws(PGError) in
@@ -58,17 +58,21 @@ extension ClusterStore {
                 try connection.run(Self.claimedTexts, [.texts(claimed)], deadline: deadline)
             })
         else { return 0 }
-        var done = 0
+        var pending: [(id: String, version: Int64, content: String)] = []
         for r in texts.all {
             // A record that does not verify is left to the read path (it turns blank there).
             guard let id = r.string(0), let version = r.int(1), let checksum = r.int(2), let bytes = r.bytes(3),
                 UInt32(truncatingIfNeeded: checksum) == CRC32C.checksum(bytes), let record = FragmentRecord.decode(bytes)
             else { continue }
-            let vector = TextIndex.quantize(encoder.embed(record.content))
+            pending.append((id, version, record.content))
+        }
+        var done = 0
+        for (item, meaning) in zip(pending, encoder.embed(batch: pending.map(\.content))) {
+            let vector = TextIndex.quantize(meaning)
             let saved = try? self.pool.with { connection, deadline throws(PGError) in
                 try connection.run(
                     Self.saveMeaning,
-                    [.text(id), .int(version), .text(encoder.name), .bytes(vector.map { UInt8(bitPattern: $0) }), .int(Timestamp.now.milliseconds)],
+                    [.text(item.id), .int(item.version), .text(encoder.name), .bytes(vector.map { UInt8(bitPattern: $0) }), .int(Timestamp.now.milliseconds)],
                     deadline: deadline)
             }
             if saved != nil {
@@ -97,26 +101,41 @@ extension ClusterStore {
     }
 
     public func embed(_ text: String) -> [Float]? { self.configuration.encoder?.embed(text) }
+
+    public func embed(batch texts: [String]) -> [[Float]]? { self.configuration.encoder?.embed(batch: texts) }
 }
 
-/// The thread that works off the shared embedding backlog: a batch at a time while there is work,
-/// a look every two seconds (or when this node writes) when there is none.
+/// The threads that work off the shared embedding backlog: a batch at a time while there is work,
+/// a look every two seconds (or when this node writes) when there is none. The first thread runs at
+/// normal priority, the others (`SentenceEncoder.backgroundThreads` in all) at low priority, on the
+/// cores the foreground leaves idle; claims keep them from embedding the same fragment.
 final class ClusterEmbedder: Sendable {
     let computed = Atomic<Int>(0)
-    let worker = Worker(name: "embedder", interval: 2)
+    private let workersBox = Mutex<[Worker]>([])
+
+    /// The embedding workers, once started.
+    var workers: [Worker] { self.workersBox.withLock { $0 } }
 
     func start(store: ClusterStore) {
-        self.worker.start {
-            store.embedBatch(limit: 8) == 0 ? .idle : .worked
+        let count = max(1, store.configuration.encoder?.backgroundThreads ?? 1)
+        let workers = (0..<count).map { Worker(name: $0 == 0 ? "embedder" : "embedder-\($0 + 1)", interval: 2) }
+        self.workersBox.withLock { $0 = workers }
+        let pass: @Sendable () -> Worker.Pass = { store.embedBatch(limit: 16) == 0 ? .idle : .worked }
+        for (index, worker) in workers.enumerated() {
+            if index == 0 {
+                worker.start(pass)
+            } else {
+                worker.start(setUp: { BackgroundThread.lowerPriority() }, pass)
+            }
         }
     }
 
     /// Asks for a look now (this node just wrote).
     func poke() {
-        self.worker.wake()
+        for worker in self.workers { worker.wake() }
     }
 
     func stop() {
-        self.worker.stop()
+        for worker in self.workers { worker.stop() }
     }
 }

@@ -95,7 +95,7 @@ public final class ClusterStore: Sendable {
 
     /// This node's background workers, for metrics.
     public var workers: [Worker] {
-        [self.follower.worker, self.embedder.worker]
+        [self.follower.worker] + self.embedder.workers
     }
 
     // MARK: Errors

@@ -59,13 +59,18 @@ public struct MeaningReconstructor: Reconstructor {
             let covered = sentence.terms.reduce(0) { $0 + (weights[$1] ?? 0) }
             return (index, (covered + 0.01) * sources[sentence.source].prior / Double(sentence.bytes + 20).squareRoot())
         }.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
-        var pool: [(index: Int, vector: [Float], tokens: Float)] = []
+        var chosenForEmbedding: [Int] = []
         var seen = Set<String>()
-        for (index, _) in ranked where pool.count < self.maxEmbedded {
-            guard seen.insert(sentences[index].text).inserted, let vector = store.embed(sentences[index].text) else { continue }
-            pool.append((index, vector, Float(max(1, sentences[index].terms.count))))
+        for (index, _) in ranked where chosenForEmbedding.count < self.maxEmbedded {
+            if seen.insert(sentences[index].text).inserted { chosenForEmbedding.append(index) }
         }
-        guard !pool.isEmpty else { return self.fallback.reconstruct(target, from: store) }
+        // One call for all of them: the encoder packs the short sentences into shared products.
+        guard let vectors = store.embed(batch: chosenForEmbedding.map { sentences[$0].text }), vectors.count == chosenForEmbedding.count,
+            !vectors.isEmpty
+        else { return self.fallback.reconstruct(target, from: store) }
+        let pool = zip(chosenForEmbedding, vectors).map { index, vector in
+            (index: index, vector: vector, tokens: Float(max(1, sentences[index].terms.count)))
+        }
 
         // Greedy: add the sentence that most raises 0.7·cosine(sum of chosen, goal) + 0.3·coverage.
         let budget = max(sketch.bytes, 1)

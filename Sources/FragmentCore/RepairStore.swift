@@ -89,12 +89,24 @@ public protocol ContextSource: AnyObject, Sendable {
     func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)]
     /// The model's embedding of a text (unit length); nil without a model.
     func embed(_ text: String) -> [Float]?
+    /// The model's embeddings of texts, in order, in one call of the encoder (texts packed into
+    /// shared matrix products); nil without a model.
+    func embed(batch texts: [String]) -> [[Float]]?
 }
 
 extension ContextSource {
     public func meaning(of id: String) -> [Float]? { nil }
     public func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
     public func embed(_ text: String) -> [Float]? { nil }
+    /// One text at a time, for sources without a batch path (test doubles).
+    public func embed(batch texts: [String]) -> [[Float]]? {
+        var vectors: [[Float]] = []
+        for text in texts {
+            guard let vector = self.embed(text) else { return nil }
+            vectors.append(vector)
+        }
+        return vectors
+    }
 }
 
 extension RepairStore {

@@ -49,14 +49,16 @@ public final class Worker: @unchecked Sendable {
         self.dutyCycle = min(1, max(0.01, dutyCycle))
     }
 
-    /// Starts the thread running `body` pass after pass. A second call does nothing.
-    public func start(onStop: (@Sendable () -> Void)? = nil, _ body: @escaping @Sendable () -> Pass) {
+    /// Starts the thread running `body` pass after pass (after `setUp`, on the thread: its priority,
+    /// say). A second call does nothing.
+    public func start(setUp: (@Sendable () -> Void)? = nil, onStop: (@Sendable () -> Void)? = nil, _ body: @escaping @Sendable () -> Pass) {
         self.condition.lock()
         defer { self.condition.unlock() }
         guard !self.started, !self.stopping else { return }
         self.started = true
         self.onStop = onStop
         let thread = Thread { [self] in
+            setUp?()
             self.loop(body)
         }
         thread.name = "carma-\(self.name)"

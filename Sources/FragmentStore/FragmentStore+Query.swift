@@ -37,6 +37,10 @@ extension FragmentStore {
         self.configuration.encoder?.embed(text)
     }
 
+    public func embed(batch texts: [String]) -> [[Float]]? {
+        self.configuration.encoder?.embed(batch: texts)
+    }
+
     public var meaningStatus: MeaningStatus {
         let (dimensions, embedded) = self.text.read { ($0.meaningDimensions, $0.meaningCount) }
         return MeaningStatus(

@@ -83,7 +83,9 @@ extension FragmentStore {
             let missing = self.text.read { index in readable.filter { !index.hasMeaning($0.id, version: $0.version) }.map(\.id) }
             self.meanings.enqueue(missing)
             self.logger.info("embedding in the background", metadata: ["embedding.model": "\(encoder.name)", "embedding.backlog": "\(missing.count)"])
-            self.meanings.start { [self] id in self.embedMeaning(id, encoder: encoder) }
+            self.meanings.start(threads: encoder.backgroundThreads, batch: Self.embeddingBatch) { [self] ids in
+                self.embedMeanings(ids, encoder: encoder)
+            }
             return .finished
         }
     }
@@ -150,18 +152,29 @@ extension FragmentStore {
             metadata: ["text.fragments": "\(loaded)", "text.meanings": "\(stored.count)", "text.load_ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))"])
     }
 
-    /// Embeds the current version of one fragment (embedder thread). Blanks keep the meaning they
-    /// had; a reconstruction keeps the meaning of what was lost (same version), which is what the
-    /// next reconstruction aims at.
-    private func embedMeaning(_ id: String, encoder: SentenceEncoder) {
-        guard let row = self.storedRow(id), row.status != .blank, !self.text.read({ $0.hasMeaning(id, version: row.version) }),
-            case .record(let bytes) = self.readServed(row), let record = FragmentRecord.decode(bytes)
-        else { return }
-        let vector = TextIndex.quantize(encoder.embed(record.content))
-        let set = self.text.write { $0.setMeaning(id, version: row.version, vector) }
-        guard set else { return }
-        self.meanings.embedded.add(1, ordering: .relaxed)
-        self.pipeline.submit(.change(RegistryChange(apply: { try $0.setMeaning(id, version: row.version, vector: vector) })))
+    /// Fragments an embedder thread takes at a time: enough for the encoder to pack whole chunks
+    /// (about five man-page fragments each), few enough that a meaning is visible soon after its write.
+    static let embeddingBatch = 16
+
+    /// Embeds the current versions of fragments (embedder threads), in one call of the encoder.
+    /// Blanks keep the meaning they had; a reconstruction keeps the meaning of what was lost (same
+    /// version), which is what the next reconstruction aims at.
+    private func embedMeanings(_ ids: [String], encoder: SentenceEncoder) {
+        var pending: [(id: String, version: UInt64, content: String)] = []
+        for id in ids {
+            guard let row = self.storedRow(id), row.status != .blank, !self.text.read({ $0.hasMeaning(id, version: row.version) }),
+                case .record(let bytes) = self.readServed(row), let record = FragmentRecord.decode(bytes)
+            else { continue }
+            pending.append((id, row.version, record.content))
+        }
+        guard !pending.isEmpty else { return }
+        for (item, meaning) in zip(pending, encoder.embed(batch: pending.map(\.content))) {
+            let vector = TextIndex.quantize(meaning)
+            let set = self.text.write { $0.setMeaning(item.id, version: item.version, vector) }
+            guard set else { continue }
+            self.meanings.embedded.add(1, ordering: .relaxed)
+            self.pipeline.submit(.change(RegistryChange(apply: { try $0.setMeaning(item.id, version: item.version, vector: vector) })))
+        }
     }
 
     /// Whether queries see every fragment yet.

@@ -190,7 +190,7 @@ public final class FragmentStore: Sendable {
 
     /// The store's background workers, for metrics.
     public var workers: [Worker] {
-        [self.textLoader, self.meanings.worker, self.vectorIndexer, self.pipeline.applier, self.pipeline.checkpointer, self.feed.worker]
+        [self.textLoader] + self.meanings.workers + [self.vectorIndexer, self.pipeline.applier, self.pipeline.checkpointer, self.feed.worker]
     }
 }
 

@@ -50,10 +50,12 @@ struct SharedStoreSettings {
 struct ModelChoice {
     var directory: String
     var maxTokens: Int
+    var precision: EmbeddingPrecision
+    var backgroundThreads: Int
 
     func load() throws -> SentenceEncoder {
         do {
-            return try SentenceEncoder(directory: self.directory, maxTokens: self.maxTokens)
+            return try SentenceEncoder(directory: self.directory, maxTokens: self.maxTokens, precision: self.precision, backgroundThreads: self.backgroundThreads)
         } catch {
             throw ValidationError("cannot load the embedding model from \(self.directory): \(error)")
         }

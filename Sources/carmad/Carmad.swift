@@ -50,7 +50,12 @@ struct Serve: AsyncParsableCommand {
             metadata: ["process.open_files_before": "\(files.before)", "process.open_files": "\(files.now)", "process.open_files_hard": "\(files.hard)",
                        "http.max_connections": "\(configuration.service.server.maxConnections)"])
         if let encoder {
-            logger.info("embedding model loaded", metadata: ["embedding.model": "\(encoder.name)", "embedding.max_tokens": "\(encoder.maxTokens)"])
+            logger.info(
+                "embedding model loaded",
+                metadata: [
+                    "embedding.model": "\(encoder.name)", "embedding.max_tokens": "\(encoder.maxTokens)",
+                    "embedding.precision": "\(encoder.precision)", "embedding.threads": "\(encoder.backgroundThreads)",
+                ])
         } else {
             logger.warning("no embedding model (--embedding-model): queries rank by words and client vectors only, reconstruction by sketches")
         }

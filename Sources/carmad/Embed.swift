@@ -14,30 +14,63 @@ struct Embed: ParsableCommand {
     @Option(help: "Longest input in tokens; longer text is cut.")
     var maxTokens = 256
 
-    @Flag(help: "Print fragments per second and mean tokens instead of the vectors.")
+    @Option(help: "Arithmetic of the linear layers: auto, fp32, bf16 or int8 (env CARMA_EMBEDDING_PRECISION). Default auto.")
+    var precision: String?
+
+    @Option(help: "Texts per call of the encoder (1: one at a time, as a query is embedded).")
+    var batch = 64
+
+    @Option(help: "Threads per call, the caller's included.")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Print fragments per second, mean tokens and the median call's milliseconds instead of the vectors.")
     var measure = false
 
     func run() throws {
         guard let directory = self.model ?? ProcessInfo.processInfo.environment["CARMA_EMBEDDING_MODEL"] else {
             throw ValidationError("give --model or set CARMA_EMBEDDING_MODEL")
         }
-        let encoder = try SentenceEncoder(directory: directory, maxTokens: self.maxTokens)
-        var count = 0
-        var tokens = 0
-        let started = ContinuousClock.now
+        let name = self.precision ?? ProcessInfo.processInfo.environment["CARMA_EMBEDDING_PRECISION"] ?? "auto"
+        guard let precision = EmbeddingPrecision(rawValue: name) else {
+            throw ValidationError("--precision must be one of \(EmbeddingPrecision.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")
+        }
+        guard self.batch >= 1, self.threads >= 1 else { throw ValidationError("--batch and --threads must be at least 1") }
+        let encoder = try SentenceEncoder(directory: directory, maxTokens: self.maxTokens, precision: precision)
+        var texts: [String] = []
         while let line = readLine(strippingNewline: true) {
-            let text = (try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])) as? String ?? line
-            let vector = encoder.embed(text)
-            count += 1
-            if self.measure {
-                tokens += encoder.tokenCount(text)
-            } else {
-                print("[" + vector.map { String($0) }.joined(separator: ",") + "]")
+            texts.append((try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])) as? String ?? line)
+        }
+        var calls: [Double] = []
+        let cpuStarted = Self.cpuSeconds()
+        let started = ContinuousClock.now
+        for start in stride(from: 0, to: texts.count, by: self.batch) {
+            let call = ContinuousClock.now
+            let vectors = encoder.embed(batch: Array(texts[start..<min(texts.count, start + self.batch)]), threads: self.threads)
+            calls.append(Double((ContinuousClock.now - call) / .nanoseconds(1)) / 1e6)
+            if !self.measure {
+                for vector in vectors { print("[" + vector.map { String($0) }.joined(separator: ",") + "]") }
             }
         }
         if self.measure {
             let seconds = Double((ContinuousClock.now - started) / .microseconds(1)) / 1e6
-            print(#"{"fragments": \#(count), "seconds": \#(seconds), "per_second": \#(Double(count) / max(seconds, 1e-9)), "mean_tokens": \#(Double(tokens) / Double(max(count, 1)))}"#)
+            // CPU time beside wall time: on a machine shared with other work, fragments per CPU-second
+            // is what one idle core would do (no SMT here), and wall time is what this run got.
+            let cpu = Self.cpuSeconds() - cpuStarted
+            let tokens = texts.reduce(0) { $0 + encoder.tokenCount($1) }
+            let median = calls.sorted()[calls.count / 2]
+            print(
+                #"{"fragments": \#(texts.count), "seconds": \#(seconds), "per_second": \#(Double(texts.count) / max(seconds, 1e-9)), "#
+                    + #""mean_tokens": \#(Double(tokens) / Double(max(texts.count, 1))), "median_call_ms": \#(median), "#
+                    + #""cpu_seconds": \#(cpu), "per_cpu_second": \#(Double(texts.count) / max(cpu, 1e-9)), "#
+                    + #""precision": "\#(encoder.precision)", "batch": \#(self.batch), "threads": \#(self.threads)}"#)
         }
+    }
+
+    /// User and system CPU time of this process so far.
+    private static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 }

@@ -70,6 +70,12 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Vectors of a kind (the model's, the clients') at which vector queries go through an approximate nearest-neighbour graph built in the background, kept in <data-dir>/vectors; 0 turns the graphs off, every query scans (env CARMA_VECTOR_INDEX_MIN_VECTORS). Default 20000.")
     var vectorIndexMinVectors: Int?
 
+    @Option(help: "Arithmetic of the embedding model's linear layers: auto (int8 where the CPU has AVX-512 VNNI, else fp32), fp32, bf16 or int8 (env CARMA_EMBEDDING_PRECISION). Default auto.")
+    var embeddingPrecision: String?
+
+    @Option(help: "Threads that embed the backlog in the background: the first at normal priority, the others at low priority (env CARMA_EMBEDDING_THREADS). Default: the machine's cores.")
+    var embeddingThreads: Int?
+
     @Option(help: "Newest history events kept per fragment (env CARMA_HISTORY_EVENTS). Default 100.")
     var historyEvents: Int?
 
@@ -223,7 +229,16 @@ struct ServerOptions: ParsableArguments {
             self.vectorIndexMinVectors, "--vector-index-min-vectors",
             default: NeighbourSearchConfiguration().minimumVectors, in: 0...(1 << 40))
         let maxTokens = try Self.setting(self.embeddingMaxTokens, "--embedding-max-tokens", default: 256, in: 16...512)
-        let model = (self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL")).map { ModelChoice(directory: $0, maxTokens: maxTokens) }
+        let precisionName = self.embeddingPrecision ?? Self.env("CARMA_EMBEDDING_PRECISION") ?? EmbeddingPrecision.auto.rawValue
+        guard let precision = EmbeddingPrecision(rawValue: precisionName) else {
+            throw ValidationError(
+                "--embedding-precision must be one of \(EmbeddingPrecision.allCases.map(\.rawValue).joined(separator: ", ")), not '\(precisionName)'")
+        }
+        let threads = try Self.setting(
+            self.embeddingThreads, "--embedding-threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...256)
+        let model = (self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL")).map {
+            ModelChoice(directory: $0, maxTokens: maxTokens, precision: precision, backgroundThreads: threads)
+        }
 
         var dream = DreamConfiguration()
         let year = Self.longestSeconds

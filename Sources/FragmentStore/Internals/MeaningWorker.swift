@@ -1,8 +1,9 @@
+import CarmaEmbedding
 import FragmentCore
 import Foundation
 import Synchronization
 
-/// The queue of fragments waiting for the built-in model, and the thread that works it off. Ids are
+/// The queue of fragments waiting for the built-in model, and the threads that work it off. Ids are
 /// queued once however often they are written meanwhile; the worker looks up the version current
 /// when it gets to an id, so a burst of rewrites costs one embedding.
 ///
@@ -15,7 +16,9 @@ final class MeaningWorker: @unchecked Sendable {
     private var closed = false
     /// Embeddings computed since start-up.
     let embedded = Atomic<Int>(0)
-    let worker = Worker(name: "embedder")
+    /// The embedding workers, once started.
+    private let workersBox = Mutex<[Worker]>([])
+    var workers: [Worker] { self.workersBox.withLock { $0 } }
 
     func enqueue(_ ids: some Sequence<String>) {
         self.condition.lock()
@@ -34,12 +37,23 @@ final class MeaningWorker: @unchecked Sendable {
         return self.queued.count
     }
 
-    /// Starts the worker; `work` embeds one fragment.
-    func start(work: @escaping @Sendable (String) -> Void) {
-        self.worker.start { [self] in
-            guard let id = self.next() else { return .finished }
-            work(id)
+    /// Starts `threads` workers, each taking up to `batch` ids at a time; `work` embeds them. The
+    /// first runs at normal priority, the others at low priority (`BackgroundThread`), on the cores
+    /// the foreground leaves idle.
+    func start(threads: Int, batch: Int, work: @escaping @Sendable ([String]) -> Void) {
+        let workers = (0..<max(1, threads)).map { Worker(name: $0 == 0 ? "embedder" : "embedder-\($0 + 1)") }
+        self.workersBox.withLock { $0 = workers }
+        let pass: @Sendable () -> Worker.Pass = { [self] in
+            guard let ids = self.next(max: batch) else { return .finished }
+            work(ids)
             return .worked
+        }
+        for (index, worker) in workers.enumerated() {
+            if index == 0 {
+                worker.start(pass)
+            } else {
+                worker.start(setUp: { BackgroundThread.lowerPriority() }, pass)
+            }
         }
     }
 
@@ -49,10 +63,10 @@ final class MeaningWorker: @unchecked Sendable {
         self.closed = true
         self.condition.broadcast()
         self.condition.unlock()
-        self.worker.stop()
+        for worker in self.workers { worker.stop() }
     }
 
-    private func next() -> String? {
+    private func next(max: Int) -> [String]? {
         self.condition.lock()
         defer { self.condition.unlock() }
         while self.head == self.order.count {
@@ -60,14 +74,14 @@ final class MeaningWorker: @unchecked Sendable {
             self.condition.wait()
         }
         if self.closed { return nil }
-        let id = self.order[self.head]
-        self.head += 1
+        let ids = Array(self.order[self.head..<min(self.order.count, self.head + max)])
+        self.head += ids.count
         // Out of the set before the work: a write meanwhile queues the id again.
-        self.queued.remove(id)
+        for id in ids { self.queued.remove(id) }
         if self.head > 4096, self.head * 2 > self.order.count {
             self.order.removeFirst(self.head)
             self.head = 0
         }
-        return id
+        return ids
     }
 }

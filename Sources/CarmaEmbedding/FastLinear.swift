@@ -1,0 +1,63 @@
+import CEncoderKernels
+
+/// One linear layer of the reduced-precision path: weights kept in int8 or bf16 in oneDNN's
+/// layout, run by CEncoderKernels (the only Swift file that calls it).
+///
+/// `@unchecked Sendable`: the C layer is immutable after creation and its forward call keeps all
+/// per-call state in the caller's scratch and a per-thread oneDNN stream.
+final class FastLinear: @unchecked Sendable {
+    private let layer: OpaquePointer
+    let inputs: Int
+    let outputs: Int
+
+    init(precision: EmbeddingPrecision, weights: [Float], bias: [Float], inputs: Int, outputs: Int) throws(EmbeddingModelError) {
+        let code = precision == .int8 ? CARMA_PRECISION_INT8 : CARMA_PRECISION_BF16
+        var message = [CChar](repeating: 0, count: 256)
+        let made = weights.withUnsafeBufferPointer { w in
+            bias.withUnsafeBufferPointer { b in
+                carma_linear_create(Int32(code), Int32(inputs), Int32(outputs), w.baseAddress, b.baseAddress, &message, message.count)
+            }
+        }
+        guard let made else {
+            throw .unsupported("cannot prepare the \(precision) encoder: " + String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        self.layer = made
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+
+    deinit { carma_linear_destroy(self.layer) }
+
+    func scratchBytes(rows: Int) -> Int { carma_linear_scratch_bytes(self.layer, Int32(rows)) }
+
+    /// `output = input · Wᵀ + bias` (then GELU) over `rows` rows; false when oneDNN failed (the
+    /// encoder then runs the chunk in fp32).
+    func forward(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>, gelu: Bool, scratch: UnsafeMutableRawPointer) -> Bool {
+        carma_linear_forward(self.layer, input, Int32(rows), output, gelu ? 1 : 0, scratch) == 0
+    }
+
+    /// x = LayerNorm(x + residual) · gamma + beta, rows of `width`.
+    static func addLayerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, rows: Int, width: Int, gamma: [Float], beta: [Float], epsilon: Float) {
+        carma_add_layer_norm(x, residual, Int32(rows), Int32(width), gamma, beta, epsilon)
+    }
+
+    /// Whether `attention` can run here: AVX512_BF16 and a head size that is a multiple of 16.
+    static func bf16AttentionRuns(headSize: Int) -> Bool {
+        headSize % 16 == 0 && carma_cpu_supports(Int32(CARMA_PRECISION_BF16)) == 1
+    }
+
+    static func attentionScratchBytes(tokens: Int, headSize: Int) -> Int {
+        carma_attention_scratch_bytes(Int32(tokens), Int32(headSize))
+    }
+
+    /// Attention of one sequence in bf16 (every head): Q, K, V from `qkv` rows, into `context` rows.
+    static func attention(
+        _ qkv: UnsafePointer<Float>, tokens: Int, hidden: Int, heads: Int, into context: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer
+    ) {
+        carma_attention_bf16(qkv, Int32(tokens), Int32(hidden), Int32(heads), context, scratch)
+    }
+
+    static func softmaxRows(_ values: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        carma_softmax_rows(values, Int32(rows), Int32(columns))
+    }
+}

@@ -9,7 +9,8 @@
 #             (NUMPY_TEXTS texts; with two BLAS threads it collapses when the machine is shared)
 # Each also reports its CPU time: fragments per CPU-second are what an idle core does when the
 # machine is shared. Then the query embedding: texts cut at 32 tokens, one at a time on one thread, median call in ms,
-# old and new. Then the background embedder's backlog drained by a running carmad (defaults: auto
+# old and new (and new at 16 tokens); and a reconstruction's embedding work, 40 candidate
+# sentences, in 40 calls before and one call now. Then the background embedder's backlog drained by a running carmad (defaults: auto
 # precision, one embedder thread per core) after COUNT fragments were PUT (20,000: the man-page
 # corpus topped up with copies under new ids). PUTs are acknowledged without waiting for it; the
 # time is from the last acknowledgement to an empty backlog. OLD_DRAIN=1 drains it a second time
@@ -36,6 +37,16 @@ step = max(1, len(fragments) // speed)
 with open(out + "/texts.jsonl", "w") as t:
     for f in fragments[::step][:speed]:
         t.write(json.dumps(f["content"]) + "\n")
+# A reconstruction's embedding work: 40 candidate sentences (of 20 to 300 characters, as the
+# reconstructors' sentence splitter gives), 10 reconstructions' worth.
+sentences = []
+for f in fragments[::step]:
+    for s in f["content"].replace("\n", " ").split(". "):
+        if 20 <= len(s) <= 300:
+            sentences.append(s)
+with open(out + "/sentences.jsonl", "w") as t:
+    for s in sentences[:400]:
+        t.write(json.dumps(s) + "\n")
 PY
 cores=$(nproc)
 texts=$WORK/embedding/texts.jsonl
@@ -57,7 +68,11 @@ PY
 )
   query_old=$("$CARMAD" embed --model "$MODEL" --measure --precision fp32 --batch 1 --threads 1 --max-tokens 32 <"$texts")
   query_new=$("$CARMAD" embed --model "$MODEL" --measure --batch 1 --threads 1 --max-tokens 32 <"$texts")
-  echo "{\"old\": $old, \"new1\": $new1, \"new\": $new, \"numpy\": $numpy, \"query_old\": $query_old, \"query_new\": $query_new}" >>"$WORK/embedding/rounds.jsonl"
+  query16=$("$CARMAD" embed --model "$MODEL" --measure --batch 1 --threads 1 --max-tokens 16 <"$texts")
+  sentences_old=$("$CARMAD" embed --model "$MODEL" --measure --precision fp32 --batch 1 --threads 1 <"$WORK/embedding/sentences.jsonl")
+  sentences_new=$("$CARMAD" embed --model "$MODEL" --measure --batch 40 --threads 1 <"$WORK/embedding/sentences.jsonl")
+  echo "{\"old\": $old, \"new1\": $new1, \"new\": $new, \"numpy\": $numpy, \"query_old\": $query_old, \"query_new\": $query_new," \
+    "\"query16\": $query16, \"sentences_old\": $sentences_old, \"sentences_new\": $sentences_new}" >>"$WORK/embedding/rounds.jsonl"
   echo "round $round: old $(echo "$old" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["per_second"], 1))')/s," \
     "new $(echo "$new" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["per_second"], 1))')/s" >&2
 done
@@ -69,13 +84,15 @@ drain() {
   local began
   began=$(date +%s.%N)
   "$CARMA" import "$WORK/embedding/corpus.jsonl" --server "http://127.0.0.1:$port" --connections 32 >&2
-  local acknowledged
+  local acknowledged cpu_before
   acknowledged=$(date +%s.%N)
+  cpu_before=$(awk '{print $14 + $15}' "/proc/$CARMAD_PID/stat")
   until curl -fsS "http://127.0.0.1:$port/readyz" | python3 -c 'import json,sys; r=json.load(sys.stdin)["retrieval"]; sys.exit(0 if r["embedding_backlog"] == 0 and r["embedded"] >= '"$COUNT"' else 1)'; do sleep 2; done
-  local finished
+  local finished cpu_after
   finished=$(date +%s.%N)
+  cpu_after=$(awk '{print $14 + $15}' "/proc/$CARMAD_PID/stat")
   stop_carmad
-  echo "$began $acknowledged $finished"
+  echo "$began $acknowledged $finished $(awk -v a="$cpu_after" -v b="$cpu_before" -v hz="$(getconf CLK_TCK)" 'BEGIN {print (a - b) / hz}')"
 }
 new_drain=$(drain 18088)
 old_drain=""
@@ -89,9 +106,12 @@ median = lambda key, field="per_second": round(statistics.median(r[key][field] f
 def drain(text):
     if not text:
         return None
-    began, acknowledged, finished = map(float, text.split())
+    began, acknowledged, finished, cpu = map(float, text.split())
+    # carmad's own CPU time from the last acknowledgement to the empty backlog: on a shared machine,
+    # what the drain would take with the cores to itself is about cpu / cores.
     return {"after_last_ack_seconds": round(finished - acknowledged, 1), "from_first_put_seconds": round(finished - began, 1),
-            "fragments_per_second_after_ack": round(count / (finished - acknowledged), 1)}
+            "fragments_per_second_after_ack": round(count / (finished - acknowledged), 1), "carmad_cpu_seconds": round(cpu, 1),
+            "idle_estimate_seconds": round(cpu / cores, 1)}
 result = {
     "precision": rounds[0]["new"]["precision"], "cores": cores, "rounds": len(rounds),
     "texts": rounds[0]["old"]["fragments"], "mean_tokens": round(rounds[0]["old"]["mean_tokens"], 1),
@@ -103,7 +123,12 @@ result = {
                                  "new_all_cores": median("new", "per_cpu_second")},
     "speedup_over_old": {"one_thread": round(statistics.median(r["new1"]["per_second"] / r["old"]["per_second"] for r in rounds), 2),
                          "all_cores": round(statistics.median(r["new"]["per_second"] / r["old"]["per_second"] for r in rounds), 2)},
-    "query_32_tokens_median_ms": {"old": median("query_old", "median_call_ms"), "new": median("query_new", "median_call_ms")},
+    "query_32_tokens_median_ms": {"old": median("query_old", "median_call_ms"), "new": median("query_new", "median_call_ms"),
+                                  "new_cpu": round(1000 / median("query_new", "per_cpu_second"), 2)},
+    "query_16_tokens_median_ms": {"new": median("query16", "median_call_ms"), "new_cpu": round(1000 / median("query16", "per_cpu_second"), 2)},
+    # A reconstruction's 40 candidate sentences: 40 calls before, one call now (wall ms per reconstruction).
+    "reconstruction_40_sentences_ms": {"old": round(40 * 1000 / median("sentences_old"), 1), "new": median("sentences_new", "median_call_ms"),
+                                       "mean_tokens": round(rounds[0]["sentences_new"]["mean_tokens"], 1)},
     "backlog_drain": {"fragments": count, "new": drain(sys.argv[2]), "old_fp32_one_thread": drain(sys.argv[3])},
 }
 json.dump(result, open(out, "w"), indent=1)
@@ -116,10 +141,15 @@ c = result["fragments_per_cpu_second"]
 print("per CPU-second (what an idle core does): old %.1f, new %.1f on one thread, %.1f on %d (so about %.0f/s on %d idle cores)" % (
     c["old_fp32_one_at_a_time"], c["new_one_thread"], c["new_all_cores"], cores, c["new_all_cores"] * cores, cores))
 q = result["query_32_tokens_median_ms"]
-print("query of 32 tokens: %.2f ms (old %.2f ms)" % (q["new"], q["old"]))
+print("query of 32 tokens: %.2f ms (old %.2f ms; %.2f ms of CPU); of 16 tokens: %.2f ms" % (
+    q["new"], q["old"], q["new_cpu"], result["query_16_tokens_median_ms"]["new"]))
+r = result["reconstruction_40_sentences_ms"]
+print("a reconstruction's 40 candidate sentences (%.0f tokens each): %.1f ms in one call (old: %.1f ms in 40)" % (r["mean_tokens"], r["new"], r["old"]))
 d = result["backlog_drain"]["new"]
-print("%d fragments' backlog drained %.1f min after the last PUT's acknowledgement (%.1f/s; %.1f min from the first PUT)" % (
-    count, d["after_last_ack_seconds"] / 60, d["fragments_per_second_after_ack"], d["from_first_put_seconds"] / 60))
+print("%d fragments' backlog drained %.1f min after the last PUT's acknowledgement (%.1f/s; %.1f min from the first PUT); "
+      "carmad used %.0f CPU-seconds, %.1f min on %d idle cores" % (
+    count, d["after_last_ack_seconds"] / 60, d["fragments_per_second_after_ack"], d["from_first_put_seconds"] / 60,
+    d["carmad_cpu_seconds"], d["idle_estimate_seconds"] / 60, cores))
 if result["backlog_drain"]["old_fp32_one_thread"]:
     o = result["backlog_drain"]["old_fp32_one_thread"]
     print("old encoder: drained %.1f min after the last acknowledgement (%.1f/s)" % (o["after_last_ack_seconds"] / 60, o["fragments_per_second_after_ack"]))

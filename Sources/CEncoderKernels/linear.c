@@ -5,7 +5,8 @@
 // Threads: oneDNN here runs on OpenMP, and a call would start a team as wide as the machine. The
 // encoder parallelises across sequences itself (and keeps a foreground query on its own thread),
 // so every call first sets this thread's OpenMP width to 1. Streams are per thread (a oneDNN
-// stream must not be shared between threads); the engine is shared (it is thread-safe).
+// stream must not be shared between threads); the engine is shared (it is thread-safe). A layer is
+// only run after carma_linear_create returned it, so the engine exists by then.
 
 #include "CEncoderKernels.h"
 #include "internal.h"
@@ -37,13 +38,23 @@ struct carma_linear {
 static dnnl_engine_t engine;
 static dnnl_status_t engineStatus = dnnl_runtime_error;
 static pthread_once_t engineOnce = PTHREAD_ONCE_INIT;
-static _Thread_local dnnl_stream_t threadStream;
+/// Each thread's stream, destroyed when the thread ends (the encoder's helper threads are short-lived).
+static pthread_key_t streamKey;
 
-static void makeEngine(void) { engineStatus = dnnl_engine_create(&engine, dnnl_cpu, 0); }
+static void destroyStream(void *stream) { dnnl_stream_destroy(stream); }
+
+static void makeEngine(void) {
+    engineStatus = dnnl_engine_create(&engine, dnnl_cpu, 0);
+    if (engineStatus == dnnl_success && pthread_key_create(&streamKey, destroyStream) != 0) engineStatus = dnnl_runtime_error;
+}
 
 static dnnl_stream_t stream(void) {
-    if (!threadStream && dnnl_stream_create(&threadStream, engine, dnnl_stream_default_flags) != dnnl_success) threadStream = NULL;
-    return threadStream;
+    dnnl_stream_t stream = pthread_getspecific(streamKey);
+    if (!stream) {
+        if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) return NULL;
+        pthread_setspecific(streamKey, stream);
+    }
+    return stream;
 }
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }

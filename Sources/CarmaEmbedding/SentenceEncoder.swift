@@ -3,9 +3,10 @@ import COpenBLAS
 import Glibc
 #endif
 
-/// A sentence-transformers BERT encoder (all-MiniLM-L6-v2 and its kin) run on the CPU: WordPiece
-/// tokens through the transformer layers with OpenBLAS's single-precision GEMM, mean pooling over
-/// the tokens, then L2 normalisation. Stateless after loading, so any thread may call `embed`.
+/// A sentence-transformers BERT encoder (all-MiniLM-L6-v2, bge-small-en-v1.5 and their kin) run on
+/// the CPU: WordPiece tokens through the transformer layers with OpenBLAS's single-precision GEMM,
+/// pooling over the tokens as the model's card says (mean, or [CLS]), then L2 normalisation.
+/// Stateless after loading, so any thread may call `embed`.
 public final class SentenceEncoder: Sendable {
     /// The model directory's name and shape, for logs, `/readyz` and the stored vectors' tag.
     public let name: String
@@ -13,6 +14,11 @@ public final class SentenceEncoder: Sendable {
     public let dimensions: Int
     /// Longest input in tokens ([CLS] and [SEP] included); longer text is cut.
     public let maxTokens: Int
+    /// The directory's `carma.json`: name, pooling, query prefix.
+    public let card: ModelCard
+    /// The name and a fingerprint of the weights (`ModelFingerprint`): stored with the meanings, so
+    /// that those of another model are recomputed.
+    public let identity: String
 
     private let configuration: BertConfiguration
     private let tokenizer: WordPieceTokenizer
@@ -41,9 +47,11 @@ public final class SentenceEncoder: Sendable {
         var outputNorm: Norm
     }
 
-    /// Loads a sentence-transformers model directory: `config.json`, `vocab.txt`, `model.safetensors`.
+    /// Loads a sentence-transformers model directory: `config.json`, `vocab.txt`, `model.safetensors`,
+    /// and `carma.json` if there is one.
     public init(directory: String, maxTokens: Int = 256) throws(EmbeddingModelError) {
         let configuration = try BertConfiguration(file: directory + "/config.json")
+        let card = try ModelCard(directory: directory)
         let tokenizer = try WordPieceTokenizer(vocabularyFile: directory + "/vocab.txt")
         guard tokenizer.vocabularySize <= configuration.vocabulary else {
             throw .malformed(directory + "/vocab.txt", "\(tokenizer.vocabularySize) tokens, the model has \(configuration.vocabulary)")
@@ -82,8 +90,10 @@ public final class SentenceEncoder: Sendable {
         self.layers = layers
         self.dimensions = h
         self.maxTokens = min(max(8, maxTokens), configuration.positions)
-        let base = directory.split(separator: "/").last(where: { $0 != "model" }).map(String.init) ?? "model"
+        let base = card.name ?? directory.split(separator: "/").last(where: { $0 != "model" }).map(String.init) ?? "model"
         self.name = "\(base) (\(configuration.layers) layers, \(h) dimensions)"
+        self.card = card
+        self.identity = "\(self.name) #\(try ModelFingerprint.of(directory: directory))"
         // One thread per call: carmad runs embeddings on a background thread and query embeddings on
         // the HTTP threads; a BLAS pool of its own would fight them for the same cores.
         openblas_set_num_threads(1)
@@ -111,10 +121,7 @@ public final class SentenceEncoder: Sendable {
         for layer in self.layers {
             self.encode(&x, tokens: n, layer: layer, scratch: &scratch)
         }
-        var pooled = [Float](repeating: 0, count: h)
-        for row in 0..<n {
-            for d in 0..<h { pooled[d] += x[row * h + d] }
-        }
+        let pooled = self.card.pool(x, tokens: n, dimensions: h)
         let length = pooled.reduce(0) { $0 + $1 * $1 }.squareRoot()
         return pooled.map { $0 / max(length, 1e-12) }
     }

@@ -122,6 +122,7 @@ public final class CarmaService: Sendable {
             "signals": .array((meaning.model == nil ? ["text", "client_vector"] : ["text", "meaning", "client_vector"]).map(JSONValue.string)),
             "embedded": .number(Double(meaning.embedded)),
             "embedding_backlog": .number(Double(meaning.backlog)),
+            "embedding_replacing": meaning.replacing.map(JSONValue.string) ?? .null,
         ]
         return .response(.json(200, [
             "status": "ready", "fragments": .number(Double(stats.fragments)), "pending_writes": .number(Double(stats.pendingOperations)),

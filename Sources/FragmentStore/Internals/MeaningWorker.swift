@@ -15,6 +15,8 @@ final class MeaningWorker: @unchecked Sendable {
     private var closed = false
     /// Embeddings computed since start-up.
     let embedded = Atomic<Int>(0)
+    /// The model whose meanings were dropped at start-up for this one's (for `/readyz`).
+    let replacing = Mutex<String?>(nil)
     let worker = Worker(name: "embedder")
 
     func enqueue(_ ids: some Sequence<String>) {

@@ -47,8 +47,13 @@ MODEL_NAME = "bge-small-en-v1.5"
 # BGE is trained asymmetrically: passages bare, queries behind this instruction (the model card's;
 # compartment's embed.py uses the same).
 QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
+# Where bge-small's cosines sit on the query scores' absolute scale (RelevanceScale in
+# Sources/FragmentCore/QueryRanking.swift): its cosines are bunched high (unrelated notes about 0.6,
+# MiniLM's about 0.1). Chosen on the dev half of scripts/eval-memory.py's set among 0.45/10 (MiniLM's),
+# 0.55/14, 0.58/17 and 0.60/20: best hybrid hit@1 there (docs/decisions.md, "Built-in model").
+MEANING_SCALE = {"midpoint": 0.60, "steepness": 20}
 # Raised when the output of this script changes, so that install-deps.sh converts again.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 CHECK_TEXTS = [
     "A man is eating food.",
@@ -344,6 +349,7 @@ def convert(source: Path, output: Path) -> dict:
         "name": MODEL_NAME,
         "pooling": "cls",
         "query_prefix": QUERY_PREFIX,
+        "meaning_scale": MEANING_SCALE,
         "source": {"package": SOURCE_PACKAGE, "file": SOURCE_SUBDIR + "/model_quantized.onnx", "sha256": digest,
                    "bytes": onnx.stat().st_size, "converter": CONVERTER_VERSION},
     }

@@ -18,11 +18,27 @@ public struct ModelCard: Sendable, Equatable {
     public var pooling: Pooling
     /// Put before a query's text, never before a stored fragment's (asymmetric retrieval models).
     public var queryPrefix: String
+    /// Where this model's cosines sit on the query scores' absolute scale (`RelevanceScale`); nil:
+    /// the scale chosen for all-MiniLM-L6-v2. Models differ: bge-small's cosines of unrelated texts
+    /// are about 0.6, MiniLM's about 0.1.
+    public var meaningScale: CosineScale?
 
-    public init(name: String? = nil, pooling: Pooling = .mean, queryPrefix: String = "") {
+    /// A logistic curve of the cosine: 0.5 at `midpoint`, rising by `steepness`.
+    public struct CosineScale: Sendable, Equatable {
+        public var midpoint: Double
+        public var steepness: Double
+
+        public init(midpoint: Double, steepness: Double) {
+            self.midpoint = midpoint
+            self.steepness = steepness
+        }
+    }
+
+    public init(name: String? = nil, pooling: Pooling = .mean, queryPrefix: String = "", meaningScale: CosineScale? = nil) {
         self.name = name
         self.pooling = pooling
         self.queryPrefix = queryPrefix
+        self.meaningScale = meaningScale
     }
 
     /// Reads `carma.json` from `directory`; the defaults when there is none.
@@ -53,6 +69,12 @@ public struct ModelCard: Sendable, Equatable {
         if let raw = object["query_prefix"] {
             guard let prefix = raw.stringValue, prefix.utf8.count <= 1024 else { throw .malformed(path, "query_prefix is not a string of at most 1024 bytes") }
             card.queryPrefix = prefix
+        }
+        if let raw = object["meaning_scale"] {
+            guard let midpoint = raw["midpoint"]?.doubleValue, let steepness = raw["steepness"]?.doubleValue, (-1...1).contains(midpoint),
+                steepness > 0, steepness <= 1000
+            else { throw .malformed(path, "meaning_scale is not {midpoint: -1...1, steepness: 0...1000}") }
+            card.meaningScale = CosineScale(midpoint: midpoint, steepness: steepness)
         }
         self = card
     }

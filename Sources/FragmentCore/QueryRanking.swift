@@ -77,7 +77,7 @@ public enum QueryRanking {
         if signals.contains(.meaning), waiting > 0 {
             notes.append("\(waiting) fragments are still waiting for their embedding by \(encoder!.name) and were matched by words only")
         }
-        var fused = Self.fuse(rankings, fusion: request.fusion)
+        var fused = Self.fuse(rankings, fusion: request.fusion, meaningScale: encoder?.card.meaningScale)
         if request.fusion == .weighted, let question = request.text, TimeExpressions.asksWhen(question) {
             fused = text.read { index in Self.favouringDates(fused, mentionsTime: index.mentionsTime) }
         }
@@ -111,7 +111,11 @@ public enum QueryRanking {
     /// one whose words match many fragments about equally, or whose best match holds few of its
     /// words, is decided more by meaning. Chosen on the project's query sets (docs/retrieval.md,
     /// scripts/eval-retrieval.py).
-    package static func fuse(_ rankings: [(QuerySignal, [TextIndex.Hit])], fusion: QueryFusion) -> [TextIndex.Hit] {
+    /// `meaningScale` places the built-in model's cosines (nil: `RelevanceScale`'s own, chosen for
+    /// all-MiniLM-L6-v2); client vectors are always on `RelevanceScale`'s.
+    package static func fuse(
+        _ rankings: [(QuerySignal, [TextIndex.Hit])], fusion: QueryFusion, meaningScale: ModelCard.CosineScale? = nil
+    ) -> [TextIndex.Hit] {
         var combined: [String: Double] = [:]
         let active = rankings.filter { !$0.1.isEmpty }
         switch fusion {
@@ -128,7 +132,12 @@ public enum QueryRanking {
             for (signal, hits) in active {
                 let weight = signal == .text ? textWeight : (text == nil ? 1.0 / Double(vectors) : (1 - textWeight) / Double(vectors))
                 for hit in hits {
-                    let absolute = signal == .text ? RelevanceScale.text(strength: hit.strength ?? 0) : RelevanceScale.meaning(cosine: hit.score)
+                    let absolute =
+                        switch signal {
+                        case .text: RelevanceScale.text(strength: hit.strength ?? 0)
+                        case .meaning: RelevanceScale.meaning(cosine: hit.score, scale: meaningScale)
+                        case .clientVector: RelevanceScale.meaning(cosine: hit.score)
+                        }
                     combined[hit.id, default: 0] += weight * absolute
                 }
             }
@@ -166,6 +175,12 @@ public enum RelevanceScale {
 
     public static func meaning(cosine: Double) -> Double {
         1 / (1 + exp(-(cosine - meaningMidpoint) * meaningSteepness))
+    }
+
+    /// The cosine of a model whose card places it elsewhere (`ModelCard.meaningScale`).
+    public static func meaning(cosine: Double, scale: ModelCard.CosineScale?) -> Double {
+        guard let scale else { return Self.meaning(cosine: cosine) }
+        return 1 / (1 + exp(-(cosine - scale.midpoint) * scale.steepness))
     }
 
     public static func text(strength: Double) -> Double {

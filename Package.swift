@@ -35,8 +35,18 @@ let package = Package(
         ),
         // A strict JSON value type, parser and writer shared by server and client.
         .target(name: "CarmaJSON"),
-        // Tokenizing, sketches and the in-memory retrieval index; no dependencies.
-        .target(name: "CarmaText"),
+        // hnswlib (Debian's libhnswlib-dev, header-only C++) behind a small C interface: an HNSW graph
+        // over int8 vectors. -O3: the graph's search and build are all loops over vectors; the
+        // AVX2 distance is chosen at run time, so the code runs on any x86-64.
+        .target(
+            name: "CHNSW",
+            cxxSettings: [.unsafeFlags(["-O3", "-std=c++17"])],
+            linkerSettings: [.linkedLibrary("stdc++")]
+        ),
+        // Approximate nearest-neighbour search for the retrieval index: VectorIndex over CHNSW.
+        .target(name: "CarmaVectors", dependencies: ["CHNSW"]),
+        // Tokenizing, sketches and the in-memory retrieval index (its vector search through CarmaVectors).
+        .target(name: "CarmaText", dependencies: ["CarmaVectors"]),
         // Sentence embeddings on the CPU: WordPiece, a BERT encoder over OpenBLAS, safetensors weights.
         .target(name: "CarmaEmbedding", dependencies: ["COpenBLAS", "CarmaJSON"]),
         // The backend contract both backends keep: fragment, row and record types, the backend and repair
@@ -99,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "carmad",
             dependencies: [
-                "CarmaEmbedding", "CarmaFaults", "CarmaService", "ClusterStore", "DreamEngine", "FragmentCore", "FragmentStore", "MicroHTTP",
+                "CarmaEmbedding", "CarmaFaults", "CarmaService", "CarmaText", "ClusterStore", "DreamEngine", "FragmentCore", "FragmentStore", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -114,16 +124,34 @@ let package = Package(
             ]
         ),
 
+        // bench/vector-1m.sh: the text index's vector search at a million vectors, scan against graph.
+        .executableTarget(
+            name: "carma-vector-bench",
+            dependencies: [
+                "CarmaEmbedding", "CarmaJSON", "CarmaText", "CarmaVectors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
         .target(name: "CarmaTesting", dependencies: ["CarmaClient", "CarmaFaults", "CarmaJSON"], path: "Tests/CarmaTesting"),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "CarmaTesting"]),
         .testTarget(name: "CarmaJSONTests", dependencies: ["CarmaJSON"]),
         .testTarget(name: "CarmaTextTests", dependencies: ["CarmaText"]),
+        .testTarget(name: "CarmaVectorsTests", dependencies: ["CarmaVectors", "CarmaText"]),
         .testTarget(name: "CarmaEmbeddingTests", dependencies: ["CarmaEmbedding"]),
         .testTarget(name: "FragmentCoreTests", dependencies: ["FragmentCore", "CarmaJSON"]),
         .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "FragmentCore", "CarmaEmbedding", "CarmaTesting", "CarmaFaults"], resources: [.copy("../Fixtures/old-layout-v1.tar.gz")]),
         .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "FragmentCore", "FragmentStore", "CarmaTesting", "CarmaFaults"]),
         .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "FragmentStore", "CarmaTesting"]),
         .testTarget(name: "ClusterStoreTests", dependencies: ["ClusterStore", "FragmentCore"]),
+        // The backend contract in process, each test on the embedded store and on a throw-away PostgreSQL.
+        .testTarget(
+            name: "BackendTests",
+            dependencies: [
+                "FragmentCore", "FragmentStore", "ClusterStore", "DreamEngine", "CarmaTesting", "CarmaFaults", "CarmaJSON",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "CarmaMCPTests", dependencies: ["CarmaMCP", "CarmaClient", "CarmaJSON"]),
         .testTarget(name: "LiveTests", dependencies: ["CarmaClient", "CarmaFaults", "CarmaTesting", "CarmaJSON", "CarmaText", "carmad", "carma"]),
     ],

@@ -7,7 +7,8 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 # libpq-dev: cluster mode's PostgreSQL client library (carmad links it either way).
-apt_packages=(libmicrohttpd-dev libisal-dev libsqlite3-dev libopenblas-dev libpq-dev pkg-config)
+# libhnswlib-dev: the approximate nearest-neighbour graph behind vector search (header-only).
+apt_packages=(libmicrohttpd-dev libisal-dev libsqlite3-dev libopenblas-dev libpq-dev libhnswlib-dev pkg-config)
 if [ "$want_test" = 1 ]; then
   # graphviz: the DOT output is checked with dot(1); procps for pkill in scripts; postgresql: the
   # cluster-mode tests start throw-away servers of their own (initdb as the postgres user).

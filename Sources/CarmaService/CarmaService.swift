@@ -123,6 +123,9 @@ public final class CarmaService: Sendable {
             "embedded": .number(Double(meaning.embedded)),
             "embedding_backlog": .number(Double(meaning.backlog)),
             "embedding_replacing": meaning.replacing.map(JSONValue.string) ?? .null,
+            "vector_index": .array(self.store.vectorIndexStatus.map { graph in
+                ["kind": .string(graph.kind.rawValue), "state": .string(graph.state.rawValue), "vectors": .number(Double(graph.vectors))]
+            }),
         ]
         return .response(.json(200, [
             "status": "ready", "fragments": .number(Double(stats.fragments)), "pending_writes": .number(Double(stats.pendingOperations)),

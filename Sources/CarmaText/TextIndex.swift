@@ -71,38 +71,44 @@ public struct TextIndex: Sendable {
         public static let none = Filter()
     }
 
-    private var ids: [String] = []
+    // Internal, not private: TextIndex+Neighbours.swift reads these.
+    var ids: [String] = []
     private var versions: [UInt64] = []
     private var sketches: [Sketch] = []
     private var termLists: [[UInt32]] = []
     private var tags: [[String]] = []
     private var links: [[String]] = []
     private var metadata: [[UInt64]] = []
-    private var embeddings: [[Float]?] = []
+    var embeddings: [[Float]?] = []
     private var timed: [Bool] = []
     private var words: [Int32] = []
-    private var alive: [Bool] = []
+    var alive: [Bool] = []
     /// Every document's sketch vector, `Sketch.dimensions` bytes each, one after the other.
     private var vectors: [Int8] = []
     /// The Euclidean norm of each document's sketch vector (0 for an empty one).
     private var norms: [Double] = []
     /// Every document's meaning (the built-in model's embedding, int8), `meaningDimensions` each.
-    private var meanings: [Int8] = []
+    var meanings: [Int8] = []
     /// The norm of each document's meaning; 0 while it has none yet.
-    private var meaningNorms: [Float] = []
+    var meaningNorms: [Float] = []
     public private(set) var meaningDimensions = 0
     public private(set) var meaningCount = 0
 
-    private var slots: [String: UInt32] = [:]
+    var slots: [String: UInt32] = [:]
     private var postings: [UInt32: [Posting]] = [:]
     private var documentFrequency: [UInt32: Int32] = [:]
     private var backlinks: [String: Set<String>] = [:]
     private var dead = 0
     private var totalWords = 0
+    /// The approximate nearest-neighbour graphs of the vectors (nil: every vector query scans).
+    public let neighbours: NeighbourIndexes?
 
-    /// - Parameter meaningDimensions: The built-in model's dimensions, 0 without a model.
-    public init(meaningDimensions: Int = 0) {
+    /// - Parameters:
+    ///   - meaningDimensions: The built-in model's dimensions, 0 without a model.
+    ///   - neighbours: Graphs for vector search in a large store; default nil (exact scans only).
+    public init(meaningDimensions: Int = 0, neighbours: NeighbourIndexes? = nil) {
         self.meaningDimensions = meaningDimensions
+        self.neighbours = neighbours
     }
 
     /// Fragments indexed.
@@ -143,6 +149,7 @@ public struct TextIndex: Sendable {
         self.meanings.append(contentsOf: repeatElement(0, count: self.meaningDimensions))
         self.meaningNorms.append(0)
         self.slots[document.id] = slot
+        self.neighbours?.placed(document.id, slot: slot, clientVector: document.clientEmbedding)
         for (hash, count) in terms {
             self.postings[hash, default: []].append(Posting(document: slot, count: UInt16(clamping: count)))
             self.documentFrequency[hash, default: 0] += 1
@@ -166,6 +173,7 @@ public struct TextIndex: Sendable {
         let base = slot * self.meaningDimensions
         self.meanings.replaceSubrange(base..<(base + self.meaningDimensions), with: vector)
         self.meaningNorms[slot] = norm
+        if norm > 0 { self.neighbours?.meaningSet(id, vector) }
         return norm > 0
     }
 
@@ -178,6 +186,7 @@ public struct TextIndex: Sendable {
     public mutating func remove(_ id: String) {
         guard let slot = self.slots.removeValue(forKey: id) else { return }
         let index = Int(slot)
+        self.neighbours?.removed(id, hadClientVector: self.embeddings[index] != nil)
         self.alive[index] = false
         self.embeddings[index] = nil
         if self.meaningNorms[index] > 0 { self.meaningCount -= 1 }
@@ -238,6 +247,7 @@ public struct TextIndex: Sendable {
         self.meaningNorms = keep(self.meaningNorms)
         self.alive = [Bool](repeating: true, count: Int(next))
         self.slots = Dictionary(uniqueKeysWithValues: self.ids.enumerated().map { ($0.element, UInt32($0.offset)) })
+        self.neighbours?.renumbered(self.slots)
         self.dead = 0
     }
 
@@ -347,6 +357,12 @@ public struct TextIndex: Sendable {
         guard vector.count == self.meaningDimensions, self.meaningCount > 0 else { return [] }
         let queryNorm = Double(vector.reduce(0) { $0 + Int($1) * Int($1) }).squareRoot()
         guard queryNorm > 0 else { return [] }
+        if let hits = self.approximateMeaning(to: vector, queryNorm: queryNorm, k: k, filter: filter) { return hits }
+        return self.exactMeaning(to: vector, queryNorm: queryNorm, k: k, filter: filter)
+    }
+
+    /// `nearestMeaning` by scanning every meaning (also the measure of the graph's recall).
+    public func exactMeaning(to vector: [Int8], queryNorm: Double, k: Int, filter: Filter = .none) -> [Hit] {
         let norms = self.meaningNorms
         let scored = self.dots(vector, in: self.meanings, width: self.meaningDimensions) { slot in
             norms[slot] > 0 ? queryNorm * Double(norms[slot]) : nil
@@ -387,9 +403,15 @@ public struct TextIndex: Sendable {
 
     /// The fragments whose client embeddings are closest to `embedding` (cosine).
     public func nearest(to embedding: [Float], k: Int, filter: Filter = .none) -> [Hit] {
-        var scored: [(UInt32, Double)] = []
         let norm = embedding.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
         guard norm > 0 else { return [] }
+        if let hits = self.approximateClient(to: embedding, norm: norm, k: k, filter: filter) { return hits }
+        return self.exactClient(to: embedding, norm: norm, k: k, filter: filter)
+    }
+
+    /// `nearest(to:)` by scanning every client vector.
+    public func exactClient(to embedding: [Float], norm: Double, k: Int, filter: Filter = .none) -> [Hit] {
+        var scored: [(UInt32, Double)] = []
         for index in self.ids.indices where self.alive[index] {
             guard let other = self.embeddings[index], other.count == embedding.count else { continue }
             var dot = 0.0, otherNorm = 0.0
@@ -403,17 +425,19 @@ public struct TextIndex: Sendable {
         return self.top(scored, k: k, filter: filter)
     }
 
-    private func accepts(_ slot: Int, _ filter: Filter) -> Bool {
+    func accepts(_ slot: Int, _ filter: Filter) -> Bool {
         let id = self.ids[slot]
         if !filter.excluded.isEmpty, filter.excluded.contains(id) { return false }
-        if !filter.tags.isEmpty, !filter.tags.isSubset(of: self.tags[slot]) { return false }
+        // Not `isSubset(of:)`, which makes a set of the fragment's tags at each call: the graph's
+        // search asks this of every candidate it meets.
+        if !filter.tags.isEmpty, !filter.tags.allSatisfy(self.tags[slot].contains) { return false }
         if !filter.metadata.isEmpty, !filter.metadata.allSatisfy(self.metadata[slot].contains) { return false }
         return filter.custom?(id) ?? true
     }
 
     /// The `k` best accepted documents, ties broken by id so that results are deterministic. Keeps a
     /// small sorted window instead of sorting every candidate.
-    private func top(_ scored: some Sequence<(UInt32, Double)>, k: Int, filter: Filter) -> [Hit] {
+    func top(_ scored: some Sequence<(UInt32, Double)>, k: Int, filter: Filter) -> [Hit] {
         var best: [(slot: UInt32, score: Double)] = []
         best.reserveCapacity(k + 1)
         func better(_ a: (slot: UInt32, score: Double), _ b: (slot: UInt32, score: Double)) -> Bool {

@@ -16,9 +16,14 @@ extension ClusterStore {
         WHERE f.id > $1 ORDER BY f.id LIMIT $2
         """)
     static let moveScrub = PGStatement("carma_scrub_move", "UPDATE carma_scrub SET cursor = $1, passes = passes + $2 WHERE name = 'payloads'")
+    /// The copy written again, and the fragment's history told so (as the embedded store tells it).
     static let rewriteRedundancy = PGStatement(
         "carma_rewrite_redundancy",
-        "INSERT INTO carma_redundancy (id, version, record) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record")
+        """
+        WITH r AS (INSERT INTO carma_redundancy (id, version, record) VALUES ($1, $2, $3)
+                   ON CONFLICT (id) DO UPDATE SET version = excluded.version, record = excluded.record)
+        INSERT INTO carma_events (id, at, kind, detail) VALUES ($1, $4, $5, $6)
+        """)
     static let claimScrubSlot = PGStatement(
         "carma_scrub_slot", "UPDATE carma_scrub SET slice_at = $1 WHERE name = 'payloads' AND slice_at < $1 RETURNING 1")
 
@@ -30,10 +35,13 @@ extension ClusterStore {
         return rows?.count == 1
     }
 
-    /// Verifies the next `limit` fragments in id order (one node at a time holds the shared cursor;
-    /// another finds it locked and scrubs nothing). A damaged record turns its fragment blank and
-    /// queued; a damaged redundancy copy is written again from an intact primary.
+    /// Verifies the next `limit` records in id order: both of a fragment's (its row in
+    /// `carma_payloads` and its copy in `carma_redundancy`) at once, so `limit / 2` fragments, counted
+    /// as the embedded store counts them and as the engine's budget and progress expect (one shared
+    /// cursor: another node finds it locked and scrubs nothing). A damaged record turns its fragment
+    /// blank and queued; a damaged redundancy copy is written again from an intact primary.
     public func scrub(limit: Int) -> ScrubSlice {
+        let fragments = max(1, (limit + 1) / 2)
         var findings: [(id: String, finding: ScrubFinding)] = []
         var blanks: [(FragmentRow, BlankReason)] = []
         var verified = 0
@@ -41,10 +49,10 @@ extension ClusterStore {
         do {
             try self.pool.transaction { connection, deadline throws(PGError) in
                 guard let cursor = try connection.run(Self.lockScrub, [], deadline: deadline).first?.string(0) else { return }
-                let rows = try connection.run(Self.scrubRows, [.text(cursor), .int(limit)], deadline: deadline)
+                let rows = try connection.run(Self.scrubRows, [.text(cursor), .int(fragments)], deadline: deadline)
                 for r in rows.all {
                     guard let row = Self.row(r) else { continue }
-                    verified += 1
+                    verified += 2
                     guard row.status != .blank else {
                         findings.append((row.id, .skipped))
                         continue
@@ -57,7 +65,15 @@ extension ClusterStore {
                         findings.append((row.id, .damaged(damage)))
                     } else if let damage = copy {
                         if row.status == .ok, let record = r.bytes(c + 1) {
-                            try connection.run(Self.rewriteRedundancy, [.text(row.id), .uint(row.version), .bytes(record)], deadline: deadline)
+                            let event = HistoryDetail.redundancyRepaired(version: row.version, reason: damage)
+                            try connection.run(
+                                Self.rewriteRedundancy,
+                                [
+                                    .text(row.id), .uint(row.version), .bytes(record), .int(Timestamp.now.milliseconds),
+                                    .text(EventKind.redundancyRepaired.rawValue), .text(Self.json(event)),
+                                ],
+                                deadline: deadline)
+                            try connection.run(Self.trimEvents, [.text(row.id), .int(self.configuration.retention.eventsPerFragment)], deadline: deadline)
                             findings.append((row.id, .redundancyRepaired(damage)))
                         } else {
                             findings.append((row.id, .redundancyDamaged(damage)))
@@ -66,7 +82,7 @@ extension ClusterStore {
                         findings.append((row.id, .intact))
                     }
                 }
-                wrapped = rows.count < limit
+                wrapped = rows.count < fragments
                 let next = wrapped ? "" : (rows.all.last?.string(0) ?? "")
                 try connection.run(Self.moveScrub, [.text(next), .int(wrapped ? 1 : 0)], deadline: deadline)
             }
@@ -76,6 +92,10 @@ extension ClusterStore {
         }
         for (row, damage) in blanks {
             _ = self.markBlank(row, reason: damage, detectedBy: .scrub, priority: .scrub)
+        }
+        for (_, finding) in findings {
+            if case .redundancyRepaired = finding { self.counters.redundancyDamage.add(1, ordering: .relaxed) }
+            if case .redundancyDamaged = finding { self.counters.redundancyDamage.add(1, ordering: .relaxed) }
         }
         return ScrubSlice(scrubbed: verified, findings: findings, passCompleted: wrapped)
     }

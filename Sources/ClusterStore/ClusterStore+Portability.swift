@@ -90,6 +90,9 @@ extension ClusterStore {
                 if let conflict = try self.importConflict(fragments) {
                     return completion(.failure(conflict))
                 }
+                if let mismatch = try self.importDimensionMismatch(fragments) {
+                    return completion(.failure(mismatch))
+                }
             } catch {
                 return completion(.failure(Self.storeError(error, doing: "check the import")))
             }
@@ -119,6 +122,23 @@ extension ClusterStore {
             guard let row = byID[fragment.id], row.version == fragment.version, let record = fragment.record else { continue }
             if row.status != .blank, row.checksum != CRC32C.checksum(record.encode()) {
                 return .importConflict(fragment.id, version: fragment.version, index: index)
+            }
+        }
+        return nil
+    }
+
+    /// The first client vector of the import whose dimension is not the store's, as a write would
+    /// refuse it (the first vector the store keeps fixes the dimension, an imported one too).
+    private func importDimensionMismatch(_ fragments: [ImportedFragment]) throws(PGError) -> StoreError? {
+        guard let first = fragments.lazy.compactMap({ $0.input?.embedding?.count }).first else { return nil }
+        let stored = try self.pool.with { connection, deadline throws(PGError) in
+            try connection.run(Self.embeddingDimension, [.text(String(first))], deadline: deadline)
+        }.first?.string(0).flatMap { Int($0) }
+        guard let stored else { return nil }
+        self.embeddingDimension.withLock { $0 = stored }
+        for fragment in fragments {
+            if let dimension = fragment.input?.embedding?.count, dimension != stored {
+                return .invalid(field: "embedding", "this store's embeddings have \(stored) dimensions, not \(dimension)")
             }
         }
         return nil

@@ -200,7 +200,7 @@ public final class ClusterStore: Sendable {
         return StoreStats(
             fragments: byStatus.values.reduce(0, +), byStatus: byStatus, recordBytes: 0, cacheBytes: cacheBytes, cacheEntries: cacheEntries,
             cacheHits: self.counters.cacheHits.load(ordering: .relaxed), cacheMisses: self.counters.cacheMisses.load(ordering: .relaxed),
-            damageDetected: self.counters.damage())
+            damageDetected: self.counters.damage(), redundancyDamageDetected: self.counters.redundancyDamage.load(ordering: .relaxed))
     }
 
     public func diskUsage() -> (primary: Int64, redundancy: Int64, registry: Int64) {
@@ -227,6 +227,8 @@ final class ClusterCounters: Sendable {
     let cacheMisses = Atomic<Int>(0)
     let missing = Atomic<Int>(0)
     let checksum = Atomic<Int>(0)
+    /// Damaged redundancy copies the scrub found.
+    let redundancyDamage = Atomic<Int>(0)
 
     func detected(_ reason: BlankReason) {
         if reason == .missing {

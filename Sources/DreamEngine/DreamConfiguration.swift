@@ -12,7 +12,7 @@ public struct DreamConfiguration: Sendable {
     public var maxRepairsPerCycle: Int
     /// Most seconds one cycle works.
     public var maxCycleSeconds: Double
-    /// Fragments the scrub verifies per cycle (payload and redundancy copy).
+    /// Records the scrub verifies per cycle (a fragment has two: its record and its redundancy copy).
     public var scrubPerCycle: Int
     /// Share of wall time background work may use, 0 < d ≤ 1: after work that took t, sleep
     /// t × (1/d − 1).

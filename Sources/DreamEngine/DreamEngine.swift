@@ -187,10 +187,13 @@ public final class DreamEngine: @unchecked Sendable {
             return (existing.json(includeEvents: false), false)
         }
         let report = CycleReport(id: self.allocateCycleID(), trigger: .manual, startedAt: .now, budget: budget ?? self.configuration.defaultBudget)
+        // Saved before the engine can see the cycle: saved after, it could land after the finished
+        // report of a short cycle and leave the cycle "running" in the store (BackendTests caught
+        // it on PostgreSQL; a restart then called the cycle interrupted).
+        self.store.saveCycleReport(id: report.id, trigger: "manual", state: "running", startedAt: report.startedAt, finishedAt: nil, report: report.json(), wait: false)
         self.pending = report
         self.condition.broadcast()
         self.condition.unlock()
-        self.store.saveCycleReport(id: report.id, trigger: "manual", state: "running", startedAt: report.startedAt, finishedAt: nil, report: report.json(), wait: false)
         return (report.json(includeEvents: false), true)
     }
 

@@ -28,6 +28,8 @@ public protocol FragmentBackend: RepairStore, ContextSource {
     var textIndexSize: (fragments: Int, terms: Int, meanings: Int) { get }
     var encoder: SentenceEncoder? { get }
     var meaningStatus: MeaningStatus { get }
+    /// What answers vector queries, per kind of vector (empty: always the exact scan).
+    var vectorIndexStatus: [NeighbourStatus] { get }
 
     // MARK: State
     /// Which backend this is.
@@ -52,4 +54,9 @@ public enum BackendKind: String, Sendable {
     case embedded
     /// PostgreSQL, shared by several nodes.
     case cluster
+}
+
+extension FragmentBackend {
+    /// A backend without graphs (cluster mode, docs/decisions.md): every vector query scans.
+    public var vectorIndexStatus: [NeighbourStatus] { [] }
 }

@@ -14,6 +14,11 @@ package enum HistoryDetail {
         ["version": .exact(version), "reason": .string(reason.rawValue), "detected_by": .string(detectedBy.rawValue)]
     }
 
+    /// `redundancy_repaired`: the scrub found the copy damaged and wrote it again from the intact record.
+    package static func redundancyRepaired(version: UInt64, reason: BlankReason) -> JSONObject {
+        ["version": .exact(version), "reason": .string(reason.rawValue), "detected_by": .string(Detection.scrub.rawValue)]
+    }
+
     package static func queued(_ priority: RepairPriority) -> JSONObject {
         ["priority": .string(priority.name)]
     }

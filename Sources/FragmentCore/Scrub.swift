@@ -14,7 +14,8 @@ public enum ScrubFinding: Sendable, Equatable {
 
 /// A slice of the scrub's walk over the logs.
 public struct ScrubSlice: Sendable {
-    /// Fragments whose records were verified.
+    /// Records verified: a fragment has two, its record and its redundancy copy (the unit of the
+    /// engine's scrub budget and progress).
     public var verified = 0
     /// What was wrong, by fragment id.
     public var findings: [(id: String, finding: ScrubFinding)] = []

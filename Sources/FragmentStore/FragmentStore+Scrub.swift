@@ -123,8 +123,7 @@ extension FragmentStore {
                 return RegistryChange(apply: { registry in
                     try registry.updatePlacement(moved)
                     try registry.addEvent(
-                        row.id, at: now, kind: .redundancyRepaired,
-                        detail: ["version": .exact(row.version), "reason": .string(damage.rawValue), "detected_by": "scrub"])
+                        row.id, at: now, kind: .redundancyRepaired, detail: HistoryDetail.redundancyRepaired(version: row.version, reason: damage))
                 })
             }
         } catch {

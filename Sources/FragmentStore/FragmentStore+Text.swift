@@ -116,6 +116,9 @@ extension FragmentStore {
                         try registry.clearMeanings()
                         try registry.setMeta("meaning_model", encoder.identity)
                     })))
+                    // The saved graph links the other model's vectors: built anew (the builder has
+                    // not started; it starts once the index is loaded).
+                    if let path = self.text.read({ $0.neighbours?.path(.meaning) }) { try? FileManager.default.removeItem(atPath: path) }
                 }
             }
         } catch {

@@ -33,6 +33,10 @@ public final class FragmentStore: Sendable {
     let meanings = MeaningWorker()
     /// Loads the text index at start-up, then hands the fragments without a meaning to the embedder.
     let textLoader = Worker(name: "text-loader")
+    /// Builds the text index's vector graphs in the background (FragmentStore+Neighbours.swift).
+    let neighbourBuilder: NeighbourBuilder
+    /// Runs the builder: a look every 2 s whether a graph is due, once the text index has loaded.
+    let vectorIndexer = Worker(name: "vector-index", interval: 2)
     /// Whether the text index has been loaded (it loads in the background after start-up).
     let textReady = Atomic<Bool>(false)
     /// The embedding dimension of this store, fixed by the first fragment stored with one.
@@ -49,7 +53,8 @@ public final class FragmentStore: Sendable {
     public init(configuration: StoreConfiguration, logger: Logger) throws(StoreError) {
         self.configuration = configuration
         self.logger = logger
-        self.text = ReadWriteLock(TextIndex(meaningDimensions: configuration.encoder?.dimensions ?? 0))
+        self.text = ReadWriteLock(TextIndex(meaningDimensions: configuration.encoder?.dimensions ?? 0, neighbours: Self.neighbours(configuration)))
+        self.neighbourBuilder = NeighbourBuilder { message, metadata in logger.info("\(message)", metadata: metadata.mapValues { .string($0) }) }
         do {
             try FileSystem.makeDirectory(configuration.dataDirectory)
             self.lock = try DirectoryLock(path: configuration.lockPath)
@@ -116,6 +121,7 @@ public final class FragmentStore: Sendable {
         // The registry catches up on the replayed records behind the start, before any new write.
         self.pipeline.enqueueApply(replayWork)
         self.startIndexing()
+        self.startVectorIndexer()
     }
 
     private var registryIsEmpty: Bool {
@@ -168,12 +174,15 @@ public final class FragmentStore: Sendable {
     }
 
     /// What `close` stops, in order: the loader and the embedder (no new work for the write path),
-    /// the write path (log thread, registry apply, checkpointer: what is queued is written first),
-    /// then the indexer (it takes the last writes into the text index).
+    /// the vector-index builder (a build going on is dropped; the serving graphs are saved), the
+    /// write path (log thread, registry apply, checkpointer: what is queued is written first), then
+    /// the indexer (it takes the last writes into the text index).
     private var shutdownOrder: ShutdownOrder {
         ShutdownOrder([
             { [self] in self.textLoader.stop() },
             { [self] in self.meanings.stop() },
+            { [self] in self.vectorIndexer.stop() },
+            { [self] in self.neighbourBuilder.save(self.text) },
             { [self] in self.pipeline.stop() },
             { [self] in self.feed.stop() },
         ])
@@ -181,7 +190,7 @@ public final class FragmentStore: Sendable {
 
     /// The store's background workers, for metrics.
     public var workers: [Worker] {
-        [self.textLoader, self.meanings.worker, self.pipeline.applier, self.pipeline.checkpointer, self.feed.worker]
+        [self.textLoader, self.meanings.worker, self.vectorIndexer, self.pipeline.applier, self.pipeline.checkpointer, self.feed.worker]
     }
 }
 

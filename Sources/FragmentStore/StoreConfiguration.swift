@@ -1,8 +1,14 @@
 import FragmentCore
 import CarmaEmbedding
+import CarmaText
 
 /// Where the store keeps its files and how much memory it may use.
 public struct StoreConfiguration: Sendable {
+    /// 256 MiB of served bodies.
+    public static let defaultCacheBytes = 256 << 20
+    /// Segments are sealed at 64 MiB.
+    public static let defaultSegmentBytes = 64 << 20
+
     /// Holds the registry (`registry.sqlite3`) and the primary log (`segments/`).
     public var dataDirectory: String
     /// Holds the redundancy log (`segments/`), a second copy of every record; meant to sit on
@@ -21,6 +27,9 @@ public struct StoreConfiguration: Sendable {
     public var retention: Retention
     /// The built-in sentence encoder; nil: retrieval by words (and client vectors) only.
     public var encoder: SentenceEncoder?
+    /// Approximate nearest-neighbour graphs for vector queries in a large store; nil: every vector
+    /// query scans (docs/decisions.md, "Vector search at a million").
+    public var neighbourSearch: NeighbourSearchConfiguration?
 
     /// - Parameters:
     ///   - dataDirectory: Created if missing.
@@ -31,18 +40,21 @@ public struct StoreConfiguration: Sendable {
     ///   - maxApplyBatch: Default 8192.
     ///   - segmentBytes: Default 64 MiB.
     ///   - retention: Default `Retention()`: 100 events per fragment, 1,000 cycle reports.
+    ///   - neighbourSearch: Default `NeighbourSearchConfiguration()`: graphs from 20,000 vectors, kept in `<dataDirectory>/vectors`.
     public init(
         dataDirectory: String,
         redundancyDirectory: String? = nil,
-        cacheBytes: Int = 256 << 20,
+        cacheBytes: Int = Self.defaultCacheBytes,
         limits: FragmentLimits = FragmentLimits(),
         maxBatch: Int = 512,
         maxApplyBatch: Int = 8192,
-        segmentBytes: Int = 64 << 20,
+        segmentBytes: Int = Self.defaultSegmentBytes,
         retention: Retention = Retention(),
-        encoder: SentenceEncoder? = nil
+        encoder: SentenceEncoder? = nil,
+        neighbourSearch: NeighbourSearchConfiguration? = NeighbourSearchConfiguration()
     ) {
         self.encoder = encoder
+        self.neighbourSearch = neighbourSearch
         self.dataDirectory = dataDirectory
         self.redundancyDirectory = redundancyDirectory ?? "\(dataDirectory)/redundancy"
         self.cacheBytes = cacheBytes

@@ -2,6 +2,7 @@ import ArgumentParser
 import ClusterStore
 import CarmaEmbedding
 import CarmaService
+import CarmaText
 import DreamEngine
 import Foundation
 import FragmentCore
@@ -65,6 +66,9 @@ struct ServerOptions: ParsableArguments {
 
     @Option(help: "Longest text the embedding model reads, in tokens; longer text is cut, 16 to 512 (env CARMA_EMBEDDING_MAX_TOKENS). Default 256.")
     var embeddingMaxTokens: Int?
+
+    @Option(help: "Vectors of a kind (the model's, the clients') at which vector queries go through an approximate nearest-neighbour graph built in the background, kept in <data-dir>/vectors; 0 turns the graphs off, every query scans (env CARMA_VECTOR_INDEX_MIN_VECTORS). Default 20000.")
+    var vectorIndexMinVectors: Int?
 
     @Option(help: "Newest history events kept per fragment (env CARMA_HISTORY_EVENTS). Default 100.")
     var historyEvents: Int?
@@ -205,21 +209,19 @@ struct ServerOptions: ParsableArguments {
             default: ServerConfiguration.defaultMaxConnections(openFileLimit: openFileLimit, threads: server.threads), in: 1...connectionCeiling)
         server.maxConnectionsPerIP = try Self.setting(self.maxConnectionsPerIP, "--max-connections-per-ip", default: server.maxConnectionsPerIP, in: 0...server.maxConnections)
 
-        let dataDirectory = self.dataDir ?? Self.env("CARMA_DATA_DIR") ?? "./carma-data"
-        var store = StoreConfiguration(dataDirectory: dataDirectory, redundancyDirectory: self.redundancyDir ?? Self.env("CARMA_REDUNDANCY_DIR"))
         var limits = FragmentLimits()
         limits.maxContentBytes = try Self.setting(self.maxContentBytes, "--max-content-bytes", default: limits.maxContentBytes, in: 1...(1 << 30))
         let defaults = Retention()
         let shared = SharedStoreSettings(
-            cacheBytes: try Self.setting(self.cacheBytes, "--cache-bytes", default: store.cacheBytes, in: 0...(1 << 40)), limits: limits,
+            cacheBytes: try Self.setting(self.cacheBytes, "--cache-bytes", default: StoreConfiguration.defaultCacheBytes, in: 0...(1 << 40)), limits: limits,
             retention: Retention(
                 eventsPerFragment: try Self.setting(self.historyEvents, "--history-events", default: defaults.eventsPerFragment, in: 1...1_000_000),
                 cycleReports: try Self.setting(self.cycleReports, "--cycle-reports", default: defaults.cycleReports, in: 1...1_000_000)))
-        store.cacheBytes = shared.cacheBytes
-        store.limits = shared.limits
-        store.retention = shared.retention
-        store.segmentBytes = try Self.setting(self.segmentBytes, "--segment-bytes", default: store.segmentBytes, in: 65536...(1 << 30))
+        let segmentBytes = try Self.setting(self.segmentBytes, "--segment-bytes", default: StoreConfiguration.defaultSegmentBytes, in: 65536...(1 << 30))
 
+        let minVectors = try Self.setting(
+            self.vectorIndexMinVectors, "--vector-index-min-vectors",
+            default: NeighbourSearchConfiguration().minimumVectors, in: 0...(1 << 40))
         let maxTokens = try Self.setting(self.embeddingMaxTokens, "--embedding-max-tokens", default: 256, in: 16...512)
         let model = try (self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL")).map {
             ModelChoice(directory: try ModelChoice.directory(for: $0), maxTokens: maxTokens)
@@ -271,8 +273,22 @@ struct ServerOptions: ParsableArguments {
         var service = ServiceConfiguration(server: server, limits: shared.limits, dream: dream, authToken: token, protectReads: protectReads)
         service.maxResponseBytes = try Self.setting(
             self.maxResponseBytes, "--max-response-bytes", default: service.maxResponseBytes, in: (64 << 10)...(1 << 30))
-        let backend: Backend = try self.clusterConfiguration(shared: shared, dream: dream).map { .cluster($0) } ?? .embedded(store)
+        let backend: Backend = try self.clusterConfiguration(shared: shared, dream: dream).map { .cluster($0) }
+            ?? .embedded(self.embeddedConfiguration(shared: shared, segmentBytes: segmentBytes, minVectors: minVectors))
         return CarmadConfiguration(service: service, backend: backend, model: model)
+    }
+
+    /// The embedded store's settings: its directories, and the settings both backends share.
+    private func embeddedConfiguration(shared: SharedStoreSettings, segmentBytes: Int, minVectors: Int) -> StoreConfiguration {
+        let dataDirectory = self.dataDir ?? Self.env("CARMA_DATA_DIR") ?? "./carma-data"
+        var store = StoreConfiguration(dataDirectory: dataDirectory, redundancyDirectory: self.redundancyDir ?? Self.env("CARMA_REDUNDANCY_DIR"))
+        store.cacheBytes = shared.cacheBytes
+        store.limits = shared.limits
+        store.retention = shared.retention
+        store.segmentBytes = segmentBytes
+        store.neighbourSearch?.minimumVectors = minVectors
+        if minVectors == 0 { store.neighbourSearch = nil }
+        return store
     }
 
     /// Cluster mode's settings, when a database URL is given (flag or environment).

@@ -2,11 +2,13 @@ import CarmaClient
 import CarmaJSON
 import CarmaTesting
 import Foundation
-import Synchronization
 import Testing
 
-/// The promises users see, run against both backends: the embedded store and cluster mode on a
-/// real PostgreSQL. Same requests, same expected answers; only how records are damaged differs.
+/// The promises users see over HTTP, run against a carmad process on each backend: the embedded
+/// store and cluster mode on a real PostgreSQL. The store's behaviour itself (writes, listings,
+/// histories, repairs, import and export, expiry, concurrent writers) is tested in process on both
+/// backends in Tests/BackendTests; what stays here needs a process: status codes, headers and ETags,
+/// blank stubs served and repaired through the API, a restart, and the command line's export and import.
 @Suite("Behaviour on both backends (live)")
 struct BackendBehaviourTests {
     @Test("round trip, conditional writes, ETags, delete and bad input", arguments: TestBackend.allCases)
@@ -58,47 +60,39 @@ struct BackendBehaviourTests {
         #expect(try api.get("never-stored").json()["type"] == "urn:carma:problem:fragment-not-found")
     }
 
-    @Test("listings page by cursor and filter by tag; histories; queries and context find what was stored", arguments: TestBackend.allCases)
-    func listingsAndQueries(_ backend: TestBackend) throws {
+    @Test("listings page by cursor over HTTP; after a restart the index is loaded again, said in /readyz, and finds the same", arguments: TestBackend.allCases)
+    func listingsAndRestart(_ backend: TestBackend) throws {
         let node = try TestNode(backend)
         defer { node.remove() }
         let api = node.api()
-        for index in 0..<25 {
-            let tags: JSONValue = index % 5 == 0 ? ["fifth", "all"] : ["all"]
-            #expect(try api.put(String(format: "item%02d", index), ["content": .string("note \(index) about nothing special"), "tags": tags]).status == 201)
+        for index in 0..<12 {
+            #expect(try api.put(String(format: "item%02d", index), ["content": .string("note \(index) about nothing special"), "tags": ["all"]]).status == 201)
         }
         #expect(try api.put("lighthouse", ["content": "The lighthouse keeper logs every passing ship at dusk.", "links": ["item00"]]).status == 201)
-        #expect(try api.put("item03", ["content": "note 3, rewritten"]).status == 200)
 
         var seen: [String] = []
         var cursor: String?
         repeat {
-            let page = try api.json("/fragments?limit=10" + (cursor.map { "&cursor=\($0)" } ?? ""))
+            let page = try api.json("/fragments?limit=5&tag=all" + (cursor.map { "&cursor=\($0)" } ?? ""))
             seen += page["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
             cursor = page["next_cursor"]?.stringValue
         } while cursor != nil
-        #expect(seen == (0..<25).map { String(format: "item%02d", $0) } + ["lighthouse"])
-        let fifth = try api.json("/fragments?tag=fifth")["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
-        #expect(fifth == ["item00", "item05", "item10", "item15", "item20"])
-
-        let history = try api.json("/fragments/item03/history")
-        #expect(history["events"]?.arrayValue?.compactMap { $0["kind"]?.stringValue } == ["created", "updated"])
-
-        let answer = try api.request("POST", "/query", json: ["text": "who keeps a log of ships", "k": 3]).json()
-        let first = answer["results"]?.arrayValue?.first
-        #expect(first?["id"] == "lighthouse")
-        #expect(first?["content"]?.stringValue?.hasPrefix("The lighthouse keeper") == true)
+        #expect(seen == (0..<12).map { String(format: "item%02d", $0) })
+        // A query waits until the text index holds every acknowledged write (in cluster mode it
+        // follows the change feed); context read after it sees the new link.
+        let first = try api.request("POST", "/query", json: ["text": "who keeps a log of ships", "k": 3]).json()
+        #expect(first["results"]?.arrayValue?.first?["id"] == "lighthouse")
         let context = try api.json("/fragments/item00/context")
         #expect(context["backlinks"]?.arrayValue?.contains { $0["id"] == "lighthouse" } == true)
 
-        // After a restart the index is loaded again (in the background) and finds the same.
         try node.restart()
         let restarted = node.api()
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, try restarted.json("/readyz")["retrieval"]?["text_index_ready"] != true { usleep(50_000) }
-        let again = try restarted.request("POST", "/query", json: ["text": "who keeps a log of ships", "k": 3]).json()
+        let again = try restarted.request("POST", "/query", json: ["text": "the lighthouse keeper and passing ships", "k": 3]).json()
         #expect(again["results"]?.arrayValue?.first?["id"] == "lighthouse")
-        #expect(again["index"]?["fragments"] == 26)
+        #expect(again["results"]?.arrayValue?.first?["content"]?.stringValue?.hasPrefix("The lighthouse keeper") == true)
+        #expect(again["index"]?["fragments"] == 13)
     }
 
     @Test("damaged records answer blank stubs with their reason; one cycle brings all back byte-exact", arguments: TestBackend.allCases)
@@ -106,7 +100,7 @@ struct BackendBehaviourTests {
         let node = try TestNode(backend, arguments: ["--cache-bytes", "0"] + manualDreamOnly)
         defer { node.remove() }
         let api = node.api()
-        let contents = try api.seed(60)
+        let contents = try api.seed(20)
         let corrupted = ["f1", "f2", "f3"], lost = ["f10", "f11", "f12", "f13"]
         try node.damage(corrupted, .corrupt)
         try node.damage(lost, .lose)
@@ -122,8 +116,6 @@ struct BackendBehaviourTests {
             #expect(stub["reason"]?.stringValue == node.reason(for: corrupted.contains(id) ? .corrupt : .lose), "\(id)")
         }
         #expect(try api.get("f1", headers: [("Prefer", "strict")]).status == 503)
-        let listed = try api.json("/fragments?status=blank")["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
-        #expect(Set(listed ?? []) == Set(corrupted + lost))
         let blanksFound = try api.request("POST", "/query", json: ["text": "lorem ipsum", "status": ["blank"], "k": 20]).json()
         #expect(Set(blanksFound["results"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) == Set(corrupted + lost))
 
@@ -136,47 +128,11 @@ struct BackendBehaviourTests {
             #expect(response.header("X-Fragment-Status") == "ok", "\(id)")
             #expect(try response.json()["content"]?.stringValue == content, "\(id) not byte-exact")
         }
-        let kinds = try api.json("/fragments/f10/history")["events"]?.arrayValue?.compactMap { $0["kind"]?.stringValue }
-        #expect(kinds == ["created", "lost", "queued", "recovered"])
         #expect(try api.json("/dream")["queue"]?["depth"] == 0)
 
         let scrape = try api.request("GET", "/metrics").text
         #expect(scrape.contains("carma_fragments{status=\"blank\"} 0"))
-        #expect(scrape.contains("carma_fragments{status=\"ok\"} 60"))
-    }
-
-    @Test("record and redundancy copy both gone: a long text is rebuilt from context and flagged reconstructed, never as exact", arguments: TestBackend.allCases)
-    func reconstruction(_ backend: TestBackend) throws {
-        let node = try TestNode(backend, arguments: ["--cache-bytes", "0"] + manualDreamOnly)
-        defer { node.remove() }
-        let api = node.api()
-        // Over the sketch's verbatim budget, so that only context can bring it back.
-        let topic = "The tide pools north of the harbour hold anemones, crabs and small fish at low tide. "
-            + "Volunteers from the marine station count them every month and publish the counts on the station's notice board. "
-            + "Visitors are asked not to lift rocks, because the crabs that hide under them dry out in minutes. "
-            + "The best time to visit is an hour before the lowest tide of the day, in calm weather."
-        #expect(try api.put("pools", ["content": .string(topic), "links": ["anemones", "crabs"]]).status == 201)
-        #expect(try api.put("anemones", ["content": "Anemones in the tide pools close when the tide goes out.", "links": ["pools"]]).status == 201)
-        #expect(try api.put("crabs", ["content": "Crabs hide under rocks in the tide pools of the harbour.", "links": ["pools"]]).status == 201)
-        try node.damage(["pools"], .loseBoth)
-        #expect(try api.get("pools").header("X-Fragment-Status") == "blank")
-
-        let report = try api.dream()
-        #expect(report["outcomes"]?["reconstructed"] == 1)
-        let rebuilt = try api.get("pools")
-        #expect(rebuilt.status == 200)
-        #expect(rebuilt.header("X-Fragment-Status") == "reconstructed")
-        let body = try rebuilt.json()
-        #expect(body["status"] == "reconstructed")
-        #expect(body["confidence"]?.doubleValue != nil)
-        #expect(body["content"]?.stringValue != topic)
-        let sources = body["sources"]?.arrayValue ?? []
-        #expect(!sources.isEmpty)
-        // Words no neighbour says come back from the sketch, as written.
-        #expect(body["content"]?.stringValue?.contains("Volunteers") == true)
-        #expect(body["links"] == ["anemones", "crabs"])
-        let kinds = try api.json("/fragments/pools/history")["events"]?.arrayValue?.compactMap { $0["kind"]?.stringValue }
-        #expect(kinds?.last == "reconstructed")
+        #expect(scrape.contains("carma_fragments{status=\"ok\"} 20"))
     }
 
     @Test("agent memory heals: short notes lost in both logs come back exact from their sketch in one cycle; stubs promise only planned retries", arguments: TestBackend.allCases)
@@ -219,8 +175,12 @@ struct BackendBehaviourTests {
         }
         // The note with a client vector: its text comes back word for word, flagged, since its
         // record (with the vector) cannot be rebuilt byte for byte.
-        let withVector = try api.get("rosa-vector").json()
+        let vectorResponse = try api.get("rosa-vector")
+        #expect(vectorResponse.status == 200)
+        #expect(vectorResponse.header("X-Fragment-Status") == "reconstructed")
+        let withVector = try vectorResponse.json()
         #expect(withVector["status"] == "reconstructed")
+        #expect(withVector["confidence"]?.doubleValue != nil)
         #expect(withVector["content"] == "Rosa keeps her climbing gear in the blue locker at the Hisingen office.")
 
         // Nothing survives of the wordless note: it stays blank, and its stub says the attempt
@@ -239,8 +199,8 @@ struct BackendBehaviourTests {
     }
 
     @Test(
-        "export from each backend, import into each: every fragment equal (reconstructed and blank too), a second import changes nothing",
-        arguments: TestBackend.allCases, TestBackend.allCases)
+        "carma export from one backend, carma import into the other: every fragment equal (reconstructed and blank too), a second import changes nothing",
+        arguments: zip([TestBackend.embedded, .postgres], [TestBackend.postgres, .embedded]))
     func exportImport(_ from: TestBackend, _ to: TestBackend) throws {
         let source = try TestNode(from, arguments: ["--cache-bytes", "0", "--reconstruction-floor", "0"] + manualDreamOnly)
         defer { source.remove() }
@@ -309,54 +269,5 @@ struct BackendBehaviourTests {
         #expect(second.status == 0)
         // n3 was written again on the target since: superseded, not imported.
         #expect(second.output.contains("imported 0, unchanged 39"), "\(second.output)")
-    }
-
-    @Test("a fragment with a ttl is served, then gone for every reader; bad expiries are 400", arguments: TestBackend.allCases)
-    func expiry(_ backend: TestBackend) throws {
-        let node = try TestNode(backend)
-        defer { node.remove() }
-        let api = node.api()
-        #expect(try api.put("brief", ["content": "soon gone", "ttl": 1]).status == 201)
-        #expect(try api.put("stays", ["content": "kept"]).status == 201)
-        #expect(try api.put("bad", ["content": "x", "ttl": -1]).status == 400)
-        #expect(try api.get("brief").json()["expires_at"]?.stringValue != nil)
-        usleep(1_300_000)
-        #expect(try api.get("brief").status == 404)
-        #expect(try api.json("/fragments")["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["stays"])
-        #expect(try api.put("brief", ["content": "back again"], headers: [("If-None-Match", "*")]).status == 201)
-    }
-
-    @Test("many clients write and read the same ids at once: every answer whole, versions only go up", arguments: TestBackend.allCases)
-    func concurrentWriters(_ backend: TestBackend) throws {
-        let node = try TestNode(backend)
-        defer { node.remove() }
-        let ids = (0..<4).map { "shared\($0)" }
-        let failures = Mutex<[String]>([])
-        DispatchQueue.concurrentPerform(iterations: 6) { worker in
-            let api = node.api()
-            var lastVersion: [String: Int] = [:]
-            for round in 0..<30 {
-                let id = ids[(worker + round) % ids.count]
-                do {
-                    if worker % 2 == 0 {
-                        let status = try api.put(id, ["content": .string("\(id) by \(worker) round \(round)")]).status
-                        if status != 200 && status != 201 { failures.withLock { $0.append("PUT \(id): \(status)") } }
-                    } else {
-                        let response = try api.get(id)
-                        guard response.status == 200 else { continue }
-                        let body = try response.json()
-                        let version = body["version"]?.intValue ?? 0
-                        let content = body["content"]?.stringValue ?? ""
-                        if !content.hasPrefix("\(id) by ") { failures.withLock { $0.append("torn read of \(id): \(content)") } }
-                        if version < lastVersion[id, default: 0] { failures.withLock { $0.append("\(id) went back to version \(version)") } }
-                        if response.header("ETag") != "\"\(version)\"" { failures.withLock { $0.append("\(id): ETag and version differ") } }
-                        lastVersion[id] = version
-                    }
-                } catch {
-                    failures.withLock { $0.append("\(error)") }
-                }
-            }
-        }
-        #expect(failures.withLock { $0 } == [])
     }
 }

@@ -14,7 +14,7 @@ public final class SentenceEncoder: Sendable {
     public let dimensions: Int
     /// Longest input in tokens ([CLS] and [SEP] included); longer text is cut.
     public let maxTokens: Int
-    /// The directory's `carma.json`: name, pooling, query prefix.
+    /// The directory's `carma.json`: name, pooling, query prefix, meaning scale.
     public let card: ModelCard
     /// The name and a fingerprint of the weights (`ModelFingerprint`): stored with the meanings, so
     /// that those of another model are recomputed.

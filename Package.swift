@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(name: "CarmaVectorsTests", dependencies: ["CarmaVectors", "CarmaText"]),
         .testTarget(name: "CarmaEmbeddingTests", dependencies: ["CarmaEmbedding"]),
         .testTarget(name: "FragmentCoreTests", dependencies: ["FragmentCore", "CarmaJSON"]),
-        .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "FragmentCore", "CarmaTesting", "CarmaFaults"], resources: [.copy("../Fixtures/old-layout-v1.tar.gz")]),
+        .testTarget(name: "FragmentStoreTests", dependencies: ["FragmentStore", "FragmentCore", "CarmaEmbedding", "CarmaTesting", "CarmaFaults"], resources: [.copy("../Fixtures/old-layout-v1.tar.gz")]),
         .testTarget(name: "DreamEngineTests", dependencies: ["DreamEngine", "FragmentCore", "FragmentStore", "CarmaTesting", "CarmaFaults"]),
         .testTarget(name: "CarmaServiceTests", dependencies: ["CarmaService", "FragmentStore", "CarmaTesting"]),
         .testTarget(name: "ClusterStoreTests", dependencies: ["ClusterStore", "FragmentCore"]),

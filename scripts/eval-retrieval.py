@@ -215,7 +215,7 @@ def main():
         for name, queries in sets.items():
             texts = [q for q, _ in queries]
             answers = [a for _, a in queries]
-            query_vectors = embed(args.carmad, args.model, texts, args.max_tokens)
+            query_vectors = embed(args.carmad, args.model, texts, args.max_tokens, query=True)
             similarity = query_vectors @ baseline["documents"].T
             dense = dense_rankings(similarity, ids)
             row = {"bm25 baseline": scores([bm25.rank(q) for q in texts], answers), "dense baseline": scores(dense, answers)}

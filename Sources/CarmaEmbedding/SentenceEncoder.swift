@@ -2,8 +2,9 @@ import COpenBLAS
 import Foundation
 import Synchronization
 
-/// A sentence-transformers BERT encoder (all-MiniLM-L6-v2 and its kin) run on the CPU: WordPiece
-/// tokens through the transformer layers, mean pooling over the tokens, then L2 normalisation.
+/// A sentence-transformers BERT encoder (all-MiniLM-L6-v2, bge-small-en-v1.5 and their kin) run on
+/// the CPU: WordPiece tokens through the transformer layers, pooling over the tokens as the model's
+/// card says (mean, or [CLS]), then L2 normalisation.
 /// Stateless after loading, so any thread may call `embed`.
 ///
 /// Texts given together (`embed(batch:)`) are packed into one token matrix per chunk, so each
@@ -20,6 +21,11 @@ public final class SentenceEncoder: Sendable {
     public let dimensions: Int
     /// Longest input in tokens ([CLS] and [SEP] included); longer text is cut.
     public let maxTokens: Int
+    /// The directory's `carma.json`: name, pooling, query prefix, meaning scale.
+    public let card: ModelCard
+    /// The name and a fingerprint of the weights (`ModelFingerprint`): stored with the meanings, so
+    /// that those of another model are recomputed.
+    public let identity: String
     /// The arithmetic of the linear layers (`auto` resolved at load).
     public let precision: EmbeddingPrecision
     /// Threads a background embedder may run: the first at normal priority, the others at low
@@ -70,7 +76,8 @@ public final class SentenceEncoder: Sendable {
         var output: FastLinear
     }
 
-    /// Loads a sentence-transformers model directory: `config.json`, `vocab.txt`, `model.safetensors`.
+    /// Loads a sentence-transformers model directory: `config.json`, `vocab.txt`, `model.safetensors`,
+    /// and `carma.json` if there is one.
     /// - Parameters:
     ///   - directory: The model directory.
     ///   - maxTokens: Longest input in tokens; longer text is cut. Default 256.
@@ -82,6 +89,7 @@ public final class SentenceEncoder: Sendable {
         backgroundThreads: Int = ProcessInfo.processInfo.activeProcessorCount
     ) throws(EmbeddingModelError) {
         let configuration = try BertConfiguration(file: directory + "/config.json")
+        let card = try ModelCard(directory: directory)
         let tokenizer = try WordPieceTokenizer(vocabularyFile: directory + "/vocab.txt")
         guard tokenizer.vocabularySize <= configuration.vocabulary else {
             throw .malformed(directory + "/vocab.txt", "\(tokenizer.vocabularySize) tokens, the model has \(configuration.vocabulary)")
@@ -139,8 +147,10 @@ public final class SentenceEncoder: Sendable {
         self.backgroundThreads = max(1, backgroundThreads)
         self.dimensions = h
         self.maxTokens = min(max(8, maxTokens), configuration.positions)
-        let base = directory.split(separator: "/").last(where: { $0 != "model" }).map(String.init) ?? "model"
+        let base = card.name ?? directory.split(separator: "/").last(where: { $0 != "model" }).map(String.init) ?? "model"
         self.name = "\(base) (\(configuration.layers) layers, \(h) dimensions)"
+        self.card = card
+        self.identity = "\(self.name) #\(try ModelFingerprint.of(directory: directory))"
         // One BLAS thread per call: the encoder parallelises across texts itself (`embed(batch:threads:)`),
         // and query embeddings run on the HTTP threads; a BLAS pool of its own would fight them.
         openblas_set_num_threads(1)
@@ -316,10 +326,7 @@ public final class SentenceEncoder: Sendable {
         vectors.reserveCapacity(sequences.count)
         row = 0
         for length in lengths {
-            var pooled = [Float](repeating: 0, count: h)
-            for r in row..<(row + length) {
-                for d in 0..<h { pooled[d] += w.x[r * h + d] }
-            }
+            let pooled = self.card.pool(Array(w.x[(row * h)..<((row + length) * h)]), tokens: length, dimensions: h)
             row += length
             let norm = pooled.reduce(0) { $0 + $1 * $1 }.squareRoot()
             vectors.append(pooled.map { $0 / max(norm, 1e-12) })

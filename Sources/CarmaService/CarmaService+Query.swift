@@ -131,6 +131,8 @@ extension CarmaService {
             ],
         ]
         if let fusion = answer.fusion { body["fusion"] = .string(fusion.rawValue) }
+        // Which model each model-made signal used (the meaning signal: the built-in model's name).
+        if let model = answer.meaningModel { body["signal_models"] = ["meaning": .string(model)] }
         return .response(.json(200, .object(body)))
     }
 

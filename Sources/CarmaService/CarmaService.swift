@@ -122,6 +122,7 @@ public final class CarmaService: Sendable {
             "signals": .array((meaning.model == nil ? ["text", "client_vector"] : ["text", "meaning", "client_vector"]).map(JSONValue.string)),
             "embedded": .number(Double(meaning.embedded)),
             "embedding_backlog": .number(Double(meaning.backlog)),
+            "embedding_replacing": meaning.replacing.map(JSONValue.string) ?? .null,
             "vector_index": .array(self.store.vectorIndexStatus.map { graph in
                 ["kind": .string(graph.kind.rawValue), "state": .string(graph.state.rawValue), "vectors": .number(Double(graph.vectors))]
             }),

@@ -133,7 +133,7 @@ public final class NeighbourIndexes: @unchecked Sendable {
         return hash ^ (hash >> 31)
     }
 
-    func path(_ kind: Kind) -> String? {
+    package func path(_ kind: Kind) -> String? {
         self.configuration.directory.map { "\($0)/\(kind.rawValue)-vectors.hnsw" }
     }
 

@@ -6,12 +6,16 @@ import Synchronization
 
 // The built-in model in cluster mode: the nodes share the embedding work by claiming fragments
 // (a claim expires, so a node that dies leaves nothing stuck), store each meaning in
-// `carma_meanings` as int8 with the model's name, and announce it on the change feed, from which
-// every node's index takes it.
+// `carma_meanings` as int8 with the model's identity (name and weights' fingerprint), and announce
+// it on the change feed, from which every node's index takes it. Meanings of another model are
+// neither loaded nor kept: they are claimed and computed again, a batch at a time, while queries
+// go on by words and by the meanings already made.
 
 extension ClusterStore {
-    /// The model whose meanings this node reads and writes ("" without one: none match).
-    var modelName: String { self.configuration.encoder?.name ?? "" }
+    /// The tags of the meanings this node reads: its model's identity, and its name alone, as a
+    /// carmad before model identities tagged them ("" without a model: none match). It writes the
+    /// identity.
+    var modelTags: [String] { self.configuration.encoder.map { [$0.identity, $0.name] } ?? [""] }
 
     static let claimEmbedding = PGStatement(
         "carma_claim_embedding",
@@ -20,7 +24,7 @@ extension ClusterStore {
             SELECT f.id FROM carma_fragments f
             LEFT JOIN carma_meanings m ON m.id = f.id
             LEFT JOIN carma_embed_claims k ON k.id = f.id
-            WHERE f.status <> 'blank' AND (m.id IS NULL OR m.version <> f.version OR m.model <> $1) AND (k.id IS NULL OR k.until < $2)
+            WHERE f.status <> 'blank' AND (m.id IS NULL OR m.version <> f.version OR m.model <> ALL($1::text[])) AND (k.id IS NULL OR k.until < $2)
             ORDER BY f.updated_at DESC LIMIT $3)
         INSERT INTO carma_embed_claims (id, owner, until) SELECT id, $4, $5 FROM todo
         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, until = excluded.until WHERE carma_embed_claims.until < $2
@@ -52,7 +56,7 @@ extension ClusterStore {
         guard
             let claimed = try? self.pool.with({ connection, deadline throws(PGError) in
                 try connection.run(
-                    Self.claimEmbedding, [.text(encoder.name), .int(now.milliseconds), .int(limit), .text(node), .int(until.milliseconds)], deadline: deadline)
+                    Self.claimEmbedding, [.texts(self.modelTags), .int(now.milliseconds), .int(limit), .text(node), .int(until.milliseconds)], deadline: deadline)
             }).all.compactMap({ $0.string(0) }), !claimed.isEmpty,
             let texts = try? self.pool.with({ connection, deadline throws(PGError) in
                 try connection.run(Self.claimedTexts, [.texts(claimed)], deadline: deadline)
@@ -72,7 +76,7 @@ extension ClusterStore {
             let saved = try? self.pool.with { connection, deadline throws(PGError) in
                 try connection.run(
                     Self.saveMeaning,
-                    [.text(item.id), .int(item.version), .text(encoder.name), .bytes(vector.map { UInt8(bitPattern: $0) }), .int(Timestamp.now.milliseconds)],
+                    [.text(item.id), .int(item.version), .text(encoder.identity), .bytes(vector.map { UInt8(bitPattern: $0) }), .int(Timestamp.now.milliseconds)],
                     deadline: deadline)
             }
             if saved != nil {

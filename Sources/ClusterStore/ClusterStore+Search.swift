@@ -71,7 +71,7 @@ extension ClusterStore {
         """
         SELECT f.id, f.version, f.status, f.sketch, p.version, p.record, f.links, f.tags, m.vector
         FROM carma_fragments f LEFT JOIN carma_payloads p ON p.id = f.id
-        LEFT JOIN carma_meanings m ON m.id = f.id AND m.version = f.version AND m.model = $2
+        LEFT JOIN carma_meanings m ON m.id = f.id AND m.version = f.version AND m.model = ANY($2::text[])
         WHERE f.id > $1 ORDER BY f.id LIMIT 2000
         """)
     static let feed = PGStatement(
@@ -79,7 +79,7 @@ extension ClusterStore {
         """
         SELECT c.sequence, c.id, f.version, f.status, f.sketch, p.version, p.record, f.links, f.tags, m.vector
         FROM carma_changes c LEFT JOIN carma_fragments f ON f.id = c.id LEFT JOIN carma_payloads p ON p.id = c.id
-        LEFT JOIN carma_meanings m ON m.id = f.id AND m.version = f.version AND m.model = $2
+        LEFT JOIN carma_meanings m ON m.id = f.id AND m.version = f.version AND m.model = ANY($2::text[])
         WHERE c.sequence > $1 ORDER BY c.sequence LIMIT 1000
         """)
 
@@ -94,7 +94,7 @@ extension ClusterStore {
         var after = ""
         while true {
             let page = try self.pool.with(timeout: .seconds(60)) { connection, deadline throws(PGError) in
-                try connection.run(Self.allDocuments, [.text(after), .text(self.modelName)], deadline: deadline)
+                try connection.run(Self.allDocuments, [.text(after), .texts(self.modelTags)], deadline: deadline)
             }
             Self.apply(self.changes(page.all.map { ($0.string(0) ?? "", Array($0.cells[1...])) }), to: &fresh)
             guard page.count == 2000, let last = page.all.last?.string(0) else { break }
@@ -133,7 +133,7 @@ extension ClusterStore {
         let started = ContinuousClock.now
         guard
             let result = try? self.pool.with({ connection, deadline throws(PGError) in
-                try connection.run(Self.feed, [.int(low), .text(self.modelName)], deadline: deadline)
+                try connection.run(Self.feed, [.int(low), .texts(self.modelTags)], deadline: deadline)
             })
         else { return false }
         self.feedReadAt.withLock { $0 = started }

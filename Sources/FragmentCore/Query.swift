@@ -68,6 +68,8 @@ public struct QueryAnswer: Sendable {
     public var fusion: QueryFusion?
     /// Why a signal was missing or partial (no model; fragments still waiting for an embedding).
     public var notes: [String]
+    /// The built-in model whose embeddings the `meaning` signal compared (its name), when it was used.
+    public var meaningModel: String?
 }
 
 /// The built-in model's state, for `/readyz`, metrics and query responses.
@@ -81,13 +83,17 @@ public struct MeaningStatus: Sendable {
     public var backlog: Int
     /// Embeddings computed since start-up.
     public var computed: Int
+    /// The model whose meanings are being replaced by this one's while the backlog lasts (the store
+    /// was last run with another model); nil otherwise.
+    public var replacing: String?
 
-    package init(model: String?, dimensions: Int, embedded: Int, backlog: Int, computed: Int) {
+    package init(model: String?, dimensions: Int, embedded: Int, backlog: Int, computed: Int, replacing: String? = nil) {
         self.model = model
         self.dimensions = dimensions
         self.embedded = embedded
         self.backlog = backlog
         self.computed = computed
+        self.replacing = replacing
     }
 }
 

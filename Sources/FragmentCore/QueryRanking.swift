@@ -12,11 +12,12 @@ public enum QueryRanking {
         package var signals: [QuerySignal]
         package var fusion: QueryFusion?
         package var notes: [String]
+        package var meaningModel: String?
 
         /// The answer, with the rows of the hits (nil rows are left out: deleted meanwhile).
         package func answer(rows: [FragmentRow?]) -> QueryAnswer {
             let hits = zip(self.hits, rows).compactMap { hit, row in row.map { QueryHit(id: hit.id, score: hit.score, row: $0) } }
-            return QueryAnswer(hits: hits, signals: self.signals, fusion: self.fusion, notes: self.notes)
+            return QueryAnswer(hits: hits, signals: self.signals, fusion: self.fusion, notes: self.notes, meaningModel: self.meaningModel)
         }
     }
 
@@ -55,7 +56,7 @@ public enum QueryRanking {
                 throw .invalid(field: "mode", "mode vector needs an embedding, or text and the built-in embedding model (not loaded)")
             }
         }
-        let queryMeaning = signals.contains(.meaning) ? encoder.map { TextIndex.quantize($0.embed(request.text!)) } : nil
+        let queryMeaning = signals.contains(.meaning) ? encoder.map { TextIndex.quantize($0.embedQuery(request.text!)) } : nil
         let counts = signals.contains(.text) ? FullText.counts(request.text ?? "").counts : [:]
         var filter = TextIndex.Filter(tags: Set(request.tags), metadata: TextIndex.Document.metadataTerms(request.metadata))
         if let statuses = request.statuses {
@@ -74,16 +75,20 @@ public enum QueryRanking {
             return (rankings, index.count - index.meaningCount)
         }
         if signals.contains(.meaning), waiting > 0 {
-            notes.append("\(waiting) fragments are still waiting for their embedding and were matched by words only")
+            notes.append("\(waiting) fragments are still waiting for their embedding by \(encoder!.name) and were matched by words only")
         }
-        var fused = Self.fuse(rankings, fusion: request.fusion)
+        var fused = Self.fuse(rankings, fusion: request.fusion, meaningScale: encoder?.card.meaningScale)
         if request.fusion == .weighted, let question = request.text, TimeExpressions.asksWhen(question) {
             fused = text.read { index in Self.favouringDates(fused, mentionsTime: index.mentionsTime) }
         }
         // Compared as answers show scores (4 decimals), so that a score read from one answer, sent
         // back as `min_score`, keeps that hit.
         fused = Array(fused.prefix { ($0.score * 10_000).rounded() / 10_000 >= request.minScore }.prefix(request.k))
-        return Ranking(hits: fused, signals: signals, fusion: rankings.count > 1 ? request.fusion : nil, notes: notes)
+        // Every stored meaning the index holds is this model's: the stores drop (embedded) or never
+        // load (cluster) another model's, so one ranking never mixes two models' cosines.
+        return Ranking(
+            hits: fused, signals: signals, fusion: rankings.count > 1 ? request.fusion : nil, notes: notes,
+            meaningModel: signals.contains(.meaning) ? encoder?.name : nil)
     }
 
     /// A question that asks when is answered by a fragment that says when: those gain
@@ -106,7 +111,11 @@ public enum QueryRanking {
     /// one whose words match many fragments about equally, or whose best match holds few of its
     /// words, is decided more by meaning. Chosen on the project's query sets (docs/retrieval.md,
     /// scripts/eval-retrieval.py).
-    package static func fuse(_ rankings: [(QuerySignal, [TextIndex.Hit])], fusion: QueryFusion) -> [TextIndex.Hit] {
+    /// `meaningScale` places the built-in model's cosines (nil: `RelevanceScale`'s own, chosen for
+    /// all-MiniLM-L6-v2); client vectors are always on `RelevanceScale`'s.
+    package static func fuse(
+        _ rankings: [(QuerySignal, [TextIndex.Hit])], fusion: QueryFusion, meaningScale: ModelCard.CosineScale? = nil
+    ) -> [TextIndex.Hit] {
         var combined: [String: Double] = [:]
         let active = rankings.filter { !$0.1.isEmpty }
         switch fusion {
@@ -123,7 +132,12 @@ public enum QueryRanking {
             for (signal, hits) in active {
                 let weight = signal == .text ? textWeight : (text == nil ? 1.0 / Double(vectors) : (1 - textWeight) / Double(vectors))
                 for hit in hits {
-                    let absolute = signal == .text ? RelevanceScale.text(strength: hit.strength ?? 0) : RelevanceScale.meaning(cosine: hit.score)
+                    let absolute =
+                        switch signal {
+                        case .text: RelevanceScale.text(strength: hit.strength ?? 0)
+                        case .meaning: RelevanceScale.meaning(cosine: hit.score, scale: meaningScale)
+                        case .clientVector: RelevanceScale.meaning(cosine: hit.score)
+                        }
                     combined[hit.id, default: 0] += weight * absolute
                 }
             }
@@ -161,6 +175,12 @@ public enum RelevanceScale {
 
     public static func meaning(cosine: Double) -> Double {
         1 / (1 + exp(-(cosine - meaningMidpoint) * meaningSteepness))
+    }
+
+    /// The cosine of a model whose card places it elsewhere (`ModelCard.meaningScale`).
+    public static func meaning(cosine: Double, scale: ModelCard.CosineScale?) -> Double {
+        guard let scale else { return Self.meaning(cosine: cosine) }
+        return 1 / (1 + exp(-(cosine - scale.midpoint) * scale.steepness))
     }
 
     public static func text(strength: Double) -> Double {

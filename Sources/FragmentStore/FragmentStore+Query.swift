@@ -43,8 +43,9 @@ extension FragmentStore {
 
     public var meaningStatus: MeaningStatus {
         let (dimensions, embedded) = self.text.read { ($0.meaningDimensions, $0.meaningCount) }
+        let backlog = self.meanings.backlog
         return MeaningStatus(
-            model: self.configuration.encoder?.name, dimensions: dimensions, embedded: embedded, backlog: self.meanings.backlog,
-            computed: self.meanings.embedded.load(ordering: .relaxed))
+            model: self.configuration.encoder?.name, dimensions: dimensions, embedded: embedded, backlog: backlog,
+            computed: self.meanings.embedded.load(ordering: .relaxed), replacing: backlog > 0 ? self.meanings.replacing.withLock { $0 } : nil)
     }
 }

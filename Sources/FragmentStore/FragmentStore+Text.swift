@@ -99,14 +99,28 @@ extension FragmentStore {
                 if let sketch = Sketch.decode(bytes) { sketches[id] = sketch }
             }
             if let encoder = self.configuration.encoder {
-                if try self.registry.meta("meaning_model") != encoder.name {
-                    // Another model's vectors mean nothing to this one: forget them, embed anew.
+                switch MeaningModelChange(stored: try self.registry.meta("meaning_model"), encoder: encoder) {
+                case .same:
+                    try self.registry.forEachMeaning { id, version, vector in stored[id] = (version, vector) }
+                case .sameUnderOldTag:
+                    try self.registry.forEachMeaning { id, version, vector in stored[id] = (version, vector) }
+                    self.pipeline.submit(.change(RegistryChange(apply: { try $0.setMeta("meaning_model", encoder.identity) })))
+                case .replaced(let previous):
+                    // Another model's vectors mean nothing to this one: forget them, embed anew in
+                    // the background. Queries meanwhile rank by words and by what is embedded anew.
+                    if let previous {
+                        self.meanings.replacing.withLock { $0 = previous }
+                        self.logger.notice(
+                            "the embedding model changed: every meaning is computed again in the background",
+                            metadata: ["embedding.model": "\(encoder.identity)", "embedding.previous_model": "\(previous)"])
+                    }
                     self.pipeline.submit(.change(RegistryChange(apply: { registry in
                         try registry.clearMeanings()
-                        try registry.setMeta("meaning_model", encoder.name)
+                        try registry.setMeta("meaning_model", encoder.identity)
                     })))
-                } else {
-                    try self.registry.forEachMeaning { id, version, vector in stored[id] = (version, vector) }
+                    // The saved graph links the other model's vectors: built anew (the builder has
+                    // not started; it starts once the index is loaded).
+                    if let path = self.text.read({ $0.neighbours?.path(.meaning) }) { try? FileManager.default.removeItem(atPath: path) }
                 }
             }
         } catch {

@@ -26,8 +26,11 @@ struct Embed: ParsableCommand {
     @Flag(help: "Print fragments per second, mean tokens and the median call's milliseconds instead of the vectors.")
     var measure = false
 
+    @Flag(help: "Embed the lines as queries (after the model's query prefix, if it has one), as POST /query does.")
+    var query = false
+
     func run() throws {
-        guard let directory = self.model ?? ProcessInfo.processInfo.environment["CARMA_EMBEDDING_MODEL"] else {
+        guard let choice = self.model ?? ProcessInfo.processInfo.environment["CARMA_EMBEDDING_MODEL"] else {
             throw ValidationError("give --model or set CARMA_EMBEDDING_MODEL")
         }
         let name = self.precision ?? ProcessInfo.processInfo.environment["CARMA_EMBEDDING_PRECISION"] ?? "auto"
@@ -35,10 +38,11 @@ struct Embed: ParsableCommand {
             throw ValidationError("--precision must be one of \(EmbeddingPrecision.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")
         }
         guard self.batch >= 1, self.threads >= 1 else { throw ValidationError("--batch and --threads must be at least 1") }
-        let encoder = try SentenceEncoder(directory: directory, maxTokens: self.maxTokens, precision: precision)
+        let encoder = try SentenceEncoder(directory: try ModelChoice.directory(for: choice), maxTokens: self.maxTokens, precision: precision)
         var texts: [String] = []
         while let line = readLine(strippingNewline: true) {
-            texts.append((try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])) as? String ?? line)
+            let text = (try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])) as? String ?? line
+            texts.append(self.query ? encoder.card.queryPrefix + text : text)
         }
         var calls: [Double] = []
         let cpuStarted = Self.cpuSeconds()

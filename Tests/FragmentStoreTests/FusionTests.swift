@@ -1,3 +1,4 @@
+import CarmaEmbedding
 import FragmentCore
 import CarmaText
 import Testing
@@ -22,6 +23,16 @@ struct FusionTests {
         #expect(flat.allSatisfy { (0...1).contains($0.score) })
         // One signal alone keeps its order; ties go by id.
         #expect(QueryRanking.fuse([(.meaning, self.hits([("z", 0.5), ("y", 0.5)]))], fusion: .weighted).map(\.id) == ["y", "z"])
+    }
+
+    @Test("a model's card places its cosines on the scale: bge-small's 0.6 is MiniLM's middling 0.45; client vectors keep the default")
+    func meaningScale() {
+        let bge = ModelCard.CosineScale(midpoint: 0.6, steepness: 20)
+        #expect(abs(RelevanceScale.meaning(cosine: 0.6, scale: bge) - 0.5) < 1e-9)
+        #expect(RelevanceScale.meaning(cosine: 0.6, scale: nil) == RelevanceScale.meaning(cosine: 0.6))
+        let hits = self.hits([("a", 0.6)])
+        #expect(abs(QueryRanking.fuse([(.meaning, hits)], fusion: .weighted, meaningScale: bge)[0].score - 0.5) < 1e-9)
+        #expect(QueryRanking.fuse([(.clientVector, hits)], fusion: .weighted, meaningScale: bge)[0].score > 0.8)
     }
 
     @Test("scores are absolute: the same signals score the same in any query, and weak matches score low")

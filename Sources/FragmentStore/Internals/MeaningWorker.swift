@@ -19,6 +19,8 @@ final class MeaningWorker: @unchecked Sendable {
     /// The embedding workers, once started.
     private let workersBox = Mutex<[Worker]>([])
     var workers: [Worker] { self.workersBox.withLock { $0 } }
+    /// The model whose meanings were dropped at start-up for this one's (for `/readyz`).
+    let replacing = Mutex<String?>(nil)
 
     func enqueue(_ ids: some Sequence<String>) {
         self.condition.lock()

@@ -106,7 +106,8 @@ struct ModelCardTests {
 
     @Test("bge-small embeddings match the numpy reference (scripts/minilm.py over the converted model)", .enabled(if: bgeDirectory != nil))
     func bgeMatchesReference() throws {
-        let encoder = try SentenceEncoder(directory: bgeDirectory!)
+        // The exact path (fp32) against the reference to 2e-4; the fast path must agree with it.
+        let encoder = try SentenceEncoder(directory: bgeDirectory!, precision: .fp32)
         #expect(encoder.name == "bge-small-en-v1.5 (12 layers, 384 dimensions)")
         #expect(encoder.card.pooling == .cls)
         // From scripts/minilm.py's MiniLM("<model dir>"): .embed("A man is eating food.") and
@@ -118,6 +119,11 @@ struct ModelCardTests {
         for (vector, head) in references {
             #expect(vector.count == 384)
             for (got, want) in zip(vector, head) { #expect(abs(got - want) < 2e-4, "\(got) vs \(want)") }
+        }
+        let fast = try SentenceEncoder(directory: bgeDirectory!)
+        for text in ["A man is eating food.", "list directory contents", "The lighthouse keeper logs every passing ship at dusk."] {
+            let agreement = dot(fast.embed(text), encoder.embed(text))
+            #expect(agreement >= 0.99, "\(fast.precision) against fp32 on '\(text)': cosine \(agreement)")
         }
         let question = encoder.embedQuery("how do I see the files in a folder")
         #expect(dot(question, encoder.embed("ls lists directory contents")) > dot(question, encoder.embed("gzip compresses files")) + 0.05)

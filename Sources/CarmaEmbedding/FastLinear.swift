@@ -1,7 +1,8 @@
 import CEncoderKernels
 
 /// One linear layer of the reduced-precision path: weights kept in int8 or bf16 in oneDNN's
-/// layout, run by CEncoderKernels (the only Swift file that calls it).
+/// layout, run by CEncoderKernels. This file holds the encoder's calls into that C target, besides
+/// the CPU check (`EmbeddingPrecision.isAvailable`) and the thread priority (`BackgroundThread`).
 ///
 /// `@unchecked Sendable`: the C layer is immutable after creation and its forward call keeps all
 /// per-call state in the caller's scratch and a per-thread oneDNN stream.

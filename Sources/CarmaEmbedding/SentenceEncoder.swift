@@ -45,9 +45,10 @@ public final class SentenceEncoder: Sendable {
     /// OpenBLAS fp32: where the CPU has AVX512_BF16 (measured in docs/decisions.md).
     private let bf16Attention: Bool
 
-    /// Tokens packed into one forward pass. Measured (bench/embedding.sh, 2 cores): 512 to 2,048
-    /// run at the same speed; below 256 the products get small, above 4,096 the activations leave
-    /// the cache.
+    /// Tokens packed into one forward pass: about five man-page fragments. Chosen, not tuned against
+    /// other sizes: oneDNN's int8 products ran at full speed from 187 rows up in the shape
+    /// measurements (docs/decisions.md), and a pass's largest activation (1,024 × 1,536 floats,
+    /// 6 MiB) stays within reach of the cache.
     static let chunkTokens = 1024
 
     struct Norm {

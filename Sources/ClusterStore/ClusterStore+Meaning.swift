@@ -115,31 +115,23 @@ extension ClusterStore {
 /// cores the foreground leaves idle; claims keep them from embedding the same fragment.
 final class ClusterEmbedder: Sendable {
     let computed = Atomic<Int>(0)
-    private let workersBox = Mutex<[Worker]>([])
+    private let team = WorkerTeam(name: "embedder", interval: 2)
 
     /// The embedding workers, once started.
-    var workers: [Worker] { self.workersBox.withLock { $0 } }
+    var workers: [Worker] { self.team.workers }
 
     func start(store: ClusterStore) {
-        let count = max(1, store.configuration.encoder?.backgroundThreads ?? 1)
-        let workers = (0..<count).map { Worker(name: $0 == 0 ? "embedder" : "embedder-\($0 + 1)", interval: 2) }
-        self.workersBox.withLock { $0 = workers }
-        let pass: @Sendable () -> Worker.Pass = { store.embedBatch(limit: 16) == 0 ? .idle : .worked }
-        for (index, worker) in workers.enumerated() {
-            if index == 0 {
-                worker.start(pass)
-            } else {
-                worker.start(setUp: { BackgroundThread.lowerPriority() }, pass)
-            }
+        self.team.start(count: store.configuration.encoder?.backgroundThreads ?? 1) {
+            store.embedBatch(limit: 16) == 0 ? .idle : .worked
         }
     }
 
     /// Asks for a look now (this node just wrote).
     func poke() {
-        for worker in self.workers { worker.wake() }
+        self.team.wake()
     }
 
     func stop() {
-        for worker in self.workers { worker.stop() }
+        self.team.stop()
     }
 }

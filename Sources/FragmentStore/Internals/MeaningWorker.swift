@@ -17,8 +17,8 @@ final class MeaningWorker: @unchecked Sendable {
     /// Embeddings computed since start-up.
     let embedded = Atomic<Int>(0)
     /// The embedding workers, once started.
-    private let workersBox = Mutex<[Worker]>([])
-    var workers: [Worker] { self.workersBox.withLock { $0 } }
+    private let team = WorkerTeam(name: "embedder")
+    var workers: [Worker] { self.team.workers }
     /// The model whose meanings were dropped at start-up for this one's (for `/readyz`).
     let replacing = Mutex<String?>(nil)
 
@@ -43,19 +43,10 @@ final class MeaningWorker: @unchecked Sendable {
     /// first runs at normal priority, the others at low priority (`BackgroundThread`), on the cores
     /// the foreground leaves idle.
     func start(threads: Int, batch: Int, work: @escaping @Sendable ([String]) -> Void) {
-        let workers = (0..<max(1, threads)).map { Worker(name: $0 == 0 ? "embedder" : "embedder-\($0 + 1)") }
-        self.workersBox.withLock { $0 = workers }
-        let pass: @Sendable () -> Worker.Pass = { [self] in
+        self.team.start(count: threads) { [self] in
             guard let ids = self.next(max: batch) else { return .finished }
             work(ids)
             return .worked
-        }
-        for (index, worker) in workers.enumerated() {
-            if index == 0 {
-                worker.start(pass)
-            } else {
-                worker.start(setUp: { BackgroundThread.lowerPriority() }, pass)
-            }
         }
     }
 
@@ -65,7 +56,7 @@ final class MeaningWorker: @unchecked Sendable {
         self.closed = true
         self.condition.broadcast()
         self.condition.unlock()
-        for worker in self.workers { worker.stop() }
+        self.team.stop()
     }
 
     private func next(max: Int) -> [String]? {

@@ -6,20 +6,22 @@ import MicroHTTP
 // PUT, GET, HEAD, DELETE /fragments/{id}, GET /fragments and GET /fragments/{id}/history.
 
 extension CarmaService {
-    /// The path's id, or a 400 explaining what is wrong with it.
+    /// The key of the path's id in the request's namespace, or a 400 explaining what is wrong with it.
     func fragmentID(_ request: HTTPRequest) throws(HTTPError) -> String {
         let id = request.pathParameters["id"] ?? ""
         if let reason = FragmentID.validate(id) {
             throw HTTPError(.badRequest("invalid-id", "Invalid fragment id", detail: reason))
         }
-        return id
+        return FragmentKey.make(self.namespace(of: request), id)
     }
 
     func putFragment(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
         let id = try self.fragmentID(request)
-        let input = try FragmentJSON.input(from: request, id: id)
+        let namespace = self.namespace(of: request)
+        let input = try FragmentJSON.input(from: request, id: FragmentKey.local(id), namespace: namespace).qualified(in: namespace)
         let precondition = Self.precondition(request.headers)
         let store = self.store
+        try self.ensureNamespace(namespace)
         return .deferred { [unowned self] complete in
             store.put(id, input, precondition: precondition) { result in
                 switch result {
@@ -29,7 +31,7 @@ extension CarmaService {
                         "X-Fragment-Status": outcome.fragment.status.rawValue,
                     ]
                     if outcome.created {
-                        headers.add("Location", "/fragments/\(id)")
+                        headers.add("Location", Self.path(of: id))
                     }
                     complete(.json(outcome.created ? 201 : 200, bytes: outcome.fragment.body, headers: headers))
                 case .failure(let error):
@@ -123,11 +125,12 @@ extension CarmaService {
         }
         let tag = request.queryValue("tag")
         let store = self.store
+        let namespace = self.namespace(of: request)
         let wanted = status
         let budgetBytes = self.responseBudget
         return self.afterApplied {
             do throws(StoreError) {
-                let page = try store.list(status: wanted, tag: tag, after: cursor, limit: limit)
+                let page = try store.list(namespace: namespace, status: wanted, tag: tag, after: cursor.map { FragmentKey.make(namespace, $0) }, limit: limit)
                 // A page ends early at the response budget (a summary carries up to 256 links); the
                 // cursor then points after the last summary sent. The first always goes, so paging advances.
                 var budget = budgetBytes
@@ -137,7 +140,7 @@ extension CarmaService {
                     guard budget.take(summary.bytes.count + 1) || items.isEmpty else { break }
                     items.append(summary)
                 }
-                let nextCursor = items.count < page.rows.count ? page.rows[items.count - 1].id : page.nextAfter
+                let nextCursor = (items.count < page.rows.count ? page.rows[items.count - 1].id : page.nextAfter).map(FragmentKey.local)
                 return .json(200, [
                     "items": .array(items),
                     "next_cursor": nextCursor.map(JSONValue.string) ?? .null,
@@ -169,12 +172,12 @@ extension CarmaService {
                 guard let events = try store.history(id, limit: 500), let row = store.row(id) else {
                     return .notFound(id)
                 }
-                return .json(200, [
-                    "id": .string(id),
+                return .json(200, .object(FragmentJSON.namespaced([
+                    "id": .string(FragmentKey.local(id)),
                     "status": .string(row.status.rawValue),
                     "version": .exact(row.version),
                     "events": .array(events.map(FragmentJSON.event)),
-                ])
+                ], key: id)))
             } catch {
                 return .problem(for: error)
             }

@@ -11,7 +11,7 @@ extension CarmaService {
     func exportFragments(_ request: HTTPRequest) -> HTTPResult {
         let snapshot: StoreSnapshot
         do {
-            snapshot = try self.store.snapshot()
+            snapshot = try self.store.snapshot(namespace: self.namespace(of: request))
         } catch {
             return .response(.problem(for: error))
         }
@@ -25,7 +25,11 @@ extension CarmaService {
     }
 
     func importFragments(_ request: HTTPRequest) throws(HTTPError) -> HTTPResult {
-        let (fragments, lines) = try ImportJSON.fragments(from: request.body)
+        let namespace = self.namespace(of: request)
+        let (parsed, lines) = try ImportJSON.fragments(from: request.body)
+        // The route decides the namespace; a line's own `namespace` member is not looked at.
+        let fragments = parsed.map { $0.qualified(in: namespace) }
+        try self.ensureNamespace(namespace)
         let store = self.store
         return .deferred { complete in
             store.importFragments(fragments) { result in

@@ -5,11 +5,11 @@ import MicroHTTP
 // POST /query and GET /fragments/{id}/context.
 
 extension CarmaService {
-    func query(_ request: HTTPRequest) -> HTTPResult {
+    func query(_ http: HTTPRequest) -> HTTPResult {
         let started = ContinuousClock.now
         let value: JSONValue
         do {
-            value = try request.jsonBody(maxDepth: 8)
+            value = try http.jsonBody(maxDepth: 8)
         } catch {
             return .response(error.response)
         }
@@ -21,6 +21,7 @@ extension CarmaService {
             return invalid(key, "unknown field '\(key)'")
         }
         var request = QueryRequest()
+        request.namespace = self.namespace(of: http)
         if let raw = object["text"], !raw.isNull {
             guard let string = raw.stringValue, !string.isEmpty, string.utf8.count <= 65536 else {
                 return invalid("text", "text is a non-empty string of at most 65536 bytes")
@@ -91,11 +92,11 @@ extension CarmaService {
         var results: [JSONValue] = []
         for hit in hits {
             var result: JSONObject = [
-                "id": .string(hit.id),
+                "id": .string(FragmentKey.local(hit.id)),
                 "score": .number((hit.score * 10000).rounded() / 10000),
                 "version": .exact(hit.row.version),
                 "tags": JSONValue(hit.row.tags),
-                "links": JSONValue(hit.row.links),
+                "links": JSONValue(hit.row.links.map(FragmentKey.local)),
             ]
             if hit.row.status != .blank, let (content, status) = self.store.content(hit.id) {
                 result["status"] = .string(status.rawValue)
@@ -140,10 +141,11 @@ extension CarmaService {
         let id = try self.fragmentID(request)
         guard let row = self.store.row(id) else { return .response(.notFound(id)) }
         let k = try request.integer("k", in: 0...50, default: 5)
+        let namespace = self.namespace(of: request)
         func describe(_ ids: [String]) -> JSONValue {
             let rows = self.store.rows(ids)
             return .array(zip(ids, rows).map { id, row in
-                ["id": .string(id), "status": .string(row?.status.rawValue ?? "unknown")]
+                ["id": .string(FragmentKey.local(id)), "status": .string(row?.status.rawValue ?? "unknown")]
             })
         }
         var similar: [JSONValue] = []
@@ -151,16 +153,16 @@ extension CarmaService {
         var basis = "meaning"
         var hits: [(id: String, score: Double)] = []
         if k > 0, let meaning = self.store.meaning(of: id) {
-            hits = self.store.nearestByMeaning(to: meaning, k: k, excluding: [id])
+            hits = self.store.nearestByMeaning(to: meaning, k: k, in: namespace, excluding: [id])
         } else if k > 0, let sketch = self.store.sketch(of: id) {
             basis = "sketch"
-            hits = self.store.similar(to: sketch.vector, k: k, excluding: [id])
+            hits = self.store.similar(to: sketch.vector, k: k, in: namespace, excluding: [id])
         }
         if !hits.isEmpty {
             let rows = self.store.rows(hits.map(\.id))
             // The index keeps expired fragments until compaction removes them; they are not listed.
             similar = zip(hits, rows).compactMap { hit, row in
-                row.map { ["id": .string(hit.id), "status": .string($0.status.rawValue), "score": .number((hit.score * 10000).rounded() / 10000)] }
+                row.map { ["id": .string(FragmentKey.local(hit.id)), "status": .string($0.status.rawValue), "score": .number((hit.score * 10000).rounded() / 10000)] }
             }
         }
         // Links are bounded by the store (256) and similar by k; backlinks are not (any number of
@@ -173,14 +175,14 @@ extension CarmaService {
         if let cut = backlinks.firstIndex(where: { !budget.take($0.utf8.count + 40) }) {
             backlinks.removeSubrange(cut...)
         }
-        var answer: JSONObject = [
-            "id": .string(id),
+        var answer: JSONObject = FragmentJSON.namespaced([
+            "id": .string(FragmentKey.local(id)),
             "status": .string(row.status.rawValue),
             "links": describe(row.links),
             "backlinks": describe(backlinks),
             "similar": .array(similar),
             "similar_by": .string(basis),
-        ]
+        ], key: id)
         if backlinks.count < total {
             answer["backlinks_truncated"] = true
         }

@@ -21,11 +21,12 @@ extension CarmaService {
             }
             return .json(200, graph.json)
         }
+        let namespace = self.namespace(of: request)
         if let around = request.queryValue("around") {
-            guard FragmentID.isValid(around), self.store.row(around) != nil else {
+            guard FragmentID.isValid(around), self.store.row(FragmentKey.make(namespace, around)) != nil else {
                 return .response(.notFound(around))
             }
-            var graph = self.neighbourhood(of: around, depth: depth, limit: limit)
+            var graph = self.neighbourhood(of: FragmentKey.make(namespace, around), depth: depth, limit: limit)
             graph.fit(self.responseBudget)
             return .response(respond(graph))
         }
@@ -36,7 +37,7 @@ extension CarmaService {
         // The walk in id order comes from the registry: answer once it has every acknowledged write.
         return self.afterApplied { [self] in
             do throws(StoreError) {
-                let ids = try self.store.ids(after: after, limit: limit + 1)
+                let ids = try self.store.ids(namespace: namespace, after: after.map { FragmentKey.make(namespace, $0) }, limit: limit + 1)
                 var graph = self.graph(ids: Array(ids.prefix(limit)))
                 graph.truncated = ids.count > limit
                 graph.fit(self.responseBudget)
@@ -76,10 +77,11 @@ extension CarmaService {
         return graph
     }
 
-    private func graph(ids: [String]) -> Graph {
-        let rows = self.store.rows(ids)
+    /// The graph of some keys, with the ids and links of their namespace.
+    private func graph(ids keys: [String]) -> Graph {
+        let rows = self.store.rows(keys).map { $0?.localized }
         var graph = Graph()
-        for (id, row) in zip(ids, rows) {
+        for (id, row) in zip(keys.map(FragmentKey.local), rows) {
             guard let row else {
                 graph.nodes.append(Graph.Node(id: id, status: "unknown", confidence: nil, links: []))
                 continue

@@ -13,7 +13,7 @@ public final class CarmaService: Sendable {
     let foreground: Foreground
     let metrics: ServiceMetrics
     let logger: Logger
-    let authorization: Authorization?
+    let authorization: Authorization
     private let serverBox = Mutex<HTTPServer?>(nil)
     let ready = Atomic<Bool>(false)
 
@@ -21,7 +21,7 @@ public final class CarmaService: Sendable {
     public init(configuration: ServiceConfiguration, store: any FragmentBackend, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        self.authorization = configuration.authToken.map(Authorization.init(token:))
+        self.authorization = Authorization(adminToken: configuration.authToken, protectReads: configuration.protectReads, catalog: store.namespaces)
         self.store = store
         let metrics = ServiceMetrics(database: store.kind == .cluster)
         self.metrics = metrics
@@ -59,38 +59,49 @@ public final class CarmaService: Sendable {
 
     func makeRouter() -> Router {
         var router = Router()
-        let write = self.authorization?.preflight
-        let read = self.configuration.protectReads ? write : nil
+        let auth = self.authorization
+        // Global routes. Open reads need no preflight (a bad token on them is not looked at).
+        let globalRead = auth.enabled && self.configuration.protectReads ? auth.preflight(.read, namespaced: false) : nil
+        let admin = auth.enabled ? auth.preflight(.admin, namespaced: false) : nil
         let healthy = HTTPResponse.json(200, ["status": "ok"])
         router.add(.get, "/healthz") { _ in .response(healthy) }
         router.add(.get, "/readyz") { [unowned self] _ in self.readiness() }
-        router.add(.get, "/metrics", preflight: read) { [unowned self] _ in
+        router.add(.get, "/metrics", preflight: globalRead) { [unowned self] _ in
             .response(HTTPResponse(
                 status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"],
                 body: self.metrics.exposition(store: self.store, engine: self.engine)))
         }
-        router.add(.get, "/fragments", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.listFragments(request) })
-        router.add(.put, "/fragments/{id}", body: .json, preflight: write, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.putFragment(request) })
-        router.add(.get, "/fragments/{id}", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.getFragment(request) })
-        router.add(.delete, "/fragments/{id}", preflight: write, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.deleteFragment(request) })
-        router.add(.get, "/fragments/{id}/history", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.history(request) })
-        router.add(.get, "/fragments/{id}/context", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.context(request) })
-        router.add(.post, "/query", body: .json, preflight: read) { [unowned self] in self.query($0) }
-        router.add(.post, "/dream", body: .optionalJSON, preflight: write) { [unowned self] in self.startDream($0) }
-        router.add(.get, "/dream", preflight: read) { [unowned self] _ in .response(.json(200, self.engine.status())) }
-        router.add(.get, "/dream/{cycle}", preflight: read) { [unowned self] in self.dreamReport($0) }
-        router.add(.get, "/export", preflight: read) { [unowned self] in self.exportFragments($0) }
-        router.add(
-            .post, "/import", body: BodyPolicy(required: true, mediaTypes: [Self.ndjson]), preflight: write,
-            handler: Self.answering { [unowned self] request throws(HTTPError) in try self.importFragments(request) })
-        router.add(.get, "/topology", preflight: read, handler: Self.answering { [unowned self] request throws(HTTPError) in try self.topology(request) })
+        router.add(.post, "/dream", body: .optionalJSON, preflight: admin) { [unowned self] in self.startDream($0) }
+        router.add(.get, "/dream", preflight: globalRead) { [unowned self] _ in .response(.json(200, self.engine.status())) }
+        router.add(.get, "/dream/{cycle}", preflight: globalRead) { [unowned self] in self.dreamReport($0) }
+
+        // Routes inside a namespace: each without the prefix (the namespace default) and with it.
+        let scoped: [(HTTPMethod, String, BodyPolicy, Access, @Sendable (HTTPRequest) throws(HTTPError) -> HTTPResult)] = [
+            (.get, "/fragments", .none, .read, { [unowned self] request throws(HTTPError) in try self.listFragments(request) }),
+            (.post, "/fragments", .json, .write, { [unowned self] request throws(HTTPError) in try self.putBatch(request) }),
+            (.put, "/fragments/{id}", .json, .write, { [unowned self] request throws(HTTPError) in try self.putFragment(request) }),
+            (.get, "/fragments/{id}", .none, .read, { [unowned self] request throws(HTTPError) in try self.getFragment(request) }),
+            (.delete, "/fragments/{id}", .none, .write, { [unowned self] request throws(HTTPError) in try self.deleteFragment(request) }),
+            (.get, "/fragments/{id}/history", .none, .read, { [unowned self] request throws(HTTPError) in try self.history(request) }),
+            (.get, "/fragments/{id}/context", .none, .read, { [unowned self] request throws(HTTPError) in try self.context(request) }),
+            (.post, "/query", .json, .read, { [unowned self] request throws(HTTPError) in self.query(request) }),
+            (.get, "/export", .none, .read, { [unowned self] request throws(HTTPError) in self.exportFragments(request) }),
+            (.post, "/import", BodyPolicy(required: true, mediaTypes: [Self.ndjson]), .write, { [unowned self] request throws(HTTPError) in try self.importFragments(request) }),
+            (.get, "/topology", .none, .read, { [unowned self] request throws(HTTPError) in try self.topology(request) }),
+        ]
+        for (method, path, body, access, handler) in scoped {
+            let preflight = auth.preflight(access, namespaced: true)
+            router.add(method, path, body: body, preflight: preflight, handler: Self.answering(handler))
+            router.add(method, "/namespaces/{ns}" + path, body: body, preflight: preflight, handler: Self.answering(handler))
+        }
+        self.addNamespaceRoutes(to: &router)
         self.addConsoleRoutes(to: &router)
         return router
     }
 
     /// A handler for the router from one that throws its 4xx answer: the request's own faults (a bad
     /// id, a bad query argument) are thrown where they are found instead of caught in every handler.
-    private static func answering(_ handler: @escaping @Sendable (HTTPRequest) throws(HTTPError) -> HTTPResult) -> HTTPHandler {
+    static func answering(_ handler: @escaping @Sendable (HTTPRequest) throws(HTTPError) -> HTTPResult) -> HTTPHandler {
         { request in
             do throws(HTTPError) {
                 return try handler(request)

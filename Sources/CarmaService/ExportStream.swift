@@ -88,8 +88,9 @@ enum ExportLine {
 
     /// A blank: what the registry still knows (its content, metadata and embedding were lost with
     /// the record).
-    static func blank(_ row: FragmentRow) -> JSONValue {
-        .object([
+    static func blank(_ key: FragmentRow) -> JSONValue {
+        let row = key.localized
+        return .object(FragmentJSON.namespaced([
             "id": .string(row.id),
             "version": .exact(row.version),
             "links": JSONValue(row.links),
@@ -101,6 +102,6 @@ enum ExportLine {
             "rebuild_needed": true,
             "reason": .string(row.blankReason?.rawValue ?? "missing"),
             "lost_at": row.lostAt.map { .string($0.rfc3339) } ?? .null,
-        ])
+        ], key: key.id))
     }
 }

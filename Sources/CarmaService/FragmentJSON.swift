@@ -7,7 +7,7 @@ enum FragmentJSON {
     /// Fields a client may send back unchanged from a GET; they are ignored (the server keeps them).
     static let readOnlyFields: Set<String> = [
         "version", "checksum", "status", "size", "created_at", "updated_at", "confidence", "sources", "method",
-        "reconstructed_at", "rebuild_needed",
+        "reconstructed_at", "rebuild_needed", "namespace",
     ]
 
     static let inputFields: Set<String> = ["id", "content", "links", "tags", "metadata", "embedding", "ttl", "expires_at"]
@@ -17,16 +17,25 @@ enum FragmentJSON {
 
     /// Parses and type-checks a PUT body. Limits are checked by the store.
     /// - Parameter now: What a `ttl` counts from.
-    static func input(from request: HTTPRequest, id: String, now: Timestamp = .now) throws(HTTPError) -> FragmentInput {
+    static func input(from request: HTTPRequest, id: String, namespace: String, now: Timestamp = .now) throws(HTTPError) -> FragmentInput {
         let value = try request.jsonBody(maxDepth: 32)
         guard let object = value.objectValue else {
             throw .invalid("body", "the body must be a JSON object")
         }
-        for key in object.keys where !inputFields.contains(key) && !readOnlyFields.contains(key) {
+        return try Self.input(object, id: id, namespace: namespace, now: now)
+    }
+
+    /// Type-checks one fragment's JSON object (a PUT body, or an item of a batch with `extraFields`
+    /// of its own); its links are local ids (turned into keys by the caller).
+    static func input(_ object: JSONObject, id: String, namespace: String, extraFields: Set<String> = [], now: Timestamp = .now) throws(HTTPError) -> FragmentInput {
+        for key in object.keys where !inputFields.contains(key) && !readOnlyFields.contains(key) && !extraFields.contains(key) {
             throw .invalid(key, "unknown field '\(key)'")
         }
         if let bodyID = object["id"], bodyID.stringValue != id {
             throw .invalid("id", "the body's id does not match the path")
+        }
+        if let bodyNamespace = object["namespace"], bodyNamespace.stringValue != namespace {
+            throw .invalid("namespace", "the body's namespace does not match the path")
         }
         guard let content = object["content"]?.stringValue else {
             throw .invalid("content", "content is required and must be a string")
@@ -37,6 +46,10 @@ enum FragmentJSON {
         }
         var input = FragmentInput(content: content)
         input.links = try strings(object["links"], field: "links")
+        // Links are ids of the same namespace; a key of another one is not an id.
+        for link in input.links {
+            if let reason = FragmentID.validate(link) { throw .invalid("links", "link '\(link.prefix(64))': \(reason)") }
+        }
         input.tags = try strings(object["tags"], field: "tags")
         switch object["metadata"] {
         case nil, .null?: break
@@ -96,7 +109,7 @@ enum FragmentJSON {
     /// stands: `state` is `queued` until an attempt fails, then `failed` (with `last_error`); the
     /// next attempt's time and `eta_seconds` appear only when one is planned (`etaSeconds`).
     static func stub(_ blank: BlankFragment, etaSeconds: Int?, now: Timestamp = .now) -> JSONValue {
-        let row = blank.row
+        let row = blank.row.localized
         var object: JSONObject = [
             "id": .string(row.id),
             "status": "blank",
@@ -119,21 +132,22 @@ enum FragmentJSON {
             rebuild["eta_seconds"] = .number(Double(etaSeconds))
         }
         object["rebuild"] = .object(rebuild)
-        return .object(object)
+        return .object(Self.namespaced(object, key: blank.row.id))
     }
 
     /// The stub for a fragment nothing is known of just now because the database does not answer
     /// (cluster mode): flagged blank, reason `backend_unavailable`, nothing queued.
-    static func unavailableStub(_ id: String, retryAfter: Int) -> JSONValue {
+    static func unavailableStub(_ key: String, retryAfter: Int) -> JSONValue {
         [
-            "id": .string(id), "status": "blank", "rebuild_needed": false, "version": .null, "links": [], "tags": [],
+            "id": .string(FragmentKey.local(key)), "status": "blank", "rebuild_needed": false, "version": .null, "links": [], "tags": [],
             "lost_at": .null, "reason": "backend_unavailable", "detected_by": .null,
             "rebuild": ["state": "backend_unavailable", "queued_at": .null, "attempts": 0, "eta_seconds": .number(Double(retryAfter))],
         ]
     }
 
     /// A fragment in a listing: everything but the content.
-    static func summary(_ row: FragmentRow) -> JSONValue {
+    static func summary(_ key: FragmentRow) -> JSONValue {
+        let row = key.localized
         var object: JSONObject = [
             "id": .string(row.id),
             "version": .exact(row.version),
@@ -154,7 +168,7 @@ enum FragmentJSON {
         if let confidence = row.confidence, row.status == .reconstructed {
             object["confidence"] = .number(confidence)
         }
-        return .object(object)
+        return .object(Self.namespaced(object, key: key.id))
     }
 
     static func event(_ event: FragmentEvent) -> JSONValue {
@@ -166,6 +180,20 @@ enum FragmentJSON {
             object[key] = value
         }
         return .object(object)
+    }
+}
+
+extension FragmentJSON {
+    /// `object` with the namespace of `key` after its id, as records have it (nothing for `default`).
+    static func namespaced(_ object: JSONObject, key: String) -> JSONObject {
+        let namespace = FragmentKey.namespace(of: key)
+        guard namespace != Namespace.default else { return object }
+        var result: JSONObject = [:]
+        for (name, value) in object {
+            result[name] = value
+            if name == "id" { result["namespace"] = .string(namespace) }
+        }
+        return result
     }
 }
 

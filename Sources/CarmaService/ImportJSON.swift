@@ -10,7 +10,7 @@ enum ImportJSON {
 
     private static let fragmentFields: Set<String> = [
         "id", "version", "content", "links", "tags", "metadata", "embedding", "size", "created_at", "updated_at", "status", "checksum",
-        "confidence", "sources", "method", "reconstructed_at", "rebuild_needed", "reason", "lost_at", "expires_at",
+        "confidence", "sources", "method", "reconstructed_at", "rebuild_needed", "reason", "lost_at", "expires_at", "namespace",
     ]
 
     /// The kinds of line an export writes besides fragments (`{"carma_export": KIND, …}`).
@@ -156,6 +156,10 @@ enum ImportJSON {
             var strings: [String] = []
             for item in items {
                 guard let string = item.stringValue else { throw Self.invalid(line, field, "\(field) must be an array of strings") }
+                // Links and sources are ids of the line's own namespace.
+                if field == "links" || field == "sources", let reason = FragmentID.validate(string) {
+                    throw Self.invalid(line, field, "'\(string.prefix(64))': \(reason)")
+                }
                 strings.append(string)
             }
             return strings

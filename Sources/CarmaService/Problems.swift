@@ -40,10 +40,27 @@ extension HTTPResponse {
             return .problem(503, type: "temporarily-unavailable", title: "Temporarily unavailable", detail: error.message, headers: ["Retry-After": "1"])
         case .conflict:
             return .problem(409, type: "import-conflict", title: "Import conflict", detail: lineDetail, extra: fieldAndLine)
+        case .quotaExceeded:
+            var extra = fieldAndLine
+            if let (limit, usage) = error.quota {
+                extra["quota"] = limit.json
+                extra["usage"] = ["fragments": .exact(Int64(usage.fragments)), "bytes": .exact(usage.bytes)]
+            }
+            return .problem(403, type: "quota-exceeded", title: "Quota exceeded", detail: lineDetail, extra: extra)
+        case .namespaceNotFound:
+            return .namespaceNotFound
         case .locked, .previousLayout:
             return .problem(500, type: "storage-error", title: "Storage error", detail: error.message)
         }
     }
+
+    /// What a request about a namespace gets when the namespace does not exist or the caller's token
+    /// belongs to another one: the same bytes either way, so existence does not leak.
+    static let namespaceNotFound = HTTPResponse.problem(
+        404, type: "namespace-not-found", title: "Namespace not found", detail: "no such namespace, or not one this token may use")
+
+    /// A namespace token on a route only the admin token may use.
+    static let adminOnly = HTTPResponse.problem(403, type: "forbidden", title: "Forbidden", detail: "this request needs the admin token")
 
     /// The response for a request body that is not acceptable JSON: 400, or 413 when the document
     /// holds more values than a request may (`HTTPRequest.maxJSONValues`).
@@ -67,7 +84,7 @@ extension HTTPResponse {
     }
 
     static func notFound(_ id: String) -> HTTPResponse {
-        .problem(404, type: "fragment-not-found", title: "Fragment not found", detail: "no fragment '\(id)'")
+        .problem(404, type: "fragment-not-found", title: "Fragment not found", detail: "no fragment '\(FragmentKey.local(id))'")
     }
 }
 

@@ -73,7 +73,7 @@ extension ClusterStore {
     private func putNow(
         _ id: String, _ input: FragmentInput, precondition: WritePrecondition, deadline: ContinuousClock.Instant
     ) -> Result<PutOutcome, StoreError> {
-        let sketch = self.sketch(input)
+        let sketch = self.sketch(input, key: id)
         do {
             let outcome: Result<PutOutcome, StoreError> = try self.pool.transaction(deadline: deadline) { connection, deadline throws(PGError) in
                 try connection.run(Self.lockID, [.text(id)], deadline: deadline)
@@ -282,7 +282,7 @@ extension ClusterStore {
     }
 
     /// Sketches a fragment against this node's term statistics.
-    func sketch(_ input: FragmentInput) -> Sketch {
-        self.text.sketch(input)
+    func sketch(_ input: FragmentInput, key: String) -> Sketch {
+        self.text.sketch(input, key: key)
     }
 }

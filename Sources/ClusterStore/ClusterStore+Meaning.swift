@@ -92,7 +92,8 @@ extension ClusterStore {
     }
 
     public var meaningStatus: MeaningStatus {
-        let (count, dimensions, embedded) = self.text.read { ($0.count, $0.meaningDimensions, $0.meaningCount) }
+        let size = self.text.size
+        let (count, dimensions, embedded) = (size.fragments, self.configuration.encoder?.dimensions ?? 0, size.meanings)
         return MeaningStatus(
             model: self.configuration.encoder?.name, dimensions: dimensions, embedded: embedded,
             backlog: self.configuration.encoder == nil ? 0 : max(0, count - embedded), computed: self.embedder.computed.load(ordering: .relaxed))
@@ -100,8 +101,8 @@ extension ClusterStore {
 
     public func meaning(of id: String) -> [Float]? { self.text.meaning(of: id) }
 
-    public func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        self.text.nearestByMeaning(to: vector, k: k, excluding: excluded)
+    public func nearestByMeaning(to vector: [Float], k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
+        self.text.namespace(namespace).nearestByMeaning(to: vector, k: k, excluding: excluded)
     }
 
     public func embed(_ text: String) -> [Float]? { self.configuration.encoder?.embed(text) }

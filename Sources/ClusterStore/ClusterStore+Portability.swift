@@ -6,12 +6,14 @@ import Synchronization
 // Export from one database snapshot, import at the exported versions.
 
 extension ClusterStore {
-    static let snapshotRows = PGStatement("carma_snapshot_rows", "SELECT \(rowColumns) FROM carma_fragments f WHERE f.expires_at IS NULL OR f.expires_at > $1 ORDER BY f.id")
+    static let snapshotRows = PGStatement(
+        "carma_snapshot_rows",
+        "SELECT \(rowColumns) FROM carma_fragments f WHERE (f.expires_at IS NULL OR f.expires_at > $1) AND \(inNamespace("f.id", parameter: 2)) ORDER BY f.id")
     static let snapshotRecord = PGStatement("carma_snapshot_record", "SELECT record FROM carma_payloads WHERE id = $1 AND version = $2")
 
     /// Every fragment as one REPEATABLE READ transaction sees it, on a connection of its own held
     /// until the snapshot is closed (a long export does not take one from the pool).
-    public func snapshot() throws(StoreError) -> StoreSnapshot {
+    public func snapshot(namespace: String) throws(StoreError) -> StoreSnapshot {
         let deadline = ContinuousClock.now.advanced(by: .seconds(60))
         let connection: PGConnection
         let rows: [FragmentRow]
@@ -19,7 +21,7 @@ extension ClusterStore {
         do {
             connection = try PGConnection(url: self.configuration.databaseURL, deadline: ContinuousClock.now.advanced(by: self.configuration.timeout))
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", deadline: deadline)
-            rows = try connection.run(Self.snapshotRows, [.int(Timestamp.now.milliseconds)], deadline: deadline).all.compactMap { Self.row($0) }
+            rows = try connection.run(Self.snapshotRows, [.int(Timestamp.now.milliseconds), .text(namespace)], deadline: deadline).all.compactMap { Self.row($0) }
             maxVersion = UInt64(try connection.execute("SELECT last_value FROM carma_versions", deadline: deadline).first?.int(0) ?? 0)
         } catch {
             throw Self.storeError(error, doing: "take a snapshot for the export")
@@ -163,7 +165,7 @@ extension ClusterStore {
             confidence = encoded.reconstruction?.confidence
             size = encoded.size
             (links, tags, expiresAt) = (encoded.links, encoded.tags, encoded.expiresAt)
-            sketch = self.sketch(encoded.input)
+            sketch = self.sketch(encoded.input, key: encoded.id)
         } else if case .blank(let blankLinks, let blankTags, let blankSize, let reason, let lost) = fragment.payload {
             (links, tags, size, blankReason, lostAt) = (blankLinks, blankTags, blankSize, reason, lost ?? now)
         }

@@ -9,9 +9,9 @@ import FragmentCore
 extension ClusterStore {
     // MARK: Listing and history
 
-    public func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentPage {
-        var conditions = ["(f.expires_at IS NULL OR f.expires_at > $1)", "f.id > $2"]
-        var parameters: [PGValue] = [.int(Timestamp.now.milliseconds), .text(after ?? "")]
+    public func list(namespace: String, status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentPage {
+        var conditions = ["(f.expires_at IS NULL OR f.expires_at > $1)", "f.id > $2", Self.inNamespace("f.id", parameter: 3)]
+        var parameters: [PGValue] = [.int(Timestamp.now.milliseconds), .text(after ?? ""), .text(namespace)]
         if let status {
             parameters.append(.text(status.rawValue))
             conditions.append("f.status = $\(parameters.count)")
@@ -51,11 +51,22 @@ extension ClusterStore {
     }
 
     static let idPage = PGStatement("carma_ids", "SELECT id FROM carma_fragments WHERE id > $1 ORDER BY id LIMIT $2")
+    static let namespaceIDPage = PGStatement(
+        "carma_namespace_ids", "SELECT id FROM carma_fragments WHERE id > $1 AND \(inNamespace("id", parameter: 3)) ORDER BY id LIMIT $2")
 
-    public func ids(after: String?, limit: Int) throws(StoreError) -> [String] {
+    /// The condition that keeps the keys of the namespace in parameter `$n`: those without a `/`
+    /// for `default`, else those starting with `name/`.
+    static func inNamespace(_ column: String, parameter n: Int) -> String {
+        "(CASE WHEN $\(n)::text = 'default' THEN strpos(\(column), '/') = 0 ELSE left(\(column), length($\(n)::text) + 1) = $\(n)::text || '/' END)"
+    }
+
+    public func ids(namespace: String?, after: String?, limit: Int) throws(StoreError) -> [String] {
         do {
             let result = try self.pool.with { connection, deadline throws(PGError) in
-                try connection.run(Self.idPage, [.text(after ?? ""), .int(limit)], deadline: deadline)
+                if let namespace {
+                    return try connection.run(Self.namespaceIDPage, [.text(after ?? ""), .int(limit), .text(namespace)], deadline: deadline)
+                }
+                return try connection.run(Self.idPage, [.text(after ?? ""), .int(limit)], deadline: deadline)
             }
             return result.all.compactMap { $0.string(0) }
         } catch {
@@ -90,17 +101,21 @@ extension ClusterStore {
         let position = try self.pool.with(timeout: .seconds(30)) { connection, deadline throws(PGError) in
             try connection.run(Self.feedPosition, [], deadline: deadline)
         }.first?.int(0) ?? 0
-        var fresh = TextIndex(meaningDimensions: self.configuration.encoder?.dimensions ?? 0)
+        var fresh: [String: TextIndex] = [:]
+        let dimensions = self.configuration.encoder?.dimensions ?? 0
         var after = ""
         while true {
             let page = try self.pool.with(timeout: .seconds(60)) { connection, deadline throws(PGError) in
                 try connection.run(Self.allDocuments, [.text(after), .texts(self.modelTags)], deadline: deadline)
             }
-            Self.apply(self.changes(page.all.map { ($0.string(0) ?? "", Array($0.cells[1...])) }), to: &fresh)
+            let changes = self.changes(page.all.map { ($0.string(0) ?? "", Array($0.cells[1...])) })
+            for (namespace, part) in Self.split(changes) {
+                Self.apply(part, to: &fresh[namespace, default: TextIndex(meaningDimensions: dimensions)])
+            }
             guard page.count == 2000, let last = page.all.last?.string(0) else { break }
             after = last
         }
-        self.text.write { $0 = fresh }
+        self.text.replace(with: fresh)
         // Entries just below the highest may belong to transactions still committing: the follower
         // reads them again.
         self.follower.position.withLock { $0 = ChangeFollower.Position(low: max(0, position - 256)) }
@@ -145,7 +160,9 @@ extension ClusterStore {
         let wanted = entries.filter { fresh.contains($0.0) }
         if !wanted.isEmpty {
             let changes = self.changes(wanted.map { ($0.1, $0.2) })
-            self.text.write { Self.apply(changes, to: &$0) }
+            for (namespace, part) in Self.split(changes) {
+                self.text.namespace(namespace).write { Self.apply(part, to: &$0) }
+            }
         }
         return !wanted.isEmpty
     }
@@ -171,7 +188,7 @@ extension ClusterStore {
             let sketch = r.bytes(2).flatMap(Sketch.decode)
             let status = r.string(1).flatMap(FragmentStatus.init(rawValue:))
             if status != .blank, r.int(3) == version, let bytes = r.bytes(4), let record = FragmentRecord.decode(bytes), record.id == id {
-                documents.append(TextIndex.Document.fragment(id: id, version: UInt64(version), input: record.input, sketch: sketch ?? self.sketch(record.input)))
+                documents.append(TextIndex.Document.fragment(id: id, version: UInt64(version), input: record.input, sketch: sketch ?? self.sketch(record.input, key: id)))
             } else if let sketch {
                 // A blank (or an unreadable record): findable by its kept sketch, as on one machine.
                 documents.append(
@@ -182,6 +199,15 @@ extension ClusterStore {
             }
         }
         return (documents, meanings, removed)
+    }
+
+    /// Index changes per namespace.
+    private static func split(_ changes: IndexChanges) -> [String: IndexChanges] {
+        var parts: [String: IndexChanges] = [:]
+        for document in changes.documents { parts[FragmentKey.namespace(of: document.id), default: ([], [], [])].documents.append(document) }
+        for meaning in changes.meanings { parts[FragmentKey.namespace(of: meaning.0), default: ([], [], [])].meanings.append(meaning) }
+        for id in changes.removed { parts[FragmentKey.namespace(of: id), default: ([], [], [])].removed.append(id) }
+        return parts
     }
 
     private static func apply(_ changes: IndexChanges, to index: inout TextIndex) {
@@ -211,7 +237,7 @@ extension ClusterStore {
         }
         let damaged = statuses
         let ranking = try QueryRanking.rank(
-            request, index: self.text, encoder: self.configuration.encoder, embeddingDimension: self.embeddingDimension.withLock { $0 },
+            request, index: self.text.namespace(request.namespace), encoder: self.configuration.encoder, embeddingDimension: self.embeddingDimension.withLock { $0 },
             status: { id in damaged[id] ?? .ok },
             beforeSearch: { [self] in
                 // Every change committed before the query is in the index before it runs.
@@ -228,15 +254,15 @@ extension ClusterStore {
 
     public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) { self.text.size }
     public func sketch(of id: String) -> Sketch? { self.text.sketch(of: id) }
-    public func idf(_ hash: UInt32) -> Double { self.text.idf(hash) }
+    public func idf(_ hash: UInt32, in namespace: String) -> Double { self.text.namespace(namespace).idf(hash) }
     public func backlinks(_ id: String) -> [String] { self.text.backlinks(id) }
 
-    public func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        self.text.similar(to: vector, k: k, excluding: excluded)
+    public func similar(to vector: [Int8], k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
+        self.text.namespace(namespace).similar(to: vector, k: k, excluding: excluded)
     }
 
-    public func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        self.text.related(to: sketch, k: k, excluding: excluded)
+    public func related(to sketch: Sketch, k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
+        self.text.namespace(namespace).related(to: sketch, k: k, excluding: excluded)
     }
 
     /// The content of a readable fragment (for reconstruction and query answers).

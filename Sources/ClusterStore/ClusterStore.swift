@@ -21,7 +21,8 @@ public final class ClusterStore: Sendable {
     let cache: Mutex<NodeCache>
     let counters = ClusterCounters()
     /// Sketches, postings and links of every fragment, for queries, context and reconstruction.
-    let text: ReadWriteLock<TextIndex>
+    let text: TextIndexes
+    let catalog = ProcessCatalog()
     /// Fragments waiting for the built-in model are claimed and embedded by this thread.
     let embedder = ClusterEmbedder()
     /// The dimension of client embeddings, fixed by the first fragment stored with one (as the
@@ -60,7 +61,7 @@ public final class ClusterStore: Sendable {
                 deadline: deadline)
         }
         self.cache = Mutex(NodeCache(capacity: configuration.cacheBytes))
-        self.text = ReadWriteLock(TextIndex(meaningDimensions: configuration.encoder?.dimensions ?? 0))
+        self.text = TextIndexes(meaningDimensions: configuration.encoder?.dimensions ?? 0)
         self.follower = ChangeFollower()
         do {
             let applied = try ClusterSchema.migrate(self.pool, redundancyTablespace: configuration.redundancyTablespace)

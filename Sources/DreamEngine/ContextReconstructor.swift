@@ -44,7 +44,7 @@ public struct ContextReconstructor: Reconstructor {
     public func reconstruct(_ target: RepairTarget, from store: any ContextSource) -> RebuiltFragment? {
         guard let sketch = store.sketch(of: target.id), !sketch.terms.isEmpty else { return nil }
         if let verbatim = Self.verbatim(sketch) { return verbatim }
-        let weights = self.termWeights(sketch, store: store)
+        let weights = self.termWeights(sketch, namespace: target.namespace, store: store)
         let totalWeight = weights.values.reduce(0, +)
         guard totalWeight > 0 else { return nil }
         let (sources, sentences) = self.sentences(of: self.candidates(for: target, sketch: sketch, store: store), store: store)
@@ -79,7 +79,7 @@ public struct ContextReconstructor: Reconstructor {
         guard !chosen.isEmpty else { return nil }
         let (text, contributors) = Self.assemble(chosen, sentences: sentences, sources: sources)
         let coverage = Self.coverage(of: text, weights: weights, total: totalWeight)
-        let rebuilt = Sketch.make(text, idf: { store.idf($0) })
+        let rebuilt = Sketch.make(text, idf: { store.idf($0, in: target.namespace) })
         let cosine = max(0, Sketch.cosine(rebuilt.vector, sketch.vector))
         let confidence = min(1, max(0, 0.5 * coverage + 0.5 * cosine))
         return RebuiltFragment(content: Self.addingKeptWords(to: text, sketch: sketch), confidence: confidence, sources: contributors, method: self.method)
@@ -127,9 +127,9 @@ public struct ContextReconstructor: Reconstructor {
     }
 
     /// The sketch's terms weighted by count and inverse document frequency.
-    func termWeights(_ sketch: Sketch, store: any ContextSource) -> [UInt32: Double] {
+    func termWeights(_ sketch: Sketch, namespace: String, store: any ContextSource) -> [UInt32: Double] {
         var weights: [UInt32: Double] = [:]
-        for term in sketch.terms { weights[term.hash] = Double(term.count) * max(store.idf(term.hash), 0.05) }
+        for term in sketch.terms { weights[term.hash] = Double(term.count) * max(store.idf(term.hash, in: namespace), 0.05) }
         return weights
     }
 
@@ -154,8 +154,10 @@ public struct ContextReconstructor: Reconstructor {
     /// Candidate sources with a prior weight, deduplicated (highest prior wins), most trusted first.
     func candidates(for target: RepairTarget, sketch: Sketch, store: any ContextSource) -> [Candidate] {
         var priors: [String: Double] = [:]
+        // Only the target's namespace: the searches below stay in it, and links cannot leave it;
+        // this guard keeps it so whatever a store returns.
         func offer(_ id: String, _ prior: Double) {
-            guard id != target.id, prior > 0 else { return }
+            guard id != target.id, prior > 0, FragmentKey.belongs(id, to: target.namespace) else { return }
             priors[id] = max(priors[id] ?? 0, prior)
         }
         let links = target.row.links
@@ -166,10 +168,10 @@ public struct ContextReconstructor: Reconstructor {
             for id in row.links.prefix(16) { offer(id, 0.5) }
         }
         let excluded: Set<String> = [target.id]
-        for hit in store.similar(to: sketch.vector, k: 8, excluding: excluded) where hit.score > 0.2 {
+        for hit in store.similar(to: sketch.vector, k: 8, in: target.namespace, excluding: excluded) where hit.score > 0.2 {
             offer(hit.id, 0.8 * hit.score)
         }
-        let related = store.related(to: sketch, k: 8, excluding: excluded)
+        let related = store.related(to: sketch, k: 8, in: target.namespace, excluding: excluded)
         if let top = related.first?.score, top > 0 {
             for hit in related { offer(hit.id, 0.8 * hit.score / top) }
         }

@@ -179,7 +179,7 @@ extension DreamEngine {
                             self.observer?.reconstructed(confidence: rebuilt.confidence)
                             self.record(
                                 ticket.id, tier: Tier.reconstruction, outcome: "reconstructed", started: started,
-                                detail: ["confidence": .number((rebuilt.confidence * 1000).rounded() / 1000), "sources": JSONValue(rebuilt.sources), "method": .string(rebuilt.method)])
+                                detail: ["confidence": .number((rebuilt.confidence * 1000).rounded() / 1000), "sources": JSONValue(rebuilt.sources.map(FragmentKey.local)), "method": .string(rebuilt.method)])
                             return .reconstructed
                         }
                         return .handled

@@ -41,12 +41,13 @@ public struct MeaningReconstructor: Reconstructor {
             return self.fallback.reconstruct(target, from: store)
         }
         if let verbatim = ContextReconstructor.verbatim(sketch) { return verbatim }
-        let weights = self.fallback.termWeights(sketch, store: store)
+        let weights = self.fallback.termWeights(sketch, namespace: target.namespace, store: store)
         let totalWeight = weights.values.reduce(0, +)
         guard totalWeight > 0 else { return self.fallback.reconstruct(target, from: store) }
         var candidates = self.fallback.candidates(for: target, sketch: sketch, store: store)
         var known = Set(candidates.map(\.id))
-        for hit in store.nearestByMeaning(to: goal, k: 8, excluding: [target.id]) where hit.score > 0.3 && known.insert(hit.id).inserted {
+        for hit in store.nearestByMeaning(to: goal, k: 8, in: target.namespace, excluding: [target.id])
+            where hit.score > 0.3 && FragmentKey.belongs(hit.id, to: target.namespace) && known.insert(hit.id).inserted {
             candidates.append(ContextReconstructor.Candidate(id: hit.id, prior: 0.9 * hit.score))
         }
         candidates.sort { $0.prior != $1.prior ? $0.prior > $1.prior : $0.id < $1.id }

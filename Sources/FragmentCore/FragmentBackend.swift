@@ -6,21 +6,38 @@ import CarmaText
 /// lost payloads into blanks, listings, histories, queries, export and import, and what the dream
 /// engine repairs through. `FragmentStore` is the embedded backend (segment logs and SQLite on one
 /// machine); `ClusterStore` keeps the same promises on PostgreSQL for several nodes.
+///
+/// Ids are keys (`FragmentKey`: the namespace joined to the id); listings, exports and queries take
+/// the namespace they stay in.
 public protocol FragmentBackend: RepairStore, ContextSource {
     // MARK: Writes (completion runs once the write is durable, or with why nothing changed)
     func put(_ id: String, _ input: FragmentInput, precondition: WritePrecondition, completion: @escaping @Sendable (Result<PutOutcome, StoreError>) -> Void)
     func delete(_ id: String, precondition: WritePrecondition, completion: @escaping @Sendable (Result<Void, StoreError>) -> Void)
     func importFragments(_ fragments: [ImportedFragment], completion: @escaping @Sendable (Result<[ImportOutcome], StoreError>) -> Void)
+    /// Several puts in one group commit: one result per item, in order.
+    func put(batch: [BatchPut], completion: @escaping @Sendable ([Result<PutOutcome, StoreError>]) -> Void)
+
+    // MARK: Namespaces
+    /// The namespaces, their quotas and tokens.
+    var namespaces: any NamespaceCatalog { get }
+    /// What each namespace holds now (namespaces holding nothing may be absent).
+    func usage() -> [String: NamespaceUsage]
+    /// Tombstones every fragment of a namespace and removes it from the catalog (first, so that no
+    /// write lands in it meanwhile). - Returns: the fragments deleted.
+    func deleteNamespace(_ name: String, completion: @escaping @Sendable (Result<Int, StoreError>) -> Void)
 
     // MARK: Reads
     func read(_ id: String) -> ReadResult
     func row(_ id: String) -> FragmentRow?
-    func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentPage
+    /// A namespace's fragments in key order after the key `after`.
+    func list(namespace: String, status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentPage
     func history(_ id: String, limit: Int) throws(StoreError) -> [FragmentEvent]?
-    func ids(after: String?, limit: Int) throws(StoreError) -> [String]
+    /// Keys in order after `after`: of one namespace, or of all (nil).
+    func ids(namespace: String?, after: String?, limit: Int) throws(StoreError) -> [String]
     /// Calls `body` once every write acknowledged so far is visible to listings and histories.
     func whenApplied(_ body: @escaping @Sendable () -> Void)
-    func snapshot() throws(StoreError) -> StoreSnapshot
+    /// Every fragment of a namespace at one instant.
+    func snapshot(namespace: String) throws(StoreError) -> StoreSnapshot
 
     // MARK: Retrieval
     func query(_ request: QueryRequest) throws(StoreError) -> QueryAnswer
@@ -56,7 +73,44 @@ public enum BackendKind: String, Sendable {
     case cluster
 }
 
+/// One item of a batch write.
+public struct BatchPut: Sendable {
+    public var id: String
+    public var input: FragmentInput
+    public var precondition: WritePrecondition
+    /// Leave the fragment as it is (and say so) when it already holds exactly this input, so that a
+    /// retried batch writes no new versions.
+    public var unlessUnchanged: Bool
+
+    public init(id: String, input: FragmentInput, precondition: WritePrecondition = .none, unlessUnchanged: Bool = false) {
+        self.id = id
+        self.input = input
+        self.precondition = precondition
+        self.unlessUnchanged = unlessUnchanged
+    }
+}
+
 extension FragmentBackend {
+    /// The namespace `default`'s fragments in id order (its keys are its ids).
+    public func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentPage {
+        try self.list(namespace: Namespace.default, status: status, tag: tag, after: after, limit: limit)
+    }
+
+    /// Every key in order after `after`.
+    public func ids(after: String?, limit: Int) throws(StoreError) -> [String] {
+        try self.ids(namespace: nil, after: after, limit: limit)
+    }
+
+    /// The namespace `default` at one instant.
+    public func snapshot() throws(StoreError) -> StoreSnapshot {
+        try self.snapshot(namespace: Namespace.default)
+    }
+
+    /// What one namespace holds now.
+    public func usage(of namespace: String) -> NamespaceUsage {
+        self.usage()[namespace] ?? NamespaceUsage()
+    }
+
     /// A backend without graphs (cluster mode, docs/decisions.md): every vector query scans.
     public var vectorIndexStatus: [NeighbourStatus] { [] }
 }

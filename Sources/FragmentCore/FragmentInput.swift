@@ -74,7 +74,7 @@ extension FragmentInput {
             throw .invalid(field: "links", "at most \(limits.maxLinks) links")
         }
         for link in self.links {
-            if let reason = FragmentID.validate(link) {
+            if let reason = FragmentKey.validate(link) {
                 throw .invalid(field: "links", "link '\(link.prefix(64))': \(reason)")
             }
         }

@@ -4,6 +4,10 @@ import CarmaJSON
 ///
 /// The record is stored as JSON, and that JSON (with `status` and `checksum` appended) is exactly
 /// what a GET returns, so a read never re-encodes anything.
+///
+/// In memory, `id`, `links` and the reconstruction's `sources` are keys (`FragmentKey`); the JSON
+/// holds them local, with the namespace in a member of its own after the id (left out for
+/// `default`, so records from before namespaces read as theirs).
 public struct FragmentRecord: Sendable, Equatable {
     /// The highest version a store hands out: far above anything a store reaches (2^62), far below
     /// where the counter would wrap.
@@ -53,14 +57,19 @@ public struct FragmentRecord: Sendable, Equatable {
     /// every PUT).
     public func encode() -> [UInt8] {
         var writer = JSONWriter(capacity: self.content.utf8.count + 256)
+        let (namespace, id) = FragmentKey.split(self.id)
         writer.writeRaw("{\"id\":")
-        writer.writeString(self.id)
+        writer.writeString(id)
+        if namespace != Namespace.default {
+            writer.writeRaw(",\"namespace\":")
+            writer.writeString(namespace)
+        }
         writer.writeRaw(",\"version\":")
         writer.writeInteger(self.version)
         writer.writeRaw(",\"content\":")
         writer.writeString(self.content)
         writer.writeRaw(",\"links\":")
-        writer.write(JSONValue(self.links))
+        writer.write(JSONValue(self.links.map(FragmentKey.local)))
         writer.writeRaw(",\"tags\":")
         writer.write(JSONValue(self.tags))
         writer.writeRaw(",\"metadata\":")
@@ -83,7 +92,7 @@ public struct FragmentRecord: Sendable, Equatable {
             writer.writeRaw(",\"confidence\":")
             writer.writeNumber((reconstruction.confidence * 1000).rounded() / 1000)
             writer.writeRaw(",\"sources\":")
-            writer.write(JSONValue(reconstruction.sources))
+            writer.write(JSONValue(reconstruction.sources.map(FragmentKey.local)))
             writer.writeRaw(",\"method\":")
             writer.writeString(reconstruction.method)
             writer.writeRaw(",\"reconstructed_at\":")
@@ -101,24 +110,32 @@ public struct FragmentRecord: Sendable, Equatable {
         return UInt64(double)
     }
 
-    /// Parses a record read back from a log.
+    /// Parses a record read back from a log; its id, links and sources come back as keys.
     public static func decode(_ bytes: [UInt8]) -> FragmentRecord? {
         guard let value = try? JSONParser.parse(bytes, maxDepth: 128), let object = value.objectValue,
-            let id = object["id"]?.stringValue, let version = Self.version(object["version"]),
+            let local = object["id"]?.stringValue, let version = Self.version(object["version"]),
             let content = object["content"]?.stringValue,
             let created = object["created_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)),
             let updated = object["updated_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:))
         else { return nil }
+        let namespace: String
+        switch object["namespace"] {
+        case nil: namespace = Namespace.default
+        case .string(let name) where name != Namespace.default && Namespace.validate(name) == nil: namespace = name
+        default: return nil
+        }
+        let id = FragmentKey.make(namespace, local)
         let strings: (String) -> [String] = { key in object[key]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+        let keys: (String) -> [String] = { key in strings(key).map { FragmentKey.make(namespace, $0) } }
         let input = FragmentInput(
-            content: content, links: strings("links"), tags: strings("tags"),
+            content: content, links: keys("links"), tags: strings("tags"),
             metadata: object["metadata"]?.objectValue ?? [:],
             embedding: object["embedding"]?.arrayValue?.compactMap(\.doubleValue),
             expiresAt: object["expires_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)))
         var reconstruction: Reconstruction?
         if let confidence = object["confidence"]?.doubleValue, let method = object["method"]?.stringValue {
             reconstruction = Reconstruction(
-                confidence: confidence, sources: strings("sources"), method: method,
+                confidence: confidence, sources: keys("sources"), method: method,
                 at: object["reconstructed_at"]?.stringValue.flatMap(Timestamp.init(rfc3339:)) ?? updated)
         }
         return FragmentRecord(id: id, version: version, input: input, createdAt: created, updatedAt: updated, reconstruction: reconstruction)

@@ -28,8 +28,12 @@ public struct ImportedFragment: Sendable, Equatable {
     /// Why a batch of imported fragments cannot be written (either backend); nil when it can.
     package static func check(_ fragments: [ImportedFragment], limits: FragmentLimits) -> StoreError? {
         for fragment in fragments {
-            if let reason = FragmentID.validate(fragment.id) {
-                return .invalid(field: "id", "\(fragment.id): \(reason)")
+            if let reason = FragmentKey.validate(fragment.id) {
+                return .invalid(field: "id", "\(FragmentKey.local(fragment.id)): \(reason)")
+            }
+            let namespace = FragmentKey.namespace(of: fragment.id)
+            if fragment.links.contains(where: { !FragmentKey.belongs($0, to: namespace) }) {
+                return .invalid(field: "links", "\(FragmentKey.local(fragment.id)): a link names another namespace")
             }
             guard fragment.version > 0, fragment.version < FragmentRecord.versionCeiling else {
                 return .invalid(field: "version", "\(fragment.id): version \(fragment.version) is out of range")
@@ -43,6 +47,14 @@ public struct ImportedFragment: Sendable, Equatable {
             }
         }
         return nil
+    }
+
+    /// The fragment's links, whatever it holds.
+    package var links: [String] {
+        switch self.payload {
+        case .exact(let input), .reconstructed(let input, _): input.links
+        case .blank(let links, _, _, _, _): links
+        }
     }
 
     /// The record an exact or reconstructed fragment is stored as (nil for a blank).

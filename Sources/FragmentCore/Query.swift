@@ -30,6 +30,8 @@ public enum QueryFusion: String, Sendable, CaseIterable {
 }
 
 public struct QueryRequest: Sendable {
+    /// The namespace searched; nothing of another one is ranked.
+    public var namespace: String = Namespace.default
     public var text: String?
     public var embedding: [Double]?
     public var mode: QueryMode

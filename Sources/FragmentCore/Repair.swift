@@ -12,6 +12,8 @@ public struct RepairTarget: Sendable {
     }
 
     public var id: String { self.row.id }
+    /// The namespace every source of a reconstruction must come from.
+    public var namespace: String { FragmentKey.namespace(of: self.row.id) }
     public var version: UInt64 { self.row.version }
     /// Checksum and length of the exact record to recover: the original's, also for a fragment that is
     /// currently served as a reconstruction.
@@ -89,7 +91,7 @@ public struct RebuiltFragment: Sendable {
             createdAt: target.row.createdAt, updatedAt: target.row.updatedAt, reconstruction: reconstruction
         ).encode()
         var detail: JSONObject = [
-            "version": .exact(target.version), "confidence": .number(confidence), "sources": JSONValue(self.sources), "method": .string(self.method),
+            "version": .exact(target.version), "confidence": .number(confidence), "sources": JSONValue(self.sources.map(FragmentKey.local)), "method": .string(self.method),
         ]
         if let cycle { detail["cycle"] = .number(Double(cycle)) }
         return StoredReconstruction(record: record, checksum: CRC32C.checksum(record), confidence: confidence, detail: detail)

@@ -74,19 +74,22 @@ public struct RepairProgress: Sendable, Equatable {
 
 /// What reconstruction reads of the surviving fragments: sketches, term weights, contents, links
 /// and similarity.
+/// What context and reconstruction read of a store. Ids are keys (`FragmentKey`); every search
+/// stays inside the namespace it is given, so nothing of another namespace can be found or quoted.
 public protocol ContextSource: AnyObject, Sendable {
     func sketch(of id: String) -> Sketch?
-    func idf(_ hash: UInt32) -> Double
+    /// BM25's inverse document frequency of a term hash in a namespace.
+    func idf(_ hash: UInt32, in namespace: String) -> Double
     func content(_ id: String) -> (content: String, status: FragmentStatus)?
     func backlinks(_ id: String) -> [String]
     func rows(_ ids: [String]) -> [FragmentRow?]
-    func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)]
-    func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)]
+    func similar(to vector: [Int8], k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)]
+    func related(to sketch: Sketch, k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)]
     /// The kept meaning (the model's embedding, unit length) of a fragment, also while it is lost;
     /// nil without a model or before it was embedded.
     func meaning(of id: String) -> [Float]?
-    /// Fragments whose meanings are closest to `vector`.
-    func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)]
+    /// Fragments of a namespace whose meanings are closest to `vector`.
+    func nearestByMeaning(to vector: [Float], k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)]
     /// The model's embedding of a text (unit length); nil without a model.
     func embed(_ text: String) -> [Float]?
     /// The model's embeddings of texts, in order, in one call of the encoder (texts packed into
@@ -96,7 +99,7 @@ public protocol ContextSource: AnyObject, Sendable {
 
 extension ContextSource {
     public func meaning(of id: String) -> [Float]? { nil }
-    public func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
+    public func nearestByMeaning(to vector: [Float], k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
     public func embed(_ text: String) -> [Float]? { nil }
     /// One text at a time, for sources without a batch path (test doubles).
     public func embed(batch texts: [String]) -> [[Float]]? {
@@ -131,7 +134,8 @@ extension RepairStore {
 }
 
 extension ContextSource {
+    /// The closest sketches in the namespace `default`.
     public func similar(to vector: [Int8], k: Int) -> [(id: String, score: Double)] {
-        self.similar(to: vector, k: k, excluding: [])
+        self.similar(to: vector, k: k, in: Namespace.default, excluding: [])
     }
 }

@@ -24,6 +24,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         /// What the request would write contradicts what is stored (an import of a stored version
         /// with other content); `fragmentIndex` says which of the request's fragments.
         case conflict
+        /// The write would take its namespace past a quota; `quota` and `usage` say which.
+        case quotaExceeded
+        /// The namespace does not exist (or was deleted while the write waited).
+        case namespaceNotFound
     }
 
     public let code: Code
@@ -33,6 +37,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public let currentVersion: UInt64?
     /// Which fragment of a batch (an import) the error is about, counted from 0.
     public var fragmentIndex: Int? = nil
+    /// For `quotaExceeded`: the namespace's quota and its usage with the write.
+    public var quota: (limit: NamespaceQuota, usage: NamespaceUsage)? = nil
 
     public var description: String { self.message }
 
@@ -48,7 +54,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     }
 
     package static func notFound(_ id: String) -> StoreError {
-        StoreError(.notFound, "no fragment '\(id)'")
+        StoreError(.notFound, "no fragment '\(FragmentKey.local(id))'")
     }
 
     package static func precondition(_ message: String, current: UInt64?) -> StoreError {
@@ -60,8 +66,21 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     /// An imported fragment whose version is stored with other content.
     package static func importConflict(_ id: String, version: UInt64, index: Int) -> StoreError {
         var error = StoreError(
-            .conflict, "'\(id)' version \(version) is already stored with other content: a version names one content", field: "version")
+            .conflict, "'\(FragmentKey.local(id))' version \(version) is already stored with other content: a version names one content", field: "version")
         error.fragmentIndex = index
+        return error
+    }
+
+    package static func namespaceNotFound(_ name: String) -> StoreError {
+        StoreError(.namespaceNotFound, "no namespace '\(name)'")
+    }
+
+    package static func quotaExceeded(_ name: String, limit: NamespaceQuota, usage: NamespaceUsage) -> StoreError {
+        let over = limit.fragments.map { usage.fragments > $0 } == true
+            ? "\(usage.fragments) fragments (the quota is \(limit.fragments!))"
+            : "\(usage.bytes) bytes of content (the quota is \(limit.bytes ?? 0))"
+        var error = StoreError(.quotaExceeded, "the write would take namespace '\(name)' to \(over); nothing was written")
+        error.quota = (limit, usage)
         return error
     }
 

@@ -35,10 +35,13 @@ public struct WritePrecondition: Sendable, Equatable {
 public struct PutOutcome: Sendable {
     /// Whether the fragment did not exist before.
     public var created: Bool
+    /// Whether nothing was written: the fragment already held this input (a batch's retry).
+    public var unchanged: Bool
     public var fragment: ServedFragment
 
-    package init(created: Bool, fragment: ServedFragment) {
+    package init(created: Bool, unchanged: Bool = false, fragment: ServedFragment) {
         self.created = created
+        self.unchanged = unchanged
         self.fragment = fragment
     }
 }
@@ -46,8 +49,14 @@ public struct PutOutcome: Sendable {
 extension FragmentInput {
     /// Why a PUT of `input` at `id` cannot be stored under `limits` (either backend); nil when it can.
     package static func check(_ id: String, _ input: FragmentInput, limits: FragmentLimits) -> StoreError? {
-        if let reason = FragmentID.validate(id) {
+        if let reason = FragmentKey.validate(id) {
             return .invalid(field: "id", reason)
+        }
+        // Links resolve inside their namespace: a key naming another one is refused, whatever the
+        // caller checked before.
+        let namespace = FragmentKey.namespace(of: id)
+        if let stray = input.links.first(where: { !FragmentKey.belongs($0, to: namespace) }) {
+            return .invalid(field: "links", "link '\(FragmentKey.local(stray).prefix(64))' is not an id")
         }
         do {
             try input.validate(limits, now: .now)

@@ -23,6 +23,20 @@ extension FragmentStore {
         }
         let wanted = fragments.indices.filter { outcomes[$0] == .imported }
         guard !wanted.isEmpty else { return completion(.success(outcomes)) }
+        // Namespaces must exist and stay within their quotas (checked before the append, not in log
+        // order: an import racing other writes to a namespace at its quota may pass it by its size).
+        var growth: [String: NamespaceUsage] = [:]
+        for index in wanted {
+            let fragment = fragments[index]
+            let previous = self.indexedRow(fragment.id)
+            let size = fragment.record?.size ?? 0
+            growth[FragmentKey.namespace(of: fragment.id), default: NamespaceUsage()] =
+                growth[FragmentKey.namespace(of: fragment.id), default: NamespaceUsage()]
+                + NamespaceUsage(fragments: previous == nil ? 1 : 0, bytes: Int64(size - (previous?.size ?? 0)))
+        }
+        for (namespace, change) in growth {
+            if let failure = self.admit(change, to: namespace, planned: NamespaceUsage()) { return completion(.failure(failure)) }
+        }
         for index in wanted {
             if let dimension = fragments[index].input?.embedding?.count, let failure = self.acceptEmbeddingDimension(dimension) {
                 return completion(.failure(failure))
@@ -94,7 +108,9 @@ extension FragmentStore {
             var outcomes: [ImportOutcome] = []
             for (index, fragment) in fragments.enumerated() {
                 let stored = state[fragment.id]?.row
-                let current = max(stored?.version ?? 0, seen[fragment.id] ?? 0)
+                // A deleted namespace's versions stay deleted: as if a newer version were stored.
+                let floor = self.journal.versionFloor(FragmentKey.namespace(of: fragment.id))
+                let current = max(stored?.version ?? 0, seen[fragment.id] ?? 0, floor)
                 seen[fragment.id] = max(current, fragment.version)
                 if let stored, stored.version == fragment.version, let checksum = checksums[index], Self.differs(stored, checksum) {
                     return .failure(.importConflict(fragment.id, version: fragment.version, index: index))

@@ -17,7 +17,7 @@ extension FragmentStore {
 
     /// Starts the worker that builds the graphs once the text index has loaded.
     func startVectorIndexer() {
-        let (builder, text) = (self.neighbourBuilder, self.text)
+        let (builder, text) = (self.neighbourBuilder, self.text.primary)
         self.vectorIndexer.start(onStop: { builder.cancel() }) { [self] in
             if self.textReady.load(ordering: .relaxed) { builder.buildDue(text) }
             return .idle
@@ -27,6 +27,6 @@ extension FragmentStore {
     /// What answers vector queries now, per kind of vector: the exact scan, a graph being built
     /// (the scan meanwhile), or the graph.
     public var vectorIndexStatus: [NeighbourStatus] {
-        self.text.read { $0.neighbours?.status ?? [] }
+        self.text.neighbours?.status ?? []
     }
 }

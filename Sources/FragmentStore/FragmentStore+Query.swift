@@ -9,7 +9,7 @@ extension FragmentStore {
     /// acknowledged before the call, so that a client finds what it just stored.
     public func query(_ request: QueryRequest) throws(StoreError) -> QueryAnswer {
         let ranking = try QueryRanking.rank(
-            request, index: self.text, encoder: self.configuration.encoder, embeddingDimension: self.embeddingDimension.withLock { $0 },
+            request, index: self.text.namespace(request.namespace), encoder: self.configuration.encoder, embeddingDimension: self.embeddingDimension.withLock { $0 },
             status: { [self] id in self.state.withLock { $0[id]?.row.status } },
             beforeSearch: { [self] in self.feed.waitForSubmitted(timeout: 1) })
         let rows = self.rows(ranking.hits.map(\.id))
@@ -28,8 +28,8 @@ extension FragmentStore {
     }
 
     /// Fragments whose meanings are closest to `vector`, excluding `excluded`.
-    public func nearestByMeaning(to vector: [Float], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        self.text.nearestByMeaning(to: vector, k: k, excluding: excluded)
+    public func nearestByMeaning(to vector: [Float], k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
+        self.text.namespace(namespace).nearestByMeaning(to: vector, k: k, excluding: excluded)
     }
 
     /// The model's embedding of a text; nil without a model.
@@ -42,7 +42,7 @@ extension FragmentStore {
     }
 
     public var meaningStatus: MeaningStatus {
-        let (dimensions, embedded) = self.text.read { ($0.meaningDimensions, $0.meaningCount) }
+        let (dimensions, embedded) = (self.configuration.encoder?.dimensions ?? 0, self.text.meaningCount)
         let backlog = self.meanings.backlog
         return MeaningStatus(
             model: self.configuration.encoder?.name, dimensions: dimensions, embedded: embedded, backlog: backlog,

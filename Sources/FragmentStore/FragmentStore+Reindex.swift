@@ -32,7 +32,7 @@ extension FragmentStore {
 
     /// Builds the registry and the index from both logs (start-up, registry missing).
     func rebuildRegistry() throws(StoreError) -> RebuildSummary {
-        var replay = LogReplay(base: { _ in nil }, sketch: { self.sketch($0) })
+        var replay = LogReplay(base: { _ in nil }, sketch: { self.sketch($0, key: $1) })
         self.primaryLog.scan { replay.primary($0, $1, at: $2) }
         self.redundancyLog.scan { replay.redundancy($0, $1, at: $2) }
         var summary = RebuildSummary(records: replay.records, damagedRecords: replay.damaged)
@@ -56,7 +56,7 @@ extension FragmentStore {
     /// - Returns: Records replayed, and the registry work.
     func replay(from applied: (primary: LogLocation, redundancy: LogLocation, sequence: UInt64)?) -> (records: Int, work: [ApplyItem]) {
         // Rows looked up one by one (a copy of the index would be copied whole by its next change).
-        var replay = LogReplay(base: { self.indexedRow($0) }, sketch: { self.sketch($0) })
+        var replay = LogReplay(base: { self.indexedRow($0) }, sketch: { self.sketch($0, key: $1) })
         self.primaryLog.scan(from: applied?.primary) { replay.primary($0, $1, at: $2) }
         self.redundancyLog.scan(from: applied?.redundancy) { replay.redundancy($0, $1, at: $2) }
         guard replay.records > 0 else { return (0, []) }

@@ -3,13 +3,13 @@ import CarmaJSON
 import Synchronization
 
 extension FragmentStore {
-    /// Takes a snapshot of every fragment (see `StoreSnapshot`); close it when done with it.
-    public func snapshot() -> StoreSnapshot {
+    /// Takes a snapshot of every fragment of a namespace (see `StoreSnapshot`); close it when done.
+    public func snapshot(namespace: String) -> StoreSnapshot {
         let now = Timestamp.now
         let (rows, pinned, maxVersion): ([StoredRow], [UInt32], UInt64) = self.state.withLock { state in
             // An expired fragment is gone for every reader, the export included (until compaction
             // deletes it, it is still in the index).
-            let rows = state.entries.values.map(\.row).filter { !$0.isExpired(at: now) }
+            let rows = state.entries.values.map(\.row).filter { !$0.isExpired(at: now) && FragmentKey.belongs($0.id, to: namespace) }
             let segments = Array(Set(rows.compactMap { $0.location?.segment }))
             state.pin(segments)
             return (rows, segments, self.lastVersion.load(ordering: .relaxed))

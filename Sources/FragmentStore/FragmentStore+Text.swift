@@ -8,16 +8,16 @@ import Foundation
 // look-ups reconstruction and context use.
 
 extension FragmentStore {
-    /// Sketches a fragment against the store's term statistics now.
-    func sketch(_ input: FragmentInput) -> Sketch {
-        self.text.sketch(input)
+    /// Sketches a fragment against its namespace's term statistics now.
+    func sketch(_ input: FragmentInput, key: String) -> Sketch {
+        self.text.sketch(input, key: key)
     }
 
     /// What the text index keeps of a fragment: its sketch (against the term statistics now), the
     /// counts of every term of its content, tags, links, metadata terms and client embedding. CPU work,
     /// done on the caller's thread.
     func document(id: String, version: UInt64, input: FragmentInput, storedSketch: Sketch? = nil) -> TextIndex.Document {
-        TextIndex.Document.fragment(id: id, version: version, input: input, sketch: storedSketch ?? self.sketch(input))
+        TextIndex.Document.fragment(id: id, version: version, input: input, sketch: storedSketch ?? self.sketch(input, key: id))
     }
 
     /// Checks an embedding's dimension against the store's, fixing it on first use (log thread only).
@@ -62,16 +62,23 @@ extension FragmentStore {
     func startIndexing() {
         self.feed.start { [self] changes in
             var written: [String] = []
-            self.text.write { index in
-                for change in changes {
-                    switch change {
-                    case .upsert(let document):
-                        index.upsert(document)
-                        written.append(document.id)
-                    case .remove(let id):
-                        index.remove(id)
+            // Runs of changes in one namespace go in under one lock.
+            var start = changes.startIndex
+            while start < changes.endIndex {
+                let namespace = FragmentKey.namespace(of: changes[start].id)
+                let end = changes[start...].firstIndex { FragmentKey.namespace(of: $0.id) != namespace } ?? changes.endIndex
+                self.text.namespace(namespace).write { index in
+                    for change in changes[start..<end] {
+                        switch change {
+                        case .upsert(let document):
+                            index.upsert(document)
+                            written.append(document.id)
+                        case .remove(let id):
+                            index.remove(id)
+                        }
                     }
                 }
+                start = end
             }
             if self.configuration.encoder != nil { self.meanings.enqueue(written) }
         }
@@ -80,7 +87,7 @@ extension FragmentStore {
             self.textReady.store(true, ordering: .relaxed)
             guard let encoder = self.configuration.encoder else { return .finished }
             let readable = self.state.withLock { $0.rows(where: { $0.status != .blank }) }
-            let missing = self.text.read { index in readable.filter { !index.hasMeaning($0.id, version: $0.version) }.map(\.id) }
+            let missing = readable.filter { row in !self.text.of(row.id).read { $0.hasMeaning(row.id, version: row.version) } }.map(\.id)
             self.meanings.enqueue(missing)
             self.logger.info("embedding in the background", metadata: ["embedding.model": "\(encoder.name)", "embedding.backlog": "\(missing.count)"])
             self.meanings.start(threads: encoder.backgroundThreads, batch: Self.embeddingBatch) { [self] ids in
@@ -120,7 +127,7 @@ extension FragmentStore {
                     })))
                     // The saved graph links the other model's vectors: built anew (the builder has
                     // not started; it starts once the index is loaded).
-                    if let path = self.text.read({ $0.neighbours?.path(.meaning) }) { try? FileManager.default.removeItem(atPath: path) }
+                    if let path = self.text.neighbours?.path(.meaning) { try? FileManager.default.removeItem(atPath: path) }
                 }
             }
         } catch {
@@ -133,11 +140,13 @@ extension FragmentStore {
         var documents: [TextIndex.Document] = []
         func flush() {
             loaded += documents.count
-            self.text.write { index in
-                for document in documents where index.version(document.id) == nil {
-                    index.upsert(document)
-                    if let meaning = stored[document.id], meaning.version == document.version {
-                        index.setMeaning(document.id, version: document.version, meaning.vector)
+            for (namespace, group) in Dictionary(grouping: documents, by: { FragmentKey.namespace(of: $0.id) }) {
+                self.text.namespace(namespace).write { index in
+                    for document in group where index.version(document.id) == nil {
+                        index.upsert(document)
+                        if let meaning = stored[document.id], meaning.version == document.version {
+                            index.setMeaning(document.id, version: document.version, meaning.vector)
+                        }
                     }
                 }
             }
@@ -176,7 +185,7 @@ extension FragmentStore {
     private func embedMeanings(_ ids: [String], encoder: SentenceEncoder) {
         var pending: [(id: String, version: UInt64, content: String)] = []
         for id in ids {
-            guard let row = self.storedRow(id), row.status != .blank, !self.text.read({ $0.hasMeaning(id, version: row.version) }),
+            guard let row = self.storedRow(id), row.status != .blank, !self.text.of(id).read({ $0.hasMeaning(id, version: row.version) }),
                 case .record(let bytes) = self.readServed(row), let record = FragmentRecord.decode(bytes)
             else { continue }
             pending.append((id, row.version, record.content))
@@ -184,7 +193,7 @@ extension FragmentStore {
         guard !pending.isEmpty else { return }
         for (item, meaning) in zip(pending, encoder.embed(batch: pending.map(\.content))) {
             let vector = TextIndex.quantize(meaning)
-            let set = self.text.write { $0.setMeaning(item.id, version: item.version, vector) }
+            let set = self.text.of(item.id).write { $0.setMeaning(item.id, version: item.version, vector) }
             guard set else { continue }
             self.meanings.embedded.add(1, ordering: .relaxed)
             self.pipeline.submit(.change(RegistryChange(apply: { try $0.setMeaning(item.id, version: item.version, vector: vector) })))
@@ -198,15 +207,15 @@ extension FragmentStore {
 
     public func sketch(of id: String) -> Sketch? { self.text.sketch(of: id) }
     public func backlinks(_ id: String) -> [String] { self.text.backlinks(id) }
-    public func idf(_ hash: UInt32) -> Double { self.text.idf(hash) }
+    public func idf(_ hash: UInt32, in namespace: String) -> Double { self.text.namespace(namespace).idf(hash) }
     public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) { self.text.size }
 
-    public func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        self.text.similar(to: vector, k: k, excluding: excluded)
+    public func similar(to vector: [Int8], k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
+        self.text.namespace(namespace).similar(to: vector, k: k, excluding: excluded)
     }
 
-    public func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
-        self.text.related(to: sketch, k: k, excluding: excluded)
+    public func related(to sketch: Sketch, k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
+        self.text.namespace(namespace).related(to: sketch, k: k, excluding: excluded)
     }
 
     /// The content of a readable fragment (ok or reconstructed) and its status; nil for blanks and

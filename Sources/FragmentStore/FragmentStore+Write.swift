@@ -10,6 +10,8 @@ struct PutOperation: Sendable {
     /// Its text-index document, computed on the caller's thread; the log stage sets the version.
     let document: TextIndex.Document
     let precondition: WritePrecondition
+    /// A batch item: acknowledged without a write when the fragment holds this input already.
+    var unlessUnchanged = false
     let completion: @Sendable (Result<PutOutcome, StoreError>) -> Void
 }
 
@@ -60,7 +62,11 @@ extension FragmentStore {
     /// Log stage for one batch (log thread only): in order, check preconditions and assign versions
     /// (later operations see earlier ones), encode every record into one buffer per log, append both,
     /// sync both at once, then update the index and acknowledge. Returns the registry work, in order.
-    func logStage(_ batch: [PipelineOperation]) -> [ApplyItem] {
+    func logStage(_ taken: [PipelineOperation]) -> [ApplyItem] {
+        let batch = taken.flatMap { operation -> [PipelineOperation] in
+            if case .puts(let puts) = operation { return puts.map(PipelineOperation.put) }
+            return [operation]
+        }
         var pending: [String: StoredRow?] = [:]
         let batchTime = Timestamp.now
         /// The row as the index has it, expired or not (tags and repair entries of the registry row).
@@ -77,6 +83,8 @@ extension FragmentStore {
         var redundancy: [UInt8] = []
         var plans: [Planned] = []
         plans.reserveCapacity(batch.count)
+        /// What this batch's planned puts and deletes add to each namespace (quotas see them).
+        var added: [String: NamespaceUsage] = [:]
         func encode(_ record: PendingRecord, into buffer: inout [UInt8]) -> Int {
             let offset = buffer.count
             let sequence = self.lastSequence.add(1, ordering: .relaxed).newValue
@@ -95,6 +103,19 @@ extension FragmentStore {
                     put.completion(.failure(failure))
                     continue
                 }
+                if put.unlessUnchanged, pending[put.id] == nil, let replaced, let same = self.holding(put.input, replaced) {
+                    put.completion(.success(PutOutcome(created: false, unchanged: true, fragment: same)))
+                    continue
+                }
+                // Checked here, in log order: a namespace deleted meanwhile takes no more writes,
+                // and a quota holds against every write planned before this one.
+                let namespace = FragmentKey.namespace(of: put.id)
+                let change = NamespaceUsage(fragments: previous == nil ? 1 : 0, bytes: Int64(put.input.content.utf8.count) - Int64(previous?.size ?? 0))
+                if let failure = self.admit(change, to: namespace, planned: added[namespace] ?? NamespaceUsage()) {
+                    put.completion(.failure(failure))
+                    continue
+                }
+                added[namespace, default: NamespaceUsage()] = added[namespace, default: NamespaceUsage()] + change
                 if let embedding = put.input.embedding, let failure = self.acceptEmbeddingDimension(embedding.count) {
                     put.completion(.failure(failure))
                     continue
@@ -133,6 +154,8 @@ extension FragmentStore {
                 _ = encode(tombstone, into: &primary)
                 _ = encode(tombstone, into: &redundancy)
                 pending[delete.id] = .some(nil)
+                let namespace = FragmentKey.namespace(of: delete.id)
+                added[namespace] = (added[namespace] ?? NamespaceUsage()) + NamespaceUsage(fragments: -1, bytes: -Int64(previous.size))
                 plans.append(.delete(delete, previous: previous, version: version))
             case .append(let append):
                 let primaryOffsets = append.primary.map { encode($0, into: &primary) }
@@ -142,6 +165,8 @@ extension FragmentStore {
                 plans.append(.change(change))
             case .barrier(let signal):
                 plans.append(.barrier(signal))
+            case .puts:
+                continue  // taken apart above
             }
         }
 

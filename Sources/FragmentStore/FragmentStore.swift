@@ -18,6 +18,8 @@ public final class FragmentStore: Sendable {
     let primaryLog: SegmentLog
     let redundancyLog: SegmentLog
     let lock: DirectoryLock
+    /// The namespaces, their quotas and tokens.
+    let journal: NamespaceJournal
     let state: Mutex<StoreState>
     /// The last version handed out; versions are unique across the store and only go up.
     let lastVersion: Atomic<UInt64>
@@ -25,8 +27,9 @@ public final class FragmentStore: Sendable {
     let lastSequence: Atomic<UInt64>
     let pipeline: CommitPipeline
     let counters = StoreCounters()
-    /// Sketches, postings and meanings of every fragment, for queries, context and reconstruction.
-    let text: ReadWriteLock<TextIndex>
+    /// Sketches, postings and meanings of every fragment, one index per namespace, for queries,
+    /// context and reconstruction.
+    let text: TextIndexes
     /// Text-index changes on their way from the log thread to the indexer thread.
     let feed = IndexFeed()
     /// Fragments waiting for the built-in model.
@@ -53,7 +56,7 @@ public final class FragmentStore: Sendable {
     public init(configuration: StoreConfiguration, logger: Logger) throws(StoreError) {
         self.configuration = configuration
         self.logger = logger
-        self.text = ReadWriteLock(TextIndex(meaningDimensions: configuration.encoder?.dimensions ?? 0, neighbours: Self.neighbours(configuration)))
+        self.text = TextIndexes(meaningDimensions: configuration.encoder?.dimensions ?? 0, neighbours: Self.neighbours(configuration))
         self.neighbourBuilder = NeighbourBuilder { message, metadata in logger.info("\(message)", metadata: metadata.mapValues { .string($0) }) }
         do {
             try FileSystem.makeDirectory(configuration.dataDirectory)
@@ -66,6 +69,7 @@ public final class FragmentStore: Sendable {
         if FileSystem.exists(configuration.previousLayoutPayloads) {
             throw .previousLayout(configuration.dataDirectory)
         }
+        self.journal = try NamespaceJournal(paths: configuration.namespaceJournalPaths)
         let registryExisted = FileSystem.exists(configuration.registryPath)
         do {
             self.registry = try Registry(path: configuration.registryPath, retention: configuration.retention)
@@ -122,6 +126,7 @@ public final class FragmentStore: Sendable {
         self.pipeline.enqueueApply(replayWork)
         self.startIndexing()
         self.startVectorIndexer()
+        self.settleNamespaces()
     }
 
     private var registryIsEmpty: Bool {
@@ -182,7 +187,7 @@ public final class FragmentStore: Sendable {
             { [self] in self.textLoader.stop() },
             { [self] in self.meanings.stop() },
             { [self] in self.vectorIndexer.stop() },
-            { [self] in self.neighbourBuilder.save(self.text) },
+            { [self] in self.neighbourBuilder.save(self.text.primary) },
             { [self] in self.pipeline.stop() },
             { [self] in self.feed.stop() },
         ])
@@ -343,9 +348,9 @@ extension FragmentStore {
 extension FragmentStore {
     /// Lists fragments in id order, after `after`, filtered by status and tag, as the registry has them.
     /// To see every write acknowledged before, call it from `whenApplied`.
-    public func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentPage {
+    public func list(namespace: String, status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentPage {
         do {
-            let rows = try self.registry.list(status: status, tag: tag, after: after, limit: limit + 1)
+            let rows = try self.registry.list(namespace: namespace, status: status, tag: tag, after: after, limit: limit + 1)
             let page = rows.prefix(limit).map(\.base)
             return FragmentPage(rows: page, nextAfter: rows.count > limit ? page.last?.id : nil)
         } catch let error as SQLiteError {
@@ -366,9 +371,9 @@ extension FragmentStore {
     }
 
     /// Ids in order after `after`, as the registry has them.
-    public func ids(after: String?, limit: Int) throws(StoreError) -> [String] {
+    public func ids(namespace: String?, after: String?, limit: Int) throws(StoreError) -> [String] {
         do {
-            return try self.registry.ids(after: after, limit: limit)
+            return try self.registry.ids(namespace: namespace, after: after, limit: limit)
         } catch {
             throw StoreError(.io, "cannot walk the registry: \(error)")
         }

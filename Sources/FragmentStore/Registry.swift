@@ -36,6 +36,9 @@ final class Registry: Sendable {
         // Checkpoints run on their own connection (see `checkpoint()`), not inside a group commit.
         try writer.execute("PRAGMA wal_autocheckpoint=0")
         try Self.createSchema(writer)
+        // Listing `default` walks this instead of every namespace's keys (other namespaces are
+        // ranges of the primary key). Made at the first open of a store from before namespaces.
+        try writer.execute("CREATE INDEX IF NOT EXISTS fragments_default ON fragments(id) WHERE instr(id, '/') = 0;")
         try Self.createMeaningTable(writer)
         let sequence = try writer.statement("SELECT COALESCE(MAX(seq), 0) FROM events")
         self.eventSequence = try sequence.step() ? sequence.int(0) : 0
@@ -196,7 +199,7 @@ extension Registry {
     /// version or length, an invalid id): the registry is read as untrusted input.
     static func row(from s: SQLiteStatement) -> StoredRow? {
         let id = s.text(0)
-        guard FragmentID.validate(id) == nil, s.int(1) > 0, s.int(4) >= 0, s.int(4) <= LogRecord.maxBodyLength,
+        guard FragmentKey.validate(id) == nil, s.int(1) > 0, s.int(4) >= 0, s.int(4) <= LogRecord.maxBodyLength,
             s.int(5) >= 0, s.isNull(14) || (s.int(14) >= 0 && s.int(14) <= LogRecord.maxBodyLength)
         else { return nil }
         return StoredRow(
@@ -250,7 +253,7 @@ extension Registry {
 
     /// A page of fragments in id order after `after`, optionally filtered by status and tag; fragments
     /// expired at `now` are left out.
-    func list(status: FragmentStatus?, tag: String?, after: String?, limit: Int, now: Timestamp = .now) throws -> [StoredRow] {
+    func list(namespace: String, status: FragmentStatus?, tag: String?, after: String?, limit: Int, now: Timestamp = .now) throws -> [StoredRow] {
         try self.withReader { db in
             var sql = "SELECT \(Self.columnNames.map { "f." + $0 }.joined(separator: ", ")) FROM fragments f"
             var values: [SQLiteValue] = []
@@ -267,6 +270,7 @@ extension Registry {
                 conditions.append("f.id > ?")
                 values.append(.text(after))
             }
+            Self.restrict(to: namespace, column: "f.id", &conditions, &values)
             conditions.append("(f.expires_at IS NULL OR f.expires_at > ?)")
             values.append(.integer(now.milliseconds))
             if !conditions.isEmpty {
@@ -281,6 +285,18 @@ extension Registry {
                 if let row = Self.row(from: statement) { rows.append(row) }
             }
             return rows
+        }
+    }
+
+    /// The condition that keeps a namespace's keys: a range of the primary key (`ns/` up to `ns0`,
+    /// `0` following `/`), or for `default` the keys without a separator (its partial index).
+    static func restrict(to namespace: String, column: String, _ conditions: inout [String], _ values: inout [SQLiteValue]) {
+        if namespace == Namespace.default {
+            conditions.append("instr(\(column), '/') = 0")
+        } else {
+            conditions.append("\(column) > ? AND \(column) < ?")
+            values.append(.text(namespace + "/"))
+            values.append(.text(namespace + "0"))
         }
     }
 
@@ -525,10 +541,15 @@ extension Registry {
         }
     }
 
-    /// Ids in order after `after`, for the scrub's walk.
-    func ids(after: String?, limit: Int) throws -> [String] {
+    /// Keys in order after `after`, of one namespace or of all (the scrub's walk).
+    func ids(namespace: String? = nil, after: String?, limit: Int) throws -> [String] {
         try self.withReader { db in
-            let statement = try db.statement("SELECT id FROM fragments WHERE id > ? ORDER BY id LIMIT ?").bind(.text(after ?? ""), .int(limit))
+            var conditions = ["id > ?"]
+            var values: [SQLiteValue] = [.text(after ?? "")]
+            if let namespace { Self.restrict(to: namespace, column: "id", &conditions, &values) }
+            values.append(.int(limit))
+            let statement = try db.statement("SELECT id FROM fragments WHERE \(conditions.joined(separator: " AND ")) ORDER BY id LIMIT ?")
+            statement.bindAll(values)
             var ids: [String] = []
             while try statement.step() { ids.append(statement.text(0)) }
             return ids

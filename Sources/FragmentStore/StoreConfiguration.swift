@@ -69,6 +69,8 @@ public struct StoreConfiguration: Sendable {
     var primaryLogDirectory: String { "\(self.dataDirectory)/segments" }
     var redundancyLogDirectory: String { "\(self.redundancyDirectory)/segments" }
     var lockPath: String { "\(self.dataDirectory)/LOCK" }
+    /// The namespace catalog's journal, kept in both areas (`NamespaceJournal`).
+    var namespaceJournalPaths: [String] { ["\(self.dataDirectory)/namespaces.journal", "\(self.redundancyDirectory)/namespaces.journal"] }
     /// Where the previous layout kept payload files, one per fragment.
     var previousLayoutPayloads: String { "\(self.dataDirectory)/payloads" }
 }

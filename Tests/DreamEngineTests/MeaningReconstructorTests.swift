@@ -44,12 +44,12 @@ private final class ToyContext: ContextSource {
     }
 
     func sketch(of id: String) -> Sketch? { self.sketches[id] }
-    func idf(_ hash: UInt32) -> Double { 1 }
+    func idf(_ hash: UInt32, in namespace: String) -> Double { 1 }
     func content(_ id: String) -> (content: String, status: FragmentStatus)? { self.contents[id].map { ($0, .ok) } }
     func backlinks(_ id: String) -> [String] { [] }
     func rows(_ ids: [String]) -> [FragmentRow?] { ids.map { self.rowsByID[$0] } }
-    func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
-    func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
+    func similar(to vector: [Int8], k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
+    func related(to sketch: Sketch, k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
     func meaning(of id: String) -> [Float]? { self.meanings[id] }
     func embed(_ text: String) -> [Float]? { Self.toyEmbed(text) }
 }

@@ -105,10 +105,10 @@ final class MemoryRepairStore: DreamStore {
 
     // Reconstruction reads nothing here: the tests use a reconstructor that needs no context.
     func sketch(of id: String) -> Sketch? { nil }
-    func idf(_ hash: UInt32) -> Double { 1 }
+    func idf(_ hash: UInt32, in namespace: String) -> Double { 1 }
     func content(_ id: String) -> (content: String, status: FragmentStatus)? { nil }
     func backlinks(_ id: String) -> [String] { [] }
     func rows(_ ids: [String]) -> [FragmentRow?] { self.state.withLock { state in ids.map { state.rows[$0] } } }
-    func similar(to vector: [Int8], k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
-    func related(to sketch: Sketch, k: Int, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
+    func similar(to vector: [Int8], k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
+    func related(to sketch: Sketch, k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] { [] }
 }

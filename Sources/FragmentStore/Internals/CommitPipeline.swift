@@ -44,6 +44,8 @@ enum PipelineOperation: Sendable {
     case change(RegistryChange)
     /// Completes once everything submitted before it is applied to the registry.
     case barrier(@Sendable () -> Void)
+    /// Puts taken by the log thread together, whatever the batch limit: one group commit.
+    case puts([PutOperation])
 }
 
 /// Registry work behind the log, in log order.

@@ -12,6 +12,14 @@ final class IndexFeed: @unchecked Sendable {
     enum Change: Sendable {
         case upsert(TextIndex.Document)
         case remove(String)
+
+        /// The key the change is about.
+        var id: String {
+            switch self {
+            case .upsert(let document): document.id
+            case .remove(let id): id
+            }
+        }
     }
 
     private let condition = NSCondition()

@@ -24,8 +24,8 @@ enum LogRecord {
     static let magic: [UInt8] = Array("CRML".utf8)
     static let formatVersion: UInt8 = 1
     static let headerSize = 40
-    /// Ids are at most 200 bytes; anything longer in a header is damage, not a record.
-    static let maxIDLength = 200
+    /// Keys (namespace, `/`, id) are at most 401 bytes; anything longer in a header is damage.
+    static let maxIDLength = FragmentKey.maxLength
     /// Bodies are bounded by the store's content limit; a header claiming more is damage.
     static let maxBodyLength = 64 << 20
 

@@ -26,10 +26,10 @@ struct LogReplay {
     private(set) var records = 0
     private(set) var damaged = 0
     let base: (String) -> StoredRow?
-    let sketch: (FragmentInput) -> Sketch
+    let sketch: (FragmentInput, String) -> Sketch
     let now = Timestamp.now
 
-    init(base: @escaping (String) -> StoredRow?, sketch: @escaping (FragmentInput) -> Sketch) {
+    init(base: @escaping (String) -> StoredRow?, sketch: @escaping (FragmentInput, String) -> Sketch) {
         self.base = base
         self.sketch = sketch
     }
@@ -51,7 +51,7 @@ struct LogReplay {
             id: header.id, version: header.version, status: .ok, checksum: header.bodyChecksum, recordLength: body.count,
             size: record.size, links: record.links, tags: record.tags, createdAt: record.createdAt, updatedAt: record.updatedAt,
             confidence: record.reconstruction?.confidence, expiresAt: record.expiresAt)
-        return Candidate(row: row, sketch: self.sketch(record.input), embedding: record.embedding)
+        return Candidate(row: row, sketch: self.sketch(record.input, record.id), embedding: record.embedding)
     }
 
     mutating func primary(_ header: LogRecord.Header, _ body: [UInt8]?, at location: LogLocation) {

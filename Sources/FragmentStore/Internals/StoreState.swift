@@ -26,6 +26,9 @@ struct StoreState {
     /// Primary segments an export's snapshot reads from, with how many snapshots pin each:
     /// compaction leaves them alone (`FragmentStore+Snapshot.swift`).
     var pinnedSegments: [UInt32: Int] = [:]
+    /// Fragments and content bytes per namespace (blanks count at their original size): what quotas
+    /// are checked against.
+    private(set) var usage: [String: NamespaceUsage] = [:]
 
     init(cacheBytes: Int) {
         self.cache = PayloadCache(capacityBytes: cacheBytes)
@@ -49,6 +52,14 @@ struct StoreState {
 
     /// Sets or removes an entry, keeping the totals and the cache in step.
     mutating func set(_ id: String, _ entry: IndexEntry?) {
+        if self.entries[id] != nil || entry != nil {
+            let change = NamespaceUsage(
+                fragments: (entry == nil ? 0 : 1) - (self.entries[id] == nil ? 0 : 1),
+                bytes: Int64(entry?.row.size ?? 0) - Int64(self.entries[id]?.row.size ?? 0))
+            let namespace = FragmentKey.namespace(of: id)
+            let updated = self.usage[namespace, default: NamespaceUsage()] + change
+            self.usage[namespace] = updated.fragments == 0 ? nil : updated
+        }
         if let old = self.entries[id] {
             self.statusCounts[old.row.status.slot] -= 1
             self.recordBytes -= Int64(old.row.recordLength)

@@ -119,7 +119,7 @@ extension CarmaService {
             results.append(.object(result))
         }
         let elapsed = ContinuousClock.now - started
-        let (fragments, terms, meanings) = self.store.textIndexSize
+        let (fragments, terms, meanings) = self.store.textIndexSize(in: request.namespace)
         var body: JSONObject = [
             "results": .array(results),
             "content_omitted": .number(Double(omitted)),

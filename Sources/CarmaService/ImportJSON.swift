@@ -104,7 +104,16 @@ enum ImportJSON {
         let fragment = ImportedFragment(id: id, version: UInt64(number), createdAt: created, updatedAt: updated, payload: payload)
         // The exported checksum is of the record these fields encode to: a mismatch means the line
         // was altered, and importing it would not be the exported fragment.
-        if let expected = object["checksum"]?.stringValue, let record = Self.recordBytes(fragment), expected != CRC32C.format(CRC32C.checksum(record)) {
+        // The line's namespace is part of the record it was exported from (the import's route
+        // decides where it goes).
+        var exported = Namespace.default
+        if let named = object["namespace"] {
+            guard let name = named.stringValue, Namespace.validate(name) == nil else { throw Self.invalid(line, "namespace", "namespace is a namespace name") }
+            exported = name
+        }
+        if let expected = object["checksum"]?.stringValue, let record = Self.recordBytes(fragment.qualified(in: exported)),
+            expected != CRC32C.format(CRC32C.checksum(record))
+        {
             throw Self.invalid(line, "checksum", "the checksum does not match the fragment's fields")
         }
         return fragment

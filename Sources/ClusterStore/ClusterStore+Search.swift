@@ -253,6 +253,7 @@ extension ClusterStore {
     public var textIndexReady: Bool { self.textLoaded.load(ordering: .relaxed) }
 
     public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) { self.text.size }
+    public func textIndexSize(in namespace: String) -> (fragments: Int, terms: Int, meanings: Int) { self.text.namespace(namespace).size }
     public func sketch(of id: String) -> Sketch? { self.text.sketch(of: id) }
     public func idf(_ hash: UInt32, in namespace: String) -> Double { self.text.namespace(namespace).idf(hash) }
     public func backlinks(_ id: String) -> [String] { self.text.backlinks(id) }

@@ -43,6 +43,8 @@ public protocol FragmentBackend: RepairStore, ContextSource {
     func query(_ request: QueryRequest) throws(StoreError) -> QueryAnswer
     var textIndexReady: Bool { get }
     var textIndexSize: (fragments: Int, terms: Int, meanings: Int) { get }
+    /// One namespace's share of the text index.
+    func textIndexSize(in namespace: String) -> (fragments: Int, terms: Int, meanings: Int)
     var encoder: SentenceEncoder? { get }
     var meaningStatus: MeaningStatus { get }
     /// What answers vector queries, per kind of vector (empty: always the exact scan).

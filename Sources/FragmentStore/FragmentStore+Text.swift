@@ -209,6 +209,7 @@ extension FragmentStore {
     public func backlinks(_ id: String) -> [String] { self.text.backlinks(id) }
     public func idf(_ hash: UInt32, in namespace: String) -> Double { self.text.namespace(namespace).idf(hash) }
     public var textIndexSize: (fragments: Int, terms: Int, meanings: Int) { self.text.size }
+    public func textIndexSize(in namespace: String) -> (fragments: Int, terms: Int, meanings: Int) { self.text.namespace(namespace).size }
 
     public func similar(to vector: [Int8], k: Int, in namespace: String, excluding excluded: Set<String>) -> [(id: String, score: Double)] {
         self.text.namespace(namespace).similar(to: vector, k: k, excluding: excluded)

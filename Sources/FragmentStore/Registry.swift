@@ -511,13 +511,18 @@ extension Registry {
 // MARK: - Repair queue and cycle reports
 
 extension Registry {
-    /// Queued repairs due by `now`, most urgent first.
+    /// Queued repairs due by `now`, namespaces taking turns: each namespace's first (most urgent)
+    /// ticket, then each one's second, and so on. A namespace with a hundred thousand blanks cannot
+    /// hold back another's single blank past the next batch.
     func readyRepairs(now: Timestamp, limit: Int) throws -> [RepairTicket] {
         try self.withReader { db in
             let statement = try db.statement(
                 """
-                SELECT id, priority, enqueued_at, attempts, not_before, reason, last_error FROM repair_queue
-                WHERE not_before <= ? ORDER BY priority, enqueued_at, id LIMIT ?
+                SELECT id, priority, enqueued_at, attempts, not_before, reason, last_error FROM (
+                    SELECT *, ROW_NUMBER() OVER (
+                        PARTITION BY substr(id, 1, instr(id, '/')) ORDER BY priority, enqueued_at, id) AS turn
+                    FROM repair_queue WHERE not_before <= ?)
+                ORDER BY turn, priority, enqueued_at, id LIMIT ?
                 """
             ).bind(.integer(now.milliseconds), .int(limit))
             var tickets: [RepairTicket] = []

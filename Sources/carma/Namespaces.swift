@@ -103,7 +103,7 @@ enum QuotaLimit: ExpressibleByArgument, Equatable {
 
     var json: JSONValue {
         switch self {
-        case .limit(let number): return .number(Double(number))
+        case .limit(let number): return .exact(Int64(number))
         case .unlimited: return .null
         }
     }
@@ -113,23 +113,39 @@ struct CreateNamespace: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
         abstract: "Create a namespace (201), or set the quotas of an existing one (200).",
-        discussion: "A quota left out is not sent; 'none' removes that limit.",
+        discussion: """
+            'none' removes a limit. carmad takes a quota as a whole, so when only one of the two is \
+            given, the other is read from the namespace first and sent as it is (kept).
+            """,
         aliases: ["set"])
     @OptionGroup var server: ServerOption
     @OptionGroup var target: NamespaceArgument
     @Option(help: ArgumentHelp("Most fragments the namespace may hold, or 'none'.", valueName: "count|none")) var maxFragments: QuotaLimit?
     @Option(help: ArgumentHelp("Most bytes of content the namespace may hold, or 'none'.", valueName: "bytes|none")) var maxBytes: QuotaLimit?
 
-    /// The request body: none without quotas, else the quotas given.
-    var body: JSONValue? {
+    /// The request body: none without quotas (an existing namespace is left as it is), else both
+    /// limits: those given, and for one not given `current`'s (the namespace's quota now, if any).
+    func body(current: JSONValue?) -> JSONValue? {
+        guard self.maxFragments != nil || self.maxBytes != nil else { return nil }
         var quota = JSONObject()
-        if let maxFragments { quota["fragments"] = maxFragments.json }
-        if let maxBytes { quota["bytes"] = maxBytes.json }
-        return quota.isEmpty ? nil : ["quota": .object(quota)]
+        quota["fragments"] = self.maxFragments?.json ?? current?["fragments"] ?? .null
+        quota["bytes"] = self.maxBytes?.json ?? current?["bytes"] ?? .null
+        return ["quota": .object(quota)]
     }
 
     func run() throws {
-        try show(try self.server.api().request("PUT", self.target.namespace.resource(), json: self.body))
+        let api = try self.server.api()
+        var current: JSONValue?
+        if (self.maxFragments == nil) != (self.maxBytes == nil) {
+            // Only one limit given: keep the other (a 404 is a namespace still to be made).
+            let existing = try api.request("GET", self.target.namespace.resource())
+            if existing.status == 200 {
+                current = try existing.json()["quota"]
+            } else if existing.status != 404 {
+                return try show(existing)
+            }
+        }
+        try show(try api.request("PUT", self.target.namespace.resource(), json: self.body(current: current)))
     }
 }
 

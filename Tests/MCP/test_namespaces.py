@@ -145,6 +145,10 @@ async def test_a_namespace_token_works_in_its_namespace_only_and_is_never_logged
     admin = ["--server", server.url, "--token-file", str(admin_file)]
     ok(carma("namespaces", "create", "alice", "--max-fragments", "100", *admin))
     ok(carma("namespaces", "create", "bob", *admin))
+    # One limit set later keeps the other.
+    ok(carma("namespaces", "set", "alice", "--max-bytes", "5000000", *admin))
+    shown = json.loads(ok(carma("namespaces", "show", "alice", *admin)).stdout)
+    assert shown["quota"] == {"fragments": 100, "bytes": 5000000}
     token_file = tmp_path / "alice-token"
     created = ok(carma("namespaces", "token", "create", "alice", "--scope", "write", "--out", str(token_file), *admin))
     secret = token_file.read_text().strip()

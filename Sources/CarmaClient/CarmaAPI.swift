@@ -8,6 +8,9 @@ public final class CarmaAPI {
     public let host: String
     public let port: Int
     public let token: String?
+    /// The namespace whose routes `put`, `get`, `delete` and `scoped(_:)` use; `default` (the
+    /// unprefixed routes) unless given. Every other call takes its path as it is.
+    public let namespace: CarmaNamespace
     private var connection: HTTPConnection?
     private let timeoutSeconds: Int
     /// When set, the longest one call may take in all (connecting, sending, waiting, reading, and a
@@ -16,10 +19,11 @@ public final class CarmaAPI {
     /// When set, overrides `callTimeout` for the next calls: the instant by which they must end.
     public var deadline: ContinuousClock.Instant?
 
-    public init(host: String = "127.0.0.1", port: Int, token: String? = nil, timeoutSeconds: Int = 60) {
+    public init(host: String = "127.0.0.1", port: Int, token: String? = nil, namespace: CarmaNamespace = .default, timeoutSeconds: Int = 60) {
         self.host = host
         self.port = port
         self.token = token
+        self.namespace = namespace
         self.timeoutSeconds = timeoutSeconds
     }
 
@@ -67,16 +71,21 @@ public final class CarmaAPI {
         try self.send(method, path, headers: headers, body: body)
     }
 
+    /// A fragment-scoped route (`/fragments/a`, `/query`, `/export`, ...) in this client's namespace.
+    public func scoped(_ route: String) -> String {
+        self.namespace.path(route)
+    }
+
     public func put(_ id: String, _ fragment: JSONValue, headers: [(String, String)] = []) throws(ClientError) -> ClientResponse {
-        try self.request("PUT", "/fragments/\(id)", json: fragment, headers: headers)
+        try self.request("PUT", self.scoped("/fragments/\(id)"), json: fragment, headers: headers)
     }
 
     public func get(_ id: String, headers: [(String, String)] = []) throws(ClientError) -> ClientResponse {
-        try self.request("GET", "/fragments/\(id)", headers: headers)
+        try self.request("GET", self.scoped("/fragments/\(id)"), headers: headers)
     }
 
     public func delete(_ id: String, headers: [(String, String)] = []) throws(ClientError) -> ClientResponse {
-        try self.request("DELETE", "/fragments/\(id)", headers: headers)
+        try self.request("DELETE", self.scoped("/fragments/\(id)"), headers: headers)
     }
 
     /// GETs a path and parses the JSON body.

@@ -36,6 +36,15 @@ public enum CarmaTool: String, CaseIterable, Sendable {
         }
     }
 
+    /// Whether the tool works on fragments, which live in a namespace (`dream` and `status` work on
+    /// the whole store).
+    public var isNamespaced: Bool {
+        switch self {
+        case .remember, .recall, .get, .forget, .list: return true
+        case .dream, .status: return false
+        }
+    }
+
     /// Whether the tool changes the store (hosts may ask the user first).
     var readOnly: Bool {
         switch self {

@@ -6,6 +6,9 @@ import Foundation
 /// into a result. Never throws: whatever goes wrong is an error result the model can read.
 public struct CarmaToolbox: Sendable {
     let gateway: any CarmaGateway
+    /// Where the memory tools work: their routes are the namespace's (`/namespaces/NS/...`, or the
+    /// unprefixed ones for `default`); the ids they take and show are the namespace's own.
+    public let namespace: CarmaNamespace
     /// Between two looks at a running cycle, when `dream` waits.
     let pollInterval: Duration
     /// Versions and cycle numbers beyond this are not ones carmad hands out (its ceiling is 2^62).
@@ -13,13 +16,22 @@ public struct CarmaToolbox: Sendable {
     /// Most report events put in a `dream` or `status` result; the rest are counted.
     static let maxEvents = 50
 
-    public init(gateway: any CarmaGateway, pollInterval: Duration = .milliseconds(200)) {
+    public init(gateway: any CarmaGateway, namespace: CarmaNamespace = .default, pollInterval: Duration = .milliseconds(200)) {
         self.gateway = gateway
+        self.namespace = namespace
         self.pollInterval = pollInterval
+    }
+
+    /// The tools offered. In a namespace other than `default`, only the memory tools: `dream` and
+    /// `status` act on the whole store (carmad's global routes, which a namespace's token may not
+    /// use), so they cannot be kept inside the namespace.
+    public var tools: [CarmaTool] {
+        self.namespace.isDefault ? CarmaTool.allCases : CarmaTool.allCases.filter(\.isNamespaced)
     }
 
     /// Calls `tool` with `arguments` (the call's JSON object).
     public func call(_ tool: CarmaTool, arguments: JSONObject) async -> ToolResult {
+        guard self.tools.contains(tool) else { return .notOffered(tool, in: self.namespace, offered: self.tools) }
         do {
             let args = try ToolArguments(arguments, allowed: tool.argumentNames)
             switch tool {
@@ -57,7 +69,7 @@ public struct CarmaToolbox: Sendable {
         if let version = try args.integer("if_version", in: 1...Self.maxVersion) {
             headers.append(.init(name: "If-Match", value: "\"\(version)\""))
         }
-        let (response, json) = try await self.send(CarmaRequest("PUT", "/fragments/\(id.pathSegment)", body: .object(body), headers: headers), expecting: [200, 201])
+        let (response, json) = try await self.send(CarmaRequest("PUT", self.namespace.path("/fragments/\(id.pathSegment)"), body: .object(body), headers: headers), expecting: [200, 201])
         let fragment = json?.objectValue ?? [:]
         let created = response.status == 201
         let version = fragment["version"] ?? .null
@@ -74,7 +86,12 @@ public struct CarmaToolbox: Sendable {
         try Self.checkNotEmpty(text, "text")
         var body: JSONObject = ["text": .string(text), "k": .number(Double(try args.integer("k", in: 1...100) ?? 5))]
         if let tags = try args.strings("tags") { body["tags"] = JSONValue(tags) }
-        let (_, json) = try await self.send(CarmaRequest("POST", "/query", body: .object(body)), expecting: [200])
+        let json: JSONValue?
+        do {
+            json = try await self.send(CarmaRequest("POST", self.namespace.path("/query"), body: .object(body)), expecting: [200]).1
+        } catch let answer as ErrorAnswer where answer.isUnknownNamespace {
+            return self.emptyNamespace(["results": []], "Nothing stored matches \"\(text)\"")
+        }
         var answer = json?.objectValue ?? [:]
         let hits = (answer["results"]?.arrayValue ?? []).compactMap(\.objectValue).map(FragmentPresentation.flagged)
         answer["results"] = .array(hits.map(JSONValue.object))
@@ -93,7 +110,7 @@ public struct CarmaToolbox: Sendable {
     private func get(_ args: ToolArguments) async throws -> ToolResult {
         let id = try args.requiredString("id")
         try Self.checkNotEmpty(id, "id")
-        let (_, json) = try await self.send(CarmaRequest("GET", "/fragments/\(id.pathSegment)"), expecting: [200])
+        let (_, json) = try await self.send(CarmaRequest("GET", self.namespace.path("/fragments/\(id.pathSegment)")), expecting: [200])
         let fragment = FragmentPresentation.flagged(json?.objectValue ?? [:])
         return ToolResult(text: FragmentPresentation.describe(fragment), structured: .object(fragment))
     }
@@ -105,7 +122,7 @@ public struct CarmaToolbox: Sendable {
         if let version = try args.integer("if_version", in: 1...Self.maxVersion) {
             headers.append(.init(name: "If-Match", value: "\"\(version)\""))
         }
-        _ = try await self.send(CarmaRequest("DELETE", "/fragments/\(id.pathSegment)", headers: headers), expecting: [204])
+        _ = try await self.send(CarmaRequest("DELETE", self.namespace.path("/fragments/\(id.pathSegment)"), headers: headers), expecting: [204])
         return ToolResult(text: "Forgot '\(id)': deleted on purpose, it will not be rebuilt.", structured: ["id": .string(id), "deleted": true])
     }
 
@@ -119,7 +136,12 @@ public struct CarmaToolbox: Sendable {
         }
         if let tag = try args.string("tag") { query.append("tag=\(tag.pathSegment)") }
         if let cursor = try args.string("cursor") { query.append("cursor=\(cursor.pathSegment)") }
-        let (_, json) = try await self.send(CarmaRequest("GET", "/fragments?" + query.joined(separator: "&")), expecting: [200])
+        let json: JSONValue?
+        do {
+            json = try await self.send(CarmaRequest("GET", self.namespace.path("/fragments?" + query.joined(separator: "&"))), expecting: [200]).1
+        } catch let answer as ErrorAnswer where answer.isUnknownNamespace {
+            return self.emptyNamespace(["items": [], "next_cursor": .null], "No fragments")
+        }
         var answer = json?.objectValue ?? [:]
         let items = (answer["items"]?.arrayValue ?? []).compactMap(\.objectValue).map(FragmentPresentation.flagged)
         answer["items"] = .array(items.map(JSONValue.object))
@@ -183,6 +205,25 @@ public struct CarmaToolbox: Sendable {
     /// A non-2xx answer, carried out of a tool as its error result.
     private struct ErrorAnswer: Error {
         let result: ToolResult
+
+        /// carmad's 404 for a namespace it does not know (or one the token may not see).
+        var isUnknownNamespace: Bool {
+            self.result.structured["status"]?.intValue == 404
+                && self.result.structured["type"]?.stringValue?.hasSuffix("namespace-not-found") == true
+        }
+    }
+
+    /// What recall and list answer in a namespace carmad does not know yet: nothing, and why. A
+    /// namespace exists from its first write (or its creation by the admin), so a new agent's
+    /// first recall finds an empty memory instead of an error. `namespace_exists` says which it was.
+    private func emptyNamespace(_ structured: JSONObject, _ nothing: String) -> ToolResult {
+        var structured = structured
+        structured["namespace"] = .string(self.namespace.name)
+        structured["namespace_exists"] = false
+        return ToolResult(
+            text: "\(nothing): namespace '\(self.namespace.name)' holds nothing yet (carmad does not know it; the first remember creates it "
+                + "when the token may, and a token of another namespace sees it as unknown).",
+            structured: .object(structured))
     }
 
     /// Sends a request; an answer outside `expecting` becomes the problem's error result.

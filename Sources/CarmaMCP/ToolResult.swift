@@ -1,3 +1,4 @@
+import CarmaClient
 import CarmaJSON
 
 /// What a tool call answers, before it is put in MCP's shape: text for the model, the same facts
@@ -18,6 +19,16 @@ public struct ToolResult: Sendable, Equatable {
         ToolResult(
             text: "Invalid arguments: \(error.message).",
             structured: ["type": "invalid-arguments", "title": "Invalid arguments", "field": .string(error.field), "detail": .string(error.message)],
+            isError: true)
+    }
+
+    /// A tool this server does not offer in its namespace (a host calling one it was not listed).
+    static func notOffered(_ tool: CarmaTool, in namespace: CarmaNamespace, offered: [CarmaTool]) -> ToolResult {
+        let detail = "'\(tool.rawValue)' acts on the whole store, not on namespace '\(namespace.name)'; the tools here are "
+            + offered.map(\.rawValue).joined(separator: ", ")
+        return ToolResult(
+            text: "Tool not available: \(detail).",
+            structured: ["type": "tool-not-available", "title": "Tool not available", "detail": .string(detail)],
             isError: true)
     }
 

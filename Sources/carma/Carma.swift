@@ -10,7 +10,7 @@ struct Carma: AsyncParsableCommand {
         abstract: "Client for the CARMA fragment store: everyday calls, corpus import, load generation, the resilience experiment and the MCP server.",
         subcommands: [
             Put.self, Get.self, Delete.self, List.self, History.self, Query.self, Dream.self, Status.self, Export.self, Import.self,
-            Load.self, Experiment.self, MCPCommand.self,
+            Load.self, Experiment.self, MCPCommand.self, Namespaces.self,
         ])
 }
 
@@ -19,7 +19,7 @@ struct ServerOption: ParsableArguments {
     @Option(name: .customLong("server"), help: "Base URL of carmad (env CARMA_SERVER). Default http://127.0.0.1:8080.")
     var url: String?
 
-    @Option(help: "File holding the bearer token for writes (env CARMA_AUTH_TOKEN_FILE).")
+    @Option(help: "File holding the bearer token: the admin's, or a namespace's for --namespace (env CARMA_AUTH_TOKEN_FILE).")
     var tokenFile: String?
 
     @Option(help: "The bearer token itself (env CARMA_TOKEN); --token-file keeps it out of the process list.")
@@ -38,26 +38,87 @@ struct ServerOption: ParsableArguments {
         }
     }
 
-    /// The token from --token, --token-file, CARMA_TOKEN or CARMA_AUTH_TOKEN_FILE, in that order.
+    /// The token from --token, --token-file, CARMA_TOKEN or CARMA_AUTH_TOKEN_FILE, in that order:
+    /// the admin token, or a namespace's (`carma namespaces token create`). Never printed or logged.
     var bearerToken: String? {
         get throws {
             let environment = ProcessInfo.processInfo.environment
-            if let token = self.token { return token }
-            if let file = self.tokenFile {
-                return try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            }
-            if let token = environment["CARMA_TOKEN"] { return token }
-            if let file = environment["CARMA_AUTH_TOKEN_FILE"] {
-                return try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            }
+            if let token = self.token { return try Self.nonEmpty(token, from: "--token") }
+            if let file = self.tokenFile { return try Self.read(file, from: "--token-file") }
+            if let token = environment["CARMA_TOKEN"] { return try Self.nonEmpty(token, from: "CARMA_TOKEN") }
+            if let file = environment["CARMA_AUTH_TOKEN_FILE"] { return try Self.read(file, from: "CARMA_AUTH_TOKEN_FILE") }
             return nil
         }
     }
 
-    func api(timeoutSeconds: Int = 60) throws -> CarmaAPI {
-        let (host, port) = try self.endpoint
-        return CarmaAPI(host: host, port: port, token: try self.bearerToken, timeoutSeconds: timeoutSeconds)
+    /// The token in `file` (surrounding white space dropped). Errors name the file, never its content.
+    private static func read(_ file: String, from source: String) throws -> String {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ValidationError("cannot read the token file \(file) (\(source))")
+        }
+        return try Self.nonEmpty(text, from: "\(source) \(file)")
     }
+
+    private static func nonEmpty(_ token: String, from source: String) throws -> String {
+        let trimmed = token.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw ValidationError("the token from \(source) is empty") }
+        // A header value cannot hold a line break: refuse instead of sending a broken request.
+        guard !trimmed.contains(where: { $0.isNewline || $0 == "\0" }) else {
+            throw ValidationError("the token from \(source) has more than one line")
+        }
+        return trimmed
+    }
+
+    func api(namespace: CarmaNamespace = .default, timeoutSeconds: Int = 60) throws -> CarmaAPI {
+        let (host, port) = try self.endpoint
+        return CarmaAPI(host: host, port: port, token: try self.bearerToken, namespace: namespace, timeoutSeconds: timeoutSeconds)
+    }
+}
+
+/// The namespace of a fragment-scoped command (put, get, delete, list, history, query, export,
+/// import, load, mcp): its routes are `/namespaces/NS/...`; without it, the unprefixed ones
+/// (the namespace `default`).
+struct NamespaceOption: ParsableArguments {
+    @Option(
+        name: .customLong("namespace"),
+        help: ArgumentHelp(
+            "Work in this namespace: its routes are /namespaces/NS/... (env CARMA_NAMESPACE). Default: the namespace 'default' (the unprefixed routes).",
+            valueName: "NS"))
+    var name: String?
+
+    /// --namespace, else CARMA_NAMESPACE, else nil.
+    var given: String? {
+        self.name ?? ProcessInfo.processInfo.environment["CARMA_NAMESPACE"]
+    }
+
+    /// The namespace (checked in `validate`).
+    var namespace: CarmaNamespace {
+        guard let given = self.given else { return .default }
+        // validate() ran before run(): the name is valid.
+        return (try? CarmaNamespace(given)) ?? .default
+    }
+
+    func validate() throws {
+        guard let given = self.given else { return }
+        do {
+            _ = try CarmaNamespace(given)
+        } catch {
+            throw usageFailure("\(self.name == nil ? "CARMA_NAMESPACE" : "--namespace"): \(error)")
+        }
+    }
+}
+
+/// Exit status of a command line that names something invalid (a namespace): 2, as usage errors of
+/// most Unix tools (ArgumentParser's own validation failures exit 64).
+let usageExitCode: Int32 = 2
+
+/// Writes `message` to standard error and returns the exit code to throw (2).
+func usageFailure(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+    return ExitCode(usageExitCode)
 }
 
 /// Prints a response: the body (pretty if JSON) and, for failures, the status; exits non-zero on 4xx/5xx.
@@ -95,6 +156,7 @@ enum Pretty {
 struct Put: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Store a fragment.")
     @OptionGroup var server: ServerOption
+    @OptionGroup var scope: NamespaceOption
     @Argument(help: "Fragment id.") var id: String
     @Option(help: "The text (or use --file).") var content: String?
     @Option(help: "Read the text from a file ('-' for standard input).") var file: String?
@@ -115,35 +177,38 @@ struct Put: ParsableCommand {
             body["metadata"] = try JSONParser.parse(metadata)
         }
         let headers = self.ifVersion.map { [("If-Match", "\"\($0)\"")] } ?? []
-        try show(try self.server.api().put(self.id, .object(body), headers: headers), headers: ["ETag"])
+        try show(try self.server.api(namespace: self.scope.namespace).put(self.id, .object(body), headers: headers), headers: ["ETag"])
     }
 }
 
 struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Read a fragment (a blank stub if it is being rebuilt).")
     @OptionGroup var server: ServerOption
+    @OptionGroup var scope: NamespaceOption
     @Argument var id: String
     @Flag(help: "Fail (503) instead of answering a blank stub.") var strict = false
 
     func run() throws {
         let headers = self.strict ? [("Prefer", "strict")] : []
-        try show(try self.server.api().get(self.id, headers: headers), headers: ["X-Fragment-Status", "ETag"])
+        try show(try self.server.api(namespace: self.scope.namespace).get(self.id, headers: headers), headers: ["X-Fragment-Status", "ETag"])
     }
 }
 
 struct Delete: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Delete a fragment on purpose (it will not be rebuilt).")
     @OptionGroup var server: ServerOption
+    @OptionGroup var scope: NamespaceOption
     @Argument var id: String
 
     func run() throws {
-        try show(try self.server.api().delete(self.id))
+        try show(try self.server.api(namespace: self.scope.namespace).delete(self.id))
     }
 }
 
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List fragments.")
     @OptionGroup var server: ServerOption
+    @OptionGroup var scope: NamespaceOption
     @Option(help: "ok, blank or reconstructed.") var status: String?
     @Option var tag: String?
     @Option var limit = 100
@@ -154,7 +219,7 @@ struct List: ParsableCommand {
         if let status { query.append("status=\(status)") }
         if let tag { query.append("tag=\(Self.encode(tag))") }
         if let cursor { query.append("cursor=\(cursor)") }
-        try show(try self.server.api().request("GET", "/fragments?" + query.joined(separator: "&")))
+        try show(try self.server.api().request("GET", self.scope.namespace.path("/fragments?" + query.joined(separator: "&"))))
     }
 
     static func encode(_ text: String) -> String {
@@ -165,16 +230,18 @@ struct List: ParsableCommand {
 struct History: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "What happened to a fragment.")
     @OptionGroup var server: ServerOption
+    @OptionGroup var scope: NamespaceOption
     @Argument var id: String
 
     func run() throws {
-        try show(try self.server.api().request("GET", "/fragments/\(self.id)/history"))
+        try show(try self.server.api().request("GET", self.scope.namespace.path("/fragments/\(self.id)/history")))
     }
 }
 
 struct Query: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Ranked retrieval by text.")
     @OptionGroup var server: ServerOption
+    @OptionGroup var scope: NamespaceOption
     @Argument(help: "The query text.") var text: String
     @Option var k = 5
     @Option(name: .customLong("tag"), help: "Only fragments with this tag (repeatable).") var tags: [String] = []
@@ -182,7 +249,7 @@ struct Query: ParsableCommand {
     func run() throws {
         var body: JSONObject = ["text": .string(self.text), "k": .number(Double(self.k))]
         if !self.tags.isEmpty { body["tags"] = JSONValue(self.tags) }
-        try show(try self.server.api().request("POST", "/query", json: .object(body)))
+        try show(try self.server.api().request("POST", self.scope.namespace.path("/query"), json: .object(body)))
     }
 }
 

@@ -16,6 +16,7 @@ struct Load: ParsableCommand {
             """)
 
     @OptionGroup var server: ServerOption
+    @OptionGroup var scope: NamespaceOption
     @Argument(help: "put, get, scan or query.") var mode: String
     @Option(help: "JSONL corpus whose sentences become queries (query mode).") var corpus: String?
     @Option(help: "Fragments to write (put), or ids to pick from (get).") var count = 10_000
@@ -31,6 +32,7 @@ struct Load: ParsableCommand {
         let token = try self.server.api().token
         let driver = LoadDriver(host: host, port: port, token: token, connections: self.connections)
         let count = self.count, prefix = self.prefix, connections = self.connections
+        let namespace = self.scope.namespace
         let filler = String(repeating: "x", count: max(0, self.size - 40))
         let deadline = Date().addingTimeInterval(self.duration)
         let result: (samples: [LoadDriver.Sample], failures: [String], seconds: Double)
@@ -39,13 +41,13 @@ struct Load: ParsableCommand {
                 let n = sequence * connections + worker
                 guard n < count else { return nil }
                 let content = "fragment \(prefix)\(n) " + filler
-                return ("PUT", "/fragments/\(prefix)\(n)", ["content": .string(content)], { $0.status == 201 || $0.status == 200 })
+                return ("PUT", namespace.path("/fragments/\(prefix)\(n)"), ["content": .string(content)], { $0.status == 201 || $0.status == 200 })
             }
         } else if self.mode == "scan" {
             result = driver.run { worker, sequence in
                 let n = sequence * connections + worker
                 guard n < count else { return nil }
-                return ("GET", "/fragments/\(prefix)\(n)", JSONValue?.none, { $0.status == 200 })
+                return ("GET", namespace.path("/fragments/\(prefix)\(n)"), JSONValue?.none, { $0.status == 200 })
             }
         } else if self.mode == "query" {
             guard let path = self.corpus else { throw ValidationError("query mode needs --corpus") }
@@ -54,12 +56,12 @@ struct Load: ParsableCommand {
             result = driver.run { _, _ in
                 guard Date() < deadline else { return nil }
                 let body: JSONValue = ["text": .string(sentences[Int.random(in: 0..<sentences.count)]), "k": 10]
-                return ("POST", "/query", body, { $0.status == 200 })
+                return ("POST", namespace.path("/query"), body, { $0.status == 200 })
             }
         } else {
             result = driver.run { worker, _ in
                 guard Date() < deadline else { return nil }
-                return ("GET", "/fragments/\(prefix)\(Int.random(in: 0..<count))", JSONValue?.none, { $0.status == 200 })
+                return ("GET", namespace.path("/fragments/\(prefix)\(Int.random(in: 0..<count))"), JSONValue?.none, { $0.status == 200 })
             }
         }
         let summary = LatencySummary(result.samples.map(\.latency))
@@ -86,12 +88,13 @@ struct Import: ParsableCommand {
             """)
 
     @OptionGroup var server: ServerOption
+    @OptionGroup var scope: NamespaceOption
     @Argument(help: "The export (NDJSON) or JSONL corpus.") var file: String
     @Option(help: "Concurrent connections (corpus only).") var connections = 32
 
     func run() throws {
         if try ExportImport.isExport(self.file) {
-            let totals = try ExportImport(api: try self.server.api(timeoutSeconds: 300), path: self.file).run()
+            let totals = try ExportImport(api: try self.server.api(namespace: self.scope.namespace, timeoutSeconds: 300), path: self.file).run()
             print("imported \(totals.imported), unchanged \(totals.unchanged), superseded by newer versions \(totals.superseded)")
             return
         }
@@ -100,11 +103,12 @@ struct Import: ParsableCommand {
         let driver = LoadDriver(host: host, port: port, token: try self.server.api().token, connections: self.connections)
         let connections = self.connections
         let fragments = corpus.fragments
+        let namespace = self.scope.namespace
         let result = driver.run { worker, sequence in
             let index = sequence * connections + worker
             guard index < fragments.count else { return nil }
             let fragment = fragments[index]
-            return ("PUT", "/fragments/\(fragment.id)", fragment.body, { $0.status == 201 || $0.status == 200 })
+            return ("PUT", namespace.path("/fragments/\(fragment.id)"), fragment.body, { $0.status == 201 || $0.status == 200 })
         }
         let failed = result.samples.filter { !$0.ok }.count
         print("imported \(result.samples.count - failed) of \(fragments.count) fragments in \(String(format: "%.1f", result.seconds)) s (\(Int(Double(result.samples.count) / result.seconds)) per second)")

@@ -13,6 +13,7 @@ struct Export: ParsableCommand {
             """)
 
     @OptionGroup var server: ServerOption
+    @OptionGroup var scope: NamespaceOption
     @Option(help: "Write here instead of standard output (written to FILE.partial, renamed when complete).")
     var out: String?
 
@@ -34,7 +35,7 @@ struct Export: ParsableCommand {
         }
         var lines = ExportLines()
         var progress: Progress?
-        let response = try connection.stream("/export", headers: headers) { bytes throws(ClientError) in
+        let response = try connection.stream(self.scope.namespace.path("/export"), headers: headers) { bytes throws(ClientError) in
             if progress == nil {
                 progress = Progress("export", total: nil)
             }
@@ -57,7 +58,8 @@ struct Export: ParsableCommand {
         if let out = self.out, let partial {
             try? FileManager.default.removeItem(atPath: out)
             try FileManager.default.moveItem(atPath: partial, toPath: out)
-            FileHandle.standardError.write(Data("exported \(lines.fragments) fragments to \(out)\n".utf8))
+            let namespace = self.scope.given == nil ? "" : " of namespace \(self.scope.namespace)"
+            FileHandle.standardError.write(Data("exported \(lines.fragments) fragments\(namespace) to \(out)\n".utf8))
         }
     }
 }
@@ -93,7 +95,8 @@ struct ExportLines {
     }
 }
 
-/// Loads an export into a store in batches (`POST /import`). Every fragment is written at its own
+/// Loads an export into a store in batches (`POST /import`, or `/namespaces/NS/import` for the
+/// API's namespace: the route decides the namespace, a line's `namespace` member is ignored). Every fragment is written at its own
 /// version only where the store's is lower, so a second run changes nothing and a run after an
 /// interruption picks up what is missing.
 struct ExportImport {
@@ -216,7 +219,7 @@ struct ExportImport {
         while true {
             var headers: [(String, String)] = [("Content-Type", "application/x-ndjson")]
             if let token = self.api.token { headers.append(("Authorization", "Bearer \(token)")) }
-            let response = try self.api.raw("POST", "/import", body: body, headers: headers)
+            let response = try self.api.raw("POST", self.api.scoped("/import"), body: body, headers: headers)
             if response.status == 200 { return try response.json() }
             if response.status == 503, waited < 60 {
                 let delay = Double(response.header("Retry-After").flatMap(Int.init) ?? 1)

@@ -12,7 +12,8 @@ import importlib.util
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Callable, Iterator, List, Optional
+import sys
+from typing import AsyncIterator, Callable, Iterator, List, Optional, TextIO
 
 import pytest
 
@@ -45,10 +46,13 @@ def carma_binary() -> Path:
 
 
 @asynccontextmanager
-async def mcp_session(server_url: str, *extra_args: str) -> AsyncIterator[ClientSession]:
-    """An initialized MCP client session with ``carma mcp --server server_url`` as its subprocess."""
-    params = StdioServerParameters(command=str(carma_binary()), args=["mcp", "--server", server_url, *extra_args])
-    async with stdio_client(params) as (read, write):
+async def mcp_session(server_url: str, *extra_args: str, errlog: Optional[TextIO] = None,
+                      env: Optional[dict] = None) -> AsyncIterator[ClientSession]:
+    """An initialized MCP client session with ``carma mcp --server server_url`` as its subprocess
+    (its standard error to ``errlog``, a real file, when given; ``env`` added to its environment)."""
+    params = StdioServerParameters(command=str(carma_binary()), args=["mcp", "--server", server_url, *extra_args],
+                                   env={**os.environ, **env} if env else None)
+    async with stdio_client(params, errlog=errlog or sys.stderr) as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()
             yield session

@@ -221,7 +221,8 @@ def test_tokens_create_use_and_revoke(admin_server: Carmad, uid: Callable[[str],
         admin.create_namespace(bob)
         writer = admin.create_token(alice, "write")
         reader = admin.create_token(alice, "read")
-        assert writer.token and writer.token.startswith("carma_ns_") and writer.id.startswith("tok_")
+        # The formats (the note's examples are `tok_...` and `carma_ns_...`) are the server's business.
+        assert writer.token and writer.id and writer.token != writer.id and reader.token != writer.token
         assert (writer.scope, writer.namespace, reader.scope) == ("write", alice, "read")
         assert {t.id for t in admin.list_tokens(alice)} == {writer.id, reader.id}
         assert all(t.token is None for t in admin.list_tokens(alice))
@@ -264,7 +265,8 @@ def test_quotas(client: CarmaClient, ns: Callable[[str], str]) -> None:
     with pytest.raises(QuotaExceeded) as over:
         space.put_fragment("q-3", "three")
     assert over.value.status == 403 and isinstance(over.value, Forbidden)
-    assert over.value.quota.get("fragments") == 2 and over.value.usage.get("fragments") == 2
+    # `usage` may be the count now (2) or the count the write would reach (3): the note leaves it open.
+    assert over.value.quota.get("fragments") == 2 and over.value.usage.get("fragments") in (2, 3)
     with pytest.raises(FragmentNotFound):
         space.get_fragment("q-3")  # nothing written
     space.put_fragment("q-1", "one, replaced")  # a replacement adds no fragment

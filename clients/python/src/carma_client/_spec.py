@@ -551,5 +551,5 @@ class Spec:
         """Revokes a token at once (admin token); requests with it get 401 afterwards."""
         name = check_namespace(namespace)
         if not isinstance(token_id, str) or not token_id:
-            raise ValueError(f"token_id must be a non-empty str (e.g. 'tok_...'), got {token_id!r}")
+            raise ValueError(f"token_id must be a non-empty str (a NamespaceToken's id), got {token_id!r}")
         return Call("DELETE", "/namespaces/" + name + "/tokens/" + quote(token_id, safe=""), _nothing, ok=(204,))

@@ -141,7 +141,8 @@ class Forbidden(CarmaError):
 
 class QuotaExceeded(Forbidden):
     """403 ``quota-exceeded``: the write would take the namespace over its fragment or byte quota;
-    nothing was written. ``quota`` and ``usage`` are the server's figures (``fragments``, ``bytes``)."""
+    nothing was written. ``quota`` and ``usage`` are the server's figures (``fragments``, ``bytes``)
+    as it sends them (``usage`` may count the refused write: read the ``detail``)."""
 
     @property
     def quota(self) -> Dict[str, Optional[int]]:

@@ -1089,7 +1089,7 @@ class NamespaceDeleted:
 
 @dataclass(frozen=True)
 class NamespaceToken:
-    """A namespace's bearer token. ``token`` (the secret, ``carma_ns_...``) is only known in the
+    """A namespace's bearer token. ``token`` (the secret) is only known in the
     answer to ``create_token``: the server keeps a hash. It is left out of ``repr`` so that
     logging the object does not leak it. ``scope`` is ``read`` or ``write`` (write includes read).
     """

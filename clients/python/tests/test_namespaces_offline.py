@@ -546,10 +546,14 @@ def test_batch_with_every_id_is_retried_after_503(api: Api) -> None:
     assert result.created == 2 and len(api.fake.requests) == 2 and api.sleeps == [2.0]
 
 
-def test_batch_with_a_missing_id_is_not_retried_after_503(api: Api) -> None:
+@pytest.mark.parametrize("items", [
+    [{"id": "a", "content": "x"}, {"content": "server names me"}],
+    [{"id": "a", "content": "x"}, {"id": "b", "content": "conditional", "if_match": 3}],
+], ids=["missing-id", "if_match"])
+def test_batch_with_a_missing_id_or_a_condition_is_not_retried_after_503(api: Api, items: List[Dict[str, Any]]) -> None:
     api.fake.answer((503, {"retry-after": "2"}, problem("not-ready", 503)))
     with pytest.raises(CarmaError) as error:
-        api(lambda c: c.put_fragments([{"id": "a", "content": "x"}, {"content": "server names me"}]))
+        api(lambda c: c.put_fragments(items))
     assert error.value.status == 503 and len(api.fake.requests) == 1 and api.sleeps == []
 
 

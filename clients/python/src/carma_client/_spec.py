@@ -336,11 +336,14 @@ class Spec:
     def put_fragments_request(self, bodies: List[Dict[str, Any]]) -> Call[BatchResult]:
         """One ``POST /fragments`` of at most 1000 checked item bodies (``batch_chunks``).
 
-        Idempotent, so repeated after a lost connection or a 503, only when every item has an
-        id: the server makes ids for the others, and a repeat would store them twice.
+        Taken as idempotent, so repeated after a lost connection or a 503, only when every item
+        has an id and none has ``if_match``: the server makes ids for items without one, so a
+        repeat would store them twice; and a repeat of a conditional item that was written the
+        first time reports 412 for a write that happened.
         """
+        repeatable = all("id" in body and "if_match" not in body for body in bodies)
         return Call("POST", self.prefix + "/fragments", lambda r: BatchResult.from_json(r.json()),
-                    json_body={"fragments": bodies}, idempotent=all("id" in body for body in bodies))
+                    json_body={"fragments": bodies}, idempotent=repeatable)
 
     @operation("getFragmentHistory", "GET", "/fragments/{id}/history")
     def get_history(self, fragment_id: str) -> Call[History]:
@@ -502,8 +505,9 @@ class Spec:
         """Creates a namespace, or sets the quotas of an existing one (``PUT``, admin token).
 
         Without quotas no body is sent: the namespace is created if missing, otherwise left as
-        it is. A quota given is sent; one left None is not sent at all (the server decides what
-        an absent member means for an existing namespace). ``Namespace.created`` says whether
+        it is. A quota given is sent; one left None is not sent. The server replaces the quota
+        as a whole (a member not sent means no limit, on the servers seen so far), so to change
+        one limit of a namespace that has both, pass both. ``Namespace.created`` says whether
         this call created it.
         """
         name = check_namespace(namespace)

@@ -205,8 +205,9 @@ class _AsyncOperations:
     async def put_fragments(self, items: Sequence[Union[BatchItem, Mapping[str, Any]]], *,
                             chunk_size: int = MAX_BATCH_ITEMS) -> BatchResult:
         """Batch write, as ``CarmaClient.put_fragments``: more than ``chunk_size`` (1000) items go
-        as several requests in turn; a request is repeated only when all its items have ids; on
-        an exception the earlier requests' results are in its ``partial_batch``."""
+        as several requests in turn; a request is repeated only when all its items have ids and
+        none ``if_match``; on an exception the earlier requests' results are in its
+        ``partial_batch``."""
         done: List[BatchResult] = []
         for chunk in batch_chunks(items, chunk_size):
             try:

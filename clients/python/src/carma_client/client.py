@@ -132,9 +132,10 @@ class _SyncOperations:
         requests, one after the other, and their results joined; the requests are not one
         transaction. If one fails (an exception, not an item's problem), the earlier ones stay
         written: the exception's ``partial_batch`` holds their results. A request whose items
-        all have ids is repeated after a lost connection or a 503 (the server answers a repeat
-        with the same ids and contents as unchanged); otherwise it is never repeated, since the
-        server would make new ids. An empty ``items`` sends nothing.
+        all have ids and none ``if_match`` is repeated after a lost connection or a 503 (the
+        server answers a repeat with the same ids and contents as unchanged); otherwise it is
+        never repeated: the server would make new ids, or answer 412 for a conditional write it
+        did the first time. An empty ``items`` sends nothing.
         """
         done: List[BatchResult] = []
         for chunk in batch_chunks(items, chunk_size):

@@ -4,6 +4,10 @@ The binary is ``$CARMA_BIN`` or ``.build/debug/carmad`` under the repository roo
 live tests (``Tests/CarmaTesting/ServerProcess.swift``), carmad is started with ``--port 0`` and
 JSON logs, and the port it bound is read back from its ``carmad listening`` line: no race for a
 port picked in advance.
+
+Every test that uses one of those servers (the ``carmad``, ``client`` or ``start_carmad``
+fixtures) is marked ``live`` here, so ``pytest -m "not live"`` (or ``-k "not live"``) runs the
+offline tests alone, without a carmad binary.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import pytest
 
@@ -112,6 +116,15 @@ def lose_payload(server: Carmad, fragment_id: str) -> None:
 
 
 # -- fixtures ---------------------------------------------------------------------------------
+
+#: Fixtures that start carmad: a test using any of them is a live test.
+LIVE_FIXTURES = {"carmad", "client", "start_carmad"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
 
 
 @pytest.fixture(scope="session")

@@ -318,6 +318,7 @@ def test_export_then_import_into_a_fresh_server_is_exact_and_idempotent(start_ca
     assert bad.value.slug == "invalid-import"
 
 
+@pytest.mark.live  # starts its own carmad, not through a fixture
 def test_versions_past_2_53_are_exact_integers(uid: Callable[[str], str]) -> None:
     # Issue 28: carmad served 2^53 + 1 as 2^53 (and 2^60 as 1.152921504606847e+18). The client reads
     # the integer the server now prints, in the body and the ETag alike, also for the next write.

@@ -23,7 +23,6 @@ from carma_client import (
     FragmentBlank,
     FragmentContext,
     IndexingTimeout,
-    QueryHit,
     QueryResponse,
     Readiness,
     RebuildInfo,

@@ -1,8 +1,10 @@
 """HTTP transport: one keep-alive connection per thread, timeouts, and bounded 503 retries.
 
 Kept apart from ``client.py`` so that the operations read as a list of calls and the retry rules
-live (and are tested) in one place. Only ``http.client`` is used: the package must install
-anywhere without dependencies.
+live (and are tested) in one place. Only ``http.client`` is used, so the blocking client works
+without any dependency. The asyncio transport (``aio.py``, on httpx) shares the request head and
+body encoding (``prepare_request``, ``query_path``), the retry decision (``retry_wait``) and the
+error mapping (``problem_error``) defined here.
 """
 
 from __future__ import annotations
@@ -91,6 +93,52 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     return max(0.0, delta)
 
 
+def query_path(path: str, query: Optional[Mapping[str, Any]] = None) -> str:
+    """``path`` with its query string: None values left out, booleans as ``true``/``false``."""
+    items: List[Tuple[str, str]] = []
+    for key, value in (query or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        items.append((key, str(value)))
+    return path + (("?" + urlencode(items)) if items else "")
+
+
+def prepare_request(
+    token: Optional[str],
+    user_agent: str,
+    headers: Optional[Mapping[str, str]],
+    json_body: Any,
+    raw_body: Optional[bytes],
+) -> Tuple[Dict[str, str], Optional[bytes]]:
+    """The headers and body bytes of a request, for both transports (``headers`` win)."""
+    body: Optional[bytes] = raw_body
+    all_headers = {"Accept": "application/json, application/problem+json;q=0.9, */*;q=0.1",
+                   "User-Agent": user_agent}
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
+    if json_body is not None:
+        body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        all_headers["Content-Type"] = "application/json"
+    all_headers.update(headers or {})
+    return all_headers, body
+
+
+def retry_wait(response: Response, policy: RetryPolicy, idempotent: bool, attempt: int, waited: float) -> Optional[float]:
+    """Seconds to sleep before repeating ``response``'s request, or None to return it (both transports)."""
+    if response.status != 503 or attempt >= policy.max_retries:
+        return None
+    if not idempotent and not policy.retry_non_idempotent:
+        return None
+    if (response.header("x-fragment-status") or "").lower() == "blank":
+        return None
+    wait = response.retry_after
+    if wait is None or waited + wait > policy.max_total_wait:
+        return None
+    return wait
+
+
 def problem_error(response: Response, hint: Optional[str] = None) -> CarmaError:
     """Builds the typed exception for an error response.
 
@@ -176,15 +224,7 @@ class Transport:
     # -- requests --------------------------------------------------------------------------
 
     def url_path(self, path: str, query: Optional[Mapping[str, Any]] = None) -> str:
-        items: List[Tuple[str, str]] = []
-        for key, value in (query or {}).items():
-            if value is None:
-                continue
-            if isinstance(value, bool):
-                value = "true" if value else "false"
-            items.append((key, str(value)))
-        suffix = ("?" + urlencode(items)) if items else ""
-        return self._prefix + path + suffix
+        return self._prefix + query_path(path, query)
 
     def request(
         self,
@@ -206,41 +246,19 @@ class Transport:
         policy = retry or self.retry
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        body: Optional[bytes] = raw_body
-        all_headers = {"Accept": "application/json, application/problem+json;q=0.9, */*;q=0.1",
-                       "User-Agent": self.user_agent}
-        if self.token:
-            all_headers["Authorization"] = f"Bearer {self.token}"
-        if json_body is not None:
-            body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-            all_headers["Content-Type"] = "application/json"
-        all_headers.update(headers or {})
+        all_headers, body = prepare_request(self.token, self.user_agent, headers, json_body, raw_body)
         target = self.url_path(path, query)
 
         waited = 0.0
         attempt = 0
         while True:
             response = self._send(method, target, all_headers, body, idempotent)
-            wait = self._retry_wait(response, policy, idempotent, attempt, waited)
+            wait = retry_wait(response, policy, idempotent, attempt, waited)
             if wait is None:
                 return response
             self.sleep(wait)
             waited += wait
             attempt += 1
-
-    @staticmethod
-    def _retry_wait(response: Response, policy: RetryPolicy, idempotent: bool, attempt: int, waited: float) -> Optional[float]:
-        """Seconds to sleep before repeating ``response``'s request, or None to return it."""
-        if response.status != 503 or attempt >= policy.max_retries:
-            return None
-        if not idempotent and not policy.retry_non_idempotent:
-            return None
-        if (response.header("x-fragment-status") or "").lower() == "blank":
-            return None
-        wait = response.retry_after
-        if wait is None or waited + wait > policy.max_total_wait:
-            return None
-        return wait
 
     def _send(self, method: str, target: str, headers: Mapping[str, str], body: Optional[bytes], idempotent: bool) -> Response:
         for reconnect in (False, True):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Type
 
 if TYPE_CHECKING:  # pragma: no cover - imports for type checkers only
-    from .models import BlankStub
+    from .models import BatchResult, BlankStub
 
 PROBLEM_PREFIX = "urn:carma:problem:"
 
@@ -44,6 +44,10 @@ class CarmaError(Exception):
         self.headers: Dict[str, str] = dict(headers or {})
         self.retry_after = retry_after
         super().__init__(self._message())
+
+    #: Set on an error raised by ``put_fragments`` after some of its requests (chunks of at most
+    #: 1000 items) were answered: their results, which the server did write. None otherwise.
+    partial_batch: Optional["BatchResult"] = None
 
     def _message(self) -> str:
         head = f"{self.status} {self.title}".strip() if self.status is not None else self.title
@@ -112,12 +116,47 @@ class PayloadTooLarge(InvalidRequest):
         return value if isinstance(value, int) else None
 
 
+class BatchTooLarge(PayloadTooLarge):
+    """413 ``batch-too-large``: more than 1000 items in one batch (``put_fragments`` splits
+    larger lists itself, so this means a smaller server limit or a hand-made request)."""
+
+
+class Conflict(InvalidRequest):
+    """409: the request contradicts the server's state (``import-conflict``, ``auth-disabled``);
+    nothing was changed. An ``InvalidRequest`` as 409s were before this class existed."""
+
+
+class AuthDisabled(Conflict):
+    """409 ``auth-disabled``: token routes need a server started with ``--auth-token-file``."""
+
+
 class Unauthorized(CarmaError):
     """401: the server runs with ``--auth-token-file`` and the bearer token was missing or wrong."""
 
 
+class Forbidden(CarmaError):
+    """403 ``forbidden``: the token is valid but may not do this (a namespace token on a global
+    route, a read token writing); ``QuotaExceeded`` is a 403 too."""
+
+
+class QuotaExceeded(Forbidden):
+    """403 ``quota-exceeded``: the write would take the namespace over its fragment or byte quota;
+    nothing was written. ``quota`` and ``usage`` are the server's figures (``fragments``, ``bytes``)
+    as it sends them (``usage`` may count the refused write: read the ``detail``)."""
+
+    @property
+    def quota(self) -> Dict[str, Optional[int]]:
+        value = self.problem.get("quota")
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
+    def usage(self) -> Dict[str, Optional[int]]:
+        value = self.problem.get("usage")
+        return dict(value) if isinstance(value, dict) else {}
+
+
 class NotFound(CarmaError):
-    """404: no such route, fragment or cycle."""
+    """404: no such route, fragment, cycle or namespace."""
 
 
 class FragmentNotFound(NotFound):
@@ -126,6 +165,11 @@ class FragmentNotFound(NotFound):
 
 class CycleNotFound(NotFound):
     """404 ``cycle-not-found``: no dream cycle has this id."""
+
+
+class NamespaceNotFound(NotFound):
+    """404 ``namespace-not-found``: the namespace does not exist, or the token is another
+    namespace's (the server answers both alike, so a token cannot probe for names)."""
 
 
 class MethodNotAllowed(CarmaError):
@@ -208,6 +252,14 @@ _BY_SLUG: Dict[str, Type[CarmaError]] = {
     "invalid-budget": InvalidRequest,
     "invalid-cycle": InvalidRequest,
     "invalid-import": InvalidRequest,
+    "invalid-namespace": InvalidRequest,
+    "duplicate-id": InvalidRequest,
+    "batch-too-large": BatchTooLarge,
+    "import-conflict": Conflict,
+    "auth-disabled": AuthDisabled,
+    "forbidden": Forbidden,
+    "quota-exceeded": QuotaExceeded,
+    "namespace-not-found": NamespaceNotFound,
     "length-required": LengthRequired,
     "body-too-large": PayloadTooLarge,
     "json-too-complex": PayloadTooLarge,
@@ -230,8 +282,10 @@ _BY_SLUG: Dict[str, Type[CarmaError]] = {
 _BY_STATUS: Dict[int, Type[CarmaError]] = {
     400: InvalidRequest,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     405: MethodNotAllowed,
+    409: Conflict,
     411: LengthRequired,
     412: PreconditionFailed,
     413: PayloadTooLarge,

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from ._values import DEFAULT_NAMESPACE, fragment_body
+from .errors import CarmaError, error_class
 
 #: ``ok``, ``blank`` or ``reconstructed`` (plus ``unknown`` in neighbour and topology lists).
 FragmentStatus = str
@@ -58,6 +61,15 @@ def _text(data: Mapping[str, Any]) -> str:
 
 def _counts(value: Any) -> Dict[str, int]:
     return {str(key): int(count) for key, count in (value or {}).items()}
+
+
+def _namespace(data: Mapping[str, Any]) -> str:
+    value = data.get("namespace")
+    return value if isinstance(value, str) and value else DEFAULT_NAMESPACE
+
+
+def _opt_int(value: Any) -> Optional[int]:
+    return int(value) if value is not None else None
 
 
 def version_from_etag(etag: Optional[str]) -> Optional[int]:
@@ -109,6 +121,8 @@ class Fragment:
     etag: Optional[str] = None
     #: When the fragment expires (``ttl`` or ``expires_at`` on its PUT); None for never.
     expires_at: Optional[datetime] = None
+    #: The namespace it lives in (bodies of ``default`` carry no ``namespace`` member).
+    namespace: str = DEFAULT_NAMESPACE
 
     @property
     def text(self) -> str:
@@ -158,6 +172,7 @@ class Fragment:
             reconstruction=reconstruction,
             etag=etag,
             expires_at=parse_timestamp(data.get("expires_at")),
+            namespace=_namespace(data),
         )
 
 
@@ -237,6 +252,7 @@ class BlankStub:
     retry_after: Optional[float] = None
     status: FragmentStatus = BLANK
     rebuild_needed: bool = True
+    namespace: str = DEFAULT_NAMESPACE
 
     @property
     def text(self) -> str:
@@ -262,6 +278,7 @@ class BlankStub:
             rebuild=RebuildInfo.from_json(data.get("rebuild")),
             retry_after=retry_after,
             rebuild_needed=bool(data.get("rebuild_needed", True)),
+            namespace=_namespace(data),
         )
 
 
@@ -868,3 +885,222 @@ class Readiness:
             state=str(state),
             signals=_strs(retrieval.get("signals")),
         )
+
+
+# -- batch writes ------------------------------------------------------------------------------
+
+#: Items per ``POST /fragments`` request: the server refuses more (413 ``batch-too-large``).
+MAX_BATCH_ITEMS = 1000
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One fragment of ``put_fragments``: the ``PUT`` body's members plus an optional ``id`` (the
+    server makes a 26-character, time-ordered one when it is None) and ``if_match`` (a version
+    number: the item is written only if the fragment is at that version).
+
+    ``put_fragments`` also takes plain dicts with the same keys; they are checked the same way.
+    """
+
+    content: str
+    id: Optional[str] = None
+    links: Optional[Sequence[str]] = None
+    tags: Optional[Sequence[str]] = None
+    metadata: Optional[Mapping[str, Any]] = None
+    embedding: Optional[Sequence[float]] = None
+    ttl: Optional[int] = None
+    expires_at: Optional[Union[datetime, str]] = None
+    if_match: Optional[int] = None
+
+    @classmethod
+    def coerce(cls, item: Union["BatchItem", Mapping[str, Any]], position: int = 0) -> "BatchItem":
+        """A ``BatchItem`` from itself or a dict; ``TypeError`` for anything else or unknown keys."""
+        if isinstance(item, BatchItem):
+            return item
+        if not isinstance(item, Mapping):
+            raise TypeError(f"batch item {position} must be a dict or a BatchItem, not {type(item).__name__}")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(str(key) for key in item if key not in known)
+        if unknown:
+            raise TypeError(f"batch item {position} has unknown member(s) {unknown}; known: {sorted(known)}")
+        if "content" not in item:
+            raise TypeError(f"batch item {position} has no content")
+        return cls(**{str(key): value for key, value in item.items()})
+
+    def to_json(self, position: int = 0) -> Dict[str, Any]:
+        """The item's JSON, checked like ``put_fragment``'s arguments (``TypeError``/``ValueError``)."""
+        what = repr(self.id) if self.id is not None else f"batch item {position}"
+        body: Dict[str, Any] = {}
+        if self.id is not None:
+            if not isinstance(self.id, str):
+                raise TypeError(f"batch item {position}: id must be a str, not {type(self.id).__name__}")
+            body["id"] = self.id
+        body.update(fragment_body(what, self.content, links=self.links, tags=self.tags, metadata=self.metadata,
+                                  embedding=self.embedding, ttl=self.ttl, expires_at=self.expires_at))
+        if self.if_match is not None:
+            if isinstance(self.if_match, bool) or not isinstance(self.if_match, int):
+                raise TypeError(f"{what}: if_match is a version number (int), not {type(self.if_match).__name__}")
+            body["if_match"] = self.if_match
+        return body
+
+
+@dataclass(frozen=True)
+class BatchItemResult:
+    """What happened to one batch item, in the order sent.
+
+    ``status`` is the HTTP status the item would have had alone: 201 created, 200 updated (or
+    the same content again: version unchanged), 4xx refused with ``problem``. ``id`` is the
+    server-made id for items sent without one (None if such an item was refused).
+    """
+
+    id: Optional[str]
+    status: int
+    version: Optional[int] = None
+    fragment_status: Optional[str] = None
+    problem: Optional[Dict[str, Any]] = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def created(self) -> bool:
+        return self.status == 201
+
+    def error(self) -> Optional[CarmaError]:
+        """The item's problem as the exception a single write would have raised (not raised), or None."""
+        if self.ok:
+            return None
+        problem = self.problem or {}
+        problem_type = problem.get("type") if isinstance(problem.get("type"), str) else None
+        detail = problem.get("detail")
+        return error_class(problem_type, self.status)(
+            type=problem_type or "about:blank", status=self.status, title=str(problem.get("title") or ""),
+            detail=detail if isinstance(detail, str) else None, problem=problem)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "BatchItemResult":
+        problem = data.get("problem")
+        return cls(id=data.get("id"), status=int(data["status"]), version=_opt_int(data.get("version")),
+                   fragment_status=data.get("fragment_status"),
+                   problem=dict(problem) if isinstance(problem, Mapping) else None)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The answer to ``put_fragments``: one result per item, in order, and the counts.
+
+    When the items took several requests the results are concatenated and the counts summed.
+    """
+
+    results: List[BatchItemResult]
+    created: int
+    updated: int
+    failed: int
+
+    @property
+    def ids(self) -> List[Optional[str]]:
+        """The items' ids in order (server-made ones included; None for a refused item without id)."""
+        return [result.id for result in self.results]
+
+    @property
+    def failures(self) -> List[BatchItemResult]:
+        return [result for result in self.results if not result.ok]
+
+    @property
+    def ok(self) -> bool:
+        """True when every item was written."""
+        return not self.failures
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "BatchResult":
+        results = [BatchItemResult.from_json(item) for item in data.get("results", [])]
+        return cls(
+            results=results,
+            created=int(data.get("created", sum(1 for r in results if r.status == 201))),
+            updated=int(data.get("updated", sum(1 for r in results if r.status == 200))),
+            failed=int(data.get("failed", sum(1 for r in results if not r.ok))),
+        )
+
+    @classmethod
+    def merge(cls, parts: Sequence["BatchResult"]) -> "BatchResult":
+        return cls(results=[result for part in parts for result in part.results],
+                   created=sum(part.created for part in parts), updated=sum(part.updated for part in parts),
+                   failed=sum(part.failed for part in parts))
+
+
+# -- namespaces and tokens ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NamespaceQuota:
+    """Limits of a namespace; None means no limit."""
+
+    fragments: Optional[int] = None
+    bytes: Optional[int] = None
+
+    @classmethod
+    def from_json(cls, data: Optional[Mapping[str, Any]]) -> "NamespaceQuota":
+        data = data or {}
+        return cls(fragments=_opt_int(data.get("fragments")), bytes=_opt_int(data.get("bytes")))
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """A namespace and its usage. ``quota`` and ``created_at`` are None in listings (the server
+    sends them only for one namespace); ``created`` is set by ``create_namespace`` only: True
+    when the ``PUT`` created it, False when it existed (its quotas were set)."""
+
+    name: str
+    fragments: int
+    bytes: int
+    quota: Optional[NamespaceQuota] = None
+    created_at: Optional[datetime] = None
+    created: Optional[bool] = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], created: Optional[bool] = None) -> "Namespace":
+        quota = data.get("quota")
+        return cls(name=data["name"], fragments=int(data.get("fragments", 0)), bytes=int(data.get("bytes", 0)),
+                   quota=NamespaceQuota.from_json(quota) if isinstance(quota, Mapping) else None,
+                   created_at=parse_timestamp(data.get("created_at")), created=created)
+
+
+@dataclass(frozen=True)
+class NamespacePage:
+    """One page of ``GET /namespaces`` (sorted by name); ``next_cursor`` None on the last."""
+
+    namespaces: List[Namespace]
+    next_cursor: Optional[str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "NamespacePage":
+        return cls(namespaces=[Namespace.from_json(item) for item in data.get("namespaces", [])],
+                   next_cursor=data.get("next_cursor"))
+
+
+@dataclass(frozen=True)
+class NamespaceDeleted:
+    """``DELETE /namespaces/{ns}``: the name and how many fragments were tombstoned."""
+
+    name: str
+    deleted: int
+
+
+@dataclass(frozen=True)
+class NamespaceToken:
+    """A namespace's bearer token. ``token`` (the secret) is only known in the
+    answer to ``create_token``: the server keeps a hash. It is left out of ``repr`` so that
+    logging the object does not leak it. ``scope`` is ``read`` or ``write`` (write includes read).
+    """
+
+    id: str
+    scope: str
+    namespace: str
+    token: Optional[str] = field(default=None, repr=False)
+    created_at: Optional[datetime] = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], namespace: str) -> "NamespaceToken":
+        return cls(id=data["id"], scope=data["scope"], namespace=data.get("namespace") or namespace,
+                   token=data.get("token"), created_at=parse_timestamp(data.get("created_at")))

@@ -32,8 +32,9 @@ fi
 if [ "$want_test" = 1 ]; then
   # mcp: the real MCP client that drives `carma mcp` in Tests/MCP (its 2.x API, pinned).
   # selenium: drives chromium through chromium-driver in Tests/Console.
-  python_modules=(openapi_spec_validator prometheus_client schemathesis yaml mcp selenium)
-  python_packages=(openapi-spec-validator prometheus_client "schemathesis==4.32.5" PyYAML "mcp==2.3.0" "selenium==4.51.0")
+  # httpx: the Python client's asyncio client (clients/python) and the namespace tests.
+  python_modules=(openapi_spec_validator prometheus_client schemathesis yaml mcp selenium httpx)
+  python_packages=(openapi-spec-validator prometheus_client "schemathesis==4.32.5" PyYAML "mcp==2.3.0" "selenium==4.51.0" "httpx==0.28.1")
   need_pip=0
   for module in "${python_modules[@]}"; do
     python3 -c "import $module" >/dev/null 2>&1 || need_pip=1

@@ -23,5 +23,8 @@ python3 -m pytest -q -p no:cacheprovider Tests/Scripts
 # `carma mcp` driven by a real MCP client (the mcp package) against live carmad processes.
 CARMA_BIN="$(swift build --show-bin-path)/carmad" python3 -m pytest -q -p no:cacheprovider Tests/MCP
 CARMA_BIN="$(swift build --show-bin-path)/carmad" python3 -m pytest -q -p no:cacheprovider clients/python/tests
+# Namespaces against a hostile tenant: tokens, isolation, reconstruction sources, deletion (kill -9,
+# restart, reindex), quotas and batches, on live carmad processes.
+CARMA_BIN="$(swift build --show-bin-path)/carmad" python3 -m pytest -q -p no:cacheprovider Tests/Namespaces
 # The web console in headless Chromium (Selenium, chromium-driver); screenshots go to bench-results/console.
 CARMA_BIN="$(swift build --show-bin-path)/carmad" python3 -m pytest -q -p no:cacheprovider Tests/Console

@@ -96,6 +96,16 @@ public enum StoreBackup {
             segments += copied
             if log.relative == BackupManifest.primaryRoot { primarySequence = copied.map(\.maxSequence).max() ?? 0 }
         }
+        // The namespace catalog, both copies (a journal: whatever it held at this moment; a
+        // deletion it records and the segments do not yet is finished when the restored store opens).
+        for (source, relative) in zip(configuration.namespaceJournalPaths, ["data/namespaces.journal", "redundancy/namespaces.journal"])
+        where FileSystem.exists(source) {
+            do {
+                try FileSystem.writeDurably("\(target.root)/\(relative)", try FileSystem.read(source))
+            } catch {
+                throw .io(error, doing: "copy the namespace journal")
+            }
+        }
         summary.registryBytes = registry.map { Int64($0.bytes) }
         summary.fragments = registry?.fragments
         let manifest = BackupManifest(

@@ -42,9 +42,11 @@ extension CarmaService {
         }
         if !batch.isEmpty { try self.ensureNamespace(namespace) }
         let store = self.store
+        let metrics = self.metrics
         let (settled, puts, places) = (results, batch, positions)
         return .deferred { complete in
             store.put(batch: puts) { outcomes in
+                metrics.refused(outcomes.compactMap { if case .failure(let error) = $0 { error } else { nil } })
                 var results = settled
                 for (position, (put, outcome)) in zip(places, zip(puts, outcomes)) {
                     let id = FragmentKey.local(put.id)

@@ -43,6 +43,7 @@ extension CarmaService {
 
     /// The problem for a failed write; a failed precondition carries the current ETag.
     func writeProblem(_ error: StoreError, id: String) -> HTTPResponse {
+        self.metrics.refused([error])
         var response = HTTPResponse.problem(for: error)
         if error.code == .preconditionFailed, let row = self.store.row(id) {
             response.headers.set("ETag", Self.etag(version: row.version, status: row.status))

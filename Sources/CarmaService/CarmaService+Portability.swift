@@ -42,6 +42,7 @@ extension CarmaService {
                     counts["fragments"] = .number(Double(outcomes.count))
                     complete(.json(200, .object(counts)))
                 case .failure(let error):
+                    self.metrics.refused([error])
                     if let index = error.fragmentIndex, lines.indices.contains(index) {
                         // Name the line, as for the checks made while reading the body.
                         complete(.problem(for: error, line: lines[index]))

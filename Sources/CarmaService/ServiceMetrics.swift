@@ -36,6 +36,10 @@ final class ServiceMetrics: DreamObserver, Sendable {
     private let embedded: CoreMetrics.Gauge
     private let embeddingsComputed: CoreMetrics.Counter
     private let commits: CoreMetrics.Counter
+    /// Namespaces holding fragments, and writes refused for a quota. Totals only: a series per
+    /// namespace would be one per end user, without bound (GET /namespaces has the counts).
+    private let namespaces: CoreMetrics.Gauge
+    private let quotaRejections: CoreMetrics.Counter
     /// Cluster mode only: whether PostgreSQL answers, and calls that found it unavailable.
     private let database: (up: CoreMetrics.Gauge, errors: CoreMetrics.Counter)?
     /// Store counters already added to their Prometheus counters (the store keeps running totals).
@@ -96,6 +100,8 @@ final class ServiceMetrics: DreamObserver, Sendable {
         self.embedded = CoreMetrics.Gauge(label: "carma_embedded_fragments", factory: factory)
         self.embeddingsComputed = CoreMetrics.Counter(label: "carma_embeddings_computed_total", factory: factory)
         self.commits = CoreMetrics.Counter(label: "carma_group_commits_total", factory: factory)
+        self.namespaces = CoreMetrics.Gauge(label: "carma_namespaces", factory: factory)
+        self.quotaRejections = CoreMetrics.Counter(label: "carma_quota_rejections_total", factory: factory)
         self.database = database
             ? (CoreMetrics.Gauge(label: "carma_database_up", factory: factory), CoreMetrics.Counter(label: "carma_database_errors_total", factory: factory))
             : nil
@@ -149,6 +155,12 @@ final class ServiceMetrics: DreamObserver, Sendable {
         self.confidence.record(confidence)
     }
 
+    /// Counts the writes among `errors` refused for a namespace's quota.
+    func refused(_ errors: [StoreError]) {
+        let count = errors.filter { $0.code == .quotaExceeded }.count
+        if count > 0 { self.quotaRejections.increment(by: Int64(count)) }
+    }
+
     func scrubbed(progress: Double) {
         self.scrubProgress.record(progress)
     }
@@ -169,6 +181,7 @@ final class ServiceMetrics: DreamObserver, Sendable {
         self.bytesStored["redundancy"]?.record(files.redundancy)
         self.bytesStored["registry"]?.record(files.registry)
         self.cacheBytes.record(stats.cacheBytes)
+        self.namespaces.record(store.usage().count)
         let meaning = store.meaningStatus
         self.embeddingBacklog.record(meaning.backlog)
         self.embedded.record(meaning.embedded)

@@ -109,8 +109,11 @@ extension FragmentStore {
             for (index, fragment) in fragments.enumerated() {
                 let stored = state[fragment.id]?.row
                 // A deleted namespace's versions stay deleted: as if a newer version were stored.
-                let floor = self.journal.versionFloor(FragmentKey.namespace(of: fragment.id))
-                let current = max(stored?.version ?? 0, seen[fragment.id] ?? 0, floor)
+                if fragment.version <= self.journal.versionFloor(FragmentKey.namespace(of: fragment.id)) {
+                    outcomes.append(.superseded)
+                    continue
+                }
+                let current = max(stored?.version ?? 0, seen[fragment.id] ?? 0)
                 seen[fragment.id] = max(current, fragment.version)
                 if let stored, stored.version == fragment.version, let checksum = checksums[index], Self.differs(stored, checksum) {
                     return .failure(.importConflict(fragment.id, version: fragment.version, index: index))

@@ -64,7 +64,7 @@ def main() -> None:
         namespace, count, out = sys.argv[2], int(sys.argv[3]), sys.argv[4]
         with open(out, "w") as f:
             for note in notes(namespace, count):
-                f.write(json.dumps({"content": note["content"]}) + "\n")
+                f.write(json.dumps({"id": note["id"], "content": note["content"]}) + "\n")
         return
     url, spaces, per = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None

@@ -32,22 +32,23 @@ start_carmad 18096 "$WORK/namespaces/one" "${quiet[@]}"
 python3 "$notes" write http://127.0.0.1:18096 1 "$PER" --only "$PROBE"
 stop_carmad
 
-# start_measured PORT DIR: starts carmad, prints "healthz_s index_s rss_mib" once the text index is loaded.
+# start_measured PORT DIR OUT: starts carmad; writes "healthz_s index_s rss_mib" to OUT once the text
+# index is loaded (not in a subshell: the EXIT trap there would stop carmad).
 start_measured() {
-  local port=$1 data=$2 begin
+  local port=$1 data=$2 out=$3 begin healthy indexed rss
   begin=$(date +%s.%N)
   start_carmad "$port" "$data" "${quiet[@]}"
-  local healthy
   healthy=$(python3 -c "import time; print(time.time() - $begin)")
   until curl -fsS "http://127.0.0.1:$port/readyz" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["retrieval"]["text_index_ready"] else 1)'; do sleep 0.1; done
-  local indexed rss
   indexed=$(python3 -c "import time; print(time.time() - $begin)")
   rss=$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$CARMAD_PID/status")
-  echo "$healthy $indexed $rss"
+  echo "$healthy $indexed $rss" >"$out"
 }
 
-many=$(start_measured 18095 "$WORK/namespaces/many"); many_pid=$CARMAD_PID
-one=$(start_measured 18096 "$WORK/namespaces/one"); one_pid=$CARMAD_PID
+start_measured 18095 "$WORK/namespaces/many" "$WORK/namespaces/many.start"; many_pid=$CARMAD_PID
+start_measured 18096 "$WORK/namespaces/one" "$WORK/namespaces/one.start"; one_pid=$CARMAD_PID
+many=$(cat "$WORK/namespaces/many.start")
+one=$(cat "$WORK/namespaces/one.start")
 for round in $(seq 1 "$ROUNDS"); do
   for store in many one; do
     port=$([ "$store" = many ] && echo 18095 || echo 18096)

@@ -133,6 +133,25 @@ struct NamespaceStoreTests {
         #expect(test.store.row("gone/n1") == nil)
     }
 
+    @Test("a backup carries the catalog: the restored store has the namespace, its quota, its tokens and its fragments")
+    func backup() throws {
+        let test = try TestStore(cacheBytes: 0)
+        _ = try test.store.namespaces.create("alice", quota: NamespaceQuota(fragments: 9))
+        try test.store.namespaces.addToken(NamespaceToken(id: "tok1", namespace: "alice", scope: .write, hash: [UInt8](repeating: 1, count: 32), createdAt: .now))
+        try test.put("alice/n1", "Alice's note, backed up.")
+        test.store.flush()
+        let target = TemporaryDirectory("backup-namespaces")
+        defer { target.remove() }
+        _ = try StoreBackup.take(from: TestStore.configuration(test.directory.path, cacheBytes: 0), to: target.path)
+        let restored = try FragmentStore(
+            configuration: StoreConfiguration(dataDirectory: "\(target.path)/data", redundancyDirectory: "\(target.path)/redundancy", cacheBytes: 0),
+            logger: .init(label: "restored"))
+        defer { restored.close() }
+        #expect(restored.namespaces.entry("alice")?.quota == NamespaceQuota(fragments: 9))
+        #expect(restored.namespaces.token("tok1")?.namespace == "alice")
+        guard case .fragment = restored.read("alice/n1") else { Issue.record("not restored"); return }
+    }
+
     @Test("repair tickets come with namespaces in turn: one namespace's backlog does not hold back another's")
     func repairTurns() throws {
         let test = try TestStore(cacheBytes: 0)

@@ -5,7 +5,8 @@
         writes PER_NAMESPACE short notes (60-200 bytes: facts about people and tasks, linked to the
         note before) into each of NAMESPACES namespaces u00000, u00001, … with batch writes
         (POST /namespaces/{ns}/fragments, one request per namespace, 8 at a time); --only writes
-        one namespace's notes (the same ones), for the store that holds only it.
+        one namespace's notes (the same ones), for the store that holds only it; --flat writes every
+        note into the namespace default instead (ids `u00042.m7`), for the store without namespaces.
     namespaces-notes.py corpus NS PER_NAMESPACE OUT
         writes NS's notes as JSONL ({"content": …}), the query corpus for `carma load query`.
 
@@ -49,9 +50,14 @@ def notes(namespace: str, count: int):
     return out
 
 
-def post(url: str, namespace: str, items, token: str = "") -> None:
+def post(url: str, namespace: str, items, token: str = "", flat: bool = False) -> None:
+    if flat:
+        # Everything in the namespace default, the namespace's name in the ids instead.
+        items = [{**item, "id": f"{namespace}.{item['id']}", **({"links": [f"{namespace}.{link}" for link in item["links"]]} if "links" in item else {})}
+                 for item in items]
     body = json.dumps({"fragments": items}).encode()
-    request = urllib.request.Request(f"{url}/namespaces/{namespace}/fragments", data=body, method="POST",
+    path = "/fragments" if flat else f"/namespaces/{namespace}/fragments"
+    request = urllib.request.Request(f"{url}{path}", data=body, method="POST",
                                      headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})})
     with urllib.request.urlopen(request, timeout=120) as response:
         answer = json.load(response)
@@ -69,10 +75,11 @@ def main() -> None:
     url, spaces, per = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     token = sys.argv[sys.argv.index("--token") + 1] if "--token" in sys.argv else ""
+    flat = "--flat" in sys.argv
     names = [only] if only else [f"u{index:05d}" for index in range(spaces)]
     started = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
-        for done, _ in enumerate(pool.map(lambda name: post(url, name, notes(name, per), token), names), 1):
+        for done, _ in enumerate(pool.map(lambda name: post(url, name, notes(name, per), token, flat), names), 1):
             if done % 1000 == 0:
                 print(f"  {done} namespaces written ({time.monotonic() - started:.0f} s)", file=sys.stderr)
     print(f"wrote {len(names)} namespaces x {per} notes in {time.monotonic() - started:.1f} s", file=sys.stderr)

@@ -3,7 +3,8 @@
 # fragments of 60-200 bytes, written with batch writes), against a store holding only one of them.
 # Measures: the load's rate, start-up (to /healthz, and until the text index is loaded), RSS once
 # loaded, and a text query's latency in that one namespace on both stores, side by side (alternate
-# rounds, medians of the rounds' p50s).
+# rounds, medians of the rounds' p50s). A third store holds the same million notes in the one
+# namespace default: what the namespaces themselves cost in start-up and memory.
 #
 # Without the model: embedding a million notes takes hours on this machine, and a query's
 # embedding costs the same on both stores (bench/query.sh measures it); what a namespace's query
@@ -31,6 +32,9 @@ stop_carmad
 start_carmad 18096 "$WORK/namespaces/one" "${quiet[@]}"
 python3 "$notes" write http://127.0.0.1:18096 1 "$PER" --only "$PROBE"
 stop_carmad
+start_carmad 18097 "$WORK/namespaces/flat" "${quiet[@]}"
+python3 "$notes" write http://127.0.0.1:18097 "$NAMESPACES" "$PER" --flat
+stop_carmad
 
 # start_measured PORT DIR OUT: starts carmad; writes "healthz_s index_s rss_mib" to OUT once the text
 # index is loaded (not in a subshell: the EXIT trap there would stop carmad).
@@ -45,6 +49,8 @@ start_measured() {
   echo "$healthy $indexed $rss" >"$out"
 }
 
+start_measured 18097 "$WORK/namespaces/flat" "$WORK/namespaces/flat.start"
+stop_carmad
 start_measured 18095 "$WORK/namespaces/many" "$WORK/namespaces/many.start"; many_pid=$CARMAD_PID
 start_measured 18096 "$WORK/namespaces/one" "$WORK/namespaces/one.start"; one_pid=$CARMAD_PID
 many=$(cat "$WORK/namespaces/many.start")
@@ -59,27 +65,28 @@ done
 kill -TERM "$many_pid" "$one_pid" 2>/dev/null || true
 wait "$many_pid" "$one_pid" 2>/dev/null || true
 
-python3 - "$WORK/namespaces" "$ROUNDS" "$NAMESPACES" "$PER" "$load_seconds" "$many" "$one" "$RESULTS/namespaces.json" <<'PY'
+python3 - "$WORK/namespaces" "$ROUNDS" "$NAMESPACES" "$PER" "$load_seconds" "$many" "$one" "$RESULTS/namespaces.json" "$(cat "$WORK/namespaces/flat.start")" <<'PY'
 import json, statistics, sys
 work, rounds, spaces, per, load = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-many, one = ([float(x) for x in s.split()] for s in sys.argv[6:8])
+many, one, flat = ([float(x) for x in s.split()] for s in (sys.argv[6], sys.argv[7], sys.argv[9]))
 def p50s(store):
     return [json.load(open(f"{work}/{store}-{r}.json"))["latency"]["p50_ms"] for r in range(1, rounds + 1)]
 result = {
     "namespaces": spaces, "notes_per_namespace": per, "fragments": spaces * per, "load_seconds": load,
     "many": {"healthz_s": many[0], "text_index_s": many[1], "rss_mib": many[2], "query_p50_ms_rounds": p50s("many")},
     "one": {"healthz_s": one[0], "text_index_s": one[1], "rss_mib": one[2], "query_p50_ms_rounds": p50s("one")},
+    "flat": {"healthz_s": flat[0], "text_index_s": flat[1], "rss_mib": flat[2]},
 }
 m, o = statistics.median(result["many"]["query_p50_ms_rounds"]), statistics.median(result["one"]["query_p50_ms_rounds"])
 result["query_p50_ratio_many_over_one"] = m / o
 json.dump(result, open(sys.argv[8], "w"), indent=1)
 def secs(s): return f"{s:.1f} s" if s >= 1 else f"{s * 1000:.0f} ms"
-print(f"| {spaces:,} namespaces x {per} notes ({spaces * per:,} fragments) | store with all of them | store with only one namespace |")
-print("|---|---|---|")
-print(f"| loaded (batch writes, 8 clients) | {secs(load)} ({spaces * per / load:,.0f} notes/s) | |")
-print(f"| start-up to /healthz | {secs(many[0])} | {secs(one[0])} |")
-print(f"| start-up until the text index is loaded | {secs(many[1])} | {secs(one[1])} |")
-print(f"| RSS once loaded | {many[2]:,.0f} MiB | {one[2]:,.0f} MiB |")
-print(f"| text query in one namespace, p50 (median of {rounds} rounds) | {m:.2f} ms | {o:.2f} ms |")
-print(f"| ratio | {m / o:.2f} | 1 |")
+print(f"| {spaces:,} namespaces x {per} notes ({spaces * per:,} fragments) | store with all of them | store with only one namespace | the same notes in one namespace |")
+print("|---|---|---|---|")
+print(f"| loaded (batch writes, 8 clients) | {secs(load)} ({spaces * per / load:,.0f} notes/s) | | |")
+print(f"| start-up to /healthz | {secs(many[0])} | {secs(one[0])} | {secs(flat[0])} |")
+print(f"| start-up until the text index is loaded | {secs(many[1])} | {secs(one[1])} | {secs(flat[1])} |")
+print(f"| RSS once loaded | {many[2]:,.0f} MiB | {one[2]:,.0f} MiB | {flat[2]:,.0f} MiB |")
+print(f"| text query in one namespace, p50 (median of {rounds} rounds) | {m:.2f} ms | {o:.2f} ms | |")
+print(f"| ratio | {m / o:.2f} | 1 | |")
 PY

@@ -82,7 +82,76 @@ enum ClusterSchema {
             CREATE TABLE carma_settings (key text PRIMARY KEY, value text NOT NULL);
             """
         },
+        Migration(version: 3, description: "namespaces: catalog, version floors, tokens, usage counters, the namespace of each fragment") { _ in
+            """
+            ALTER TABLE carma_fragments ADD COLUMN namespace text NOT NULL
+                GENERATED ALWAYS AS (CASE WHEN strpos(id, '/') = 0 THEN 'default' ELSE split_part(id, '/', 1) END) STORED;
+            CREATE INDEX carma_fragments_namespace ON carma_fragments (namespace, id);
+            CREATE TABLE carma_namespaces (
+                name text COLLATE "C" PRIMARY KEY,
+                quota_fragments bigint,
+                quota_bytes bigint,
+                created_at bigint NOT NULL
+            );
+            CREATE TABLE carma_namespace_floors (name text COLLATE "C" PRIMARY KEY, floor bigint NOT NULL, removed_at bigint NOT NULL);
+            CREATE TABLE carma_tokens (
+                id text PRIMARY KEY,
+                namespace text COLLATE "C" NOT NULL REFERENCES carma_namespaces (name) ON DELETE CASCADE,
+                scope text NOT NULL CHECK (scope IN ('read', 'write')),
+                hash bytea NOT NULL,
+                created_at bigint NOT NULL
+            );
+            CREATE INDEX carma_tokens_by_namespace ON carma_tokens (namespace);
+            CREATE TABLE carma_namespace_usage (
+                namespace text NOT NULL,
+                shard integer NOT NULL,
+                fragments bigint NOT NULL,
+                bytes bigint NOT NULL,
+                PRIMARY KEY (namespace, shard)
+            );
+            CREATE FUNCTION carma_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes)
+                SELECT namespace, pg_backend_pid() % \(ClusterSchema.usageShards), count(*), sum(size) FROM carma_new GROUP BY namespace ORDER BY namespace
+                ON CONFLICT (namespace, shard) DO UPDATE SET fragments = u.fragments + excluded.fragments, bytes = u.bytes + excluded.bytes;
+                RETURN NULL;
+            END $$;
+            CREATE FUNCTION carma_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes)
+                SELECT namespace, pg_backend_pid() % \(ClusterSchema.usageShards), -count(*), -sum(size) FROM carma_old GROUP BY namespace ORDER BY namespace
+                ON CONFLICT (namespace, shard) DO UPDATE SET fragments = u.fragments + excluded.fragments, bytes = u.bytes + excluded.bytes;
+                RETURN NULL;
+            END $$;
+            CREATE FUNCTION carma_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes)
+                SELECT d.namespace, pg_backend_pid() % \(ClusterSchema.usageShards), sum(d.fragments), sum(d.bytes)
+                FROM (SELECT namespace, 1 AS fragments, size::bigint AS bytes FROM carma_new
+                      UNION ALL SELECT namespace, -1, -size::bigint FROM carma_old) d
+                GROUP BY d.namespace HAVING sum(d.fragments) <> 0 OR sum(d.bytes) <> 0 ORDER BY d.namespace
+                ON CONFLICT (namespace, shard) DO UPDATE SET fragments = u.fragments + excluded.fragments, bytes = u.bytes + excluded.bytes;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER carma_usage_inserted AFTER INSERT ON carma_fragments REFERENCING NEW TABLE AS carma_new
+                FOR EACH STATEMENT EXECUTE FUNCTION carma_count_inserted();
+            CREATE TRIGGER carma_usage_updated AFTER UPDATE ON carma_fragments REFERENCING OLD TABLE AS carma_old NEW TABLE AS carma_new
+                FOR EACH STATEMENT EXECUTE FUNCTION carma_count_updated();
+            CREATE TRIGGER carma_usage_deleted AFTER DELETE ON carma_fragments REFERENCING OLD TABLE AS carma_old
+                FOR EACH STATEMENT EXECUTE FUNCTION carma_count_deleted();
+            INSERT INTO carma_namespace_usage (namespace, shard, fragments, bytes)
+                SELECT namespace, 0, count(*), sum(size) FROM carma_fragments GROUP BY namespace;
+            INSERT INTO carma_namespaces (name, created_at)
+                SELECT namespace, (extract(epoch FROM now()) * 1000)::bigint FROM carma_fragments WHERE namespace <> 'default' GROUP BY namespace
+                UNION ALL SELECT 'default', 0;
+            """
+        },
     ]
+
+    /// Rows each namespace's usage counters are spread over (`carma_namespace_usage`): a write adds
+    /// to the row of its database session, so that concurrent writes into one namespace do not
+    /// queue on one row.
+    static let usageShards = 32
 
     static func quoted(_ identifier: String) -> String {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""

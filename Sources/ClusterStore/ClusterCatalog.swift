@@ -14,6 +14,13 @@ final class ClusterCatalog: NamespaceCatalog {
     private let pool: PGPool
     /// The last entry read per name, for when the database does not answer.
     private let known = Mutex<[String: NamespaceEntry]>([:])
+    /// `default`'s entry and when it was read: it is asked for on most requests (every read of an
+    /// unprefixed route without an admin token), is never created nor deleted, and its quota is
+    /// enforced from the database in each write's transaction; so it is read again at most every
+    /// `defaultPatience` (a quota set through another node shows in GET /namespaces/default that
+    /// much later).
+    private let defaultRead = Mutex<(entry: NamespaceEntry, at: ContinuousClock.Instant)?>(nil)
+    static let defaultPatience: Duration = .seconds(1)
 
     init(pool: PGPool) {
         self.pool = pool
@@ -30,12 +37,13 @@ final class ClusterCatalog: NamespaceCatalog {
         "carma_ns_insert",
         "INSERT INTO carma_namespaces (name, quota_fragments, quota_bytes, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING \(columns)")
     static let setQuota = PGStatement("carma_ns_set_quota", "UPDATE carma_namespaces SET quota_fragments = $2, quota_bytes = $3 WHERE name = $1")
-    /// Whether fragments of a deleted namespace of this name are still waiting to be deleted.
+    /// Whether fragments of a deleted namespace of this name are still waiting to be deleted (asked
+    /// of a name not in the catalog, where every fragment left is one: the usage counters say).
     static let deletionPending = PGStatement(
         "carma_ns_deletion_pending",
         """
-        SELECT EXISTS (SELECT 1 FROM carma_namespace_floors fl JOIN carma_fragments f ON f.namespace = fl.name AND f.version <= fl.floor
-                       WHERE fl.name = $1)
+        SELECT EXISTS (SELECT 1 FROM carma_namespace_floors WHERE name = $1)
+           AND (SELECT COALESCE(sum(fragments), 0) FROM carma_namespace_usage WHERE namespace = $1) > 0
         """)
     static let removeEntry = PGStatement("carma_ns_remove", "DELETE FROM carma_namespaces WHERE name = $1 RETURNING name")
     /// The floor: the one given, or (`$4`) the highest version handed out, read once the removal
@@ -73,12 +81,16 @@ final class ClusterCatalog: NamespaceCatalog {
 
     func entry(_ name: String) -> NamespaceEntry? {
         let fallback = name == Namespace.default ? Self.defaultEntry : nil
+        if name == Namespace.default, let read = self.defaultRead.withLock({ $0 }), ContinuousClock.now - read.at < Self.defaultPatience {
+            return read.entry
+        }
         do {
             let rows = try self.pool.with { connection, deadline throws(PGError) in
                 try connection.run(Self.selectEntry, [.text(name)], deadline: deadline)
             }
             let entry = rows.first.flatMap(Self.entry) ?? fallback
             self.known.withLock { $0[name] = entry }
+            if name == Namespace.default, let entry { self.defaultRead.withLock { $0 = (entry, .now) } }
             return entry
         } catch {
             return self.known.withLock { $0[name] } ?? fallback
@@ -162,6 +174,7 @@ final class ClusterCatalog: NamespaceCatalog {
         }
         let done = try outcome.get()
         self.known.withLock { $0[name] = done.entry }
+        if name == Namespace.default { self.defaultRead.withLock { $0 = (done.entry, .now) } }
         return done
     }
 

@@ -84,7 +84,7 @@ enum ClusterSchema {
         },
         Migration(version: 3, description: "namespaces: catalog, version floors, tokens, usage counters, the namespace of each fragment") { _ in
             """
-            ALTER TABLE carma_fragments ADD COLUMN namespace text NOT NULL
+            ALTER TABLE carma_fragments ADD COLUMN namespace text COLLATE "C" NOT NULL
                 GENERATED ALWAYS AS (CASE WHEN strpos(id, '/') = 0 THEN 'default' ELSE split_part(id, '/', 1) END) STORED;
             CREATE INDEX carma_fragments_namespace ON carma_fragments (namespace, id);
             CREATE TABLE carma_namespaces (
@@ -103,42 +103,37 @@ enum ClusterSchema {
             );
             CREATE INDEX carma_tokens_by_namespace ON carma_tokens (namespace);
             CREATE TABLE carma_namespace_usage (
-                namespace text NOT NULL,
+                namespace text COLLATE "C" NOT NULL,
                 shard integer NOT NULL,
                 fragments bigint NOT NULL,
                 bytes bigint NOT NULL,
                 PRIMARY KEY (namespace, shard)
             );
-            CREATE FUNCTION carma_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+            CREATE FUNCTION carma_count_row() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                slot integer := pg_backend_pid() % \(ClusterSchema.usageShards);
             BEGIN
-                INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes)
-                SELECT namespace, pg_backend_pid() % \(ClusterSchema.usageShards), count(*), sum(size) FROM carma_new GROUP BY namespace ORDER BY namespace
-                ON CONFLICT (namespace, shard) DO UPDATE SET fragments = u.fragments + excluded.fragments, bytes = u.bytes + excluded.bytes;
+                IF TG_OP = 'UPDATE' AND OLD.namespace = NEW.namespace THEN
+                    INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes) VALUES (NEW.namespace, slot, 0, NEW.size - OLD.size)
+                    ON CONFLICT ON CONSTRAINT carma_namespace_usage_pkey DO UPDATE SET bytes = u.bytes + excluded.bytes;
+                    RETURN NULL;
+                END IF;
+                IF TG_OP IN ('DELETE', 'UPDATE') THEN
+                    INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes) VALUES (OLD.namespace, slot, -1, -OLD.size)
+                    ON CONFLICT ON CONSTRAINT carma_namespace_usage_pkey
+                    DO UPDATE SET fragments = u.fragments + excluded.fragments, bytes = u.bytes + excluded.bytes;
+                END IF;
+                IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                    INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes) VALUES (NEW.namespace, slot, 1, NEW.size)
+                    ON CONFLICT ON CONSTRAINT carma_namespace_usage_pkey
+                    DO UPDATE SET fragments = u.fragments + excluded.fragments, bytes = u.bytes + excluded.bytes;
+                END IF;
                 RETURN NULL;
             END $$;
-            CREATE FUNCTION carma_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes)
-                SELECT namespace, pg_backend_pid() % \(ClusterSchema.usageShards), -count(*), -sum(size) FROM carma_old GROUP BY namespace ORDER BY namespace
-                ON CONFLICT (namespace, shard) DO UPDATE SET fragments = u.fragments + excluded.fragments, bytes = u.bytes + excluded.bytes;
-                RETURN NULL;
-            END $$;
-            CREATE FUNCTION carma_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes)
-                SELECT d.namespace, pg_backend_pid() % \(ClusterSchema.usageShards), sum(d.fragments), sum(d.bytes)
-                FROM (SELECT namespace, 1 AS fragments, size::bigint AS bytes FROM carma_new
-                      UNION ALL SELECT namespace, -1, -size::bigint FROM carma_old) d
-                GROUP BY d.namespace HAVING sum(d.fragments) <> 0 OR sum(d.bytes) <> 0 ORDER BY d.namespace
-                ON CONFLICT (namespace, shard) DO UPDATE SET fragments = u.fragments + excluded.fragments, bytes = u.bytes + excluded.bytes;
-                RETURN NULL;
-            END $$;
-            CREATE TRIGGER carma_usage_inserted AFTER INSERT ON carma_fragments REFERENCING NEW TABLE AS carma_new
-                FOR EACH STATEMENT EXECUTE FUNCTION carma_count_inserted();
-            CREATE TRIGGER carma_usage_updated AFTER UPDATE ON carma_fragments REFERENCING OLD TABLE AS carma_old NEW TABLE AS carma_new
-                FOR EACH STATEMENT EXECUTE FUNCTION carma_count_updated();
-            CREATE TRIGGER carma_usage_deleted AFTER DELETE ON carma_fragments REFERENCING OLD TABLE AS carma_old
-                FOR EACH STATEMENT EXECUTE FUNCTION carma_count_deleted();
+            CREATE TRIGGER carma_usage_inserted AFTER INSERT ON carma_fragments FOR EACH ROW EXECUTE FUNCTION carma_count_row();
+            CREATE TRIGGER carma_usage_deleted AFTER DELETE ON carma_fragments FOR EACH ROW EXECUTE FUNCTION carma_count_row();
+            CREATE TRIGGER carma_usage_updated AFTER UPDATE ON carma_fragments FOR EACH ROW
+                WHEN (OLD.size <> NEW.size OR OLD.id <> NEW.id) EXECUTE FUNCTION carma_count_row();
             INSERT INTO carma_namespace_usage (namespace, shard, fragments, bytes)
                 SELECT namespace, 0, count(*), sum(size) FROM carma_fragments GROUP BY namespace;
             INSERT INTO carma_namespaces (name, created_at)
@@ -148,9 +143,10 @@ enum ClusterSchema {
         },
     ]
 
-    /// Rows each namespace's usage counters are spread over (`carma_namespace_usage`): a write adds
-    /// to the row of its database session, so that concurrent writes into one namespace do not
-    /// queue on one row.
+    /// Rows each namespace's usage counters are spread over (`carma_namespace_usage`): a row trigger
+    /// on `carma_fragments` adds each insert, delete and change of size to the row of its database
+    /// session, in the same transaction, so that concurrent writes into one namespace do not queue on
+    /// one row (a counter row is held from the write to the commit).
     static let usageShards = 32
 
     static func quoted(_ identifier: String) -> String {

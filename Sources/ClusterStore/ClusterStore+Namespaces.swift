@@ -86,7 +86,7 @@ extension ClusterStore {
         "carma_delete_namespace_chunk",
         """
         WITH x AS (DELETE FROM carma_fragments WHERE id IN (
-                       SELECT id FROM carma_fragments WHERE namespace = $1 AND version <= $2 ORDER BY id LIMIT \(deletionChunk) FOR UPDATE)
+                       SELECT id FROM carma_fragments WHERE namespace = $1 AND version <= $2 LIMIT \(deletionChunk) FOR UPDATE)
                    RETURNING id, expires_at),
         p AS (DELETE FROM carma_payloads WHERE id IN (SELECT id FROM x)),
         r AS (DELETE FROM carma_redundancy WHERE id IN (SELECT id FROM x)),
@@ -161,13 +161,14 @@ extension ClusterStore {
         return .success(deleted)
     }
 
-    /// Deleted namespaces whose fragments are not all gone (a deletion cut short), with their floors.
+    /// Deleted namespaces whose fragments are not all gone (a deletion cut short), with their floors:
+    /// names out of the catalog that the usage counters say still hold something.
     static let unfinishedDeletions = PGStatement(
         "carma_unfinished_deletions",
         """
-        SELECT fl.name, fl.floor FROM carma_namespace_floors fl
-        WHERE NOT EXISTS (SELECT 1 FROM carma_namespaces n WHERE n.name = fl.name)
-          AND EXISTS (SELECT 1 FROM carma_fragments f WHERE f.namespace = fl.name AND f.version <= fl.floor)
+        SELECT u.namespace, fl.floor FROM carma_namespace_usage u JOIN carma_namespace_floors fl ON fl.name = u.namespace
+        WHERE NOT EXISTS (SELECT 1 FROM carma_namespaces n WHERE n.name = u.namespace)
+        GROUP BY u.namespace, fl.floor HAVING sum(u.fragments) > 0
         """)
     /// Namespaces that hold fragments but are neither in the catalog nor deleted (a database restored
     /// from before the catalog had them): taken back into the catalog.
@@ -321,7 +322,10 @@ extension ClusterStore {
         }
         // Current rows, and the records of items that may be unchanged.
         var sizes: [String: Int] = [:]
-        for index in valid where batch[index].unlessUnchanged { sizes[batch[index].id] = batch[index].input.content.utf8.count }
+        // Only an id's first item can be unchanged (a later one follows a write of the batch).
+        for index in valid where batch[index].unlessUnchanged && sizes[batch[index].id] == nil {
+            sizes[batch[index].id] = batch[index].input.content.utf8.count
+        }
         var stored: [String: (row: FragmentRow, record: [UInt8]?)] = [:]
         for r in try connection.run(Self.batchRows, [.texts(ids), .texts(ids.map { String(sizes[$0] ?? -1) })], deadline: deadline).all {
             guard let row = Self.row(r) else { continue }

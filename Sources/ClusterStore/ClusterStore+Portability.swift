@@ -91,13 +91,15 @@ extension ClusterStore {
         }
         Self.writers.async {
             // Checked before anything is written: a stored version with other content is a conflict.
+            var outcomes: [ImportOutcome]
             do throws(PGError) {
                 let stored = try self.storedRows(fragments)
                 if let conflict = Self.importConflict(fragments, stored: stored) {
                     return completion(.failure(conflict))
                 }
-                if let refused = try self.importAdmission(fragments, stored: stored) {
-                    return completion(.failure(refused))
+                switch try self.importPlan(fragments, stored: stored) {
+                case .success(let planned): outcomes = planned
+                case .failure(let refused): return completion(.failure(refused))
                 }
                 if let mismatch = try self.importDimensionMismatch(fragments) {
                     return completion(.failure(mismatch))
@@ -105,11 +107,12 @@ extension ClusterStore {
             } catch {
                 return completion(.failure(Self.storeError(error, doing: "check the import")))
             }
-            var outcomes: [ImportOutcome] = []
-            for fragment in fragments {
+            // What is stored at the same or a newer version is left alone (as it stays: versions only
+            // go up); the others are written, each checked again under its lock.
+            for (index, fragment) in fragments.enumerated() where outcomes[index] == .imported {
                 do throws(PGError) {
                     switch try self.importOne(fragment) {
-                    case .success(let outcome): outcomes.append(outcome)
+                    case .success(let outcome): outcomes[index] = outcome
                     case .failure(let refused):
                         self.follower.poke()
                         return completion(.failure(refused))
@@ -148,9 +151,10 @@ extension ClusterStore {
         return nil
     }
 
-    /// Why the fragments the import would write cannot go into their namespaces: one does not
-    /// exist, or the import takes one past its quota; nil when they can.
-    private func importAdmission(_ fragments: [ImportedFragment], stored: [String: FragmentRow]) throws(PGError) -> StoreError? {
+    /// What each fragment would do (a deleted namespace's floor counts as a stored version), or why
+    /// those it would write cannot go into their namespaces: one does not exist, or the import takes
+    /// one past its quota.
+    private func importPlan(_ fragments: [ImportedFragment], stored: [String: FragmentRow]) throws(PGError) -> Result<[ImportOutcome], StoreError> {
         let names = Array(Set(fragments.map { FragmentKey.namespace(of: $0.id) })).sorted()
         let (floors, quotas) = try self.pool.with { connection, deadline throws(PGError) -> ([String: UInt64], [String: NamespaceQuota]) in
             var floors: [String: UInt64] = [:]
@@ -165,24 +169,26 @@ extension ClusterStore {
         }
         var seen: [String: UInt64] = [:]
         var growth: [String: NamespaceUsage] = [:]
+        var outcomes: [ImportOutcome] = []
         for fragment in fragments {
             let namespace = FragmentKey.namespace(of: fragment.id)
             let previous = stored[fragment.id]
             let current = max(previous?.version ?? 0, seen[fragment.id] ?? 0, floors[namespace] ?? 0)
             seen[fragment.id] = max(current, fragment.version)
+            outcomes.append(current == fragment.version ? .unchanged : current > fragment.version ? .superseded : .imported)
             guard current < fragment.version else { continue }
             let size = fragment.record?.size ?? 0
             growth[namespace, default: NamespaceUsage()] =
                 growth[namespace, default: NamespaceUsage()] + NamespaceUsage(fragments: previous == nil ? 1 : 0, bytes: Int64(size - (previous?.size ?? 0)))
         }
         for (namespace, change) in growth.sorted(by: { $0.key < $1.key }) {
-            guard let quota = quotas[namespace] else { return .namespaceNotFound(namespace) }
+            guard let quota = quotas[namespace] else { return .failure(.namespaceNotFound(namespace)) }
             let refused = try Self.admit(change, to: namespace, quota: quota, planned: NamespaceUsage(), used: { () throws(PGError) in
                 self.usage(of: namespace)
             })
-            if let refused { return refused }
+            if let refused { return .failure(refused) }
         }
-        return nil
+        return .success(outcomes)
     }
 
     /// The first client vector of the import whose dimension is not the store's, as a write would

@@ -17,7 +17,7 @@ extension ClusterStore {
     // MARK: Usage
 
     /// Live rows and content bytes per namespace, from the counters the database keeps in the same
-    /// transactions as the writes (statement triggers on `carma_fragments`): up to
+    /// transactions as the writes (a row trigger on `carma_fragments`): up to
     /// `ClusterSchema.usageShards` small rows per namespace, whatever it holds. Fragments past their
     /// expiry count until compaction removes them, as on one machine.
     static let usageAll = PGStatement(

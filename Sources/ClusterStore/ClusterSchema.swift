@@ -82,7 +82,72 @@ enum ClusterSchema {
             CREATE TABLE carma_settings (key text PRIMARY KEY, value text NOT NULL);
             """
         },
+        Migration(version: 3, description: "namespaces: catalog, version floors, tokens, usage counters, the namespace of each fragment") { _ in
+            """
+            ALTER TABLE carma_fragments ADD COLUMN namespace text COLLATE "C" NOT NULL
+                GENERATED ALWAYS AS (CASE WHEN strpos(id, '/') = 0 THEN 'default' ELSE split_part(id, '/', 1) END) STORED;
+            CREATE INDEX carma_fragments_namespace ON carma_fragments (namespace, id);
+            CREATE TABLE carma_namespaces (
+                name text COLLATE "C" PRIMARY KEY,
+                quota_fragments bigint,
+                quota_bytes bigint,
+                created_at bigint NOT NULL
+            );
+            CREATE TABLE carma_namespace_floors (name text COLLATE "C" PRIMARY KEY, floor bigint NOT NULL, removed_at bigint NOT NULL);
+            CREATE TABLE carma_tokens (
+                id text PRIMARY KEY,
+                namespace text COLLATE "C" NOT NULL REFERENCES carma_namespaces (name) ON DELETE CASCADE,
+                scope text NOT NULL CHECK (scope IN ('read', 'write')),
+                hash bytea NOT NULL,
+                created_at bigint NOT NULL
+            );
+            CREATE INDEX carma_tokens_by_namespace ON carma_tokens (namespace);
+            CREATE TABLE carma_namespace_usage (
+                namespace text COLLATE "C" NOT NULL,
+                shard integer NOT NULL,
+                fragments bigint NOT NULL,
+                bytes bigint NOT NULL,
+                PRIMARY KEY (namespace, shard)
+            );
+            CREATE FUNCTION carma_count_row() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                slot integer := pg_backend_pid() % \(ClusterSchema.usageShards);
+            BEGIN
+                IF TG_OP = 'UPDATE' AND OLD.namespace = NEW.namespace THEN
+                    INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes) VALUES (NEW.namespace, slot, 0, NEW.size - OLD.size)
+                    ON CONFLICT ON CONSTRAINT carma_namespace_usage_pkey DO UPDATE SET bytes = u.bytes + excluded.bytes;
+                    RETURN NULL;
+                END IF;
+                IF TG_OP IN ('DELETE', 'UPDATE') THEN
+                    INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes) VALUES (OLD.namespace, slot, -1, -OLD.size)
+                    ON CONFLICT ON CONSTRAINT carma_namespace_usage_pkey
+                    DO UPDATE SET fragments = u.fragments + excluded.fragments, bytes = u.bytes + excluded.bytes;
+                END IF;
+                IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                    INSERT INTO carma_namespace_usage AS u (namespace, shard, fragments, bytes) VALUES (NEW.namespace, slot, 1, NEW.size)
+                    ON CONFLICT ON CONSTRAINT carma_namespace_usage_pkey
+                    DO UPDATE SET fragments = u.fragments + excluded.fragments, bytes = u.bytes + excluded.bytes;
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER carma_usage_inserted AFTER INSERT ON carma_fragments FOR EACH ROW EXECUTE FUNCTION carma_count_row();
+            CREATE TRIGGER carma_usage_deleted AFTER DELETE ON carma_fragments FOR EACH ROW EXECUTE FUNCTION carma_count_row();
+            CREATE TRIGGER carma_usage_updated AFTER UPDATE ON carma_fragments FOR EACH ROW
+                WHEN (OLD.size <> NEW.size OR OLD.id <> NEW.id) EXECUTE FUNCTION carma_count_row();
+            INSERT INTO carma_namespace_usage (namespace, shard, fragments, bytes)
+                SELECT namespace, 0, count(*), sum(size) FROM carma_fragments GROUP BY namespace;
+            INSERT INTO carma_namespaces (name, created_at)
+                SELECT namespace, (extract(epoch FROM now()) * 1000)::bigint FROM carma_fragments WHERE namespace <> 'default' GROUP BY namespace
+                UNION ALL SELECT 'default', 0;
+            """
+        },
     ]
+
+    /// Rows each namespace's usage counters are spread over (`carma_namespace_usage`): a row trigger
+    /// on `carma_fragments` adds each insert, delete and change of size to the row of its database
+    /// session, in the same transaction, so that concurrent writes into one namespace do not queue on
+    /// one row (a counter row is held from the write to the commit).
+    static let usageShards = 32
 
     static func quoted(_ identifier: String) -> String {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""

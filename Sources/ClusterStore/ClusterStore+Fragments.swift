@@ -10,6 +10,11 @@ extension ClusterStore {
     static let lockID = PGStatement("carma_lock_id", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
     static let current = PGStatement(
         "carma_current", "SELECT nextval('carma_versions'), \(rowColumns) FROM (SELECT 1) one LEFT JOIN carma_fragments f ON f.id = $1")
+    /// A put's look-up: a version, the namespace's quota and the current row, holding the
+    /// namespace's catalog row (KEY SHARE) until the commit. No row at all: no such namespace.
+    static let currentInNamespace = PGStatement(
+        "carma_current_in_namespace",
+        "SELECT nextval('carma_versions'), n.quota_fragments, n.quota_bytes, \(rowColumns) FROM carma_namespaces n LEFT JOIN carma_fragments f ON f.id = $1 WHERE n.name = $2 FOR KEY SHARE OF n")
     static let upsert = PGStatement(
         "carma_upsert",
         """
@@ -77,14 +82,24 @@ extension ClusterStore {
         do {
             let outcome: Result<PutOutcome, StoreError> = try self.pool.transaction(deadline: deadline) { connection, deadline throws(PGError) in
                 try connection.run(Self.lockID, [.text(id)], deadline: deadline)
-                let found = try connection.run(Self.current, [.text(id)], deadline: deadline)
-                guard let first = found.first, let version = first.int(0) else {
+                let namespace = FragmentKey.namespace(of: id)
+                let found = try connection.run(Self.currentInNamespace, [.text(id), .text(namespace)], deadline: deadline)
+                guard let first = found.first else { return .failure(.namespaceNotFound(namespace)) }
+                guard let version = first.int(0) else {
                     throw PGError(kind: .server, state: nil, message: "no version from the database")
                 }
                 let now = Timestamp.now
-                let previous = first.isNull(1) ? nil : Self.row(first, from: 1)
+                let quota = NamespaceQuota(fragments: first.int(1).map { Int($0) }, bytes: first.int(2))
+                let previous = first.isNull(3) ? nil : Self.row(first, from: 3)
                 let replaced = previous.flatMap { $0.isExpired(at: now) ? nil : $0 }
                 if let failure = precondition.check(replaced, id: id) {
+                    return .failure(failure)
+                }
+                // Checked under the namespace's quota lock: two nodes cannot both pass the last slot.
+                let change = NamespaceUsage(fragments: previous == nil ? 1 : 0, bytes: Int64(input.content.utf8.count) - Int64(previous?.size ?? 0))
+                if let failure = try Self.admit(change, to: namespace, quota: quota, planned: NamespaceUsage(), used: { () throws(PGError) in
+                    try self.lockedUsage(namespace, connection, deadline)
+                }) {
                     return .failure(failure)
                 }
                 if let dimension = input.embedding?.count {

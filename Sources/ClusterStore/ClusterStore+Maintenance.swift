@@ -124,7 +124,8 @@ extension ClusterStore {
     static let pruneCycles = PGStatement("carma_prune_cycles", "DELETE FROM carma_cycles WHERE id <= (SELECT max(id) FROM carma_cycles) - $1")
 
     /// PostgreSQL reclaims space itself (autovacuum); what is left is removing expired fragments,
-    /// change-feed entries every node has seen (an hour old) and old cycle reports.
+    /// change-feed entries every node has seen (an hour old) and old cycle reports, and finishing
+    /// namespace deletions cut short.
     public func compact(threshold: Double, maxSegments: Int) -> CompactionSummary {
         var summary = CompactionSummary()
         let now = Timestamp.now
@@ -138,6 +139,7 @@ extension ClusterStore {
             self.logger.warning("compaction failed", metadata: ["error": "\(error)"])
         }
         if summary.expired > 0 { self.follower.poke() }
+        self.settleNamespaces()
         return summary
     }
 

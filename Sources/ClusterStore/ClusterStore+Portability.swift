@@ -8,7 +8,7 @@ import Synchronization
 extension ClusterStore {
     static let snapshotRows = PGStatement(
         "carma_snapshot_rows",
-        "SELECT \(rowColumns) FROM carma_fragments f WHERE (f.expires_at IS NULL OR f.expires_at > $1) AND \(inNamespace("f.id", parameter: 2)) ORDER BY f.id")
+        "SELECT \(rowColumns) FROM carma_fragments f WHERE f.namespace = $2 AND (f.expires_at IS NULL OR f.expires_at > $1) ORDER BY f.id")
     static let snapshotRecord = PGStatement("carma_snapshot_record", "SELECT record FROM carma_payloads WHERE id = $1 AND version = $2")
 
     /// Every fragment as one REPEATABLE READ transaction sees it, on a connection of its own held
@@ -80,17 +80,26 @@ extension ClusterStore {
         """)
 
     /// Writes each fragment at its own version where the database's is lower (equal: unchanged,
-    /// higher: superseded), one transaction per fragment under its id lock; versions handed out
-    /// afterwards are above every imported one.
+    /// higher: superseded; a deleted namespace's floor counts as a stored version), one transaction
+    /// per fragment under its id lock; versions handed out afterwards are above every imported one.
+    /// As on one machine, the namespaces must exist and the import must fit their quotas, checked
+    /// before anything is written (an import racing other writes into a namespace at its quota may
+    /// pass it by its size).
     public func importFragments(_ fragments: [ImportedFragment], completion: @escaping @Sendable (Result<[ImportOutcome], StoreError>) -> Void) {
         if let failure = ImportedFragment.check(fragments, limits: self.configuration.limits) {
             return completion(.failure(failure))
         }
         Self.writers.async {
             // Checked before anything is written: a stored version with other content is a conflict.
+            var outcomes: [ImportOutcome]
             do throws(PGError) {
-                if let conflict = try self.importConflict(fragments) {
+                let stored = try self.storedRows(fragments)
+                if let conflict = Self.importConflict(fragments, stored: stored) {
                     return completion(.failure(conflict))
+                }
+                switch try self.importPlan(fragments, stored: stored) {
+                case .success(let planned): outcomes = planned
+                case .failure(let refused): return completion(.failure(refused))
                 }
                 if let mismatch = try self.importDimensionMismatch(fragments) {
                     return completion(.failure(mismatch))
@@ -98,10 +107,16 @@ extension ClusterStore {
             } catch {
                 return completion(.failure(Self.storeError(error, doing: "check the import")))
             }
-            var outcomes: [ImportOutcome] = []
-            for fragment in fragments {
+            // What is stored at the same or a newer version is left alone (as it stays: versions only
+            // go up); the others are written, each checked again under its lock.
+            for (index, fragment) in fragments.enumerated() where outcomes[index] == .imported {
                 do throws(PGError) {
-                    outcomes.append(try self.importOne(fragment))
+                    switch try self.importOne(fragment) {
+                    case .success(let outcome): outcomes[index] = outcome
+                    case .failure(let refused):
+                        self.follower.poke()
+                        return completion(.failure(refused))
+                    }
                 } catch {
                     return completion(.failure(Self.storeError(error, doing: "import '\(fragment.id)'")))
                 }
@@ -112,14 +127,21 @@ extension ClusterStore {
     }
 
     static let storedRows = PGStatement("carma_import_stored", "SELECT \(rowColumns) FROM carma_fragments f WHERE f.id = ANY($1)")
+    static let floors = PGStatement("carma_import_floors", "SELECT name, floor FROM carma_namespace_floors WHERE name = ANY($1::text[])")
+    static let namespaceEntries = PGStatement(
+        "carma_import_namespaces", "SELECT name, quota_fragments, quota_bytes FROM carma_namespaces WHERE name = ANY($1::text[])")
 
-    /// The first fragment whose version is stored with other content, as a conflict.
-    private func importConflict(_ fragments: [ImportedFragment]) throws(PGError) -> StoreError? {
+    /// The stored rows of an import's ids.
+    private func storedRows(_ fragments: [ImportedFragment]) throws(PGError) -> [String: FragmentRow] {
         let ids = Array(Set(fragments.map(\.id)))
-        let stored = try self.pool.transaction { connection, deadline throws(PGError) in
+        let stored = try self.pool.with { connection, deadline throws(PGError) in
             try connection.run(Self.storedRows, [.texts(ids)], deadline: deadline).all.compactMap { Self.row($0) }
         }
-        let byID = Dictionary(stored.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        return Dictionary(stored.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The first fragment whose version is stored with other content, as a conflict.
+    private static func importConflict(_ fragments: [ImportedFragment], stored byID: [String: FragmentRow]) -> StoreError? {
         for (index, fragment) in fragments.enumerated() {
             guard let row = byID[fragment.id], row.version == fragment.version, let record = fragment.record else { continue }
             if row.status != .blank, row.checksum != CRC32C.checksum(record.encode()) {
@@ -127,6 +149,46 @@ extension ClusterStore {
             }
         }
         return nil
+    }
+
+    /// What each fragment would do (a deleted namespace's floor counts as a stored version), or why
+    /// those it would write cannot go into their namespaces: one does not exist, or the import takes
+    /// one past its quota.
+    private func importPlan(_ fragments: [ImportedFragment], stored: [String: FragmentRow]) throws(PGError) -> Result<[ImportOutcome], StoreError> {
+        let names = Array(Set(fragments.map { FragmentKey.namespace(of: $0.id) })).sorted()
+        let (floors, quotas) = try self.pool.with { connection, deadline throws(PGError) -> ([String: UInt64], [String: NamespaceQuota]) in
+            var floors: [String: UInt64] = [:]
+            for r in try connection.run(Self.floors, [.texts(names)], deadline: deadline).all {
+                if let name = r.string(0), let floor = r.int(1) { floors[name] = UInt64(max(0, floor)) }
+            }
+            var quotas: [String: NamespaceQuota] = [:]
+            for r in try connection.run(Self.namespaceEntries, [.texts(names)], deadline: deadline).all {
+                if let name = r.string(0) { quotas[name] = NamespaceQuota(fragments: r.int(1).map { Int($0) }, bytes: r.int(2)) }
+            }
+            return (floors, quotas)
+        }
+        var seen: [String: UInt64] = [:]
+        var growth: [String: NamespaceUsage] = [:]
+        var outcomes: [ImportOutcome] = []
+        for fragment in fragments {
+            let namespace = FragmentKey.namespace(of: fragment.id)
+            let previous = stored[fragment.id]
+            let current = max(previous?.version ?? 0, seen[fragment.id] ?? 0, floors[namespace] ?? 0)
+            seen[fragment.id] = max(current, fragment.version)
+            outcomes.append(current == fragment.version ? .unchanged : current > fragment.version ? .superseded : .imported)
+            guard current < fragment.version else { continue }
+            let size = fragment.record?.size ?? 0
+            growth[namespace, default: NamespaceUsage()] =
+                growth[namespace, default: NamespaceUsage()] + NamespaceUsage(fragments: previous == nil ? 1 : 0, bytes: Int64(size - (previous?.size ?? 0)))
+        }
+        for (namespace, change) in growth.sorted(by: { $0.key < $1.key }) {
+            guard let quota = quotas[namespace] else { return .failure(.namespaceNotFound(namespace)) }
+            let refused = try Self.admit(change, to: namespace, quota: quota, planned: NamespaceUsage(), used: { () throws(PGError) in
+                self.usage(of: namespace)
+            })
+            if let refused { return .failure(refused) }
+        }
+        return .success(outcomes)
     }
 
     /// The first client vector of the import whose dimension is not the store's, as a write would
@@ -146,7 +208,16 @@ extension ClusterStore {
         return nil
     }
 
-    private func importOne(_ fragment: ImportedFragment) throws(PGError) -> ImportOutcome {
+    /// An import's look-up: the namespace's floor and the current row, holding the namespace's
+    /// catalog row (KEY SHARE) until the commit; no row: no such namespace.
+    static let importCurrent = PGStatement(
+        "carma_import_current",
+        """
+        SELECT COALESCE((SELECT floor FROM carma_namespace_floors WHERE name = $2), 0), \(rowColumns)
+        FROM carma_namespaces n LEFT JOIN carma_fragments f ON f.id = $1 WHERE n.name = $2 FOR KEY SHARE OF n
+        """)
+
+    private func importOne(_ fragment: ImportedFragment) throws(PGError) -> Result<ImportOutcome, StoreError> {
         let now = Timestamp.now
         let id = fragment.id
         var status = FragmentStatus.blank
@@ -173,12 +244,15 @@ extension ClusterStore {
         let detail = HistoryDetail.written(version: fragment.version, size: size, imported: true)
         return try self.pool.transaction { connection, deadline throws(PGError) in
             try connection.run(Self.lockID, [.text(id)], deadline: deadline)
-            let found = try connection.run(Self.current, [.text(id)], deadline: deadline)
-            let previous = found.first.flatMap { $0.isNull(1) ? nil : Self.row($0, from: 1) }
-            if let previous {
-                if previous.version == fragment.version { return .unchanged }
-                if previous.version > fragment.version { return .superseded }
+            let namespace = FragmentKey.namespace(of: id)
+            guard let found = try connection.run(Self.importCurrent, [.text(id), .text(namespace)], deadline: deadline).first else {
+                return .failure(.namespaceNotFound(namespace))
             }
+            let previous = found.isNull(1) ? nil : Self.row(found, from: 1)
+            // A deleted namespace's versions stay deleted: as if a newer version were stored.
+            let current = max(previous?.version ?? 0, UInt64(max(0, found.int(0) ?? 0)))
+            if current == fragment.version { return .success(.unchanged) }
+            if current > fragment.version { return .success(.superseded) }
             var parameters: [PGValue] = [.text(id), .uint(fragment.version), .text(status.rawValue), .uint(checksum), .int(record?.count ?? 0)]
             parameters += [.int(size), .texts(links), .texts(tags), .int(fragment.createdAt.milliseconds), .int(fragment.updatedAt.milliseconds)]
             parameters += [.optional(expiresAt?.milliseconds), .optional(blankReason?.rawValue), .optional(lostAt?.milliseconds)]
@@ -188,7 +262,7 @@ extension ClusterStore {
             parameters += [.bool(status == .ok), .int(RepairPriority.background.rawValue), .int(now.milliseconds)]
             parameters += [.text(previous == nil ? "created" : "updated"), .text(Self.json(detail))]
             try connection.run(Self.importRow, parameters, deadline: deadline)
-            return .imported
+            return .success(.imported)
         }
     }
 }

@@ -10,7 +10,8 @@ extension ClusterStore {
     // MARK: Listing and history
 
     public func list(namespace: String, status: FragmentStatus?, tag: String?, after: String?, limit: Int) throws(StoreError) -> FragmentPage {
-        var conditions = ["(f.expires_at IS NULL OR f.expires_at > $1)", "f.id > $2", Self.inNamespace("f.id", parameter: 3)]
+        // The index on (namespace, id) gives the page in key order.
+        var conditions = ["f.namespace = $3", "f.id > $2", "(f.expires_at IS NULL OR f.expires_at > $1)"]
         var parameters: [PGValue] = [.int(Timestamp.now.milliseconds), .text(after ?? ""), .text(namespace)]
         if let status {
             parameters.append(.text(status.rawValue))
@@ -52,13 +53,7 @@ extension ClusterStore {
 
     static let idPage = PGStatement("carma_ids", "SELECT id FROM carma_fragments WHERE id > $1 ORDER BY id LIMIT $2")
     static let namespaceIDPage = PGStatement(
-        "carma_namespace_ids", "SELECT id FROM carma_fragments WHERE id > $1 AND \(inNamespace("id", parameter: 3)) ORDER BY id LIMIT $2")
-
-    /// The condition that keeps the keys of the namespace in parameter `$n`: those without a `/`
-    /// for `default`, else those starting with `name/`.
-    static func inNamespace(_ column: String, parameter n: Int) -> String {
-        "(CASE WHEN $\(n)::text = 'default' THEN strpos(\(column), '/') = 0 ELSE left(\(column), length($\(n)::text) + 1) = $\(n)::text || '/' END)"
-    }
+        "carma_namespace_ids", "SELECT id FROM carma_fragments WHERE namespace = $3 AND id > $1 ORDER BY id LIMIT $2")
 
     public func ids(namespace: String?, after: String?, limit: Int) throws(StoreError) -> [String] {
         do {
@@ -161,7 +156,12 @@ extension ClusterStore {
         if !wanted.isEmpty {
             let changes = self.changes(wanted.map { ($0.1, $0.2) })
             for (namespace, part) in Self.split(changes) {
-                self.text.namespace(namespace).write { Self.apply(part, to: &$0) }
+                let index = self.text.namespace(namespace)
+                index.write { Self.apply(part, to: &$0) }
+                // A namespace left with nothing (deleted, most often) keeps no index on this node.
+                if namespace != Namespace.default, !part.removed.isEmpty, index.size.fragments == 0 {
+                    self.text.drop(namespace)
+                }
             }
         }
         return !wanted.isEmpty
@@ -219,7 +219,7 @@ extension ClusterStore {
 
     // MARK: Queries and context
 
-    static let damaged = PGStatement("carma_damaged", "SELECT id, status FROM carma_fragments WHERE status <> 'ok'")
+    static let damaged = PGStatement("carma_damaged", "SELECT id, status FROM carma_fragments WHERE status <> 'ok' AND namespace = $1")
 
     public func query(_ request: QueryRequest) throws(StoreError) -> QueryAnswer {
         // A status filter needs every candidate's status: the few fragments not `ok` are read once
@@ -227,7 +227,9 @@ extension ClusterStore {
         var statuses: [String: FragmentStatus] = [:]
         if request.statuses != nil {
             do {
-                let rows = try self.pool.with { connection, deadline throws(PGError) in try connection.run(Self.damaged, [], deadline: deadline) }
+                let rows = try self.pool.with { connection, deadline throws(PGError) in
+                    try connection.run(Self.damaged, [.text(request.namespace)], deadline: deadline)
+                }
                 for r in rows.all {
                     if let id = r.string(0), let status = r.string(1).flatMap(FragmentStatus.init(rawValue:)) { statuses[id] = status }
                 }

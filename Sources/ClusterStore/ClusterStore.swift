@@ -22,7 +22,10 @@ public final class ClusterStore: Sendable {
     let counters = ClusterCounters()
     /// Sketches, postings and links of every fragment, for queries, context and reconstruction.
     let text: TextIndexes
-    let catalog = ProcessCatalog()
+    /// The namespaces, their quotas and tokens (tables in PostgreSQL).
+    let catalog: ClusterCatalog
+    /// The namespaces' usage last read, answered while the database does not answer.
+    let lastUsage = Mutex<[String: NamespaceUsage]>([:])
     /// Fragments waiting for the built-in model are claimed and embedded by this thread.
     let embedder = ClusterEmbedder()
     /// The dimension of client embeddings, fixed by the first fragment stored with one (as the
@@ -61,6 +64,7 @@ public final class ClusterStore: Sendable {
                 deadline: deadline)
         }
         self.cache = Mutex(NodeCache(capacity: configuration.cacheBytes))
+        self.catalog = ClusterCatalog(pool: self.pool)
         self.text = TextIndexes(meaningDimensions: configuration.encoder?.dimensions ?? 0)
         self.follower = ChangeFollower()
         do {
@@ -77,6 +81,11 @@ public final class ClusterStore: Sendable {
         self.embeddingDimension.withLock { $0 = dimension }
         self.follower.start(store: self)
         if configuration.encoder != nil { self.embedder.start(store: self) }
+        // Namespace deletions cut short are finished in the background (also at each compaction).
+        Self.writers.async { [self] in
+            guard !self.closed.load(ordering: .relaxed) else { return }
+            self.settleNamespaces()
+        }
     }
 
     public func close() {

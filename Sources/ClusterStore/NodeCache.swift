@@ -39,4 +39,9 @@ struct NodeCache: Sendable {
     mutating func remove(_ id: String) {
         if let found = self.slots.removeValue(forKey: id) { self.lru.remove(found.slot) }
     }
+
+    /// Forgets every entry of a namespace (deleted).
+    mutating func removeNamespace(_ name: String) {
+        for id in self.slots.keys where FragmentKey.belongs(id, to: name) { self.remove(id) }
+    }
 }

@@ -12,14 +12,21 @@ extension ClusterStore {
         """
         UPDATE carma_repairs SET lease_owner = $1, lease_until = $2
         WHERE id IN (
-            SELECT id FROM carma_repairs
-            WHERE not_before <= $3 AND (lease_until IS NULL OR lease_until < $3 OR lease_owner = $1)
-            ORDER BY priority, enqueued_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+            SELECT id FROM carma_repairs WHERE id IN (
+                SELECT id FROM (
+                    SELECT id, priority, enqueued_at, ROW_NUMBER() OVER (
+                        PARTITION BY CASE WHEN strpos(id, '/') > 0 THEN split_part(id, '/', 1) ELSE '' END
+                        ORDER BY priority, enqueued_at, id) AS turn
+                    FROM carma_repairs
+                    WHERE not_before <= $3 AND (lease_until IS NULL OR lease_until < $3 OR lease_owner = $1)) ranked
+                ORDER BY turn, priority, enqueued_at, id LIMIT $4)
+            FOR UPDATE SKIP LOCKED)
         RETURNING id, priority, enqueued_at, attempts, not_before, reason, last_error
         """)
 
-    /// Claims up to `limit` due tickets for this node (leased until the lease runs out), most urgent
-    /// first. Tickets leased by other nodes are skipped, not waited for.
+    /// Claims up to `limit` due tickets for this node (leased until the lease runs out), namespaces
+    /// taking turns (each namespace's most urgent first), as on one machine. Tickets leased by other
+    /// nodes are skipped, not waited for.
     public func readyRepairs(limit: Int, now: Timestamp) throws(StoreError) -> [RepairTicket] {
         let leaseUntil = now.adding(milliseconds: self.configuration.repairLease.wholeMilliseconds)
         do {

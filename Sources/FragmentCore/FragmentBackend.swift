@@ -22,6 +22,8 @@ public protocol FragmentBackend: RepairStore, ContextSource {
     var namespaces: any NamespaceCatalog { get }
     /// What each namespace holds now (namespaces holding nothing may be absent).
     func usage() -> [String: NamespaceUsage]
+    /// What one namespace holds now.
+    func usage(of namespace: String) -> NamespaceUsage
     /// Tombstones every fragment of a namespace and removes it from the catalog (first, so that no
     /// write lands in it meanwhile). - Returns: the fragments deleted.
     func deleteNamespace(_ name: String, completion: @escaping @Sendable (Result<Int, StoreError>) -> Void)
@@ -106,11 +108,6 @@ extension FragmentBackend {
     /// The namespace `default` at one instant.
     public func snapshot() throws(StoreError) -> StoreSnapshot {
         try self.snapshot(namespace: Namespace.default)
-    }
-
-    /// What one namespace holds now.
-    public func usage(of namespace: String) -> NamespaceUsage {
-        self.usage()[namespace] ?? NamespaceUsage()
     }
 
     /// A backend without graphs (cluster mode, docs/decisions.md): every vector query scans.

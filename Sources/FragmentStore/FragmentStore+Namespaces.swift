@@ -12,6 +12,10 @@ extension FragmentStore {
         self.state.withLock { $0.usage }
     }
 
+    public func usage(of namespace: String) -> NamespaceUsage {
+        self.state.withLock { $0.usage[namespace] } ?? NamespaceUsage()
+    }
+
     /// Why a write that changes a namespace's usage by `change` cannot be planned (log thread, after
     /// `planned`, what the batch added before it); nil when it can.
     func admit(_ change: NamespaceUsage, to namespace: String, planned: NamespaceUsage) -> StoreError? {
@@ -75,7 +79,11 @@ extension FragmentStore {
     /// Tombstones every fragment of a namespace the catalog no longer has.
     private func tombstoneNamespace(_ name: String, completion: @escaping @Sendable (Result<Int, StoreError>) -> Void) {
         self.whenApplied { [self] in
-            let keys = self.state.withLock { state in state.entries.keys.filter { FragmentKey.belongs($0, to: name) } }
+            let now = Timestamp.now
+            // An expired fragment not yet reclaimed is deleted as expired (a client's delete would not find it).
+            let keys = self.state.withLock { state in
+                state.entries.filter { FragmentKey.belongs($0.key, to: name) }.map { ($0.key, $0.value.row.isExpired(at: now) ? $0.value.row.version : nil) }
+            }
             guard !keys.isEmpty else {
                 self.text.drop(name)
                 return completion(.success(0))
@@ -83,8 +91,8 @@ extension FragmentStore {
             let deleted = Atomic(0)
             let remaining = Atomic(keys.count)
             let failure = Mutex<StoreError?>(nil)
-            for key in keys {
-                let submitted = self.pipeline.submit(.delete(DeleteOperation(id: key, precondition: .none) { result in
+            for (key, expired) in keys {
+                let submitted = self.pipeline.submit(.delete(DeleteOperation(id: key, precondition: .none, expiredVersion: expired) { result in
                     switch result {
                     case .success: deleted.add(1, ordering: .relaxed)
                     case .failure(let error) where error.code != .notFound: failure.withLock { $0 = $0 ?? error }

@@ -103,7 +103,8 @@ final class NamespaceJournal: NamespaceCatalog {
 
     func create(_ name: String, quota: NamespaceQuota?) throws(StoreError) -> (entry: NamespaceEntry, created: Bool) {
         try self.writer.withLock { descriptors throws(StoreError) in
-            let existing = self.state.withLock { $0.namespaces[name] }
+            // `default` always exists (entry(_:) makes it up until the journal has a line for it).
+            let existing = self.entry(name)
             if let existing, quota == nil || quota == existing.quota { return (existing, false) }
             let entry = NamespaceEntry(name: name, quota: quota ?? existing?.quota ?? .none, createdAt: existing?.createdAt ?? .now)
             try self.append(Self.change(entry), descriptors)

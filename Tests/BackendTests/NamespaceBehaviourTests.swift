@@ -153,11 +153,7 @@ struct NamespaceBehaviourTests {
         // default takes a quota like any other namespace.
         let setDefault = try s.store.namespaces.create(Namespace.default, quota: NamespaceQuota(fragments: 1))
         #expect(setDefault.entry.quota == NamespaceQuota(fragments: 1))
-        withKnownIssue("the embedded journal has no entry for default until a quota is set, and answers created (PUT /namespaces/default: 201)") {
-            #expect(!setDefault.created, "default always exists: setting its quota creates nothing")
-        } when: {
-            backend == .embedded
-        }
+        #expect(!setDefault.created, "default always exists: setting its quota creates nothing")
         #expect(storeError { try s.put("d", "default is full") }?.code == .quotaExceeded)
         try s.put("c", "rewritten within default's quota")
         _ = try s.store.namespaces.create(Namespace.default, quota: NamespaceQuota.none)
@@ -365,6 +361,25 @@ struct NamespaceBehaviourTests {
         #expect(try s.importFragments([newer]) == [.imported])
         #expect(try s.listedIn("alice") == ["alice/f0", "alice/new"])
         #expect(s.store.usage(of: "alice").fragments == 2)
+    }
+
+    @Test("repairs are taken with namespaces in turn: one namespace's backlog does not hold back another's blank", arguments: Backend.allCases)
+    func repairTurns(_ backend: Backend) throws {
+        let s = try BackendStore(backend)
+        try s.create("big")
+        try s.create("small")
+        let big = (0..<12).map { "big/n\($0)" }
+        for id in big { try s.put(id, "a note of the big namespace, \(id)") }
+        try s.put("small/only", "the small namespace's one note")
+        try s.damage(big, .lose)
+        for id in big { _ = s.store.read(id) }
+        try s.damage(["small/only"], .lose)
+        _ = s.store.read("small/only")
+        s.applied()
+        // Queued last, behind twelve older tickets; taken among the first three all the same.
+        let first = try s.store.readyRepairs(limit: 3, now: Timestamp.now.adding(milliseconds: 3_600_000))
+        #expect(first.count == 3)
+        #expect(first.map(\.id).contains("small/only"))
     }
 
     @Test("a fragment rebuilt from context takes its sources from its own namespace only", arguments: Backend.allCases)

@@ -12,6 +12,47 @@ import Testing
 /// relies on the database timeout, which a machine busy with another cluster would blur.
 @Suite("Cluster mode (live)", .serialized)
 struct ClusterLiveTests {
+    @Test("namespaces across nodes: a token made on one node works on another, on its namespace only; revoking and deleting take effect everywhere at once", .timeLimit(.minutes(10)))
+    func namespacesAcrossNodes() throws {
+        let database = try PostgresServer()
+        defer { database.destroy() }
+        let secrets = TemporaryDirectory("admin-token")
+        defer { secrets.remove() }
+        let admin = "an-admin-token-for-the-cluster-test"
+        try Data((admin + "\n").utf8).write(to: URL(fileURLWithPath: secrets.path + "/token"))
+        let cluster = try ClusterNodes(count: 2, database: database, extraArguments: manualDreamOnly + ["--auth-token-file", secrets.path + "/token"])
+        defer { cluster.shutDown() }
+        let alice = try CarmaNamespace("alice"), bob = try CarmaNamespace("bob"), nobody = try CarmaNamespace("nobody")
+        let adminOn = { (node: Int, namespace: CarmaNamespace) in CarmaAPI(port: cluster[node].port, token: admin, namespace: namespace) }
+        #expect(try adminOn(0, alice).put("n1", ["content": "Alice waters the ferns on Sundays."]).status == 201)
+        #expect(try adminOn(0, bob).put("n1", ["content": "Bob feeds the cat at seven."]).status == 201)
+        let issued = try adminOn(0, .default).request("POST", "/namespaces/alice/tokens", json: ["scope": "write"])
+        #expect(issued.status == 201)
+        let token = try #require(try issued.json()["token"]?.stringValue)
+        let tokenID = try #require(try issued.json()["id"]?.stringValue)
+
+        // On the other node: alice's token reads and writes alice, and bob answers as nobody does.
+        let tenant = CarmaAPI(port: cluster[1].port, token: token, namespace: alice)
+        #expect(try tenant.get("n1").json()["content"]?.stringValue == "Alice waters the ferns on Sundays.")
+        let batch = try tenant.request("POST", tenant.scoped("/fragments"), json: ["fragments": [["content": "Alice's fern is a maidenhair."], ["id": "n1", "content": "Alice waters the ferns on Sundays."]]])
+        #expect(try batch.json()["created"] == 1 && batch.json()["unchanged"] == 1)
+        let onBob = try CarmaAPI(port: cluster[1].port, token: token, namespace: bob).get("n1")
+        let onNobody = try CarmaAPI(port: cluster[1].port, token: token, namespace: nobody).get("n1")
+        #expect(onBob.status == 404 && onBob.body == onNobody.body)
+        let query = try tenant.request("POST", tenant.scoped("/query"), json: ["text": "feeds the cat at seven"])
+        let hits = try query.json()["results"]?.arrayValue ?? []
+        #expect(hits.allSatisfy { !($0["content"]?.stringValue ?? "").contains("cat") }, "\(query.text.prefix(600))")
+
+        // Revoked on node 1: refused on node 2 at the next request.
+        #expect(try adminOn(0, .default).request("DELETE", "/namespaces/alice/tokens/\(tokenID)").status == 204)
+        #expect(try tenant.get("n1").status == 401)
+        // Deleted on node 2: gone on node 1.
+        let deleted = try adminOn(1, .default).request("DELETE", "/namespaces/alice")
+        #expect(try deleted.json()["deleted"] == 2)
+        #expect(try adminOn(0, alice).get("n1").status == 404)
+        #expect(try adminOn(0, bob).get("n1").json()["content"]?.stringValue == "Bob feeds the cat at seven.")
+    }
+
     @Test("three nodes started at once share one store: each write is read exactly, at its version, through every node", .timeLimit(.minutes(10)))
     func readYourWritesAcrossNodes() throws {
         let database = try PostgresServer()

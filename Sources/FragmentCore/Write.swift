@@ -17,14 +17,14 @@ public struct WritePrecondition: Sendable, Equatable {
 
     package func check(_ current: FragmentRow?, id: String) -> StoreError? {
         if self.ifNoneMatchAny, let current {
-            return .precondition("'\(id)' already exists (version \(current.version))", current: current.version)
+            return .precondition("'\(FragmentKey.local(id))' already exists (version \(current.version))", current: current.version)
         }
         if self.matchAny, current == nil {
-            return .precondition("'\(id)' does not exist", current: nil)
+            return .precondition("'\(FragmentKey.local(id))' does not exist", current: nil)
         }
         if let versions = self.ifMatch, !self.matchAny {
             guard let current, versions.contains(current.version) else {
-                return .precondition("'\(id)' is not at version \(versions.map(String.init).joined(separator: " or "))", current: current?.version)
+                return .precondition("'\(FragmentKey.local(id))' is not at version \(versions.map(String.init).joined(separator: " or "))", current: current?.version)
             }
         }
         return nil

@@ -19,13 +19,17 @@
 #       gamma  (links delta and the unknown id nowhere; tags greek, third)
 #       delta  (no links, no tags)
 #       lost   (links alpha; tag doomed) made blank: its primary log record zeroed, then read once
-#     so that reads, listings, links, topology, context, queries and blank stubs (200 and the
-#     strict 503) all have data to answer with. The test writes to the store (PUT, DELETE,
-#     POST /dream), so seed a fresh server for every run.
+#     in namespace `default`, the namespace `team` (a quota; alpha, beta and a blank lost) and the
+#     namespace `doomed` (one fragment, there to be deleted), so that reads, listings, links,
+#     topology, context, queries and blank stubs (200 and the strict 503) all have data to answer
+#     with, with and without the /namespaces/{ns} prefix. The test writes to the store (PUT,
+#     DELETE, batches, namespaces, POST /dream), so seed a fresh server for every run.
 #
-# Tunables (environment): CONTRACT_MAX_EXAMPLES (default 200 per operation and phase: about a
-# minute against a debug build on 2 cores), CONTRACT_SEED (default 20261130), CONTRACT_WORKERS
-# (default 2), CONTRACT_KEEP=1 keeps the reports even when the run passes.
+# Tunables (environment): CONTRACT_MAX_EXAMPLES (default 200 per operation and phase),
+# CONTRACT_NAMESPACED_EXAMPLES (default a quarter of that: the copies of the fragment routes under
+# /namespaces/{ns}, which run the same code as the routes of `default`), CONTRACT_SEED (default
+# 20261130), CONTRACT_WORKERS (default 1), CONTRACT_KEEP=1 keeps the reports even when the run
+# passes. With the defaults a run takes one to two minutes against a debug build on 2 cores.
 #
 # Nothing is written outside one mktemp directory under $TMPDIR (schemathesis runs with that as
 # its working directory, so Hypothesis' ./.hypothesis lands there too): the full output, a JUnit
@@ -53,6 +57,9 @@ fi
 [ $# -eq 0 ] || { echo "unknown argument: $1" >&2; exit 2; }
 
 max_examples=${CONTRACT_MAX_EXAMPLES:-200}
+namespaced_examples=${CONTRACT_NAMESPACED_EXAMPLES:-$(((max_examples + 3) / 4))}
+[[ $max_examples =~ ^[1-9][0-9]*$ && $namespaced_examples =~ ^[1-9][0-9]*$ ]] ||
+  { echo "contract: CONTRACT_MAX_EXAMPLES and CONTRACT_NAMESPACED_EXAMPLES are positive integers" >&2; exit 2; }
 seed=${CONTRACT_SEED:-20261130}
 # One worker: with two, hypothesis describes filter lambdas by parsing their source with `ast` from
 # both threads at once, which CPython 3.11's parser does not survive ("AST constructor recursion
@@ -83,6 +90,13 @@ if [ "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$url/fragments/alph
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/carma-contract.XXXXXX") || exit 2
+# The configuration, with the example budget of the namespaced copies (see schemathesis.toml).
+config=$work/schemathesis.toml
+{
+  cat "$here/schemathesis.toml"
+  printf '\n[[operations]]\ninclude-path-regex = %s\ngeneration.max-examples = %d\n' \
+    "'^/namespaces/\\{ns\\}/(fragments|query|export|import|topology)'" "$namespaced_examples"
+} >"$config"
 args=(
   run "$spec"
   --url "$url"
@@ -97,11 +111,11 @@ args=(
 )
 [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
 
-echo "contract: $version, $url, seed $seed, max-examples $max_examples, workers $workers"
+echo "contract: $version, $url, seed $seed, max-examples $max_examples ($namespaced_examples for the namespaced copies), workers $workers"
 started=$(date +%s)
 (
   cd "$work" &&
-    CARMA_CONTRACT_DIR=$here "${st[@]}" --config-file "$here/schemathesis.toml" "${args[@]}"
+    CARMA_CONTRACT_DIR=$here "${st[@]}" --config-file "$config" "${args[@]}"
 ) >"$work/output.txt" 2>&1
 status=$?
 elapsed=$(($(date +%s) - started))

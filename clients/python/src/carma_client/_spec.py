@@ -9,7 +9,9 @@ routes); the server-wide operations (dream engine, health, namespaces, tokens) i
 
 Each method that performs a contract operation is registered with the operation's
 ``operationId``, method and path (``@operation``), so ``OPERATIONS`` is a table the test suite
-compares with ``openapi.yaml``.
+compares with ``openapi.yaml``. A fragment operation is registered twice: once for its route in
+``default`` (``putFragment``, ``PUT /fragments/{id}``) and once for the same route under
+``/namespaces/{ns}`` (``putNamespaceFragment``), which ``NamespaceClient`` performs.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Operation:
-    """One contract operation and the client method that performs it."""
+    """One contract operation and the client method that performs it (``python_name``, a method
+    of ``CarmaClient``; for an operation under ``/namespaces/{ns}/`` also of ``NamespaceClient``)."""
 
     operation_id: str
     method: str
@@ -72,12 +75,18 @@ OPERATIONS: Dict[str, List[Operation]] = {}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def operation(operation_id: str, method: str, path: str) -> Callable[[F], F]:
-    """Registers a client method as covering the contract operation ``operation_id``."""
+def operation(operation_id: str, method: str, path: str, *, via: Optional[str] = None) -> Callable[[F], F]:
+    """Registers a client method as covering the contract operation ``operation_id``.
+
+    ``via`` names the client method when it is not the decorated one (``put_fragments`` sends
+    what ``put_fragments_request`` builds, a chunk at a time). Decorators stack: the one nearest
+    the ``def`` names the method's own operation in ``__carma_operation__``.
+    """
 
     def register(function: F) -> F:
-        OPERATIONS.setdefault(operation_id, []).append(Operation(operation_id, method, path, function.__name__))
-        setattr(function, "__carma_operation__", operation_id)
+        OPERATIONS.setdefault(operation_id, []).append(Operation(operation_id, method, path, via or function.__name__))
+        if not hasattr(function, "__carma_operation__"):
+            setattr(function, "__carma_operation__", operation_id)
         return function
 
     return register
@@ -262,6 +271,7 @@ class Spec:
 
     # -- fragments ---------------------------------------------------------------------------
 
+    @operation("putNamespaceFragment", "PUT", "/namespaces/{ns}/fragments/{id}")
     @operation("putFragment", "PUT", "/fragments/{id}")
     def put_fragment(
         self,
@@ -295,6 +305,7 @@ class Spec:
         return Call("PUT", self._id_path(fragment_id), _put_result, ok=(200, 201),
                     headers=_write_headers(if_match, if_none_match), json_body=body)
 
+    @operation("getNamespaceFragment", "GET", "/namespaces/{ns}/fragments/{id}")
     @operation("getFragment", "GET", "/fragments/{id}")
     def get_fragment(self, fragment_id: str, *, strict: bool = False,
                      if_none_match: Optional[Condition] = None) -> Call[ReadResult]:
@@ -307,6 +318,7 @@ class Spec:
         return Call("GET", self._id_path(fragment_id), _read_result, ok=(200, 304, 503),
                     headers=_read_headers(strict, if_none_match))
 
+    @operation("headNamespaceFragment", "HEAD", "/namespaces/{ns}/fragments/{id}")
     @operation("headFragment", "HEAD", "/fragments/{id}")
     def head_fragment(self, fragment_id: str, *, strict: bool = False,
                       if_none_match: Optional[Condition] = None) -> Call[FragmentHead]:
@@ -319,6 +331,7 @@ class Spec:
                     headers=_read_headers(strict, if_none_match),
                     hint={404: "fragment-not-found", 401: "unauthorized", 400: "invalid-id", 403: "forbidden"})
 
+    @operation("deleteNamespaceFragment", "DELETE", "/namespaces/{ns}/fragments/{id}")
     @operation("deleteFragment", "DELETE", "/fragments/{id}")
     def delete_fragment(self, fragment_id: str, *, if_match: Optional[Condition] = None,
                         if_none_match: Optional[str] = None) -> Call[None]:
@@ -326,6 +339,7 @@ class Spec:
         return Call("DELETE", self._id_path(fragment_id), _nothing, ok=(204,),
                     headers=_write_headers(if_match, if_none_match))
 
+    @operation("listNamespaceFragments", "GET", "/namespaces/{ns}/fragments")
     @operation("listFragments", "GET", "/fragments")
     def list_fragments(self, *, status: Optional[str] = None, tag: Optional[str] = None,
                        limit: Optional[int] = None, cursor: Optional[str] = None) -> Call[FragmentPage]:
@@ -333,6 +347,8 @@ class Spec:
         return Call("GET", self.prefix + "/fragments", lambda r: FragmentPage.from_json(r.json()),
                     query={"status": status, "tag": tag, "limit": limit, "cursor": cursor})
 
+    @operation("putNamespaceFragments", "POST", "/namespaces/{ns}/fragments", via="put_fragments")
+    @operation("putFragments", "POST", "/fragments", via="put_fragments")
     def put_fragments_request(self, bodies: List[Dict[str, Any]]) -> Call[BatchResult]:
         """One ``POST /fragments`` of at most 1000 checked item bodies (``batch_chunks``).
 
@@ -345,17 +361,20 @@ class Spec:
         return Call("POST", self.prefix + "/fragments", lambda r: BatchResult.from_json(r.json()),
                     json_body={"fragments": bodies}, idempotent=repeatable)
 
+    @operation("getNamespaceFragmentHistory", "GET", "/namespaces/{ns}/fragments/{id}/history")
     @operation("getFragmentHistory", "GET", "/fragments/{id}/history")
     def get_history(self, fragment_id: str) -> Call[History]:
         """What happened to a fragment: created, lost (how found), queued, recovered or rebuilt."""
         return Call("GET", self._id_path(fragment_id, "/history"), lambda r: History.from_json(r.json()))
 
+    @operation("getNamespaceFragmentContext", "GET", "/namespaces/{ns}/fragments/{id}/context")
     @operation("getFragmentContext", "GET", "/fragments/{id}/context")
     def get_context(self, fragment_id: str, *, k: Optional[int] = None) -> Call[FragmentContext]:
         """Links, backlinks and the ``k`` most similar fragments, each with its status."""
         return Call("GET", self._id_path(fragment_id, "/context"), lambda r: FragmentContext.from_json(r.json()),
                     query={"k": k})
 
+    @operation("queryNamespaceFragments", "POST", "/namespaces/{ns}/query")
     @operation("queryFragments", "POST", "/query")
     def query(self, text: Optional[str] = None, *, embedding: Optional[Sequence[float]] = None,
               k: Optional[int] = None, tags: Optional[Sequence[str]] = None, mode: Optional[str] = None,
@@ -403,6 +422,7 @@ class Spec:
 
     # -- export and import -------------------------------------------------------------------
 
+    @operation("exportNamespaceFragments", "GET", "/namespaces/{ns}/export")
     @operation("exportFragments", "GET", "/export")
     def export_fragments(self) -> Call[List[Dict[str, Any]]]:
         """Every fragment of one consistent snapshot, as the export's NDJSON lines (dicts): a
@@ -414,6 +434,7 @@ class Spec:
         """
         return Call("GET", self.prefix + "/export", _export_lines)
 
+    @operation("importNamespaceFragments", "POST", "/namespaces/{ns}/import")
     @operation("importFragments", "POST", "/import")
     def import_fragments(self, lines: Sequence[Mapping[str, Any]]) -> Call[Dict[str, int]]:
         """Writes export lines (at most 1,000 fragments per call) at their own versions, each
@@ -433,6 +454,7 @@ class Spec:
 
     # -- topology ----------------------------------------------------------------------------
 
+    @operation("getNamespaceTopology", "GET", "/namespaces/{ns}/topology")
     @operation("getTopology", "GET", "/topology")
     def topology(self, *, limit: Optional[int] = None, around: Optional[str] = None,
                  depth: Optional[int] = None, after: Optional[str] = None) -> Call[Topology]:
@@ -440,6 +462,7 @@ class Spec:
         query = {"format": "json", "limit": limit, "around": around, "depth": depth, "after": after}
         return Call("GET", self.prefix + "/topology", lambda r: Topology.from_json(r.json()), query=query)
 
+    @operation("getNamespaceTopology", "GET", "/namespaces/{ns}/topology")
     @operation("getTopology", "GET", "/topology")
     def topology_dot(self, *, limit: Optional[int] = None, around: Optional[str] = None,
                      depth: Optional[int] = None, after: Optional[str] = None) -> Call[str]:
@@ -488,18 +511,21 @@ class Spec:
 
     # -- namespaces and tokens (server-wide; mostly the admin token's) ------------------------
 
+    @operation("listNamespaces", "GET", "/namespaces")
     def list_namespaces(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Call[NamespacePage]:
         """One page of namespaces sorted by name, ``default`` included, with their usage (admin
         token; open when the server has no auth). ``page.next_cursor`` goes on."""
         return Call("GET", "/namespaces", lambda r: NamespacePage.from_json(r.json()),
                     query={"limit": limit, "cursor": cursor})
 
+    @operation("getNamespace", "GET", "/namespaces/{ns}")
     def get_namespace(self, namespace: str) -> Call[Namespace]:
         """A namespace's usage, quota and creation time (admin token or one of its own);
         ``NamespaceNotFound`` if it does not exist."""
         name = check_namespace(namespace)
         return Call("GET", "/namespaces/" + name, lambda r: Namespace.from_json(r.json()))
 
+    @operation("putNamespace", "PUT", "/namespaces/{ns}")
     def create_namespace(self, namespace: str, quota_fragments: Optional[int] = None,
                          quota_bytes: Optional[int] = None) -> Call[Namespace]:
         """Creates a namespace, or sets the quotas of an existing one (``PUT``, admin token).
@@ -521,6 +547,7 @@ class Spec:
         return Call("PUT", "/namespaces/" + name, lambda r: Namespace.from_json(r.json(), created=r.status == 201),
                     ok=(200, 201), json_body={"quota": quota} if quota else None)
 
+    @operation("deleteNamespace", "DELETE", "/namespaces/{ns}")
     def delete_namespace(self, namespace: str) -> Call[NamespaceDeleted]:
         """Deletes a namespace (admin token): every fragment tombstoned, its tokens revoked, the
         name gone (``NamespaceNotFound`` afterwards). ``default`` cannot be deleted (400)."""
@@ -532,6 +559,7 @@ class Spec:
 
         return Call("DELETE", "/namespaces/" + name, parse)
 
+    @operation("createNamespaceToken", "POST", "/namespaces/{ns}/tokens")
     def create_token(self, namespace: str, scope: str) -> Call[NamespaceToken]:
         """A new bearer token for ``namespace`` (admin token): ``scope`` ``"read"`` or ``"write"``
         (write includes read). The secret (``.token``) is in this answer only: keep it.
@@ -545,12 +573,14 @@ class Spec:
         return Call("POST", "/namespaces/" + name + "/tokens",
                     lambda r: NamespaceToken.from_json(r.json(), namespace=name), ok=(201,), json_body={"scope": scope})
 
+    @operation("listNamespaceTokens", "GET", "/namespaces/{ns}/tokens")
     def list_tokens(self, namespace: str) -> Call[List[NamespaceToken]]:
         """The namespace's tokens (id, scope, creation time; never the secrets), admin token."""
         name = check_namespace(namespace)
         return Call("GET", "/namespaces/" + name + "/tokens",
                     lambda r: [NamespaceToken.from_json(t, namespace=name) for t in r.json().get("tokens", [])])
 
+    @operation("revokeNamespaceToken", "DELETE", "/namespaces/{ns}/tokens/{id}")
     def revoke_token(self, namespace: str, token_id: str) -> Call[None]:
         """Revokes a token at once (admin token); requests with it get 401 afterwards."""
         name = check_namespace(namespace)

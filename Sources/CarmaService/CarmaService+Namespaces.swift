@@ -94,7 +94,7 @@ extension CarmaService {
         var quota: NamespaceQuota?
         if !request.body.isEmpty {
             let value = try request.jsonBody(maxDepth: 4)
-            guard let object = value.objectValue else { throw .invalid("body", "the body must be a JSON object") }
+            guard let object = value.objectValue else { throw Self.invalidNamespace("the body must be a JSON object") }
             for key in object.keys where key != "quota" { throw Self.invalidNamespace("unknown field '\(key)'") }
             if object["quota"] == .null {
                 quota = NamespaceQuota.none

@@ -84,10 +84,7 @@ extension FragmentStore {
             let keys = self.state.withLock { state in
                 state.entries.filter { FragmentKey.belongs($0.key, to: name) }.map { ($0.key, $0.value.row.isExpired(at: now) ? $0.value.row.version : nil) }
             }
-            guard !keys.isEmpty else {
-                self.text.drop(name)
-                return completion(.success(0))
-            }
+            guard !keys.isEmpty else { return completion(.success(0)) }
             let deleted = Atomic(0)
             let remaining = Atomic(keys.count)
             let failure = Mutex<StoreError?>(nil)
@@ -100,7 +97,6 @@ extension FragmentStore {
                     }
                     guard remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
                     if let error = failure.withLock({ $0 }) { return completion(.failure(error)) }
-                    self.text.drop(name)
                     completion(.success(deleted.load(ordering: .relaxed)))
                 }))
                 if !submitted {

@@ -67,7 +67,8 @@ extension FragmentStore {
             while start < changes.endIndex {
                 let namespace = FragmentKey.namespace(of: changes[start].id)
                 let end = changes[start...].firstIndex { FragmentKey.namespace(of: $0.id) != namespace } ?? changes.endIndex
-                self.text.namespace(namespace).write { index in
+                let partition = self.text.namespace(namespace)
+                partition.write { index in
                     for change in changes[start..<end] {
                         switch change {
                         case .upsert(let document):
@@ -77,6 +78,11 @@ extension FragmentStore {
                             index.remove(id)
                         }
                     }
+                }
+                // A deleted namespace keeps no index (dropped here, on the one thread that adds to
+                // indexes, so nothing written meanwhile is lost with it).
+                if namespace != Namespace.default, partition.size.fragments == 0, self.journal.entry(namespace) == nil {
+                    self.text.drop(namespace)
                 }
                 start = end
             }

@@ -404,44 +404,38 @@ public final class SentenceEncoder: Sendable {
 
     /// One transformer layer with the linear layers in bf16 or int8; false when oneDNN failed.
     private func encodeFast(_ w: inout Workspace, tokens n: Int, lengths: [Int], layer: Layer, fast: FastLayer) -> Bool {
-        let h = self.dimensions
-        let epsilon = self.configuration.layerNormEpsilon
         let scratch = w.linearScratch!
-        var ok = w.x.withUnsafeBufferPointer { x in
+        let ok = w.x.withUnsafeBufferPointer { x in
             w.qkv.withUnsafeMutableBufferPointer { fast.qkv.forward(x.baseAddress!, rows: n, into: $0.baseAddress!, gelu: false, scratch: scratch) }
         }
         guard ok else { return false }
         self.attention(&w, lengths: lengths, fast: true)
-        ok = w.context.withUnsafeBufferPointer { context in
-            w.projected.withUnsafeMutableBufferPointer { projected in
-                fast.attentionOutput.forward(context.baseAddress!, rows: n, into: projected.baseAddress!, gelu: false, scratch: scratch)
-            }
-        }
-        guard ok else { return false }
-        w.x.withUnsafeMutableBufferPointer { x in
-            w.projected.withUnsafeBufferPointer { projected in
-                FastLinear.addLayerNorm(
-                    x.baseAddress!, residual: projected.baseAddress!, rows: n, width: h, gamma: layer.attentionNorm.gamma,
-                    beta: layer.attentionNorm.beta, epsilon: epsilon)
-            }
-        }
-        ok = w.x.withUnsafeBufferPointer { x in
+        guard self.residual(&w, from: w.context, rows: n, through: fast.attentionOutput, norm: layer.attentionNorm, scratch: scratch) else { return false }
+        let intermediate = w.x.withUnsafeBufferPointer { x in
             w.intermediate.withUnsafeMutableBufferPointer { inter in
                 fast.intermediate.forward(x.baseAddress!, rows: n, into: inter.baseAddress!, gelu: true, scratch: scratch)
             }
         }
-        guard ok else { return false }
-        ok = w.intermediate.withUnsafeBufferPointer { inter in
+        guard intermediate else { return false }
+        return self.residual(&w, from: w.intermediate, rows: n, through: fast.output, norm: layer.outputNorm, scratch: scratch)
+    }
+
+    /// The step that ends each half of a layer: `x = LayerNorm(x + linear(input))`. `input` is one
+    /// of the workspace's buffers, passed as its own reference (no copy: nothing writes to it here).
+    private func residual(
+        _ w: inout Workspace, from input: [Float], rows n: Int, through linear: FastLinear, norm: Norm, scratch: UnsafeMutableRawPointer
+    ) -> Bool {
+        let ok = input.withUnsafeBufferPointer { source in
             w.projected.withUnsafeMutableBufferPointer { projected in
-                fast.output.forward(inter.baseAddress!, rows: n, into: projected.baseAddress!, gelu: false, scratch: scratch)
+                linear.forward(source.baseAddress!, rows: n, into: projected.baseAddress!, gelu: false, scratch: scratch)
             }
         }
         guard ok else { return false }
         w.x.withUnsafeMutableBufferPointer { x in
             w.projected.withUnsafeBufferPointer { projected in
                 FastLinear.addLayerNorm(
-                    x.baseAddress!, residual: projected.baseAddress!, rows: n, width: h, gamma: layer.outputNorm.gamma,
-                    beta: layer.outputNorm.beta, epsilon: epsilon)
+                    x.baseAddress!, residual: projected.baseAddress!, rows: n, width: self.dimensions, gamma: norm.gamma, beta: norm.beta,
+                    epsilon: self.configuration.layerNormEpsilon)
             }
         }
         return true

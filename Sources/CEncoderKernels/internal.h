@@ -15,12 +15,20 @@ void carma_quantize_rows_u8(const float *x, int rows, int width, uint8_t *out, f
 void carma_to_bf16(const float *x, size_t count, uint16_t *out);
 
 /// output[m][n] = (acc[m][n] - compensation[n]) · rowScale[m] · columnScale[n] + bias[n], then GELU
-/// when `gelu` is 1.
-void carma_dequantize(const int32_t *acc, int rows, int columns, const float *rowScales, const float *columnScales,
+/// when `gelu` is 1; `columns` of each row, rows `stride` apart in both `acc` and `output`.
+void carma_dequantize(const int32_t *acc, int rows, int columns, int stride, const float *rowScales, const float *columnScales,
                       const int32_t *compensation, const float *bias, float *output, int gelu);
 
 /// GELU (x·Φ(x), erf by Abramowitz–Stegun 7.1.26) in place.
 void carma_gelu(float *x, size_t count);
+
+/// A job for the team's helper (team.c): returns 0 or -1.
+typedef int (*carma_job)(void *argument);
+
+/// Hands `job` to the helper; the caller then runs its own work and calls `carma_team_finish`.
+void carma_team_post(carma_team *team, carma_job job, void *argument);
+/// The posted job's result: run here if the helper has not taken it yet, else waited for.
+int carma_team_finish(carma_team *team);
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -79,11 +79,11 @@ void AVX512 carma_to_bf16(const float *x, size_t count, uint16_t *out) {
     }
 }
 
-void AVX512 carma_dequantize(const int32_t *acc, int rows, int columns, const float *rowScales, const float *columnScales,
+void AVX512 carma_dequantize(const int32_t *acc, int rows, int columns, int stride, const float *rowScales, const float *columnScales,
                              const int32_t *compensation, const float *bias, float *output, int gelu) {
     for (int row = 0; row < rows; row++) {
-        const int32_t *a = acc + (size_t)row * columns;
-        float *o = output + (size_t)row * columns;
+        const int32_t *a = acc + (size_t)row * stride;
+        float *o = output + (size_t)row * stride;
         __m512 rowScale = _mm512_set1_ps(rowScales[row]);
         for (int c = 0; c < columns; c += 16) {
             __mmask16 m = tail(columns - c);
@@ -161,7 +161,7 @@ void AVX512 carma_softmax_rows(float *values, int rows, int columns) {
 int carma_cpu_supports(int precision) { (void)precision; return 0; }
 void carma_quantize_rows_u8(const float *x, int rows, int width, uint8_t *out, float *scales) {}
 void carma_to_bf16(const float *x, size_t count, uint16_t *out) {}
-void carma_dequantize(const int32_t *acc, int rows, int columns, const float *rowScales, const float *columnScales,
+void carma_dequantize(const int32_t *acc, int rows, int columns, int stride, const float *rowScales, const float *columnScales,
                       const int32_t *compensation, const float *bias, float *output, int gelu) {}
 void carma_gelu(float *x, size_t count) {}
 void carma_add_layer_norm(float *x, const float *residual, int rows, int width, const float *gamma, const float *beta,

@@ -1,12 +1,14 @@
-// The only file that calls oneDNN (Debian's libdnnl-dev 2.6): one matmul primitive per linear
-// layer, its weights reordered once into the layout the primitive wants. The row count is a
-// runtime dimension, so one primitive serves every batch size.
+// The only file that calls oneDNN (Debian's libdnnl-dev 2.6): two matmul primitives per linear
+// layer, one per half of its output columns, each with its weights reordered once into the layout
+// the primitive wants. The row count is a runtime dimension, so the primitives serve every batch
+// size; each half writes its columns of the whole layer's rows (a strided destination).
 //
 // Threads: oneDNN here runs on OpenMP, and a call would start a team as wide as the machine. The
-// encoder parallelises across sequences itself (and keeps a foreground query on its own thread),
-// so every call first sets this thread's OpenMP width to 1. Streams are per thread (a oneDNN
-// stream must not be shared between threads); the engine is shared (it is thread-safe). A layer is
-// only run after carma_linear_create returned it, so the engine exists by then.
+// encoder parallelises across sequences itself, and a foreground query alone splits each layer's
+// halves with the team's helper (team.c), so every call first sets this thread's OpenMP width to
+// 1. Streams are per thread (a oneDNN stream must not be shared between threads); the engine is
+// shared (it is thread-safe). A layer is only run after carma_linear_create returned it, so the
+// engine exists by then.
 
 #include "CEncoderKernels.h"
 #include "internal.h"
@@ -22,12 +24,21 @@
 
 void omp_set_num_threads(int);
 
+/// One half of a layer's output columns: its matmul and its weights in the layout it wants.
+typedef struct {
+    int first;
+    int columns;
+    dnnl_primitive_t primitive;
+    dnnl_memory_t weights;
+} carma_part;
+
 struct carma_linear {
     int precision;
     int inputs;
     int outputs;
-    dnnl_primitive_t primitive;
-    dnnl_memory_t weights;
+    /// The columns in two halves (a multiple of 64 where the layer allows), so that a team can run
+    /// one each; alone, a thread runs both, one after the other.
+    carma_part parts[2];
     float *bias;
     /// int8: each output channel's weight scale, and 128 · the channel's sum of int8 weights (the
     /// product of the +128-shifted u8 input contains it once too many).
@@ -61,19 +72,68 @@ static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 void carma_linear_destroy(carma_linear *layer) {
     if (!layer) return;
-    if (layer->primitive) dnnl_primitive_destroy(layer->primitive);
-    if (layer->weights) dnnl_memory_destroy(layer->weights);
+    for (int p = 0; p < 2; p++) {
+        if (layer->parts[p].primitive) dnnl_primitive_destroy(layer->parts[p].primitive);
+        if (layer->parts[p].weights) dnnl_memory_destroy(layer->parts[p].weights);
+    }
     free(layer->bias);
     free(layer->columnScales);
     free(layer->compensation);
     free(layer);
 }
 
-#define FAIL(what, status)                                                                                   \
-    do {                                                                                                     \
-        snprintf(error, error_size, "oneDNN %s failed (status %d)", what, (int)(status));                    \
-        goto fail;                                                                                           \
-    } while (0)
+/// The matmul of one part and its weights (`packed`: the whole layer's, PyTorch layout, in the
+/// kernel's precision), reordered into the layout the primitive wants. 0, or -1 with a message.
+static int makePart(carma_linear *layer, carma_part *part, const void *packed, char *error, size_t error_size) {
+    int int8 = layer->precision == CARMA_PRECISION_INT8;
+    dnnl_data_type_t sourceType = int8 ? dnnl_u8 : dnnl_bf16;
+    dnnl_data_type_t weightType = int8 ? dnnl_s8 : dnnl_bf16;
+    dnnl_data_type_t destinationType = int8 ? dnnl_s32 : dnnl_f32;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_t source = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_primitive_desc_t reorderPD = NULL;
+    dnnl_status_t s;
+    const char *what = "descriptors";
+    dnnl_memory_desc_t srcMD, weightsAny, weightsUser, dstMD, biasMD;
+    dnnl_dims_t srcDims = {DNNL_RUNTIME_DIM_VAL, layer->inputs}, weightDims = {layer->inputs, part->columns};
+    // The destination is the whole layer's rows; this part writes its own columns of them.
+    dnnl_dims_t dstDims = {DNNL_RUNTIME_DIM_VAL, part->columns}, dstStrides = {layer->outputs, 1}, biasDims = {1, part->columns};
+    if ((s = dnnl_memory_desc_init_by_tag(&srcMD, 2, srcDims, sourceType, dnnl_ab)) != dnnl_success) goto fail;
+    if ((s = dnnl_memory_desc_init_by_tag(&weightsAny, 2, weightDims, weightType, dnnl_format_tag_any)) != dnnl_success) goto fail;
+    // PyTorch keeps W as [outputs × inputs]: the matmul's [inputs × outputs] B, column-major.
+    if ((s = dnnl_memory_desc_init_by_tag(&weightsUser, 2, weightDims, weightType, dnnl_ba)) != dnnl_success) goto fail;
+    if ((s = dnnl_memory_desc_init_by_strides(&dstMD, 2, dstDims, destinationType, dstStrides)) != dnnl_success) goto fail;
+    if ((s = dnnl_memory_desc_init_by_tag(&biasMD, 2, biasDims, dnnl_f32, dnnl_ab)) != dnnl_success) goto fail;
+    dnnl_matmul_desc_t md;
+    what = "matmul";
+    if ((s = dnnl_matmul_desc_init(&md, &srcMD, &weightsAny, int8 ? NULL : &biasMD, &dstMD)) != dnnl_success) goto fail;
+    if ((s = dnnl_primitive_desc_create(&pd, &md, NULL, engine, NULL)) != dnnl_success) goto fail;
+    if ((s = dnnl_primitive_create(&part->primitive, pd)) != dnnl_success) goto fail;
+    what = "weights reorder";
+    const dnnl_memory_desc_t *wanted = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const char *rows = (const char *)packed + (size_t)part->first * layer->inputs * (int8 ? 1 : 2);
+    if ((s = dnnl_memory_create(&source, &weightsUser, engine, (void *)rows)) != dnnl_success) goto fail;
+    if ((s = dnnl_memory_create(&part->weights, wanted, engine, DNNL_MEMORY_ALLOCATE)) != dnnl_success) goto fail;
+    if ((s = dnnl_reorder_primitive_desc_create(&reorderPD, &weightsUser, engine, wanted, engine, NULL)) != dnnl_success) goto fail;
+    if ((s = dnnl_primitive_create(&reorder, reorderPD)) != dnnl_success) goto fail;
+    dnnl_stream_t st = stream();
+    if (!st) {
+        s = dnnl_runtime_error;
+        goto fail;
+    }
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, part->weights}};
+    if ((s = dnnl_primitive_execute(reorder, st, 2, args)) != dnnl_success) goto fail;
+    if ((s = dnnl_stream_wait(st)) != dnnl_success) goto fail;
+    s = dnnl_success;
+fail:
+    if (s != dnnl_success) snprintf(error, error_size, "oneDNN %s failed (status %d)", what, (int)s);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (reorderPD) dnnl_primitive_desc_destroy(reorderPD);
+    if (source) dnnl_memory_destroy(source);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return s == dnnl_success ? 0 : -1;
+}
 
 carma_linear *carma_linear_create(int precision, int inputs, int outputs, const float *weights, const float *bias,
                                   char *error, size_t error_size) {
@@ -83,14 +143,11 @@ carma_linear *carma_linear_create(int precision, int inputs, int outputs, const 
         snprintf(error, error_size, "oneDNN has no CPU engine (status %d)", (int)engineStatus);
         return NULL;
     }
+    if (outputs < 2) {
+        snprintf(error, error_size, "a layer of %d outputs cannot be split", outputs);
+        return NULL;
+    }
     carma_linear *layer = calloc(1, sizeof *layer);
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_memory_t source = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_primitive_desc_t reorderPD = NULL;
-    void *packed = NULL;
-    dnnl_status_t s;
     if (!layer) {
         snprintf(error, error_size, "out of memory");
         return NULL;
@@ -98,37 +155,24 @@ carma_linear *carma_linear_create(int precision, int inputs, int outputs, const 
     layer->precision = precision;
     layer->inputs = inputs;
     layer->outputs = outputs;
-    layer->bias = malloc(sizeof(float) * outputs);
-    if (!layer->bias) FAIL("allocation", dnnl_out_of_memory);
-    memcpy(layer->bias, bias, sizeof(float) * outputs);
-
+    int half = outputs >= 128 ? (outputs / 2 + 32) / 64 * 64 : outputs / 2;
+    layer->parts[0] = (carma_part){.first = 0, .columns = half};
+    layer->parts[1] = (carma_part){.first = half, .columns = outputs - half};
     int int8 = precision == CARMA_PRECISION_INT8;
-    dnnl_data_type_t sourceType = int8 ? dnnl_u8 : dnnl_bf16;
-    dnnl_data_type_t weightType = int8 ? dnnl_s8 : dnnl_bf16;
-    dnnl_data_type_t destinationType = int8 ? dnnl_s32 : dnnl_f32;
-    dnnl_memory_desc_t srcMD, weightsAny, weightsUser, dstMD, biasMD;
-    dnnl_dims_t srcDims = {DNNL_RUNTIME_DIM_VAL, inputs}, weightDims = {inputs, outputs}, dstDims = {DNNL_RUNTIME_DIM_VAL, outputs},
-                biasDims = {1, outputs};
-    if ((s = dnnl_memory_desc_init_by_tag(&srcMD, 2, srcDims, sourceType, dnnl_ab)) != dnnl_success) FAIL("source descriptor", s);
-    if ((s = dnnl_memory_desc_init_by_tag(&weightsAny, 2, weightDims, weightType, dnnl_format_tag_any)) != dnnl_success) FAIL("weights descriptor", s);
-    // PyTorch keeps W as [outputs × inputs]: the matmul's [inputs × outputs] B, column-major.
-    if ((s = dnnl_memory_desc_init_by_tag(&weightsUser, 2, weightDims, weightType, dnnl_ba)) != dnnl_success) FAIL("weights descriptor", s);
-    if ((s = dnnl_memory_desc_init_by_tag(&dstMD, 2, dstDims, destinationType, dnnl_ab)) != dnnl_success) FAIL("destination descriptor", s);
-    if ((s = dnnl_memory_desc_init_by_tag(&biasMD, 2, biasDims, dnnl_f32, dnnl_ab)) != dnnl_success) FAIL("bias descriptor", s);
-    dnnl_matmul_desc_t md;
-    if ((s = dnnl_matmul_desc_init(&md, &srcMD, &weightsAny, int8 ? NULL : &biasMD, &dstMD)) != dnnl_success) FAIL("matmul descriptor", s);
-    if ((s = dnnl_primitive_attr_create(&attr)) != dnnl_success) FAIL("attributes", s);
-    if ((s = dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL)) != dnnl_success) FAIL("matmul", s);
-    if ((s = dnnl_primitive_create(&layer->primitive, pd)) != dnnl_success) FAIL("matmul primitive", s);
-
-    // The weights in the precision the kernel takes, then reordered into its layout.
     size_t count = (size_t)inputs * outputs;
-    packed = malloc(int8 ? count : count * 2);
-    if (!packed) FAIL("allocation", dnnl_out_of_memory);
+    void *packed = malloc(int8 ? count : count * 2);
+    layer->bias = malloc(sizeof(float) * outputs);
     if (int8) {
         layer->columnScales = malloc(sizeof(float) * outputs);
         layer->compensation = malloc(sizeof(int32_t) * outputs);
-        if (!layer->columnScales || !layer->compensation) FAIL("allocation", dnnl_out_of_memory);
+    }
+    if (!packed || !layer->bias || (int8 && (!layer->columnScales || !layer->compensation))) {
+        snprintf(error, error_size, "out of memory");
+        goto fail;
+    }
+    memcpy(layer->bias, bias, sizeof(float) * outputs);
+    // The weights in the precision the kernel takes, then reordered into its layout, part by part.
+    if (int8) {
         for (int n = 0; n < outputs; n++) {
             const float *w = weights + (size_t)n * inputs;
             float absmax = 0;
@@ -147,32 +191,14 @@ carma_linear *carma_linear_create(int precision, int inputs, int outputs, const 
     } else {
         carma_to_bf16(weights, count, packed);
     }
-    const dnnl_memory_desc_t *wanted = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    if ((s = dnnl_memory_create(&source, &weightsUser, engine, packed)) != dnnl_success) FAIL("weights memory", s);
-    if ((s = dnnl_memory_create(&layer->weights, wanted, engine, DNNL_MEMORY_ALLOCATE)) != dnnl_success) FAIL("weights memory", s);
-    if ((s = dnnl_reorder_primitive_desc_create(&reorderPD, &weightsUser, engine, wanted, engine, NULL)) != dnnl_success) FAIL("weights reorder", s);
-    if ((s = dnnl_primitive_create(&reorder, reorderPD)) != dnnl_success) FAIL("weights reorder", s);
-    dnnl_stream_t st = stream();
-    if (!st) FAIL("stream", dnnl_runtime_error);
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, layer->weights}};
-    if ((s = dnnl_primitive_execute(reorder, st, 2, args)) != dnnl_success) FAIL("weights reorder", s);
-    if ((s = dnnl_stream_wait(st)) != dnnl_success) FAIL("weights reorder", s);
-
-    dnnl_primitive_destroy(reorder);
-    dnnl_primitive_desc_destroy(reorderPD);
-    dnnl_memory_destroy(source);
+    for (int p = 0; p < 2; p++) {
+        if (makePart(layer, &layer->parts[p], packed, error, error_size) != 0) goto fail;
+    }
     free(packed);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_attr_destroy(attr);
     return layer;
 
 fail:
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (reorderPD) dnnl_primitive_desc_destroy(reorderPD);
-    if (source) dnnl_memory_destroy(source);
     free(packed);
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    if (attr) dnnl_primitive_attr_destroy(attr);
     carma_linear_destroy(layer);
     return NULL;
 }
@@ -185,45 +211,52 @@ size_t carma_linear_scratch_bytes(const carma_linear *layer, int rows) {
     return align64(r * layer->inputs * 2);
 }
 
-int carma_linear_forward(const carma_linear *layer, const float *input, int rows, float *output, int gelu, void *scratch) {
-    if (rows <= 0) return 0;
+/// One part's share of a forward pass, on whichever thread runs it.
+typedef struct {
+    const carma_linear *layer;
+    const carma_part *part;
+    const void *source;
+    const float *rowScales;
+    int32_t *products;
+    float *output;
+    int rows;
+    int gelu;
+} carma_part_run;
+
+static int runPart(void *argument) {
+    const carma_part_run *run = argument;
+    const carma_linear *layer = run->layer;
+    const carma_part *part = run->part;
     omp_set_num_threads(1);
     dnnl_stream_t st = stream();
     if (!st) return -1;
     int int8 = layer->precision == CARMA_PRECISION_INT8;
-    size_t r = (size_t)rows;
-    char *base = scratch;
-    void *source = base;
-    float *rowScales = (float *)(base + align64(r * layer->inputs));
-    int32_t *products = (int32_t *)(base + align64(r * layer->inputs) + align64(r * sizeof(float)));
-    if (int8) {
-        carma_quantize_rows_u8(input, rows, layer->inputs, source, rowScales);
-    } else {
-        carma_to_bf16(input, r * layer->inputs, source);
-    }
     dnnl_memory_desc_t srcMD, dstMD;
-    dnnl_dims_t srcDims = {rows, layer->inputs}, dstDims = {rows, layer->outputs};
+    dnnl_dims_t srcDims = {run->rows, layer->inputs}, dstDims = {run->rows, part->columns}, dstStrides = {layer->outputs, 1};
     dnnl_memory_t src = NULL, dst = NULL, bias = NULL;
     int result = -1;
+    void *destination = int8 ? (void *)(run->products + part->first) : (void *)(run->output + part->first);
     if (dnnl_memory_desc_init_by_tag(&srcMD, 2, srcDims, int8 ? dnnl_u8 : dnnl_bf16, dnnl_ab) != dnnl_success) goto done;
-    if (dnnl_memory_desc_init_by_tag(&dstMD, 2, dstDims, int8 ? dnnl_s32 : dnnl_f32, dnnl_ab) != dnnl_success) goto done;
-    if (dnnl_memory_create(&src, &srcMD, engine, source) != dnnl_success) goto done;
-    if (dnnl_memory_create(&dst, &dstMD, engine, int8 ? (void *)products : (void *)output) != dnnl_success) goto done;
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, layer->weights}, {DNNL_ARG_DST, dst}};
+    if (dnnl_memory_desc_init_by_strides(&dstMD, 2, dstDims, int8 ? dnnl_s32 : dnnl_f32, dstStrides) != dnnl_success) goto done;
+    if (dnnl_memory_create(&src, &srcMD, engine, (void *)run->source) != dnnl_success) goto done;
+    if (dnnl_memory_create(&dst, &dstMD, engine, destination) != dnnl_success) goto done;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, part->weights}, {DNNL_ARG_DST, dst}};
     int argc = 3;
     if (!int8) {
         dnnl_memory_desc_t biasMD;
-        dnnl_dims_t biasDims = {1, layer->outputs};
+        dnnl_dims_t biasDims = {1, part->columns};
         if (dnnl_memory_desc_init_by_tag(&biasMD, 2, biasDims, dnnl_f32, dnnl_ab) != dnnl_success) goto done;
-        if (dnnl_memory_create(&bias, &biasMD, engine, layer->bias) != dnnl_success) goto done;
+        if (dnnl_memory_create(&bias, &biasMD, engine, layer->bias + part->first) != dnnl_success) goto done;
         args[argc++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bias};
     }
-    if (dnnl_primitive_execute(layer->primitive, st, argc, args) != dnnl_success) goto done;
+    if (dnnl_primitive_execute(part->primitive, st, argc, args) != dnnl_success) goto done;
     if (dnnl_stream_wait(st) != dnnl_success) goto done;
     if (int8) {
-        carma_dequantize(products, rows, layer->outputs, rowScales, layer->columnScales, layer->compensation, layer->bias, output, gelu);
-    } else if (gelu) {
-        carma_gelu(output, r * layer->outputs);
+        carma_dequantize(run->products + part->first, run->rows, part->columns, layer->outputs, run->rowScales,
+                         layer->columnScales + part->first, layer->compensation + part->first, layer->bias + part->first,
+                         run->output + part->first, run->gelu);
+    } else if (run->gelu) {
+        for (int row = 0; row < run->rows; row++) carma_gelu(run->output + (size_t)row * layer->outputs + part->first, part->columns);
     }
     result = 0;
 done:
@@ -231,6 +264,33 @@ done:
     if (dst) dnnl_memory_destroy(dst);
     if (bias) dnnl_memory_destroy(bias);
     return result;
+}
+
+int carma_linear_forward(const carma_linear *layer, const float *input, int rows, float *output, int gelu, void *scratch,
+                         carma_team *team) {
+    if (rows <= 0) return 0;
+    int int8 = layer->precision == CARMA_PRECISION_INT8;
+    size_t r = (size_t)rows;
+    char *base = scratch;
+    float *rowScales = (float *)(base + align64(r * layer->inputs));
+    int32_t *products = (int32_t *)(base + align64(r * layer->inputs) + align64(r * sizeof(float)));
+    if (int8) {
+        carma_quantize_rows_u8(input, rows, layer->inputs, (uint8_t *)base, rowScales);
+    } else {
+        carma_to_bf16(input, r * layer->inputs, (uint16_t *)base);
+    }
+    carma_part_run runs[2];
+    for (int p = 0; p < 2; p++) {
+        runs[p] = (carma_part_run){.layer = layer, .part = &layer->parts[p], .source = base, .rowScales = rowScales,
+                                   .products = products, .output = output, .rows = rows, .gelu = gelu};
+    }
+    if (team) {
+        carma_team_post(team, runPart, &runs[1]);
+        int first = runPart(&runs[0]);
+        int second = carma_team_finish(team);
+        return first == 0 && second == 0 ? 0 : -1;
+    }
+    return runPart(&runs[0]) == 0 && runPart(&runs[1]) == 0 ? 0 : -1;
 }
 
 #else
@@ -242,6 +302,7 @@ carma_linear *carma_linear_create(int precision, int inputs, int outputs, const 
 }
 void carma_linear_destroy(carma_linear *layer) {}
 size_t carma_linear_scratch_bytes(const carma_linear *layer, int rows) { return 0; }
-int carma_linear_forward(const carma_linear *layer, const float *input, int rows, float *output, int gelu, void *scratch) { return -1; }
+int carma_linear_forward(const carma_linear *layer, const float *input, int rows, float *output, int gelu, void *scratch,
+                         carma_team *team) { return -1; }
 
 #endif

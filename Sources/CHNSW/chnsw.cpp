@@ -365,6 +365,16 @@ uint64_t chnsw_removed(const chnsw_index *index) { return index->graph->num_dele
 uint64_t chnsw_capacity(const chnsw_index *index) { return index->graph->max_elements_; }
 uint32_t chnsw_dimensions(const chnsw_index *index) { return index->dimensions; }
 
+void chnsw_dots(const int8_t *query, const int8_t *rows, uint64_t count, uint32_t width, int32_t *out) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) {
+        for (uint64_t row = 0; row < count; row++) out[row] = dotAVX2(query, rows + row * width, width);
+        return;
+    }
+#endif
+    for (uint64_t row = 0; row < count; row++) out[row] = dotScalar(query, rows + row * width, width);
+}
+
 uint64_t chnsw_memory_bytes(const chnsw_index *index) {
     const Graph &graph = *index->graph;
     uint64_t bytes = uint64_t(graph.max_elements_) * graph.size_data_per_element_;  // bottom layer

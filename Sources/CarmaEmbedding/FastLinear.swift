@@ -32,9 +32,13 @@ final class FastLinear: @unchecked Sendable {
     func scratchBytes(rows: Int) -> Int { carma_linear_scratch_bytes(self.layer, Int32(rows)) }
 
     /// `output = input · Wᵀ + bias` (then GELU) over `rows` rows; false when oneDNN failed (the
-    /// encoder then runs the chunk in fp32).
-    func forward(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>, gelu: Bool, scratch: UnsafeMutableRawPointer) -> Bool {
-        carma_linear_forward(self.layer, input, Int32(rows), output, gelu ? 1 : 0, scratch) == 0
+    /// encoder then runs the chunk in fp32). With a `team` the caller holds, its helper computes
+    /// half the columns.
+    func forward(
+        _ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>, gelu: Bool, scratch: UnsafeMutableRawPointer,
+        team: EncoderTeam.Held?
+    ) -> Bool {
+        carma_linear_forward(self.layer, input, Int32(rows), output, gelu ? 1 : 0, scratch, team?.handle) == 0
     }
 
     /// x = LayerNorm(x + residual) · gamma + beta, rows of `width`.
@@ -60,5 +64,33 @@ final class FastLinear: @unchecked Sendable {
 
     static func softmaxRows(_ values: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
         carma_softmax_rows(values, Int32(rows), Int32(columns))
+    }
+}
+
+/// The helper thread that lends a foreground embedding the second core (`carma_team`): one caller
+/// at a time holds it, and each linear layer's two column halves then run side by side. Asleep,
+/// using no CPU, while nobody holds it.
+///
+/// `@unchecked Sendable`: the C team hands itself out to one holder at a time (an atomic flag).
+final class EncoderTeam: @unchecked Sendable {
+    private let team: OpaquePointer
+
+    /// The team while a caller holds it.
+    struct Held: @unchecked Sendable {
+        fileprivate let handle: OpaquePointer
+    }
+
+    init?() {
+        guard let team = carma_team_create() else { return nil }
+        self.team = team
+    }
+
+    deinit { carma_team_destroy(self.team) }
+
+    /// Runs `body` with the team if it is free, else with nil (the caller works alone).
+    func withHelper<T>(_ body: (Held?) -> T) -> T {
+        guard carma_team_acquire(self.team) == 1 else { return body(nil) }
+        defer { carma_team_release(self.team) }
+        return body(Held(handle: self.team))
     }
 }

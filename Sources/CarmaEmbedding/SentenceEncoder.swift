@@ -44,6 +44,10 @@ public final class SentenceEncoder: Sendable {
     /// Whether the fast path's attention runs in bf16 (`carma_attention_bf16`) rather than
     /// OpenBLAS fp32: where the CPU has AVX512_BF16 (measured in docs/decisions.md).
     private let bf16Attention: Bool
+    /// The helper a query embedded alone splits its layers with (nil for fp32, or without a thread).
+    let team: EncoderTeam?
+    /// Queries being embedded now (`embedQuery`).
+    let queriesEmbedding = Atomic<Int>(0)
 
     /// Tokens packed into one forward pass: about five man-page fragments. Chosen, not tuned against
     /// other sizes: oneDNN's int8 products ran at full speed from 187 rows up in the shape
@@ -144,6 +148,7 @@ public final class SentenceEncoder: Sendable {
         self.layers = layers
         self.fastLayers = fastLayers
         self.bf16Attention = resolved != .fp32 && FastLinear.bf16AttentionRuns(headSize: h / configuration.heads)
+        self.team = fastLayers.isEmpty ? nil : EncoderTeam()
         self.precision = resolved
         self.backgroundThreads = max(1, backgroundThreads)
         self.dimensions = h
@@ -174,6 +179,11 @@ public final class SentenceEncoder: Sendable {
     ///   - texts: The texts; each is cut at `maxTokens` tokens.
     ///   - threads: Threads to run on, the caller's included. Default 1.
     public func embed(batch texts: [String], threads: Int = 1) -> [[Float]] {
+        self.embed(batch: texts, threads: threads, team: nil)
+    }
+
+    /// `embed(batch:threads:)`, the fast path's layers split with `team`'s helper when given.
+    func embed(batch texts: [String], threads: Int, team: EncoderTeam.Held?) -> [[Float]] {
         guard !texts.isEmpty else { return [] }
         let sequences = texts.map { self.tokenizer.tokenIDs($0, maxTokens: self.maxTokens) }
         let chunks = Self.chunks(sequences.map(\.count), tokens: Self.chunkTokens)
@@ -184,7 +194,7 @@ public final class SentenceEncoder: Sendable {
                 let index = state.next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard index < chunks.count else { break }
                 let range = chunks[index]
-                let vectors = self.encode(Array(sequences[range]), workspace: &workspace)
+                let vectors = self.encode(Array(sequences[range]), workspace: &workspace, team: team)
                 state.results.withLock { results in
                     for (offset, vector) in vectors.enumerated() { results[range.lowerBound + offset] = vector }
                 }
@@ -283,13 +293,13 @@ public final class SentenceEncoder: Sendable {
     }
 
     /// The embeddings of one chunk of token sequences, packed row after row.
-    private func encode(_ sequences: [[Int32]], workspace w: inout Workspace) -> [[Float]] {
-        if !self.fastLayers.isEmpty, let vectors = self.encode(sequences, fast: true, workspace: &w) { return vectors }
+    private func encode(_ sequences: [[Int32]], workspace w: inout Workspace, team: EncoderTeam.Held?) -> [[Float]] {
+        if !self.fastLayers.isEmpty, let vectors = self.encode(sequences, fast: true, workspace: &w, team: team) { return vectors }
         // fp32, or the fast path failed (oneDNN could not run): the exact path.
-        return self.encode(sequences, fast: false, workspace: &w)!
+        return self.encode(sequences, fast: false, workspace: &w, team: nil)!
     }
 
-    private func encode(_ sequences: [[Int32]], fast: Bool, workspace w: inout Workspace) -> [[Float]]? {
+    private func encode(_ sequences: [[Int32]], fast: Bool, workspace w: inout Workspace, team: EncoderTeam.Held?) -> [[Float]]? {
         let h = self.dimensions
         let n = sequences.reduce(0) { $0 + $1.count }
         let longest = sequences.map(\.count).max() ?? 0
@@ -318,7 +328,9 @@ public final class SentenceEncoder: Sendable {
         let lengths = sequences.map(\.count)
         for index in self.layers.indices {
             if fast {
-                guard self.encodeFast(&w, tokens: n, lengths: lengths, layer: self.layers[index], fast: self.fastLayers[index]) else { return nil }
+                guard self.encodeFast(&w, tokens: n, lengths: lengths, layer: self.layers[index], fast: self.fastLayers[index], team: team) else {
+                    return nil
+                }
             } else {
                 self.encode(&w, tokens: n, lengths: lengths, layer: self.layers[index])
             }
@@ -403,31 +415,36 @@ public final class SentenceEncoder: Sendable {
     }
 
     /// One transformer layer with the linear layers in bf16 or int8; false when oneDNN failed.
-    private func encodeFast(_ w: inout Workspace, tokens n: Int, lengths: [Int], layer: Layer, fast: FastLayer) -> Bool {
+    private func encodeFast(_ w: inout Workspace, tokens n: Int, lengths: [Int], layer: Layer, fast: FastLayer, team: EncoderTeam.Held?) -> Bool {
         let scratch = w.linearScratch!
         let ok = w.x.withUnsafeBufferPointer { x in
-            w.qkv.withUnsafeMutableBufferPointer { fast.qkv.forward(x.baseAddress!, rows: n, into: $0.baseAddress!, gelu: false, scratch: scratch) }
+            w.qkv.withUnsafeMutableBufferPointer {
+                fast.qkv.forward(x.baseAddress!, rows: n, into: $0.baseAddress!, gelu: false, scratch: scratch, team: team)
+            }
         }
         guard ok else { return false }
         self.attention(&w, lengths: lengths, fast: true)
-        guard self.residual(&w, from: w.context, rows: n, through: fast.attentionOutput, norm: layer.attentionNorm, scratch: scratch) else { return false }
+        guard self.residual(&w, from: w.context, rows: n, through: fast.attentionOutput, norm: layer.attentionNorm, scratch: scratch, team: team) else {
+            return false
+        }
         let intermediate = w.x.withUnsafeBufferPointer { x in
             w.intermediate.withUnsafeMutableBufferPointer { inter in
-                fast.intermediate.forward(x.baseAddress!, rows: n, into: inter.baseAddress!, gelu: true, scratch: scratch)
+                fast.intermediate.forward(x.baseAddress!, rows: n, into: inter.baseAddress!, gelu: true, scratch: scratch, team: team)
             }
         }
         guard intermediate else { return false }
-        return self.residual(&w, from: w.intermediate, rows: n, through: fast.output, norm: layer.outputNorm, scratch: scratch)
+        return self.residual(&w, from: w.intermediate, rows: n, through: fast.output, norm: layer.outputNorm, scratch: scratch, team: team)
     }
 
     /// The step that ends each half of a layer: `x = LayerNorm(x + linear(input))`. `input` is one
     /// of the workspace's buffers, passed as its own reference (no copy: nothing writes to it here).
     private func residual(
-        _ w: inout Workspace, from input: [Float], rows n: Int, through linear: FastLinear, norm: Norm, scratch: UnsafeMutableRawPointer
+        _ w: inout Workspace, from input: [Float], rows n: Int, through linear: FastLinear, norm: Norm, scratch: UnsafeMutableRawPointer,
+        team: EncoderTeam.Held?
     ) -> Bool {
         let ok = input.withUnsafeBufferPointer { source in
             w.projected.withUnsafeMutableBufferPointer { projected in
-                linear.forward(source.baseAddress!, rows: n, into: projected.baseAddress!, gelu: false, scratch: scratch)
+                linear.forward(source.baseAddress!, rows: n, into: projected.baseAddress!, gelu: false, scratch: scratch, team: team)
             }
         }
         guard ok else { return false }

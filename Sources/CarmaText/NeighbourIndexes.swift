@@ -10,8 +10,11 @@ public struct NeighbourSearchConfiguration: Sendable, Equatable {
     /// Vectors of a kind at which its graph is built; below, the exact scan is as fast.
     public var minimumVectors: Int
     public var parameters: VectorIndex.Parameters
-    /// Candidates a query keeps in its beam (at least the number it asks for).
+    /// Candidates a query keeps in its beam at `beamVectors` vectors and beyond (at least the number
+    /// it asks for); a smaller graph gets a beam narrowed in proportion (`beam(vectors:fetch:)`).
     public var efSearch: Int
+    /// The size at which the beam is `efSearch` whole; 0: always whole.
+    public var beamVectors: Int
     /// Distances a query may compute, as a share of the vectors (at least `minimumBudget`); a filter
     /// that few fragments pass makes the graph search stop there, and the exact scan answers.
     public var budgetShare: Double
@@ -30,6 +33,9 @@ public struct NeighbourSearchConfiguration: Sendable, Equatable {
     ///   - parameters: Default M 32, efConstruction 200: at 1,000,000 vectors M 16 and efConstruction
     ///     100 stopped at recall@10 0.89 however wide the beam (docs/decisions.md).
     ///   - efSearch: Default 1,024: recall@10 ≥ 0.95 on every query set at 1,000,000 vectors (bench/vector-1m.sh).
+    ///   - beamVectors: Default 1,000,000. At 300,000 vectors a beam of 307 (this gives 308) had recall@10
+    ///     0.98–1.00 in 0.9–1.2 ms; at 100,000 one of 108 had 1.00 in 0.4 ms, where 1,024 went past
+    ///     its budget and the scan had to answer after it (docs/decisions.md).
     ///   - budgetShare: Default 0.1 (100,000 distances at 1,000,000 vectors, still well under the scan's cost).
     ///   - minimumBudget: Default 10,000.
     ///   - buildThreads: Default 1, so that a build leaves the other core to queries.
@@ -37,17 +43,25 @@ public struct NeighbourSearchConfiguration: Sendable, Equatable {
     ///   - directory: Default nil.
     public init(
         minimumVectors: Int = 20_000, parameters: VectorIndex.Parameters = VectorIndex.Parameters(m: 32, efConstruction: 200),
-        efSearch: Int = 1024, budgetShare: Double = 0.1, minimumBudget: Int = 10_000, buildThreads: Int = 1, rebuildRemovedShare: Double = 0.25,
+        efSearch: Int = 1024, beamVectors: Int = 1_000_000, budgetShare: Double = 0.1, minimumBudget: Int = 10_000, buildThreads: Int = 1, rebuildRemovedShare: Double = 0.25,
         directory: String? = nil
     ) {
         self.minimumVectors = max(0, minimumVectors)
         self.parameters = parameters
         self.efSearch = max(1, efSearch)
+        self.beamVectors = max(0, beamVectors)
         self.budgetShare = budgetShare
         self.minimumBudget = minimumBudget
         self.buildThreads = max(1, buildThreads)
         self.rebuildRemovedShare = rebuildRemovedShare
         self.directory = directory
+    }
+
+    /// The beam of a query asking for `fetch` in a graph of `vectors`: `efSearch` scaled by
+    /// vectors / `beamVectors` (up to whole), never below `fetch`.
+    func beam(vectors: Int, fetch: Int) -> Int {
+        guard self.beamVectors > 0, vectors < self.beamVectors else { return max(self.efSearch, fetch) }
+        return max(fetch, Int((Double(self.efSearch) * Double(vectors) / Double(self.beamVectors)).rounded(.up)))
     }
 
     func budget(vectors: Int) -> Int {

@@ -72,7 +72,7 @@ extension TextIndex {
         let configuration = neighbours.configuration
         let unfiltered = filter.tags.isEmpty && filter.metadata.isEmpty && filter.excluded.isEmpty && filter.custom == nil
         let budget = configuration.budget(vectors: vectors)
-        let width = max(configuration.efSearch, fetch)
+        let width = configuration.beam(vectors: vectors, fetch: fetch)
         if !unfiltered, !self.graphCanFill(width, budget: budget, filter: filter) { return nil }
         let answer = graph.search(
             query, k: fetch, ef: width, budget: budget,

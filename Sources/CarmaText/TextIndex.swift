@@ -1,3 +1,5 @@
+import CarmaVectors
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -298,44 +300,116 @@ public struct TextIndex: Sendable {
     }
 
     /// Ranks fragments by BM25 (k1 1.2, b 0.75) over their whole content.
+    ///
+    /// Exact, but not exhaustive (MaxScore): terms are taken rarest first, every fragment holding
+    /// one gaining an accumulator, until the terms left could add less than the k-th best score so
+    /// far (each adds at most 2.2 × its weight). From then on no fragment outside the accumulators
+    /// can reach the top k, so the common words' long postings are only looked up for the
+    /// accumulated fragments that still could (their score plus what is left ≥ the k-th best).
+    /// The answer is the exhaustive one's; `TextIndexSearchTests` compares them.
     /// - Parameters:
     ///   - query: Term hashes with their counts in the query.
     ///   - k: How many to return.
     public func search(_ query: [UInt32: Int], k: Int, filter: Filter = .none) -> [Hit] {
         guard self.count > 0, k > 0 else { return [] }
         let averageWords = max(1, Double(self.totalWords) / Double(self.count))
+        // Highest weight first; ties by hash, so that the sums are added in the same order every run.
+        let terms = query.map { (hash: $0.key, weight: self.idf($0.key) * Double($0.value)) }
+            .sorted { $0.weight != $1.weight ? $0.weight > $1.weight : $0.hash < $1.hash }
+        let total = terms.reduce(0) { $0 + $1.weight }
+        // What the terms from each position on could still add to a fragment's score.
+        var remaining = [Double](repeating: 0, count: terms.count + 1)
+        for index in terms.indices.reversed() { remaining[index] = remaining[index + 1] + 2.2 * terms[index].weight }
         // One accumulator per slot, and the slots touched, instead of a dictionary of scores.
         var scores = [Double](repeating: 0, count: self.ids.count)
         var matched = [Double](repeating: 0, count: self.ids.count)
         var touched: [UInt32] = []
-        var total = 0.0
+        // Set once no fragment outside it can reach the top k: the slots still in the running, ascending.
+        var candidates: [UInt32]?
         self.words.withUnsafeBufferPointer { words in
             self.alive.withUnsafeBufferPointer { alive in
                 scores.withUnsafeMutableBufferPointer { scores in
                     matched.withUnsafeMutableBufferPointer { matched in
-                        for (term, queryCount) in query {
-                            let weight = self.idf(term) * Double(queryCount)
-                            total += weight
-                            guard let list = self.postings[term] else { continue }
-                            for posting in list {
+                        var best = 0.0
+                        // The k-th best accepted score at the last look: it only grows, so the next
+                        // look waits until what is left falls below it (at most two looks in all).
+                        var lastThreshold = 0.0
+                        // Cleared when fewer than k accumulated fragments pass the filter: then
+                        // the filter is selective and every posting is read.
+                        var prunable = true
+                        for (position, term) in terms.enumerated() {
+                            guard let list = self.postings[term.hash] else { continue }
+                            func add(_ posting: Posting) {
                                 let slot = Int(posting.document)
-                                guard alive[slot] else { continue }
                                 let tf = Double(posting.count)
                                 let norm = 1.2 * (0.25 + 0.75 * Double(words[slot]) / averageWords)
-                                if scores[slot] == 0 { touched.append(posting.document) }
-                                scores[slot] += weight * tf * 2.2 / (tf + norm)
-                                matched[slot] += weight
+                                scores[slot] += term.weight * tf * 2.2 / (tf + norm)
+                                matched[slot] += term.weight
+                            }
+                            let left = remaining[position + 1]
+                            if let running = candidates {
+                                Self.merge(running, into: list) { add($0) }
+                                // Never nil here: the k best so far stay among them and only gain.
+                                candidates = self.stillRunning(running, scores: scores, left: left, k: k, filter: filter).slots ?? running
+                                continue
+                            }
+                            for posting in list where alive[Int(posting.document)] {
+                                if scores[Int(posting.document)] == 0 { touched.append(posting.document) }
+                                add(posting)
+                                best = max(best, scores[Int(posting.document)])
+                            }
+                            // Only worth a look when the best so far already outweighs what is left.
+                            if prunable, left < best, left < lastThreshold || lastThreshold == 0, touched.count >= k {
+                                let look = self.stillRunning(touched, scores: scores, left: left, k: k, filter: filter)
+                                candidates = look.slots
+                                prunable = look.threshold != nil
+                                lastThreshold = look.threshold ?? 0
                             }
                         }
                     }
                 }
             }
         }
-        return self.top(touched.lazy.map { ($0, scores[Int($0)]) }, k: k, filter: filter).map { hit in
+        return self.top((candidates ?? touched).lazy.map { ($0, scores[Int($0)]) }, k: k, filter: filter).map { hit in
             var hit = hit
             hit.coverage = total > 0 ? min(1, matched[Int(self.slots[hit.id]!)] / total) : 0
             hit.strength = total > 0 ? hit.score / total : 0
             return hit
+        }
+    }
+
+    /// The slots of `running` that can still reach the top `k` when the terms left add at most
+    /// `left`, ascending; nil while fragments outside them still could (`left` not below the k-th
+    /// best accepted score, `threshold`, or fewer than `k` accepted: `threshold` nil).
+    private func stillRunning(
+        _ running: [UInt32], scores: UnsafeMutableBufferPointer<Double>, left: Double, k: Int, filter: Filter
+    ) -> (slots: [UInt32]?, threshold: Double?) {
+        let kept = self.top(running.lazy.map { ($0, scores[Int($0)]) }, k: k, filter: filter)
+        guard kept.count == k, let threshold = kept.last?.score else { return (nil, nil) }
+        guard left < threshold else { return (nil, threshold) }
+        return (running.filter { scores[Int($0)] + left >= threshold }.sorted(), threshold)
+    }
+
+    /// Calls `visit` with each posting of `list` whose document is in `slots`; both ascending.
+    /// Gallops through the list, which may be far longer than the slots.
+    private static func merge(_ slots: [UInt32], into list: [Posting], visit: (Posting) -> Void) {
+        var at = 0
+        for slot in slots {
+            // Exponential then binary search for the first posting ≥ slot.
+            var step = 1
+            var high = at
+            while high < list.count, list[high].document < slot {
+                at = high + 1
+                high += step
+                step *= 2
+            }
+            high = min(high, list.count)
+            while at < high {
+                let middle = (at + high) / 2
+                if list[middle].document < slot { at = middle + 1 } else { high = middle }
+            }
+            guard at < list.count else { return }
+            if list[at].document == slot { visit(list[at]) }
         }
     }
 
@@ -372,31 +446,19 @@ public struct TextIndex: Sendable {
 
     /// Cosine of `query` with every live row of `matrix` that `divisor` gives a norm product for.
     private func dots(_ query: [Int8], in matrix: [Int8], width: Int, divisor: (Int) -> Double?) -> [(UInt32, Double)] {
+        let rows = min(self.ids.count, matrix.count / max(width, 1))
+        guard query.count == width, rows > 0 else { return [] }
+        var products = [Int32](repeating: 0, count: rows)
+        matrix.withUnsafeBufferPointer { matrix in
+            query.withUnsafeBufferPointer { query in
+                products.withUnsafeMutableBufferPointer { VectorIndex.dots(query, rows: matrix.baseAddress!, count: rows, into: $0.baseAddress!) }
+            }
+        }
         var scored: [(UInt32, Double)] = []
         scored.reserveCapacity(self.count)
-        let wide = width - width % 16
-        matrix.withUnsafeBufferPointer { rows in
-            query.withUnsafeBufferPointer { query in
-                let raw = UnsafeRawPointer(query.baseAddress!)
-                for slot in self.ids.indices where self.alive[slot] {
-                    guard let product = divisor(slot) else { continue }
-                    let row = UnsafeRawPointer(rows.baseAddress! + slot * width)
-                    var sum = SIMD16<Int32>()
-                    var d = 0
-                    while d < wide {
-                        let a = SIMD16<Int32>(truncatingIfNeeded: row.loadUnaligned(fromByteOffset: d, as: SIMD16<Int8>.self))
-                        let b = SIMD16<Int32>(truncatingIfNeeded: raw.loadUnaligned(fromByteOffset: d, as: SIMD16<Int8>.self))
-                        sum &+= a &* b
-                        d += 16
-                    }
-                    var dot = Int(sum.wrappedSum())
-                    while d < width {
-                        dot += Int(rows[slot * width + d]) * Int(query[d])
-                        d += 1
-                    }
-                    scored.append((UInt32(slot), Double(dot) / product))
-                }
-            }
+        for slot in 0..<rows where self.alive[slot] {
+            guard let product = divisor(slot) else { continue }
+            scored.append((UInt32(slot), Double(products[slot]) / product))
         }
         return scored
     }

@@ -69,6 +69,13 @@ public final class VectorIndex: @unchecked Sendable {
         self.dimensions = dimensions
     }
 
+    /// The integer dot product of `query` with each of the `count` rows of `query.count` values
+    /// stored one after the other in `rows` (an exact scan's inner loop, with the graph's AVX2 kernel).
+    public static func dots(_ query: UnsafeBufferPointer<Int8>, rows: UnsafePointer<Int8>, count: Int, into out: UnsafeMutablePointer<Int32>) {
+        guard count > 0, let base = query.baseAddress else { return }
+        chnsw_dots(base, rows, UInt64(count), UInt32(query.count), out)
+    }
+
     /// Reads an index that `save` wrote. The file is checked whole (checksum, sizes, every link)
     /// before it is used; anything wrong throws an error whose `isDamaged` is true.
     /// - Parameters:

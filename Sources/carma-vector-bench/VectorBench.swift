@@ -101,8 +101,15 @@ struct VectorBench: ParsableCommand {
 
         // Recall@10 and latency through the graph, at each beam width.
         var approximate: [String: JSONValue] = [:]
-        for width in self.ef.split(separator: ",").compactMap({ Int($0) }) {
-            index!.write { $0.neighbours!.configuration.efSearch = width }
+        // Each beam as given (not narrowed by the size), then the store's default (narrowed below a million).
+        var widths: [(name: String, width: Int, beamVectors: Int)] = self.ef.split(separator: ",").compactMap { Int($0) }.map { ("ef_\($0)", $0, 0) }
+        let store = NeighbourSearchConfiguration()
+        widths.append(("store_default", store.efSearch, store.beamVectors))
+        for (name, width, beamVectors) in widths {
+            index!.write {
+                $0.neighbours!.configuration.efSearch = width
+                $0.neighbours!.configuration.beamVectors = beamVectors
+            }
             var row: [String: JSONValue] = [:]
             for set in sets {
                 let (answers, times) = Self.run(index!, set.queries, filter: .none)
@@ -110,10 +117,13 @@ struct VectorBench: ParsableCommand {
                 figures["recall_at_10"] = .number(Self.recall(answers, truth[set.name]!))
                 row[set.name] = object(figures)
             }
-            approximate["ef_\(width)"] = object(row)
-            log("ef \(width): \(row.mapValues { "recall \($0["recall_at_10"]!.doubleValue!), p50 \($0["p50_ms"]!.doubleValue!) ms" })")
+            approximate[name] = object(row)
+            log("\(name): \(row.mapValues { "recall \($0["recall_at_10"]!.doubleValue!), p50 \($0["p50_ms"]!.doubleValue!) ms" })")
         }
-        index!.write { $0.neighbours!.configuration.efSearch = self.defaultEf }
+        index!.write {
+            $0.neighbours!.configuration.efSearch = self.defaultEf
+            $0.neighbours!.configuration.beamVectors = 0
+        }
         var filtered: [String: JSONValue] = [:]
         for (name, filter) in filters {
             let (answers, times) = Self.run(index!, filteredQueries, filter: filter)

@@ -26,7 +26,7 @@ struct Embed: ParsableCommand {
     @Flag(help: "Print fragments per second, mean tokens and the median call's milliseconds instead of the vectors.")
     var measure = false
 
-    @Flag(help: "Embed the lines as queries (after the model's query prefix, if it has one), as POST /query does.")
+    @Flag(help: "Embed the lines as queries (after the model's query prefix, if it has one), as POST /query does; with --batch 1 through the query path itself (a query alone splits its layers with a helper thread).")
     var query = false
 
     func run() throws {
@@ -39,17 +39,19 @@ struct Embed: ParsableCommand {
         }
         guard self.batch >= 1, self.threads >= 1 else { throw ValidationError("--batch and --threads must be at least 1") }
         let encoder = try SentenceEncoder(directory: try ModelChoice.directory(for: choice), maxTokens: self.maxTokens, precision: precision)
-        var texts: [String] = []
+        var lines: [String] = []
         while let line = readLine(strippingNewline: true) {
-            let text = (try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])) as? String ?? line
-            texts.append(self.query ? encoder.card.queryPrefix + text : text)
+            lines.append((try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])) as? String ?? line)
         }
+        let texts = self.query ? lines.map { encoder.card.queryPrefix + $0 } : lines
         var calls: [Double] = []
         let cpuStarted = Self.cpuSeconds()
         let started = ContinuousClock.now
         for start in stride(from: 0, to: texts.count, by: self.batch) {
             let call = ContinuousClock.now
-            let vectors = encoder.embed(batch: Array(texts[start..<min(texts.count, start + self.batch)]), threads: self.threads)
+            let vectors =
+                self.query && self.batch == 1
+                ? [encoder.embedQuery(lines[start])] : encoder.embed(batch: Array(texts[start..<min(texts.count, start + self.batch)]), threads: self.threads)
             calls.append(Double((ContinuousClock.now - call) / .nanoseconds(1)) / 1e6)
             if !self.measure {
                 for vector in vectors { print("[" + vector.map { String($0) }.joined(separator: ",") + "]") }

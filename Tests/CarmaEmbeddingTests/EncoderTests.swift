@@ -105,6 +105,23 @@ struct EncoderTests {
         #expect(encoder.embed(batch: []).isEmpty)
     }
 
+    @Test(
+        "a query embedded with the helper thread, each layer split in two, gets the vector it gets alone, to the bit",
+        .enabled(if: modelDirectory != nil), arguments: [EmbeddingPrecision.bf16, .int8])
+    func teamEqualsAlone(_ precision: EmbeddingPrecision) throws {
+        guard precision.isAvailable else { return }
+        let encoder = try SentenceEncoder(directory: modelDirectory!, precision: precision)
+        let team = try #require(encoder.team)
+        for (text, _, _) in referenceVectors {
+            let alone = encoder.embed(text)
+            // This encoder's team is this test's alone, so the helper is free.
+            let held = team.withHelper { held in held.map { encoder.embed(batch: [text], threads: 1, team: $0)[0] } }
+            #expect(held == alone, "\(precision): \(text.prefix(30))")
+        }
+        // The public path, alone or not, gives the same vector too.
+        #expect(encoder.embedQuery("where is the archive") == encoder.embed(encoder.card.queryPrefix + "where is the archive"))
+    }
+
     @Test("texts are packed into chunks of about the token budget, each with at least one text")
     func chunks() {
         #expect(SentenceEncoder.chunks([100, 200, 300, 400, 50], tokens: 500) == [0..<2, 2..<3, 3..<5])

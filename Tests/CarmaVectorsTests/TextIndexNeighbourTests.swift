@@ -28,7 +28,7 @@ final class LockedIndex: TextIndexLock, @unchecked Sendable {
 
     /// A small store's index: every query must come out of the graph exactly as out of the scan.
     static func configuration(directory: String? = nil) -> NeighbourSearchConfiguration {
-        NeighbourSearchConfiguration(minimumVectors: 10, efSearch: 400, minimumBudget: 1_000_000, directory: directory)
+        NeighbourSearchConfiguration(minimumVectors: 10, efSearch: 400, beamVectors: 0, minimumBudget: 1_000_000, directory: directory)
     }
 
     static func document(_ id: String, version: UInt64 = 1, tags: [String], client: [Float]?) -> TextIndex.Document {
@@ -176,5 +176,16 @@ final class LockedIndex: TextIndexLock, @unchecked Sendable {
         let (index, _) = Self.filled(NeighbourSearchConfiguration(minimumVectors: 601))
         NeighbourBuilder().buildDue(index)
         #expect(Self.states(index) == [.exact, .exact])
+    }
+
+    @Test func theBeamNarrowsWithTheGraphsSize() {
+        let configuration = NeighbourSearchConfiguration()
+        // Whole at a million and beyond, narrowed in proportion below, never below what is fetched.
+        #expect(configuration.beam(vectors: 2_000_000, fetch: 108) == 1024)
+        #expect(configuration.beam(vectors: 1_000_000, fetch: 108) == 1024)
+        #expect(configuration.beam(vectors: 300_000, fetch: 108) == 308)
+        #expect(configuration.beam(vectors: 100_000, fetch: 108) == 108)
+        #expect(configuration.beam(vectors: 20_000, fetch: 20) == 21)
+        #expect(NeighbourSearchConfiguration(beamVectors: 0).beam(vectors: 1_000, fetch: 108) == 1024)
     }
 }

@@ -15,7 +15,7 @@ import Testing
     static func configuration(_ path: String, graphs: Bool) -> StoreConfiguration {
         StoreConfiguration(
             dataDirectory: path, cacheBytes: 1 << 20,
-            neighbourSearch: graphs ? NeighbourSearchConfiguration(minimumVectors: 10, efSearch: 400, minimumBudget: 1_000_000) : nil)
+            neighbourSearch: graphs ? NeighbourSearchConfiguration(minimumVectors: 10, efSearch: 400, beamVectors: 0, minimumBudget: 1_000_000) : nil)
     }
 
     static func vector(_ n: Int) -> [Double] {

@@ -33,10 +33,25 @@ void carma_linear_destroy(carma_linear *layer);
 /// Bytes of scratch `carma_linear_forward` needs for `rows` rows.
 size_t carma_linear_scratch_bytes(const carma_linear *layer, int rows);
 
+/// A helper thread that lends one caller at a time a second core: a foreground embedding (a
+/// query's, alone) splits each layer's columns with it. Owned by one encoder.
+typedef struct carma_team carma_team;
+
+/// Starts the helper (asleep until acquired); NULL when no thread could be made.
+carma_team *carma_team_create(void);
+void carma_team_destroy(carma_team *team);
+/// 1 when the caller now holds the team (it was free), else 0. The holder passes it to
+/// `carma_linear_forward` and releases it when done.
+int carma_team_acquire(carma_team *team);
+void carma_team_release(carma_team *team);
+
 /// `output[rows × outputs] = input[rows × inputs] · Wᵀ + bias`, then GELU when `gelu` is 1.
 /// The input is quantised per row (int8: one scale per row, so a row's result does not depend on
-/// the other rows). Returns 0, or -1 when oneDNN failed.
-int carma_linear_forward(const carma_linear *layer, const float *input, int rows, float *output, int gelu, void *scratch);
+/// the other rows). The weights are kept as two halves of the output columns: with a `team` the
+/// caller holds, its helper takes the second half while the caller runs the first (NULL: the
+/// caller runs both; the result is the same to the bit). Returns 0, or -1 when oneDNN failed.
+int carma_linear_forward(const carma_linear *layer, const float *input, int rows, float *output, int gelu, void *scratch,
+                         carma_team *team);
 
 /// x = LayerNorm(x + residual) · gamma + beta over rows of `width` floats (AVX-512).
 void carma_add_layer_norm(float *x, const float *residual, int rows, int width, const float *gamma, const float *beta,

@@ -53,6 +53,10 @@ int chnsw_search(const chnsw_index *index, const int8_t *query, uint32_t k, uint
                  void *context, uint64_t budget, uint64_t *labels, float *distances, uint32_t *found,
                  uint64_t *computed);
 
+/// The integer dot product of `query` with each of `count` rows of `width` int8 values stored one
+/// after the other in `rows`, into `out` (the exact scan's arithmetic, the graph's distance kernel).
+void chnsw_dots(const int8_t *query, const int8_t *rows, uint64_t count, uint32_t width, int32_t *out);
+
 /// Elements in the graph (live and removed), removed ones, and room.
 uint64_t chnsw_elements(const chnsw_index *index);
 uint64_t chnsw_removed(const chnsw_index *index);

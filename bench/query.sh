@@ -43,10 +43,12 @@ start_carmad 18085 "$WORK/query/data" "${quiet[@]}"
 wait_embedded
 "$CARMA" load query --server http://127.0.0.1:18085 --corpus "$corpus" --connections 1 --duration 20 --json "$WORK/query/one.json" >/dev/null
 "$CARMA" load query --server http://127.0.0.1:18085 --corpus "$corpus" --connections 16 --duration 20 --json "$WORK/query/sixteen.json" >/dev/null
-python3 - "$WORK/query/one.json" "$WORK/query/sixteen.json" "$RESULTS/query.json" "$COUNT" <<'PY'
+# The same store by mode: words alone, meaning alone, both (one client, 300 sentences).
+python3 "$BENCH_ROOT/bench/query-modes.py" 18085 "$corpus" 300 "$WORK/query/modes.json" >&2
+python3 - "$WORK/query/one.json" "$WORK/query/sixteen.json" "$RESULTS/query.json" "$COUNT" "$WORK/query/modes.json" <<'PY'
 import json, sys
 one, sixteen = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-result = {"fragments": int(sys.argv[4]), "one_client": one, "sixteen_clients": sixteen}
+result = {"fragments": int(sys.argv[4]), "one_client": one, "sixteen_clients": sixteen, "by_mode": json.load(open(sys.argv[5]))}
 json.dump(result, open(sys.argv[3], "w"), indent=1)
 print("| POST /query, k=10, %d fragments | queries/s | p50 ms | p99 ms |" % result["fragments"])
 print("|---|---|---|---|")

@@ -13,7 +13,7 @@
 # Options through the environment: COUNT (1000000), QUERIES (200), THREADS (build threads, 1),
 # M (16), EF_CONSTRUCTION (100), EF (beam widths to measure, "32,64,128,256"), DEFAULT_EF (the one
 # for filtered queries and the restart, 128), CLIENT=1 to also store and search every vector as a
-# client vector.
+# client vector, CARMA_EMBEDDING_MODEL (the model whose embeddings join the data; the default model).
 source "$(dirname "$0")/lib.sh"
 COUNT=${COUNT:-1000000}
 QUERIES=${QUERIES:-200}
@@ -21,7 +21,7 @@ THREADS=${THREADS:-1}
 EF=${EF:-32,64,128,256}
 "$BENCH_ROOT/scripts/install-deps.sh"
 (cd "$BENCH_ROOT" && swift build -c release --product carma-vector-bench >/dev/null)
-model=$("$BENCH_ROOT/scripts/model-path.sh")
+model=${CARMA_EMBEDDING_MODEL:-$("$BENCH_ROOT/scripts/model-path.sh")}
 client=()
 [ "${CLIENT:-0}" = 1 ] && client=(--client)
 # REUSE=1: read back the graph an earlier run saved (same COUNT, M, EF_CONSTRUCTION) instead of building.

@@ -83,8 +83,8 @@ void carma_team_destroy(carma_team *team) {
 }
 
 int carma_team_acquire(carma_team *team) {
-    int free = 0;
-    if (!team || !atomic_compare_exchange_strong(&team->owned, &free, 1)) return 0;
+    int unowned = 0;
+    if (!team || !atomic_compare_exchange_strong(&team->owned, &unowned, 1)) return 0;
     atomic_store(&team->state, IDLE);
     pthread_mutex_lock(&team->lock);
     atomic_store(&team->active, 1);

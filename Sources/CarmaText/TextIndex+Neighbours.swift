@@ -73,6 +73,8 @@ extension TextIndex {
         let unfiltered = filter.tags.isEmpty && filter.metadata.isEmpty && filter.excluded.isEmpty && filter.custom == nil
         let budget = configuration.budget(vectors: vectors)
         let width = configuration.beam(vectors: vectors, fetch: fetch)
+        // A tag few carry: scoring its fragments costs less than the graph's budget, and is exact.
+        if let slots = self.taggedSlots(filter), slots.count <= budget { return nil }
         if !unfiltered, !self.graphCanFill(width, budget: budget, filter: filter) { return nil }
         let answer = graph.search(
             query, k: fetch, ef: width, budget: budget,

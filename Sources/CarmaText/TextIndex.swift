@@ -98,6 +98,9 @@ public struct TextIndex: Sendable {
 
     var slots: [String: UInt32] = [:]
     private var postings: [UInt32: [Posting]] = [:]
+    /// The slots carrying each tag, ascending (removed ones stay until a compaction, as in the
+    /// postings): a vector ranking filtered by a tag few fragments carry scores only those.
+    private var tagged: [String: [UInt32]] = [:]
     private var documentFrequency: [UInt32: Int32] = [:]
     private var backlinks: [String: Set<String>] = [:]
     private var dead = 0
@@ -137,6 +140,7 @@ public struct TextIndex: Sendable {
         self.sketches.append(document.sketch)
         self.termLists.append(Array(terms.keys))
         self.tags.append(document.tags)
+        for tag in Set(document.tags) { self.tagged[tag, default: []].append(slot) }
         self.links.append(document.links)
         self.metadata.append(document.metadata)
         self.embeddings.append(document.clientEmbedding)
@@ -240,6 +244,10 @@ public struct TextIndex: Sendable {
         self.sketches = keep(self.sketches)
         self.termLists = keep(self.termLists)
         self.tags = keep(self.tags)
+        self.tagged = [:]
+        for (slot, tags) in self.tags.enumerated() {
+            for tag in Set(tags) { self.tagged[tag, default: []].append(UInt32(slot)) }
+        }
         self.links = keep(self.links)
         self.metadata = keep(self.metadata)
         self.embeddings = keep(self.embeddings)
@@ -435,13 +443,40 @@ public struct TextIndex: Sendable {
         return self.exactMeaning(to: vector, queryNorm: queryNorm, k: k, filter: filter)
     }
 
-    /// `nearestMeaning` by scanning every meaning (also the measure of the graph's recall).
+    /// `nearestMeaning` by scanning every meaning (also the measure of the graph's recall); with a
+    /// tag filter that few fragments pass, only the fragments carrying that tag.
     public func exactMeaning(to vector: [Int8], queryNorm: Double, k: Int, filter: Filter = .none) -> [Hit] {
         let norms = self.meaningNorms
-        let scored = self.dots(vector, in: self.meanings, width: self.meaningDimensions) { slot in
-            norms[slot] > 0 ? queryNorm * Double(norms[slot]) : nil
+        let divisor = { (slot: Int) in norms[slot] > 0 ? queryNorm * Double(norms[slot]) : nil }
+        if let slots = self.taggedSlots(filter) {
+            return self.top(self.dots(vector, in: self.meanings, width: self.meaningDimensions, slots: slots, divisor: divisor), k: k, filter: filter)
         }
-        return self.top(scored, k: k, filter: filter)
+        return self.top(self.dots(vector, in: self.meanings, width: self.meaningDimensions, divisor: divisor), k: k, filter: filter)
+    }
+
+    /// The slots of the filter's rarest tag, when it is on less than a quarter of the fragments
+    /// (then scoring only those beats the scan of every row); nil: scan them all.
+    func taggedSlots(_ filter: Filter) -> [UInt32]? {
+        guard !filter.tags.isEmpty else { return nil }
+        let rarest = filter.tags.map { self.tagged[$0] ?? [] }.min { $0.count < $1.count }!
+        return rarest.count * 4 < self.ids.count ? rarest : nil
+    }
+
+    /// Cosine of `query` with the live rows `slots` of `matrix` that `divisor` gives a norm product for.
+    private func dots(_ query: [Int8], in matrix: [Int8], width: Int, slots: [UInt32], divisor: (Int) -> Double?) -> [(UInt32, Double)] {
+        var scored: [(UInt32, Double)] = []
+        scored.reserveCapacity(slots.count)
+        var product: Int32 = 0
+        matrix.withUnsafeBufferPointer { matrix in
+            query.withUnsafeBufferPointer { query in
+                for slot in slots where self.alive[Int(slot)] {
+                    guard let norms = divisor(Int(slot)) else { continue }
+                    VectorIndex.dots(query, rows: matrix.baseAddress! + Int(slot) * width, count: 1, into: &product)
+                    scored.append((slot, Double(product) / norms))
+                }
+            }
+        }
+        return scored
     }
 
     /// Cosine of `query` with every live row of `matrix` that `divisor` gives a norm product for.
@@ -474,15 +509,20 @@ public struct TextIndex: Sendable {
     /// `nearest(to:)` by scanning every client vector.
     public func exactClient(to embedding: [Float], norm: Double, k: Int, filter: Filter = .none) -> [Hit] {
         var scored: [(UInt32, Double)] = []
-        for index in self.ids.indices where self.alive[index] {
-            guard let other = self.embeddings[index], other.count == embedding.count else { continue }
+        func score(_ index: Int) {
+            guard self.alive[index], let other = self.embeddings[index], other.count == embedding.count else { return }
             var dot = 0.0, otherNorm = 0.0
             for i in 0..<other.count {
                 dot += Double(embedding[i]) * Double(other[i])
                 otherNorm += Double(other[i]) * Double(other[i])
             }
-            guard otherNorm > 0 else { continue }
+            guard otherNorm > 0 else { return }
             scored.append((UInt32(index), dot / (norm * otherNorm.squareRoot())))
+        }
+        if let slots = self.taggedSlots(filter) {
+            slots.forEach { score(Int($0)) }
+        } else {
+            self.ids.indices.forEach(score)
         }
         return self.top(scored, k: k, filter: filter)
     }

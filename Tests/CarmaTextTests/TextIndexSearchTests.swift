@@ -111,6 +111,53 @@ struct TextIndexSearchTests {
     }
 }
 
+/// A vector ranking filtered by a tag scores only the fragments carrying it (when few do): the same
+/// answer as scoring every fragment and keeping those the filter passes.
+@Suite("vector rankings filtered by a tag")
+struct TaggedScanTests {
+    @Test("meanings and client vectors, for tags on few, some and most fragments, through removals and a compaction")
+    func taggedEqualsFilteredScan() {
+        var random = SplitMix(seed: 27)
+        var index = TextIndex(meaningDimensions: 16)
+        func vector() -> [Float] { (0..<16).map { _ in Float.random(in: -1...1, using: &random) } }
+        // Which fragments carry each tag, by number.
+        let carriers: [String: (Int) -> Bool] = ["rare": { $0 % 50 == 0 }, "some": { $0 % 5 == 0 }, "most": { $0 % 10 != 0 }]
+        func put(_ n: Int, version: UInt64) {
+            let tags = carriers.keys.sorted().filter { carriers[$0]!(n) }
+            index.upsert(TextIndex.Document(
+                id: "f\(n)", version: version, sketch: Sketch.make("x", idf: { _ in 1 }), terms: [1: 1], words: 1, tags: tags, links: [],
+                metadata: [], clientEmbedding: vector()))
+            index.setMeaning("f\(n)", version: version, TextIndex.quantize(vector()))
+        }
+        for n in 0..<3_000 { put(n, version: 1) }
+        func check() {
+            for _ in 0..<20 {
+                let query = vector()
+                let meaning = TextIndex.quantize(query)
+                let norm = Double(meaning.reduce(0) { $0 + Int($1) * Int($1) }).squareRoot()
+                let clientNorm = query.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+                let everyMeaning = index.exactMeaning(to: meaning, queryNorm: norm, k: index.count)
+                let everyClient = index.exactClient(to: query, norm: clientNorm, k: index.count)
+                for tag in ["rare", "some", "most"] {
+                    let filter = TextIndex.Filter(tags: [tag])
+                    let passes = { (hit: TextIndex.Hit) in carriers[tag]!(Int(hit.id.dropFirst())!) }
+                    #expect(index.exactMeaning(to: meaning, queryNorm: norm, k: 10, filter: filter) == Array(everyMeaning.filter(passes).prefix(10)), "\(tag)")
+                    #expect(index.exactClient(to: query, norm: clientNorm, k: 10, filter: filter) == Array(everyClient.filter(passes).prefix(10)), "\(tag)")
+                }
+            }
+        }
+        #expect(index.taggedSlots(TextIndex.Filter(tags: ["rare"]))?.count == 60)
+        #expect(index.taggedSlots(TextIndex.Filter(tags: ["most"])) == nil, "a tag most carry is scanned whole")
+        check()
+        // Rewritten fragments move to new slots; removed ones stay in the lists until a compaction.
+        for n in stride(from: 0, to: 3_000, by: 3) { put(n, version: 2) }
+        for n in stride(from: 1, to: 3_000, by: 4) { index.remove("f\(n)") }
+        check()
+        for n in stride(from: 2, to: 3_000, by: 2) { index.remove("f\(n)") }
+        check()
+    }
+}
+
 /// A seeded generator, so that the corpus is the same in every run.
 struct SplitMix: RandomNumberGenerator {
     var state: UInt64

@@ -108,19 +108,10 @@ struct SyntheticVectors {
     }
 }
 
-/// splitmix64, and Gaussians by Box–Muller.
-struct Random {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
+/// Gaussians by Box–Muller from the seeded generator.
+typealias Random = SplitMix64
 
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9e37_79b9_7f4a_7c15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     mutating func gaussian() -> Float {
         let u = Float(self.next() >> 40 | 1) / Float(1 << 24)
         let v = Float(self.next() >> 40) / Float(1 << 24)

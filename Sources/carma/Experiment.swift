@@ -76,7 +76,7 @@ struct Experiment: ParsableCommand {
         let encoder = try self.embeddingModel.map { try SentenceEncoder(directory: $0) }
 
         // 2. Choose the damage (deterministic for a seed).
-        var random = SplitMix(seed: self.seed)
+        var random = SplitMix64(seed: self.seed)
         let ids = corpus.fragments.map(\.id).sorted()
         let shuffled = ids.shuffled(using: &random)
         let deleteCount = Int((Double(ids.count) * self.deleteShare).rounded())
@@ -119,7 +119,7 @@ struct Experiment: ParsableCommand {
             let result = driver.run { worker, sequence in
                 let n = issued.add(1, ordering: .relaxed).newValue
                 if phase.current == .after, n > phase.issuedAtEnd + afterBudget { return nil }
-                var rng = SplitMix(seed: seed &+ UInt64(worker) &* 1_000_003 &+ UInt64(sequence))
+                var rng = SplitMix64(seed: seed &+ UInt64(worker) &* 1_000_003 &+ UInt64(sequence))
                 let pick = Int.random(in: 0..<fragmentIDs.count, using: &rng)
                 // Answers are counted in the phase in which they arrive: a read sent just before the
                 // damage may come back blank, and then it belongs to the damaged phase.
@@ -282,23 +282,6 @@ private func log(_ message: String) {
 private func waitUntil(_ condition: () -> Bool) -> Date {
     while !condition() { usleep(5_000) }
     return Date()
-}
-
-/// SplitMix64: a small seeded generator so that every choice repeats for a seed.
-struct SplitMix: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        self.state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// The protocol's phases, with when each began.

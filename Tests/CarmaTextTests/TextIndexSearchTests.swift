@@ -14,7 +14,7 @@ struct TextIndexSearchTests {
         var terms: [String: [UInt32: Int]] = [:]
         var rare: Set<String> = []
         var index = TextIndex()
-        var random = SplitMix(seed: 26)
+        var random = SplitMix64(seed: 26)
 
         mutating func put(_ id: String) {
             var counts: [UInt32: Int] = [:]
@@ -117,7 +117,7 @@ struct TextIndexSearchTests {
 struct TaggedScanTests {
     @Test("meanings and client vectors, for tags on few, some and most fragments, through removals and a compaction")
     func taggedEqualsFilteredScan() {
-        var random = SplitMix(seed: 27)
+        var random = SplitMix64(seed: 27)
         var index = TextIndex(meaningDimensions: 16)
         func vector() -> [Float] { (0..<16).map { _ in Float.random(in: -1...1, using: &random) } }
         // Which fragments carry each tag, by number.
@@ -155,20 +155,5 @@ struct TaggedScanTests {
         check()
         for n in stride(from: 2, to: 3_000, by: 2) { index.remove("f\(n)") }
         check()
-    }
-}
-
-/// A seeded generator, so that the corpus is the same in every run.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { self.state = seed }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,15 +1,16 @@
+import CarmaText
 import CarmaVectors
 import Foundation
 import Testing
 
 /// Vectors for tests: random directions in `dimensions`, some with planted neighbours.
 struct PlantedVectors {
-    var generator: SplitMix
+    var generator: SplitMix64
     let dimensions: Int
 
     init(dimensions: Int, seed: UInt64 = 7) {
         self.dimensions = dimensions
-        self.generator = SplitMix(seed: seed)
+        self.generator = SplitMix64(seed: seed)
     }
 
     mutating func random() -> [Float] {
@@ -28,16 +29,7 @@ struct PlantedVectors {
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9e37_79b9_7f4a_7c15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
     mutating func uniform() -> Float { Float(self.next() >> 40) / Float(1 << 24) }
     mutating func gaussian() -> Float {
         let u = max(self.uniform(), 1e-7), v = self.uniform()

@@ -1,6 +1,7 @@
 import CarmaClient
 import CarmaJSON
 import CarmaTesting
+import CarmaText
 import Foundation
 import Synchronization
 import Testing
@@ -335,7 +336,7 @@ struct ClusterLiveTests {
                 defer { group.leave() }
                 let node = reader % 2
                 let api = CarmaAPI(port: ports[node], timeoutSeconds: 30)
-                var generator = SeededGenerator(seed: UInt64(reader + 1))
+                var generator = SplitMix64(seed: UInt64(reader + 1))
                 var n = 0
                 while !outage.stopped {
                     n += 1
@@ -694,7 +695,7 @@ final class Outage: Sendable {
         }
     }
 
-    func randomAcknowledged(using generator: inout SeededGenerator) -> (id: String, content: String)? {
+    func randomAcknowledged(using generator: inout SplitMix64) -> (id: String, content: String)? {
         self.state.withLock { state in
             state.acknowledgedList.isEmpty ? nil : state.acknowledgedList.randomElement(using: &generator)
         }

@@ -2,6 +2,7 @@ import CarmaClient
 import CarmaJSON
 import CarmaFaults
 import CarmaTesting
+import CarmaText
 import Foundation
 import Synchronization
 import Testing
@@ -16,7 +17,7 @@ struct DreamLiveTests {
         let server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0"] + manualDreamOnly)
         let api = server.api()
         let contents = try api.seed(2000)
-        var generator = SeededGenerator(seed: 42)
+        var generator = SplitMix64(seed: 42)
         let shuffled = contents.keys.sorted().shuffled(using: &generator)
         let deleted = Set(shuffled.prefix(200))
         let corrupted = Set(shuffled.dropFirst(200).prefix(20))
@@ -180,22 +181,5 @@ struct DreamLiveTests {
         #expect(blanks.load(ordering: .relaxed) > 0)
         #expect(report["outcomes"]?["recovered"] == 150)
         #expect(try api.json("/fragments?status=blank")["items"] == [])
-    }
-}
-
-/// A small deterministic random generator (SplitMix64), so damage patterns repeat.
-public struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    public init(seed: UInt64) {
-        self.state = seed
-    }
-
-    public mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -45,7 +45,7 @@ struct ReconstructionLiveTests {
         let api = server.api()
         let corpus = try Self.corpus()
         try Self.load(corpus, into: api)
-        var generator = SeededGenerator(seed: 4)
+        var generator = SplitMix64(seed: 4)
         let lost = Array(corpus.shuffled(using: &generator).prefix(corpus.count / 20))
         try DiskDamage(dataDirectory: directory.path).zero(Set(lost.map(\.id)), in: .primary)
         try DiskDamage(dataDirectory: directory.path).destroyRedundancy(of: Set(lost.map(\.id)))
@@ -99,7 +99,7 @@ struct ReconstructionLiveTests {
         let api = server.api()
         let corpus = try Self.corpus()
         try Self.load(corpus, into: api)
-        var generator = SeededGenerator(seed: 11)
+        var generator = SplitMix64(seed: 11)
         var tried = 0
         var found = 0
         var misses: [String] = []

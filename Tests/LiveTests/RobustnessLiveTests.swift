@@ -2,6 +2,7 @@ import CarmaClient
 import CarmaJSON
 import CarmaFaults
 import CarmaTesting
+import CarmaText
 import Foundation
 import Synchronization
 import Testing
@@ -273,7 +274,7 @@ struct RobustnessLiveTests {
         defer { directory.remove() }
         var server = try ServerProcess(dataDirectory: directory.path, extraArguments: ["--cache-bytes", "0", "--dream-duty-cycle", "0.05"] + manualDreamOnly)
         let contents = try server.api().seed(300)
-        var generator = SeededGenerator(seed: 9)
+        var generator = SplitMix64(seed: 9)
         for round in 0..<20 {
             let api = server.api()
             // Fresh damage each round, then a cycle interrupted by kill -9 part of the way through.

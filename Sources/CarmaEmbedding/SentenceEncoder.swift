@@ -48,6 +48,8 @@ public final class SentenceEncoder: Sendable {
     let team: EncoderTeam?
     /// Queries being embedded now (`embedQuery`).
     let queriesEmbedding = Atomic<Int>(0)
+    /// When (`DispatchTime` nanoseconds) a query last found another being embedded.
+    let lastOverlap = Atomic<Int>(Int.min / 2)
 
     /// Tokens packed into one forward pass: about five man-page fragments. Chosen, not tuned against
     /// other sizes: oneDNN's int8 products ran at full speed from 187 rows up in the shape

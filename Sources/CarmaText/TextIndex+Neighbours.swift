@@ -17,22 +17,8 @@ extension TextIndex {
             let slots = self.candidates(
                 graph, query: vector, k: k, fetch: k + 8, filter: filter, neighbours: neighbours, vectors: self.meaningCount)
         else { return nil }
-        let width = self.meaningDimensions
-        var scored: [(UInt32, Double)] = []
-        scored.reserveCapacity(slots.count + neighbours.overflow.count)
-        func score(_ slot: Int) {
-            let norm = self.meaningNorms[slot]
-            guard self.alive[slot], norm > 0 else { return }
-            var dot = 0
-            let base = slot * width
-            for d in 0..<width { dot += Int(self.meanings[base + d]) * Int(vector[d]) }
-            scored.append((UInt32(slot), Double(dot) / (queryNorm * Double(norm))))
-        }
-        slots.forEach { score(Int($0)) }
-        for id in neighbours.overflow {
-            if let slot = self.slots[id] { score(Int(slot)) }
-        }
-        return self.top(scored, k: k, filter: filter)
+        let overflow = neighbours.overflow.compactMap { self.slots[$0] }
+        return self.top(self.scoredMeanings(vector, queryNorm: queryNorm, slots: slots + overflow), k: k, filter: filter)
     }
 
     /// The client-vector ranking through the graph; nil: scan exactly.
@@ -45,22 +31,8 @@ extension TextIndex {
             let slots = self.candidates(
                 graph, query: query, k: k, fetch: 2 * k, filter: filter, neighbours: neighbours, vectors: neighbours.clientVectors)
         else { return nil }
-        var scored: [(UInt32, Double)] = []
-        func score(_ slot: Int) {
-            guard self.alive[slot], let other = self.embeddings[slot], other.count == embedding.count else { return }
-            // The arithmetic of `nearest(to:k:filter:)`, so that the scores are the same to the bit.
-            var dot = 0.0, otherNorm = 0.0
-            for i in 0..<other.count {
-                dot += Double(embedding[i]) * Double(other[i])
-                otherNorm += Double(other[i]) * Double(other[i])
-            }
-            guard otherNorm > 0 else { return }
-            scored.append((UInt32(slot), dot / (norm * otherNorm.squareRoot())))
-        }
-        slots.forEach { score(Int($0)) }
-        for id in neighbours.overflow {
-            if let slot = self.slots[id] { score(Int(slot)) }
-        }
+        let candidates = slots + neighbours.overflow.compactMap { self.slots[$0] }
+        let scored = candidates.compactMap { slot in self.clientCosine(embedding, norm: norm, slot: Int(slot)).map { (slot, $0) } }
         return self.top(scored, k: k, filter: filter)
     }
 

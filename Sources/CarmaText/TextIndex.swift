@@ -446,12 +446,23 @@ public struct TextIndex: Sendable {
     /// `nearestMeaning` by scanning every meaning (also the measure of the graph's recall); with a
     /// tag filter that few fragments pass, only the fragments carrying that tag.
     public func exactMeaning(to vector: [Int8], queryNorm: Double, k: Int, filter: Filter = .none) -> [Hit] {
-        let norms = self.meaningNorms
-        let divisor = { (slot: Int) in norms[slot] > 0 ? queryNorm * Double(norms[slot]) : nil }
         if let slots = self.taggedSlots(filter) {
-            return self.top(self.dots(vector, in: self.meanings, width: self.meaningDimensions, slots: slots, divisor: divisor), k: k, filter: filter)
+            return self.top(self.scoredMeanings(vector, queryNorm: queryNorm, slots: slots), k: k, filter: filter)
         }
-        return self.top(self.dots(vector, in: self.meanings, width: self.meaningDimensions, divisor: divisor), k: k, filter: filter)
+        let norms = self.meaningNorms
+        let scored = self.dots(vector, in: self.meanings, width: self.meaningDimensions) { slot in
+            norms[slot] > 0 ? queryNorm * Double(norms[slot]) : nil
+        }
+        return self.top(scored, k: k, filter: filter)
+    }
+
+    /// The cosine of `vector` with the meanings of `slots` (live ones with a meaning): the scan's
+    /// arithmetic, for the tag lists and the graph's candidates.
+    func scoredMeanings(_ vector: [Int8], queryNorm: Double, slots: [UInt32]) -> [(UInt32, Double)] {
+        let norms = self.meaningNorms
+        return self.dots(vector, in: self.meanings, width: self.meaningDimensions, slots: slots) { slot in
+            norms[slot] > 0 ? queryNorm * Double(norms[slot]) : nil
+        }
     }
 
     /// The slots of the filter's rarest tag, when it is on less than a quarter of the fragments
@@ -509,15 +520,8 @@ public struct TextIndex: Sendable {
     /// `nearest(to:)` by scanning every client vector.
     public func exactClient(to embedding: [Float], norm: Double, k: Int, filter: Filter = .none) -> [Hit] {
         var scored: [(UInt32, Double)] = []
-        func score(_ index: Int) {
-            guard self.alive[index], let other = self.embeddings[index], other.count == embedding.count else { return }
-            var dot = 0.0, otherNorm = 0.0
-            for i in 0..<other.count {
-                dot += Double(embedding[i]) * Double(other[i])
-                otherNorm += Double(other[i]) * Double(other[i])
-            }
-            guard otherNorm > 0 else { return }
-            scored.append((UInt32(index), dot / (norm * otherNorm.squareRoot())))
+        func score(_ slot: Int) {
+            if let cosine = self.clientCosine(embedding, norm: norm, slot: slot) { scored.append((UInt32(slot), cosine)) }
         }
         if let slots = self.taggedSlots(filter) {
             slots.forEach { score(Int($0)) }
@@ -525,6 +529,19 @@ public struct TextIndex: Sendable {
             self.ids.indices.forEach(score)
         }
         return self.top(scored, k: k, filter: filter)
+    }
+
+    /// The cosine of `embedding` (of norm `norm`) with the client vector of `slot`, in doubles; nil
+    /// when the slot is removed or has no vector of that size. The scan's arithmetic, also for the
+    /// graph's candidates, so that both give the same score to the bit.
+    func clientCosine(_ embedding: [Float], norm: Double, slot: Int) -> Double? {
+        guard self.alive[slot], let other = self.embeddings[slot], other.count == embedding.count else { return nil }
+        var dot = 0.0, otherNorm = 0.0
+        for i in 0..<other.count {
+            dot += Double(embedding[i]) * Double(other[i])
+            otherNorm += Double(other[i]) * Double(other[i])
+        }
+        return otherNorm > 0 ? dot / (norm * otherNorm.squareRoot()) : nil
     }
 
     func accepts(_ slot: Int, _ filter: Filter) -> Bool {
